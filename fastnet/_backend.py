@@ -1,0 +1,272 @@
+"""The one dispatch point: kernel name -> implementation of the active backend.
+
+Three backends implement the same kernel contract (same names, same
+signatures, same in-place conventions):
+
+``reference``
+    numpy, written for reading (:mod:`fastnet.reference.kernels`); the oracle.
+``numba``
+    ``@njit`` kernels (:mod:`fastnet._numba.kernels`), compiled on first use
+    (or loaded from Numba's on-disk cache).
+``cython``
+    extension modules built by ``setup.py`` from ``src_cython/``
+    (:mod:`fastnet._cython.backend`).
+
+Each backend module defines a dict ``KERNELS`` mapping kernel names to
+callables; it is imported the first time the backend is used, never at
+``import fastnet`` (so importing fastnet compiles nothing).
+
+The active backend is chosen by :func:`use_backend`, else by the
+``FASTNET_BACKEND`` environment variable, else it is the fastest available
+one.  Asking for a backend that is not available raises
+:class:`BackendUnavailableError` saying why and how to get it: nothing falls
+back silently.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import threading
+from types import SimpleNamespace
+
+__all__ = [
+    "BACKENDS",
+    "KERNEL_NAMES",
+    "BackendUnavailableError",
+    "available_backends",
+    "get_backend",
+    "use_backend",
+    "kernels",
+    "backend_kernels",
+]
+
+#: Every backend's name, in no particular order of preference.
+BACKENDS = ("reference", "numba", "cython")
+
+#: Preference when nothing is asked for: the fastest available first.
+_DEFAULT_ORDER = ("numba", "cython", "reference")
+
+_MODULES = {
+    "reference": "fastnet.reference.kernels",
+    "numba": "fastnet._numba.kernels",
+    "cython": "fastnet._cython.backend",
+}
+
+#: The kernel contract.  See :mod:`fastnet.reference.kernels` for the
+#: signature and meaning of each.
+KERNEL_NAMES = (
+    # elementwise
+    "activation",
+    "activation_grad",
+    "loss",
+    # penalties and optimisers on the flat parameter vector
+    "penalty_value",
+    "penalty_grad",
+    "optimizer_step",
+    # networks
+    "forward_network",
+    "backprop_samples",
+    "backprop_batch",
+    "train_epoch",
+    # linear models
+    "linear_gd",
+    "perceptron_train",
+)
+
+#: Activation codes shared by every backend.
+ACTIVATION_CODES = {"linear": 0, "sigmoid": 1, "relu": 2, "tanh": 3, "softmax": 4}
+#: Loss codes shared by every backend.
+LOSS_CODES = {"cross_entropy": 0, "quadratic": 1, "log_loss": 2}
+#: Penalty codes shared by every backend.
+PENALTY_CODES = {None: 0, "none": 0, "l2": 1, "l1": 2}
+#: Optimiser codes shared by every backend.
+OPTIMIZER_CODES = {"sgd": 0, "gd": 0, "momentum": 1, "rmsprop": 2}
+
+
+class BackendUnavailableError(ImportError):
+    """The requested backend cannot be used on this installation."""
+
+
+_HOW_TO_GET = {
+    "numba": "install it with `pip install numba` (it is a dependency of fastnet: "
+             "`pip install -e .` brings it)",
+    "cython": "the compiled extension fastnet._cython is missing: build it with "
+              "`pip install -e .` (or `python setup.py build_ext --inplace`) on a machine "
+              "with a C compiler, Cython and numpy",
+    "reference": "the reference backend ships with fastnet; this should not happen",
+}
+
+_lock = threading.RLock()
+_loaded: dict = {}        # name -> SimpleNamespace of kernels
+_active: str | None = None  # None: not chosen yet (env var, then default)
+
+
+def _probe(name: str) -> str | None:
+    """Why backend ``name`` is unavailable (a sentence), or None if it looks available.
+
+    Looks for the modules without importing them, so that listing the
+    backends compiles and imports nothing heavy.
+    """
+    if name == "reference":
+        return None
+    if name == "numba":
+        if importlib.util.find_spec("numba") is None:
+            return "numba is not installed"
+        if importlib.util.find_spec("fastnet._numba.kernels") is None:
+            return "fastnet._numba.kernels is missing from this installation"
+        return None
+    if name == "cython":
+        from fastnet._cython import REQUIRED_MODULES  # tiny pure-Python module
+        missing = [m for m in REQUIRED_MODULES
+                   if importlib.util.find_spec("fastnet._cython." + m) is None]
+        if missing:
+            return "extension module(s) not built: " + ", ".join(
+                "fastnet._cython." + m for m in missing)
+        return None
+    return f"unknown backend {name!r}"
+
+
+def available_backends() -> list:
+    """Names of the backends usable on this installation, fastest first.
+
+    Returns
+    -------
+    list of str
+        A subset of ``('numba', 'cython', 'reference')``.
+    """
+    return [name for name in _DEFAULT_ORDER if _probe(name) is None]
+
+
+def _check_name(name) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"backend must be a str, one of {BACKENDS}, got {type(name).__name__}")
+    key = name.strip().lower()
+    if key not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}: expected one of {', '.join(BACKENDS)}")
+    return key
+
+
+def _load(name: str) -> SimpleNamespace:
+    """Import backend ``name`` once and return its kernels as a namespace."""
+    with _lock:
+        if name in _loaded:
+            return _loaded[name]
+        why = _probe(name)
+        if why is not None:
+            raise BackendUnavailableError(
+                f"backend {name!r} is not available: {why}; {_HOW_TO_GET[name]}")
+        try:
+            module = importlib.import_module(_MODULES[name])
+        except ImportError as exc:  # a broken install, not a missing one
+            raise BackendUnavailableError(
+                f"backend {name!r} failed to import ({exc}); {_HOW_TO_GET[name]}") from exc
+        table = dict(module.KERNELS)
+        unknown = set(table) - set(KERNEL_NAMES)
+        if unknown:
+            raise RuntimeError(f"backend {name!r} registers unknown kernels {sorted(unknown)}")
+        ns = SimpleNamespace(**{k: table.get(k, _missing(name, k)) for k in KERNEL_NAMES})
+        ns.__backend__ = name
+        ns.__complete__ = set(table) == set(KERNEL_NAMES)
+        _loaded[name] = ns
+        return ns
+
+
+def _missing(backend: str, kernel: str):
+    def not_implemented(*args, **kwargs):
+        raise NotImplementedError(
+            f"kernel {kernel!r} is not implemented by the {backend!r} backend; "
+            f"choose another one with fastnet.use_backend(...)")
+    not_implemented.__name__ = kernel
+    return not_implemented
+
+
+def _resolve_default() -> str:
+    env = os.environ.get("FASTNET_BACKEND", "").strip()
+    if env:
+        try:
+            name = _check_name(env)
+        except ValueError as exc:
+            raise ValueError(f"FASTNET_BACKEND: {exc}") from None
+        why = _probe(name)
+        if why is not None:
+            raise BackendUnavailableError(
+                f"FASTNET_BACKEND={env!r} asks for backend {name!r}, which is not available: "
+                f"{why}; {_HOW_TO_GET[name]}")
+        return name
+    # The fastest available backend that implements the whole kernel contract.
+    for name in available_backends():
+        try:
+            if _load(name).__complete__:
+                return name
+        except BackendUnavailableError:
+            continue
+    return "reference"
+
+
+def get_backend() -> str:
+    """Name of the active backend (``'reference'``, ``'numba'`` or ``'cython'``).
+
+    The first call resolves ``FASTNET_BACKEND`` or the default (the fastest
+    available backend).
+    """
+    global _active
+    with _lock:
+        if _active is None:
+            _active = _resolve_default()
+        return _active
+
+
+class use_backend:
+    """Choose the backend that fastnet's functions dispatch to.
+
+    Usable as a plain call (``fastnet.use_backend('numba')``, which lasts
+    until the next call) or as a context manager, which restores the
+    previous backend on exit::
+
+        with fastnet.use_backend("reference"):
+            J, grads = fastnet.backprop(model, X, y)
+
+    Parameters
+    ----------
+    name : {'reference', 'numba', 'cython'}
+        Backend to use.
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not a backend's name.
+    BackendUnavailableError
+        The backend is not available here; the message says how to get it.
+    """
+
+    def __init__(self, name: str):
+        global _active
+        key = _check_name(name)
+        _load(key)  # fail now, not at the first kernel call
+        with _lock:
+            self._previous = _active
+            _active = key
+        self.name = key
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        global _active
+        with _lock:
+            _active = self._previous
+        return False
+
+    def __repr__(self):
+        return f"use_backend({self.name!r})"
+
+
+def kernels() -> SimpleNamespace:
+    """The active backend's kernels, as a namespace (``kernels().train_epoch(...)``)."""
+    return _load(get_backend())
+
+
+def backend_kernels(name: str) -> SimpleNamespace:
+    """The kernels of backend ``name`` (for tests and benchmarks)."""
+    return _load(_check_name(name))

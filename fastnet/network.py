@@ -1,0 +1,113 @@
+"""The course's network functions on the active backend.
+
+Same names, arguments and results as :mod:`fastnet.reference.network`; the
+work is done by the active backend's kernels on the flat parameter layout of
+:mod:`fastnet._params` (packed once per call).
+"""
+import numpy as np
+
+from fastnet import _backend
+from fastnet._backend import LOSS_CODES, PENALTY_CODES
+from fastnet._params import pack, unpack, sizes_of
+from fastnet._validation import (as_float_array, check_input_width, check_model, check_theta,
+                                 resolve_activation)
+from fastnet.reference.network import (init_weights, one_hot, accuracy, _prep_X,
+                                       _check_backprop_args)
+
+__all__ = ["init_weights", "one_hot", "forward", "feedforward", "predict", "accuracy",
+           "backprop", "backprop_vectorized", "NetworkSpec"]
+
+
+class NetworkSpec:
+    """A model list packed for the kernels: flat ``params``, ``sizes``, ``kinds``."""
+
+    __slots__ = ("params", "sizes", "kinds", "acts")
+
+    def __init__(self, thetas, acts, dtype):
+        self.params = pack(thetas, dtype)
+        self.sizes = sizes_of(thetas)
+        self.kinds = np.array([a.code for a in acts], dtype=np.int64)
+        self.acts = list(acts)
+
+    @classmethod
+    def from_model(cls, model, dtype):
+        thetas, acts = check_model(model)
+        return cls(thetas, acts, dtype)
+
+    def thetas(self):
+        return unpack(self.params, self.sizes)
+
+    def output(self, X):
+        out = np.empty((X.shape[0], int(self.sizes[-1])), dtype=X.dtype)
+        _backend.kernels().forward_network(self.params, self.sizes, self.kinds, X, out)
+        return out
+
+
+def forward(Theta, X, active):
+    r"""One layer of forward propagation: :math:`f([1, X]\,\Theta^T)`.
+
+    See :func:`fastnet.reference.forward`; computed without concatenating a
+    column of ones.
+    """
+    act = resolve_activation(active, "active")
+    theta = check_theta(Theta, "Theta")
+    X_, single = _prep_X(X)
+    check_input_width(X_, [theta], "X", "Theta")
+    out = NetworkSpec([theta], [act], X_.dtype).output(X_)
+    return out[0] if single else out
+
+
+def feedforward(model, X):
+    """Output of the whole network for inputs ``X``."""
+    thetas, acts = check_model(model)
+    X_, single = _prep_X(X)
+    check_input_width(X_, thetas)
+    out = NetworkSpec(thetas, acts, X_.dtype).output(X_)
+    return out[0] if single else out
+
+
+def predict(model, X):
+    """Class labels (argmax of the output; ``output >= 0.5`` for a single output).
+
+    See :func:`fastnet.reference.predict`.
+    """
+    out = feedforward(model, X)
+    if out.shape[-1] == 1:
+        lab = (out[..., 0] >= 0.5).astype(np.int64)
+    else:
+        lab = np.argmax(out, axis=-1).astype(np.int64)
+    return int(lab) if np.ndim(lab) == 0 else lab
+
+
+def _backprop(kernel_name, model, X, y, lam, penalty, loss):
+    thetas, acts, X_, Y, lam, pen, L = _check_backprop_args(model, X, y, lam, penalty, loss)
+    spec = NetworkSpec(thetas, acts, X_.dtype)
+    K = _backend.kernels()
+    grad = np.empty_like(spec.params)
+    m = X_.shape[0]
+    total = getattr(K, kernel_name)(spec.params, spec.sizes, spec.kinds, LOSS_CODES[L.name],
+                                    X_, Y, grad)
+    grad /= grad.dtype.type(m)
+    J = total / m
+    code = PENALTY_CODES[pen]
+    if code and lam:
+        J += K.penalty_value(code, lam, spec.params, spec.sizes)
+        K.penalty_grad(code, lam, spec.params, spec.sizes, grad)
+    return [float(J), unpack(grad, spec.sizes)]
+
+
+def backprop(model, X, y, lam=0.0, penalty=None, loss="cross_entropy"):
+    """Cost and gradients with the course's per-sample semantics, on the active backend.
+
+    See :func:`fastnet.reference.backprop` for the parameters and the math.
+
+    Returns
+    -------
+    [J, grads]
+    """
+    return _backprop("backprop_samples", model, X, y, lam, penalty, loss)
+
+
+def backprop_vectorized(model, X, y, lam=0.0, penalty=None, loss="cross_entropy"):
+    """:func:`backprop` computed with matrix products (same result to rounding)."""
+    return _backprop("backprop_batch", model, X, y, lam, penalty, loss)

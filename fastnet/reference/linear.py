@@ -1,0 +1,191 @@
+r"""Linear and logistic regression by batch gradient descent: the course in numpy.
+
+The course adds a bias column :math:`x_0 = 1` to the data; here ``X`` is
+given without it and ``theta[0]`` is the bias, so
+:math:`h_\theta(x) = \theta_0 + \theta_1 x_1 + \dots + \theta_n x_n`.
+
+Linear regression: :math:`J(\theta) = \frac{1}{2m}\sum_i (h_\theta(x^{(i)}) - y^{(i)})^2`,
+:math:`\nabla J = \frac{1}{m} X_1^T (X_1\theta - y)`.
+
+Logistic regression: :math:`h_\theta(x) = \sigma(\theta^T x_1)`,
+:math:`J(\theta) = -\frac{1}{m}\sum_i y^{(i)}\log h + (1 - y^{(i)})\log(1 - h)`,
+:math:`\nabla J = \frac{1}{m} X_1^T (h - y)`.
+
+Gradient descent repeats :math:`\theta \leftarrow \theta - \eta\nabla J` until the
+cost changes by less than ``tol`` (or ``max_iter`` iterations).
+"""
+import numpy as np
+
+from fastnet._validation import as_float_array, check_scalar, check_int, check_labels
+from fastnet.reference.activations import Sigmoid
+from fastnet.reference.losses import LOG_CLIP
+from fastnet.reference.training import History, DivergenceError
+
+__all__ = ["linear_cost", "linear_gradient", "linear_predict", "linear_regression",
+           "logistic_cost", "logistic_gradient", "logistic_predict", "logistic_regression"]
+
+
+def check_xy(X, y, *, binary=False, dtype=None):
+    """Validate data for a linear model: X (m, n) (1-D means one feature), y (m,)."""
+    Xa = np.asarray(X) if X is not None else X
+    if Xa is not None and Xa.ndim == 1:
+        Xa = Xa.reshape(-1, 1)
+    X_ = as_float_array(Xa, "X", ndim=2, dtype=dtype)
+    if binary:
+        lab = check_labels(y, "y", n_samples=X_.shape[0], n_classes=2)
+        y_ = lab.astype(X_.dtype)
+    else:
+        y_ = as_float_array(y, "y", ndim=1, dtype=X_.dtype)
+        if y_.shape[0] != X_.shape[0]:
+            raise ValueError(f"y has {y_.shape[0]} values but X has {X_.shape[0]} rows; expected "
+                             f"one target per row of X")
+    return X_, y_
+
+
+def check_theta_vec(theta, n_features, dtype, name="theta"):
+    """Validate a parameter vector of length n_features + 1 (bias first); None gives zeros."""
+    if theta is None:
+        return np.zeros(n_features + 1, dtype=dtype)
+    t = as_float_array(theta, name, ndim=1, dtype=dtype, copy=True)
+    if t.shape[0] != n_features + 1:
+        raise ValueError(f"{name} has {t.shape[0]} entries; expected {n_features + 1} "
+                         f"(bias theta[0] + one weight per column of X)")
+    return t
+
+
+def _h(theta, X):
+    return X @ theta[1:] + theta[0]
+
+
+def linear_cost(theta, X, y):
+    r""":math:`J(\theta) = \frac{1}{2m}\lVert X_1\theta - y\rVert^2`."""
+    X_, y_ = check_xy(X, y)
+    theta = check_theta_vec(theta, X_.shape[1], X_.dtype)
+    r = (_h(theta, X_) - y_).astype(np.float64)
+    return float(r @ r / (2 * X_.shape[0]))
+
+
+def linear_gradient(theta, X, y):
+    r""":math:`\nabla J = \frac{1}{m} X_1^T (X_1\theta - y)` (entry 0 is the bias's)."""
+    X_, y_ = check_xy(X, y)
+    theta = check_theta_vec(theta, X_.shape[1], X_.dtype)
+    r = _h(theta, X_) - y_
+    return np.concatenate(([r.sum()], X_.T @ r)) / X_.shape[0]
+
+
+def linear_predict(theta, X):
+    """:math:`X_1\\theta`."""
+    X_ = as_float_array(np.asarray(X).reshape(-1, 1) if np.ndim(X) == 1 else X, "X", ndim=2)
+    theta = check_theta_vec(theta, X_.shape[1], X_.dtype)
+    return _h(theta, X_)
+
+
+def logistic_cost(theta, X, y):
+    r"""Cross-entropy :math:`-\frac{1}{m}\sum y\log h + (1-y)\log(1-h)` (logs clipped)."""
+    X_, y_ = check_xy(X, y, binary=True)
+    theta = check_theta_vec(theta, X_.shape[1], X_.dtype)
+    h = Sigmoid.f(_h(theta, X_)).astype(np.float64)
+    return float(np.mean(-y_ * np.log(np.maximum(h, LOG_CLIP))
+                         - (1 - y_) * np.log(np.maximum(1 - h, LOG_CLIP))))
+
+
+def logistic_gradient(theta, X, y):
+    r""":math:`\nabla J = \frac{1}{m} X_1^T(\sigma(X_1\theta) - y)`."""
+    X_, y_ = check_xy(X, y, binary=True)
+    theta = check_theta_vec(theta, X_.shape[1], X_.dtype)
+    r = Sigmoid.f(_h(theta, X_)) - y_
+    return np.concatenate(([r.sum()], X_.T @ r)) / X_.shape[0]
+
+
+def logistic_predict(theta, X, threshold=0.5):
+    """Labels 0/1: 1 where :math:`\\sigma(X_1\\theta) \\ge` ``threshold``."""
+    X_ = as_float_array(np.asarray(X).reshape(-1, 1) if np.ndim(X) == 1 else X, "X", ndim=2)
+    theta = check_theta_vec(theta, X_.shape[1], X_.dtype)
+    threshold = check_scalar(threshold, "threshold", lo=0, hi=1)
+    return (Sigmoid.f(_h(theta, X_)) >= threshold).astype(np.int64)
+
+
+def check_gd_args(lr, tol, max_iter):
+    return (check_scalar(lr, "lr", lo=0, lo_open=True), check_scalar(tol, "tol", lo=0),
+            check_int(max_iter, "max_iter", lo=1))
+
+
+def finish(theta, history, n, lr):
+    """History of a gradient-descent run; DivergenceError when its cost stopped being finite."""
+    J = history[:n]
+    if not np.all(np.isfinite(J)):
+        bad = int(np.argmin(np.isfinite(J)))
+        raise DivergenceError(f"gradient descent diverged at iteration {bad + 1}: the cost became "
+                              f"{J[bad]}; try a smaller learning rate than lr={lr:g} "
+                              f"(or standardise the features)")
+    hist = History(J=[float(v) for v in J])
+    hist["epochs"] = n
+    hist["converged"] = bool(n < len(history))  # stopped on tol before max_iter
+    return theta, hist
+
+
+def _gd(X, y, theta, lr, tol, max_iter, logistic):
+    """The course's loop, written out (the oracle of the ``linear_gd`` kernel)."""
+    m = X.shape[0]
+    t = theta.dtype.type
+    history = np.empty(max_iter)
+    for it in range(max_iter):
+        h = _h(theta, X)
+        if logistic:
+            h = Sigmoid.f(h)
+            h64 = h.astype(np.float64)
+            J = float(np.sum(-y * np.log(np.maximum(h64, LOG_CLIP))
+                             - (1 - y) * np.log(np.maximum(1 - h64, LOG_CLIP))) / m)
+        else:
+            r = (h - y).astype(np.float64)
+            J = 0.5 * float(r @ r) / m
+        history[it] = J
+        if not np.isfinite(J):
+            return it + 1, history
+        r = h - y
+        theta[0] -= t(lr) * (r.sum() / t(m))
+        theta[1:] -= t(lr) * ((X.T @ r) / t(m))
+        if it >= 1 and abs(history[it] - history[it - 1]) < tol:
+            return it + 1, history
+    return max_iter, history
+
+
+def linear_regression(X, y, lr=0.01, tol=1e-9, max_iter=100_000, theta=None):
+    """Fit linear regression by batch gradient descent.
+
+    Parameters
+    ----------
+    X : array (m, n) or (m,)
+        Features, without the bias column.
+    y : array (m,)
+    lr : float > 0
+    tol : float >= 0
+        Stop when the cost changes by less than ``tol``.
+    max_iter : int >= 1
+    theta : array (n + 1,), optional
+        Starting point (zeros by default); not modified.
+
+    Returns
+    -------
+    theta : ndarray (n + 1,)
+        Bias first.
+    history : History
+        ``history['J']``: the cost at each iteration.
+    """
+    X_, y_ = check_xy(X, y)
+    lr, tol, max_iter = check_gd_args(lr, tol, max_iter)
+    theta = check_theta_vec(theta, X_.shape[1], X_.dtype)
+    n, history = _gd(X_, y_, theta, lr, tol, max_iter, False)
+    return finish(theta, history, n, lr)
+
+
+def logistic_regression(X, y, lr=0.1, tol=1e-9, max_iter=100_000, theta=None):
+    """Fit logistic regression (labels 0/1) by batch gradient descent.
+
+    Parameters and result as :func:`linear_regression`.
+    """
+    X_, y_ = check_xy(X, y, binary=True)
+    lr, tol, max_iter = check_gd_args(lr, tol, max_iter)
+    theta = check_theta_vec(theta, X_.shape[1], X_.dtype)
+    n, history = _gd(X_, y_, theta, lr, tol, max_iter, True)
+    return finish(theta, history, n, lr)
