@@ -1,0 +1,98 @@
+"""Shared fixtures: the data directory, backend parametrisation, tolerances.
+
+* ``data_dir``: ``$FASTNET_DATA``, else ``../shared/data`` beside the repository;
+  tests that need it skip with a message saying where it was looked for.
+* ``backend``: every available backend in turn (activated for the test);
+  ``compiled_backend``: every available backend but the reference.
+* ``assert_close``: float64 to 1e-10 relative, float32 to 1e-5.
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastnet
+from fastnet import _backend
+
+REPO = Path(__file__).resolve().parent.parent
+BACKENDS = fastnet.available_backends()
+COMPILED = [b for b in BACKENDS if b != "reference"]
+
+RTOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
+
+
+def data_root() -> Path:
+    env = os.environ.get("FASTNET_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    root = data_root()
+    if not root.is_dir():
+        pytest.skip(f"shared data directory not found at {root} "
+                    f"(set FASTNET_DATA to the directory holding mnist/, seed/, corpus/)")
+    return root
+
+
+def need(data_dir: Path, *parts) -> Path:
+    path = data_dir.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"data file {path} is missing from the shared data directory")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist(data_dir):
+    """The course's MNIST split: first 8,000 t10k images to train, last 2,000 to test (float64 in [0,1])."""
+    img = need(data_dir, "mnist", "t10k-images-idx3-ubyte.gz")
+    lab = need(data_dir, "mnist", "t10k-labels-idx1-ubyte.gz")
+    X, y = fastnet.load_mnist(img, lab)
+    X = X.astype(np.float64) / 255.0
+    return X[:8000], y[:8000], X[8000:], y[8000:]
+
+
+@pytest.fixture(scope="session")
+def seed_data(data_dir):
+    """The course's trained 784-50-10 weights and its 1,000-image test subset (X scaled by 1/255)."""
+    d = data_dir / "seed"
+    T1 = np.load(need(data_dir, "seed", "Theta1.npy"))
+    T2 = np.load(need(data_dir, "seed", "Theta2.npy"))
+    X = np.load(need(data_dir, "seed", "X_test.npy")).astype(np.float64) / 255.0
+    y = np.load(need(data_dir, "seed", "y_test.npy")).astype(np.int64)
+    return T1, T2, X, y
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Each available backend, active for the duration of the test."""
+    with fastnet.use_backend(request.param):
+        yield request.param
+
+
+@pytest.fixture(params=COMPILED or [pytest.param(None, marks=pytest.mark.skip(
+        reason="no compiled backend available"))])
+def compiled_backend(request):
+    """Each available compiled backend (not the reference), active for the test."""
+    with fastnet.use_backend(request.param):
+        yield request.param
+
+
+def kernels_of(name):
+    return _backend.backend_kernels(name)
+
+
+def assert_close(actual, desired, err_msg="", rtol=None, atol_scale=1.0):
+    """Compare with the dtype's tolerance: float64 1e-10 relative, float32 1e-5.
+
+    The absolute tolerance is the relative one times the largest magnitude of
+    ``desired`` (so entries near zero of a large array don't fail on rounding).
+    """
+    actual = np.asarray(actual)
+    desired = np.asarray(desired)
+    dt = actual.dtype if actual.dtype in RTOL else np.dtype(np.float64)
+    r = RTOL[dt] if rtol is None else rtol
+    scale = float(np.max(np.abs(desired))) if desired.size else 0.0
+    np.testing.assert_allclose(actual, desired, rtol=r, atol=r * max(scale, 1e-30) * atol_scale,
+                               err_msg=err_msg)
