@@ -53,9 +53,9 @@ _MODULES = {
     "cython": "fastnet._cython.backend",
 }
 
-#: The kernel contract.  See :mod:`fastnet.reference.kernels` for the
-#: signature and meaning of each.
-KERNEL_NAMES = (
+#: The kernel contract of the networks and linear models.  See
+#: :mod:`fastnet.reference.kernels` for the signature and meaning of each.
+NETWORK_KERNELS = (
     # elementwise
     "activation",
     "activation_grad",
@@ -73,6 +73,12 @@ KERNEL_NAMES = (
     "linear_gd",
     "perceptron_train",
 )
+
+#: The word2vec kernels (see :mod:`fastnet.reference.word2vec_kernels`).
+WORD2VEC_KERNELS = ()
+
+#: Every kernel a complete backend implements.
+KERNEL_NAMES = NETWORK_KERNELS + WORD2VEC_KERNELS
 
 #: Activation codes shared by every backend.
 ACTIVATION_CODES = {"linear": 0, "sigmoid": 1, "relu": 2, "tanh": 3, "softmax": 4}
