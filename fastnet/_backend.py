@@ -184,6 +184,7 @@ def _missing(backend: str, kernel: str):
             f"kernel {kernel!r} is not implemented by the {backend!r} backend; "
             f"choose another one with fastnet.use_backend(...)")
     not_implemented.__name__ = kernel
+    not_implemented.missing = True
     return not_implemented
 
 
