@@ -270,9 +270,15 @@ def test_linear_gd(name, dtype, logistic):
         n = K.linear_gd(X, y, theta, 0.1, 1e-12, 400, logistic, hist)
         results.append((int(n), theta, hist[:n]))
     (n1, t1, h1), (n2, t2, h2) = results
-    assert n1 == n2
+    if dtype == np.float64:
+        assert n1 == n2
+    else:
+        # float32: the stop (|dJ| < tol) comes when the updates round to nothing, which
+        # depends on the order of the float32 sums (BLAS vs a compiled loop): allow a few
+        assert abs(n1 - n2) <= 5, (n1, n2)
+    k = min(n1, n2)
     assert_close(t1, t2, err_msg=f"linear_gd theta on {name}")
-    assert_close(h1, h2, rtol=1e-10 if dtype == np.float64 else 1e-5,
+    assert_close(h1[:k], h2[:k], rtol=1e-10 if dtype == np.float64 else 1e-5,
                  err_msg=f"linear_gd history on {name}")
 
 

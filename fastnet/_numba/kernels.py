@@ -1,0 +1,10 @@
+"""The ``numba`` backend's kernel table (see :mod:`fastnet.reference.kernels` for the contract).
+
+Each topic module defines its own ``KERNELS`` dict; this module gathers them
+for :mod:`fastnet._backend`.
+"""
+KERNELS = {}
+
+from fastnet._numba.network import KERNELS as _NET  # noqa: E402
+
+KERNELS.update(_NET)

@@ -1,0 +1,910 @@
+r"""The network and linear-model kernels of the contract, compiled with Numba.
+
+Same names, signatures and in-place conventions as
+:mod:`fastnet.reference.kernels` (read its docstrings for the meaning of
+every argument).  Each kernel of :data:`KERNELS` is a thin Python wrapper
+that checks the arrays it is given (ndarray, dtype, C-contiguity: a wrong
+one is refused with a ``TypeError``/``ValueError`` naming it, never copied
+silently, because most are written in place) and calls the ``@njit``
+implementation once: no Python runs per sample or per batch.
+
+How the per-sample kernels are fast
+-----------------------------------
+With the flat layout of :mod:`fastnet._params` each input unit's outgoing
+weights are one contiguous row ``W[i+1]``, so a layer's pre-activation is
+
+.. math:: z = W_0 + \sum_{i:\,x_i\neq 0} x_i\,W_{i+1}
+
+and the gradient of one sample is the rank-1 update
+:math:`G_{i+1} \mathrel{+}= x_i\,\delta` for the same rows only.  The
+kernels gather each input's nonzero indices once per sample (branch-free)
+and touch only those rows: MNIST's pixels are about 80 % exact zeros, so the
+first layer does about a fifth of the dense work.  Skipping exact zeros
+changes nothing but the order of the floating-point sums.
+
+The derivative of each hidden activation is computed from its output
+(:math:`\sigma' = a(1-a)`, :math:`\tanh' = 1-a^2`, ReLU :math:`[a>0]`), so
+the pre-activations are never stored and ``exp``/``tanh`` run once per unit.
+
+Threads
+-------
+:func:`backprop_samples`, :func:`forward_network` and the large-batch path
+of :func:`train_epoch` split the samples into one contiguous block per
+thread (``numba.get_num_threads()``), each thread accumulating into its own
+gradient buffer; the buffers are summed in thread order.  The result is
+therefore deterministic for a given thread count (it may differ from the
+serial one in the last bits).  Small problems run serially.  The
+``parallel=True`` kernels are not cached on disk (they are compiled once per
+process); the serial ones are.
+"""
+import numpy as np
+import numba
+from numba import njit, prange
+
+from fastnet._numba._common import (FASTMATH, LOG_CLIP, sigmoid, act, dact, dact_from_a)
+
+__all__ = ["KERNELS", "activation", "activation_grad", "loss", "penalty_value", "penalty_grad",
+           "optimizer_step", "forward_network", "backprop_samples", "backprop_batch",
+           "train_epoch", "linear_gd", "perceptron_train"]
+
+_SIGMOID, _SOFTMAX = 1, 4
+_CE, _QUAD, _LOGLOSS = 0, 1, 2
+
+#: Below this many input values (samples x input width) the threaded kernels run serially.
+PARALLEL_MIN_WORK = 200_000
+
+
+# ======================================================================= helpers
+@njit(cache=True)
+def _offsets(sizes):
+    """Start of each layer's block in the flat parameter vector (length L + 1)."""
+    L = sizes.shape[0] - 1
+    offs = np.empty(L + 1, np.int64)
+    offs[0] = 0
+    for l in range(L):
+        offs[l + 1] = offs[l] + (sizes[l] + 1) * sizes[l + 1]
+    return offs
+
+
+@njit(cache=True)
+def _workspace(sizes, sample):
+    """Per-call buffers of the per-sample kernels (allocated once per call, never per sample).
+
+    Returns ``acts`` (every layer's activations, one after the other) with
+    their starts ``aoffs``; ``nz`` (each layer's nonzero input indices) with
+    their starts ``noffs`` and counts ``cnt``; two delta buffers of the
+    widest layer.
+    """
+    L = sizes.shape[0] - 1
+    aoffs = np.empty(L + 1, np.int64)
+    noffs = np.empty(L + 1, np.int64)
+    aoffs[0] = 0
+    noffs[0] = 0
+    widest = 1
+    for l in range(L):
+        aoffs[l + 1] = aoffs[l] + sizes[l + 1]
+        noffs[l + 1] = noffs[l] + sizes[l]
+        widest = max(widest, sizes[l + 1])
+    acts = np.zeros(aoffs[L], sample.dtype)
+    nz = np.zeros(noffs[L], np.uint32)
+    cnt = np.zeros(L, np.int64)
+    d0 = np.zeros(widest, sample.dtype)
+    d1 = np.zeros(widest, sample.dtype)
+    return acts, aoffs, nz, noffs, cnt, d0, d1
+
+
+@njit(cache=True)
+def _compact(v, nz):
+    """Write the indices of the nonzero entries of ``v`` into ``nz`` (branch-free); return their count."""
+    c = 0
+    for i in range(v.shape[0]):
+        nz[c] = i
+        c += v[i] != 0
+    return c
+
+
+@njit(cache=True)
+def _affine_sparse(params, o, n, v, nz, c, z):
+    r"""``z[:n] = W[0] + sum_t v[i_t] W[i_t + 1]`` over the ``c`` indices ``i_t = nz[t]``.
+
+    ``W`` is the ``(len(v) + 1, n)`` block of ``params`` starting at ``o``.
+    Four rows per step, so that ``z`` is loaded and stored once per four rows.
+    """
+    for k in range(n):
+        z[k] = params[o + k]
+    t = 0
+    while t + 4 <= c:
+        i0 = np.int64(nz[t])
+        i1 = np.int64(nz[t + 1])
+        i2 = np.int64(nz[t + 2])
+        i3 = np.int64(nz[t + 3])
+        x0 = v[i0]
+        x1 = v[i1]
+        x2 = v[i2]
+        x3 = v[i3]
+        r0 = params[o + (i0 + 1) * n:o + (i0 + 2) * n]
+        r1 = params[o + (i1 + 1) * n:o + (i1 + 2) * n]
+        r2 = params[o + (i2 + 1) * n:o + (i2 + 2) * n]
+        r3 = params[o + (i3 + 1) * n:o + (i3 + 2) * n]
+        for k in range(n):
+            z[k] += (x0 * r0[k] + x1 * r1[k]) + (x2 * r2[k] + x3 * r3[k])
+        t += 4
+    while t < c:
+        i0 = np.int64(nz[t])
+        x0 = v[i0]
+        r0 = params[o + (i0 + 1) * n:o + (i0 + 2) * n]
+        for k in range(n):
+            z[k] += x0 * r0[k]
+        t += 1
+
+
+@njit(cache=True)
+def _activate(kind, z):
+    """``z[...] = f(z)`` in place for activation code ``kind`` (softmax over the whole vector)."""
+    n = z.shape[0]
+    if kind == 1:
+        for k in range(n):
+            z[k] = sigmoid(z[k])
+    elif kind == 2:
+        zero = z.dtype.type(0)
+        for k in range(n):
+            if z[k] < zero:
+                z[k] = zero
+    elif kind == 3:
+        for k in range(n):
+            z[k] = np.tanh(z[k])
+    elif kind == 4:
+        mx = z[0]
+        for k in range(1, n):
+            if z[k] > mx:
+                mx = z[k]
+        s = z.dtype.type(0)
+        for k in range(n):
+            e = np.exp(z[k] - mx)
+            z[k] = e
+            s += e
+        for k in range(n):
+            z[k] = z[k] / s
+
+
+@njit(cache=True)
+def _forward_sample(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt):
+    """Forward one sample ``x``: every layer's activations into ``acts``, nonzero inputs into ``nz``."""
+    L = kinds.shape[0]
+    v = x
+    for l in range(L):
+        n = sizes[l + 1]
+        nzl = nz[noffs[l]:noffs[l + 1]]
+        c = _compact(v, nzl)
+        cnt[l] = c
+        z = acts[aoffs[l]:aoffs[l + 1]]
+        _affine_sparse(params, offs[l], n, v, nzl, c, z)
+        _activate(kinds[l], z)
+        v = z
+
+
+@njit(cache=True)
+def _loss_row(loss_kind, a, y):
+    """The loss of one sample (float64), logs clipped at LOG_CLIP.
+
+    For 0/1 targets the clipped probabilities are multiplied and one log is
+    taken (rescaled before it could underflow): the same sum as the course's
+    per-output logs, up to rounding.
+    """
+    n = a.shape[0]
+    total = 0.0
+    if loss_kind == _QUAD:
+        for k in range(n):
+            d = np.float64(a[k]) - np.float64(y[k])
+            total += 0.5 * d * d
+        return total
+    prod = 1.0
+    for k in range(n):
+        ak = np.float64(a[k])
+        yk = np.float64(y[k])
+        pa = LOG_CLIP if ak < LOG_CLIP else ak          # NaN stays NaN
+        if loss_kind == _CE:
+            qa = 1.0 - ak
+            pq = LOG_CLIP if qa < LOG_CLIP else qa
+            if yk == 0.0:
+                prod *= pq
+            elif yk == 1.0:
+                prod *= pa
+            else:
+                total += -yk * np.log(pa) - (1.0 - yk) * np.log(pq)
+        else:
+            if yk == 1.0:
+                prod *= pa
+            elif yk != 0.0:
+                total += -yk * np.log(pa)
+        if prod < 1e-250:
+            total -= np.log(prod)
+            prod = 1.0
+    return total - np.log(prod)
+
+
+@njit(cache=True)
+def _loss_delta(kind, loss_kind, a, y, delta):
+    """Loss of one sample (float64) and its output error term into ``delta[:len(a)]``.
+
+    ``a - y`` for sigmoid + cross-entropy and softmax + log-loss, otherwise
+    the derivative of the clipped loss times :math:`f'(z)` (from ``a``).
+    """
+    n = a.shape[0]
+    total = _loss_row(loss_kind, a, y)
+    if (kind == _SIGMOID and loss_kind == _CE) or (kind == _SOFTMAX and loss_kind == _LOGLOSS):
+        for k in range(n):
+            delta[k] = a[k] - y[k]
+        return total
+    one = a.dtype.type(1)
+    zero = a.dtype.type(0)
+    clip = a.dtype.type(LOG_CLIP)
+    for k in range(n):
+        ak = a[k]
+        yk = y[k]
+        if loss_kind == _QUAD:
+            g = ak - yk
+        else:
+            g = -yk / ak if ak > clip else zero
+            if loss_kind == _CE:
+                qa = one - ak
+                g += (one - yk) / qa if qa > clip else zero
+        delta[k] = g * dact_from_a(kind, ak)
+    return total
+
+
+@njit(cache=True)
+def _backprop_deltas(params, sizes, offs, kinds, acts, aoffs, l, dl, dp):
+    r"""``dp[:n_l] = (W_l[1:] @ dl) * f'(a_{l-1})``: the error term of layer ``l - 1``."""
+    n = sizes[l + 1]
+    nin = sizes[l]
+    o = offs[l]
+    ap = acts[aoffs[l - 1]:aoffs[l]]
+    kind = kinds[l - 1]
+    zero = dl.dtype.type(0)
+    for j in range(nin):
+        w = params[o + (j + 1) * n:o + (j + 2) * n]
+        s = zero
+        for k in range(n):
+            s += w[k] * dl[k]
+        dp[j] = s * dact_from_a(kind, ap[j])
+
+
+@njit(cache=True)
+def _backward_acc(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt, d0, d1, G):
+    """``G +=`` the gradient of the sample just forwarded, whose output delta is in ``d0``."""
+    L = kinds.shape[0]
+    dl = d0
+    dp = d1
+    for l in range(L - 1, -1, -1):
+        n = sizes[l + 1]
+        o = offs[l]
+        g0 = G[o:o + n]
+        for k in range(n):
+            g0[k] += dl[k]
+        v = x if l == 0 else acts[aoffs[l - 1]:aoffs[l]]
+        nzl = nz[noffs[l]:noffs[l + 1]]
+        for t in range(cnt[l]):
+            i = np.int64(nzl[t])
+            xi = v[i]
+            row = G[o + (i + 1) * n:o + (i + 2) * n]
+            for k in range(n):
+                row[k] += xi * dl[k]
+        if l > 0:
+            _backprop_deltas(params, sizes, offs, kinds, acts, aoffs, l, dl, dp)
+            dl, dp = dp, dl
+
+
+@njit(cache=True)
+def _backward_sgd(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt, d0, d1, lr):
+    """Online SGD: ``params -= lr *`` the gradient of the sample just forwarded.
+
+    Each layer's error term for the layer below is computed before its
+    weights change, so this is exactly a batch of one.
+    """
+    L = kinds.shape[0]
+    dl = d0
+    dp = d1
+    for l in range(L - 1, -1, -1):
+        n = sizes[l + 1]
+        o = offs[l]
+        if l > 0:
+            _backprop_deltas(params, sizes, offs, kinds, acts, aoffs, l, dl, dp)
+        b = params[o:o + n]
+        for k in range(n):
+            b[k] -= lr * dl[k]
+        v = x if l == 0 else acts[aoffs[l - 1]:aoffs[l]]
+        nzl = nz[noffs[l]:noffs[l + 1]]
+        for t in range(cnt[l]):
+            i = np.int64(nzl[t])
+            xi = v[i]
+            row = params[o + (i + 1) * n:o + (i + 2) * n]
+            for k in range(n):
+                row[k] -= lr * (xi * dl[k])
+        dl, dp = dp, dl
+
+
+@njit(cache=True)
+def _accumulate(params, sizes, kinds, loss_kind, X, Y, order, lo, hi, G):
+    """``G +=`` the summed gradient of samples ``order[lo:hi]``; returns their summed loss."""
+    L = kinds.shape[0]
+    offs = _offsets(sizes)
+    acts, aoffs, nz, noffs, cnt, d0, d1 = _workspace(sizes, params)
+    total = 0.0
+    for s in range(lo, hi):
+        r = order[s]
+        x = X[r]
+        _forward_sample(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt)
+        total += _loss_delta(kinds[L - 1], loss_kind, acts[aoffs[L - 1]:aoffs[L]], Y[r], d0)
+        _backward_acc(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt, d0, d1, G)
+    return total
+
+
+# ================================================================ optimiser step
+@njit(cache=True)
+def _step_range(params, G, state, lo, hi, B, optimizer, lr, mu, rho, eps, penalty, lam):
+    r"""One optimiser step on ``params[lo:hi]`` from the summed gradient ``G`` of ``B`` samples.
+
+    :math:`g = G/B` (+ :math:`\lambda w` or :math:`\lambda\,\mathrm{sign}(w)`),
+    then sgd / momentum / RMSprop exactly as :func:`fastnet.reference.kernels.optimizer_step`;
+    ``G[lo:hi]`` is reset to zero for the next batch.
+    """
+    T = params.dtype.type
+    Bt = T(B)
+    lrt = T(lr)
+    lamt = T(lam)
+    zero = T(0)
+    one = T(1)
+    for p in range(lo, hi):
+        g = G[p] / Bt
+        if penalty == 1:
+            g += lamt * params[p]
+        elif penalty == 2:
+            g += lamt * np.sign(params[p])
+        G[p] = zero
+        if optimizer == 0:
+            params[p] -= lrt * g
+        elif optimizer == 1:
+            s = state[p] * T(mu)
+            s -= lrt * g
+            state[p] = s
+            params[p] += s
+        else:
+            rt = T(rho)
+            s = state[p] * rt
+            s += (one - rt) * g * g
+            state[p] = s
+            params[p] -= lrt * g / (np.sqrt(s) + T(eps))
+
+
+@njit(cache=True)
+def _update(params, G, state, sizes, offs, B, optimizer, lr, mu, rho, eps, penalty, lam):
+    """The batch's update of every layer (bias rows get no penalty)."""
+    for l in range(sizes.shape[0] - 1):
+        o = offs[l]
+        n = sizes[l + 1]
+        _step_range(params, G, state, o, o + n, B, optimizer, lr, mu, rho, eps, 0, lam)
+        _step_range(params, G, state, o + n, offs[l + 1], B, optimizer, lr, mu, rho, eps,
+                    penalty, lam)
+
+
+# ====================================================================== kernels
+# ---------------------------------------------------------------- elementwise
+@njit(cache=True)
+def _activation_flat(kind, z, out):
+    for k in range(z.shape[0]):
+        out[k] = act(kind, z[k])
+
+
+@njit(cache=True)
+def _activation_grad_flat(kind, z, out):
+    for k in range(z.shape[0]):
+        out[k] = dact(kind, z[k])
+
+
+@njit(cache=True)
+def _softmax_rows(Z, out):
+    for r in range(Z.shape[0]):
+        o = out[r]
+        o[:] = Z[r]
+        _activate(4, o)
+
+
+@njit(cache=True)
+def _loss_sum(loss_kind, A, Y):
+    total = 0.0
+    for r in range(A.shape[0]):
+        total += _loss_row(loss_kind, A[r], Y[r])
+    return total
+
+
+# ------------------------------------------------------- penalty and optimiser
+@njit(cache=True)
+def _penalty_value(penalty_kind, lam, params, sizes):
+    offs = _offsets(sizes)
+    total = 0.0
+    for l in range(sizes.shape[0] - 1):
+        s = 0.0
+        for p in range(offs[l] + sizes[l + 1], offs[l + 1]):
+            w = np.float64(params[p])
+            s += w * w if penalty_kind == 1 else abs(w)
+        total += lam / 2 * s if penalty_kind == 1 else lam * s
+    return total
+
+
+@njit(cache=True)
+def _penalty_grad(penalty_kind, lam, params, sizes, grad):
+    offs = _offsets(sizes)
+    lamt = params.dtype.type(lam)
+    for l in range(sizes.shape[0] - 1):
+        lo = offs[l] + sizes[l + 1]
+        hi = offs[l + 1]
+        if penalty_kind == 1:
+            for p in range(lo, hi):
+                grad[p] += lamt * params[p]
+        else:
+            for p in range(lo, hi):
+                grad[p] += lamt * np.sign(params[p])
+
+
+@njit(cache=True)
+def _optimizer_step(optimizer, params, grad, state, lr, mu, rho, eps):
+    T = params.dtype.type
+    lrt = T(lr)
+    n = params.shape[0]
+    if optimizer == 0:
+        for p in range(n):
+            params[p] -= lrt * grad[p]
+    elif optimizer == 1:
+        mut = T(mu)
+        for p in range(n):
+            s = state[p] * mut
+            s -= lrt * grad[p]
+            state[p] = s
+            params[p] += s
+    else:
+        rt = T(rho)
+        et = T(eps)
+        one = T(1)
+        for p in range(n):
+            g = grad[p]
+            s = state[p] * rt
+            s += (one - rt) * g * g
+            state[p] = s
+            params[p] -= lrt * g / (np.sqrt(s) + et)
+
+
+# --------------------------------------------------------------------- networks
+@njit(cache=True)
+def _forward_range(params, sizes, kinds, X, out, lo, hi):
+    L = kinds.shape[0]
+    offs = _offsets(sizes)
+    acts, aoffs, nz, noffs, cnt, d0, d1 = _workspace(sizes, params)
+    for r in range(lo, hi):
+        _forward_sample(params, sizes, offs, kinds, X[r], acts, aoffs, nz, noffs, cnt)
+        out[r, :] = acts[aoffs[L - 1]:aoffs[L]]
+
+
+@njit(parallel=True)
+def _forward_par(params, sizes, kinds, X, out, nthreads):
+    m = X.shape[0]
+    for t in prange(nthreads):
+        _forward_range(params, sizes, kinds, X, out, t * m // nthreads, (t + 1) * m // nthreads)
+
+
+@njit(cache=True)
+def _backprop_samples(params, sizes, kinds, loss_kind, X, Y, grad):
+    grad[:] = 0
+    order = np.arange(X.shape[0])
+    return _accumulate(params, sizes, kinds, loss_kind, X, Y, order, 0, X.shape[0], grad)
+
+
+@njit(cache=True)
+def _sum_rows_into(Gt, out):
+    """``out = Gt[0] + Gt[1] + ...`` in row order (deterministic)."""
+    out[:] = Gt[0]
+    for t in range(1, Gt.shape[0]):
+        g = Gt[t]
+        for p in range(out.shape[0]):
+            out[p] += g[p]
+
+
+@njit(parallel=True)
+def _backprop_samples_par(params, sizes, kinds, loss_kind, X, Y, grad, nthreads):
+    m = X.shape[0]
+    order = np.arange(m)
+    Gt = np.zeros((nthreads, params.shape[0]), params.dtype)
+    losses = np.zeros(nthreads)
+    for t in prange(nthreads):
+        losses[t] = _accumulate(params, sizes, kinds, loss_kind, X, Y, order,
+                                t * m // nthreads, (t + 1) * m // nthreads, Gt[t])
+    _sum_rows_into(Gt, grad)
+    total = 0.0
+    for t in range(nthreads):
+        total += losses[t]
+    return total
+
+
+@njit(cache=True)
+def _backprop_batch(params, sizes, kinds, loss_kind, X, Y, grad):
+    """Backprop with matrix products (BLAS through ``np.dot``): one GEMM per layer and direction."""
+    L = kinds.shape[0]
+    m = X.shape[0]
+    offs = _offsets(sizes)
+    aoff = np.zeros(L + 1, np.int64)
+    for l in range(L):
+        aoff[l + 1] = aoff[l] + m * sizes[l + 1]
+    A = np.empty(aoff[L], X.dtype)
+    inp = X
+    for l in range(L):
+        nin = sizes[l]
+        n = sizes[l + 1]
+        W = params[offs[l]:offs[l + 1]].reshape((nin + 1, n))
+        Z = A[aoff[l]:aoff[l + 1]].reshape((m, n))
+        np.dot(inp, W[1:], Z)
+        b = W[0]
+        for r in range(m):
+            z = Z[r]
+            for k in range(n):
+                z[k] += b[k]
+            _activate(kinds[l], z)
+        inp = Z
+    nL = sizes[L]
+    out = A[aoff[L - 1]:aoff[L]].reshape((m, nL))
+    D = np.empty((m, nL), X.dtype)
+    total = 0.0
+    for r in range(m):
+        total += _loss_delta(kinds[L - 1], loss_kind, out[r], Y[r], D[r])
+    for l in range(L - 1, -1, -1):
+        nin = sizes[l]
+        n = sizes[l + 1]
+        W = params[offs[l]:offs[l + 1]].reshape((nin + 1, n))
+        Gl = grad[offs[l]:offs[l + 1]].reshape((nin + 1, n))
+        g0 = Gl[0]
+        g0[:] = 0
+        for r in range(m):
+            d = D[r]
+            for k in range(n):
+                g0[k] += d[k]
+        if l == 0:
+            np.dot(X.T, D, Gl[1:])
+        else:
+            Ap = A[aoff[l - 1]:aoff[l]].reshape((m, nin))
+            np.dot(Ap.T, D, Gl[1:])
+            Dp = np.dot(D, W[1:].T)
+            kind = kinds[l - 1]
+            for r in range(m):
+                dp = Dp[r]
+                ap = Ap[r]
+                for j in range(nin):
+                    dp[j] *= dact_from_a(kind, ap[j])
+            D = Dp
+    return total
+
+
+@njit(cache=True)
+def _train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer, lr, mu,
+                 rho, eps, penalty, lam, state):
+    """One epoch, serial: online SGD applies each sample's update at once, else batches."""
+    L = kinds.shape[0]
+    offs = _offsets(sizes)
+    m = order.shape[0]
+    total = 0.0
+    if batch_size == 1 and optimizer == 0 and penalty == 0:
+        acts, aoffs, nz, noffs, cnt, d0, d1 = _workspace(sizes, params)
+        lrt = params.dtype.type(lr)
+        for s in range(m):
+            r = order[s]
+            x = X[r]
+            _forward_sample(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt)
+            total += _loss_delta(kinds[L - 1], loss_kind, acts[aoffs[L - 1]:aoffs[L]], Y[r], d0)
+            _backward_sgd(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt, d0, d1, lrt)
+        return total
+    G = np.zeros_like(params)
+    start = 0
+    while start < m:
+        stop = min(start + batch_size, m)
+        total += _accumulate(params, sizes, kinds, loss_kind, X, Y, order, start, stop, G)
+        _update(params, G, state, sizes, offs, stop - start, optimizer, lr, mu, rho, eps,
+                penalty, lam)
+        start = stop
+    return total
+
+
+@njit(parallel=True)
+def _train_epoch_par(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer, lr, mu,
+                     rho, eps, penalty, lam, state, nthreads):
+    """One epoch with each batch's samples split over ``nthreads`` threads."""
+    offs = _offsets(sizes)
+    m = order.shape[0]
+    Gt = np.zeros((nthreads, params.shape[0]), params.dtype)
+    G = np.zeros_like(params)
+    losses = np.zeros(nthreads)
+    total = 0.0
+    start = 0
+    while start < m:
+        stop = min(start + batch_size, m)
+        B = stop - start
+        for t in prange(nthreads):
+            Gt[t, :] = 0
+            losses[t] = _accumulate(params, sizes, kinds, loss_kind, X, Y, order,
+                                    start + t * B // nthreads, start + (t + 1) * B // nthreads,
+                                    Gt[t])
+        _sum_rows_into(Gt, G)
+        for t in range(nthreads):
+            total += losses[t]
+        _update(params, G, state, sizes, offs, B, optimizer, lr, mu, rho, eps, penalty, lam)
+        start = stop
+    return total
+
+
+# ---------------------------------------------------------------- linear models
+@njit(cache=True, fastmath=FASTMATH)
+def _row_dot(x, w):
+    s = x.dtype.type(0)
+    for j in range(x.shape[0]):
+        s += x[j] * w[j]
+    return s
+
+
+@njit(cache=True)
+def _linear_gd(X, y, theta, lr, tol, max_iter, logistic, history):
+    m, n = X.shape
+    T = theta.dtype.type
+    lrt = T(lr)
+    mt = T(m)
+    zero = T(0)
+    g = np.zeros(n, theta.dtype)
+    for it in range(max_iter):
+        w = theta[1:]
+        b = theta[0]
+        g[:] = zero
+        rsum = zero
+        J = 0.0
+        for i in range(m):
+            xi = X[i]
+            h = _row_dot(xi, w) + b
+            if logistic:
+                h = sigmoid(h)
+                yi = np.float64(y[i])
+                hi = np.float64(h)
+                ph = LOG_CLIP if hi < LOG_CLIP else hi
+                qh = 1.0 - hi
+                pq = LOG_CLIP if qh < LOG_CLIP else qh
+                if yi == 1.0:
+                    J -= np.log(ph)
+                elif yi == 0.0:
+                    J -= np.log(pq)
+                else:
+                    J += -yi * np.log(ph) - (1.0 - yi) * np.log(pq)
+            r = h - y[i]
+            if not logistic:
+                rd = np.float64(r)
+                J += rd * rd
+            rsum += r
+            for j in range(n):
+                g[j] += xi[j] * r
+        J = J / m if logistic else 0.5 * J / m
+        history[it] = J
+        if not np.isfinite(J):
+            return it + 1
+        theta[0] -= lrt * (rsum / mt)
+        for j in range(n):
+            theta[1 + j] -= lrt * (g[j] / mt)
+        if it >= 1 and abs(history[it] - history[it - 1]) < tol:
+            return it + 1
+    return max_iter
+
+
+@njit(cache=True)
+def _perceptron_train(X, y, w, epochs, lr, errors):
+    m, n = X.shape
+    T = w.dtype.type
+    lrt = T(lr)
+    one = T(1)
+    zero = T(0)
+    for e in range(epochs):
+        n_err = 0
+        for i in range(m):
+            xi = X[i]
+            s = w[0] + _row_dot(xi, w[1:])
+            pred = one if s >= zero else zero
+            upd = lrt * (y[i] - pred)
+            if upd != zero:
+                for j in range(n):
+                    w[1 + j] += upd * xi[j]
+                w[0] += upd
+                n_err += 1
+        errors[e] = n_err
+        if n_err == 0:
+            return e + 1
+    return epochs
+
+
+# ====================================================================== wrappers
+def _need(name, a, dtype=None, ndim=None):
+    """Refuse what the compiled kernels cannot take as is (never copy: outputs are in place)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}")
+    if dtype is not None and a.dtype != dtype:
+        raise TypeError(f"{name} has dtype {a.dtype}; expected {np.dtype(dtype)} (the dtype of the "
+                        f"other float arrays of this call)")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous; pass np.ascontiguousarray({name})")
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
+    return a
+
+
+def _float_dtype(name, a):
+    _need(name, a)
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be float32 or float64, got {a.dtype}")
+    return a.dtype
+
+
+def _net_arrays(params, sizes, kinds):
+    dt = _float_dtype("params", params)
+    _need("params", params, ndim=1)
+    _need("sizes", sizes, np.int64, 1)
+    _need("kinds", kinds, np.int64, 1)
+    return dt
+
+
+def _threads():
+    return numba.get_num_threads()
+
+
+def activation(kind, Z, out):
+    """``out[...] = f(Z)`` (see :func:`fastnet.reference.kernels.activation`)."""
+    dt = _float_dtype("Z", Z)
+    _need("out", out, dt)
+    if out.shape != Z.shape:
+        raise ValueError(f"out has shape {out.shape}; expected the shape of Z {Z.shape}")
+    kind = int(kind)
+    if kind == _SOFTMAX:
+        if Z.ndim == 0:
+            raise ValueError("softmax needs at least a 1-D Z")
+        _softmax_rows(Z.reshape(-1, Z.shape[-1]), out.reshape(-1, Z.shape[-1]))
+    else:
+        _activation_flat(kind, Z.reshape(-1), out.reshape(-1))
+
+
+def activation_grad(kind, Z, out):
+    """``out[...] = f'(Z)`` (see :func:`fastnet.reference.kernels.activation_grad`)."""
+    kind = int(kind)
+    if kind == _SOFTMAX:
+        raise ValueError("activation_grad: softmax has no elementwise derivative")
+    dt = _float_dtype("Z", Z)
+    _need("out", out, dt)
+    if out.shape != Z.shape:
+        raise ValueError(f"out has shape {out.shape}; expected the shape of Z {Z.shape}")
+    _activation_grad_flat(kind, Z.reshape(-1), out.reshape(-1))
+
+
+def loss(loss_kind, A, Y):
+    """Summed loss, float64 (see :func:`fastnet.reference.kernels.loss`)."""
+    dt = _float_dtype("A", A)
+    _need("Y", Y, dt)
+    if A.shape != Y.shape or A.ndim != 2:
+        raise ValueError(f"A and Y must be 2-D of one shape, got {A.shape} and {Y.shape}")
+    return float(_loss_sum(int(loss_kind), A, Y))
+
+
+def penalty_value(penalty_kind, lam, params, sizes):
+    """Penalty of the weights, float64 (see :func:`fastnet.reference.kernels.penalty_value`)."""
+    if penalty_kind == 0 or lam == 0:
+        return 0.0
+    _float_dtype("params", params)
+    _need("sizes", sizes, np.int64, 1)
+    return float(_penalty_value(int(penalty_kind), float(lam), params, sizes))
+
+
+def penalty_grad(penalty_kind, lam, params, sizes, grad):
+    """``grad +=`` the penalty's gradient (see :func:`fastnet.reference.kernels.penalty_grad`)."""
+    if penalty_kind == 0 or lam == 0:
+        return
+    dt = _float_dtype("params", params)
+    _need("sizes", sizes, np.int64, 1)
+    _need("grad", grad, dt)
+    _penalty_grad(int(penalty_kind), float(lam), params, sizes, grad)
+
+
+def optimizer_step(optimizer, params, grad, state, lr, mu, rho, eps):
+    """One optimiser update in place (see :func:`fastnet.reference.kernels.optimizer_step`)."""
+    dt = _float_dtype("params", params)
+    _need("grad", grad, dt)
+    _need("state", state, dt)
+    _optimizer_step(int(optimizer), params.reshape(-1), grad.reshape(-1), state.reshape(-1),
+                    float(lr), float(mu), float(rho), float(eps))
+
+
+def forward_network(params, sizes, kinds, X, out):
+    """``out[...]`` = the network's output (see :func:`fastnet.reference.kernels.forward_network`)."""
+    dt = _net_arrays(params, sizes, kinds)
+    _need("X", X, dt, 2)
+    _need("out", out, dt, 2)
+    nt = _threads()
+    if nt > 1 and X.size >= PARALLEL_MIN_WORK:
+        _forward_par(params, sizes, kinds, X, out, min(nt, X.shape[0]))
+    else:
+        _forward_range(params, sizes, kinds, X, out, 0, X.shape[0])
+
+
+def backprop_samples(params, sizes, kinds, loss_kind, X, Y, grad):
+    """The course's per-sample backprop (see :func:`fastnet.reference.kernels.backprop_samples`)."""
+    dt = _net_arrays(params, sizes, kinds)
+    _need("X", X, dt, 2)
+    _need("Y", Y, dt, 2)
+    _need("grad", grad, dt, 1)
+    nt = _threads()
+    if nt > 1 and X.size >= PARALLEL_MIN_WORK:
+        return float(_backprop_samples_par(params, sizes, kinds, int(loss_kind), X, Y, grad,
+                                           min(nt, X.shape[0])))
+    return float(_backprop_samples(params, sizes, kinds, int(loss_kind), X, Y, grad))
+
+
+def backprop_batch(params, sizes, kinds, loss_kind, X, Y, grad):
+    """Backprop with matrix products (see :func:`fastnet.reference.kernels.backprop_batch`)."""
+    dt = _net_arrays(params, sizes, kinds)
+    _need("X", X, dt, 2)
+    _need("Y", Y, dt, 2)
+    _need("grad", grad, dt, 1)
+    return float(_backprop_batch(params, sizes, kinds, int(loss_kind), X, Y, grad))
+
+
+def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer, lr, mu, rho,
+                eps, penalty_kind, lam, state):
+    """One epoch of (mini-)batch training (see :func:`fastnet.reference.kernels.train_epoch`)."""
+    dt = _net_arrays(params, sizes, kinds)
+    _need("X", X, dt, 2)
+    _need("Y", Y, dt, 2)
+    _need("order", order, np.int64, 1)
+    _need("state", state, dt, 1)
+    batch_size = int(batch_size)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    penalty = int(penalty_kind) if lam else 0
+    args = (params, sizes, kinds, int(loss_kind), X, Y, order, batch_size, int(optimizer),
+            float(lr), float(mu), float(rho), float(eps), penalty, float(lam), state)
+    nt = _threads()
+    if nt > 1 and min(batch_size, order.shape[0]) * X.shape[1] >= PARALLEL_MIN_WORK:
+        return float(_train_epoch_par(*args, nt))
+    return float(_train_epoch(*args))
+
+
+def linear_gd(X, y, theta, lr, tol, max_iter, logistic, history):
+    """Batch gradient descent, linear or logistic (see :func:`fastnet.reference.kernels.linear_gd`)."""
+    dt = _float_dtype("X", X)
+    _need("X", X, ndim=2)
+    _need("y", y, dt, 1)
+    _need("theta", theta, dt, 1)
+    _need("history", history, np.float64, 1)
+    return int(_linear_gd(X, y, theta, float(lr), float(tol), int(max_iter), bool(logistic),
+                          history))
+
+
+def perceptron_train(X, y, w, epochs, lr, errors):
+    """The perceptron rule (see :func:`fastnet.reference.kernels.perceptron_train`)."""
+    dt = _float_dtype("X", X)
+    _need("X", X, ndim=2)
+    _need("y", y, dt, 1)
+    _need("w", w, dt, 1)
+    _need("errors", errors, np.int64, 1)
+    return int(_perceptron_train(X, y, w, int(epochs), float(lr), errors))
+
+
+KERNELS = {
+    "activation": activation,
+    "activation_grad": activation_grad,
+    "loss": loss,
+    "penalty_value": penalty_value,
+    "penalty_grad": penalty_grad,
+    "optimizer_step": optimizer_step,
+    "forward_network": forward_network,
+    "backprop_samples": backprop_samples,
+    "backprop_batch": backprop_batch,
+    "train_epoch": train_epoch,
+    "linear_gd": linear_gd,
+    "perceptron_train": perceptron_train,
+}
