@@ -42,6 +42,7 @@ import numba
 from numba import njit, prange
 
 from fastnet._numba._common import (FASTMATH, LOG_CLIP, sigmoid, act, dact, dact_from_a)
+from fastnet._numba._simd import compact_nonzero, sparse_affine, rows_axpy, row_dots
 
 __all__ = ["KERNELS", "activation", "activation_grad", "loss", "penalty_value", "penalty_grad",
            "optimizer_step", "forward_network", "backprop_samples", "backprop_batch",
@@ -72,7 +73,7 @@ def _workspace(sizes, sample):
 
     Returns ``acts`` (every layer's activations, one after the other) with
     their starts ``aoffs``; ``nz`` (each layer's nonzero input indices) with
-    their starts ``noffs`` and counts ``cnt``; two delta buffers of the
+    their starts ``noffs`` and counts ``cnt``; three delta buffers of the
     widest layer.
     """
     L = sizes.shape[0] - 1
@@ -90,52 +91,8 @@ def _workspace(sizes, sample):
     cnt = np.zeros(L, np.int64)
     d0 = np.zeros(widest, sample.dtype)
     d1 = np.zeros(widest, sample.dtype)
-    return acts, aoffs, nz, noffs, cnt, d0, d1
-
-
-@njit(cache=True)
-def _compact(v, nz):
-    """Write the indices of the nonzero entries of ``v`` into ``nz`` (branch-free); return their count."""
-    c = 0
-    for i in range(v.shape[0]):
-        nz[c] = i
-        c += v[i] != 0
-    return c
-
-
-@njit(cache=True)
-def _affine_sparse(params, o, n, v, nz, c, z):
-    r"""``z[:n] = W[0] + sum_t v[i_t] W[i_t + 1]`` over the ``c`` indices ``i_t = nz[t]``.
-
-    ``W`` is the ``(len(v) + 1, n)`` block of ``params`` starting at ``o``.
-    Four rows per step, so that ``z`` is loaded and stored once per four rows.
-    """
-    for k in range(n):
-        z[k] = params[o + k]
-    t = 0
-    while t + 4 <= c:
-        i0 = np.int64(nz[t])
-        i1 = np.int64(nz[t + 1])
-        i2 = np.int64(nz[t + 2])
-        i3 = np.int64(nz[t + 3])
-        x0 = v[i0]
-        x1 = v[i1]
-        x2 = v[i2]
-        x3 = v[i3]
-        r0 = params[o + (i0 + 1) * n:o + (i0 + 2) * n]
-        r1 = params[o + (i1 + 1) * n:o + (i1 + 2) * n]
-        r2 = params[o + (i2 + 1) * n:o + (i2 + 2) * n]
-        r3 = params[o + (i3 + 1) * n:o + (i3 + 2) * n]
-        for k in range(n):
-            z[k] += (x0 * r0[k] + x1 * r1[k]) + (x2 * r2[k] + x3 * r3[k])
-        t += 4
-    while t < c:
-        i0 = np.int64(nz[t])
-        x0 = v[i0]
-        r0 = params[o + (i0 + 1) * n:o + (i0 + 2) * n]
-        for k in range(n):
-            z[k] += x0 * r0[k]
-        t += 1
+    d2 = np.zeros(widest, sample.dtype)
+    return acts, aoffs, nz, noffs, cnt, d0, d1, d2
 
 
 @njit(cache=True)
@@ -175,10 +132,10 @@ def _forward_sample(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt):
     for l in range(L):
         n = sizes[l + 1]
         nzl = nz[noffs[l]:noffs[l + 1]]
-        c = _compact(v, nzl)
+        c = compact_nonzero(v, nzl)
         cnt[l] = c
         z = acts[aoffs[l]:aoffs[l + 1]]
-        _affine_sparse(params, offs[l], n, v, nzl, c, z)
+        sparse_affine(params, offs[l], n, v, nzl, c, z)
         _activate(kinds[l], z)
         v = z
 
@@ -256,18 +213,12 @@ def _loss_delta(kind, loss_kind, a, y, delta):
 @njit(cache=True)
 def _backprop_deltas(params, sizes, offs, kinds, acts, aoffs, l, dl, dp):
     r"""``dp[:n_l] = (W_l[1:] @ dl) * f'(a_{l-1})``: the error term of layer ``l - 1``."""
-    n = sizes[l + 1]
     nin = sizes[l]
-    o = offs[l]
+    row_dots(params, offs[l], sizes[l + 1], nin, dl, dp)
     ap = acts[aoffs[l - 1]:aoffs[l]]
     kind = kinds[l - 1]
-    zero = dl.dtype.type(0)
     for j in range(nin):
-        w = params[o + (j + 1) * n:o + (j + 2) * n]
-        s = zero
-        for k in range(n):
-            s += w[k] * dl[k]
-        dp[j] = s * dact_from_a(kind, ap[j])
+        dp[j] *= dact_from_a(kind, ap[j])
 
 
 @njit(cache=True)
@@ -279,28 +230,22 @@ def _backward_acc(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt, d0
     for l in range(L - 1, -1, -1):
         n = sizes[l + 1]
         o = offs[l]
-        g0 = G[o:o + n]
         for k in range(n):
-            g0[k] += dl[k]
+            G[o + k] += dl[k]
         v = x if l == 0 else acts[aoffs[l - 1]:aoffs[l]]
-        nzl = nz[noffs[l]:noffs[l + 1]]
-        for t in range(cnt[l]):
-            i = np.int64(nzl[t])
-            xi = v[i]
-            row = G[o + (i + 1) * n:o + (i + 2) * n]
-            for k in range(n):
-                row[k] += xi * dl[k]
+        rows_axpy(G, o, n, v, nz[noffs[l]:noffs[l + 1]], cnt[l], dl)
         if l > 0:
             _backprop_deltas(params, sizes, offs, kinds, acts, aoffs, l, dl, dp)
             dl, dp = dp, dl
 
 
 @njit(cache=True)
-def _backward_sgd(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt, d0, d1, lr):
+def _backward_sgd(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt, d0, d1, d2, lr):
     """Online SGD: ``params -= lr *`` the gradient of the sample just forwarded.
 
     Each layer's error term for the layer below is computed before its
-    weights change, so this is exactly a batch of one.
+    weights change, so this is exactly a batch of one.  ``d2`` is scratch
+    for the scaled error term :math:`-\eta\delta`.
     """
     L = kinds.shape[0]
     dl = d0
@@ -310,17 +255,12 @@ def _backward_sgd(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt, d0
         o = offs[l]
         if l > 0:
             _backprop_deltas(params, sizes, offs, kinds, acts, aoffs, l, dl, dp)
-        b = params[o:o + n]
         for k in range(n):
-            b[k] -= lr * dl[k]
+            step = -(lr * dl[k])
+            d2[k] = step
+            params[o + k] += step
         v = x if l == 0 else acts[aoffs[l - 1]:aoffs[l]]
-        nzl = nz[noffs[l]:noffs[l + 1]]
-        for t in range(cnt[l]):
-            i = np.int64(nzl[t])
-            xi = v[i]
-            row = params[o + (i + 1) * n:o + (i + 2) * n]
-            for k in range(n):
-                row[k] -= lr * (xi * dl[k])
+        rows_axpy(params, o, n, v, nz[noffs[l]:noffs[l + 1]], cnt[l], d2)
         dl, dp = dp, dl
 
 
@@ -329,7 +269,7 @@ def _accumulate(params, sizes, kinds, loss_kind, X, Y, order, lo, hi, G):
     """``G +=`` the summed gradient of samples ``order[lo:hi]``; returns their summed loss."""
     L = kinds.shape[0]
     offs = _offsets(sizes)
-    acts, aoffs, nz, noffs, cnt, d0, d1 = _workspace(sizes, params)
+    acts, aoffs, nz, noffs, cnt, d0, d1, d2 = _workspace(sizes, params)
     total = 0.0
     for s in range(lo, hi):
         r = order[s]
@@ -479,7 +419,7 @@ def _optimizer_step(optimizer, params, grad, state, lr, mu, rho, eps):
 def _forward_range(params, sizes, kinds, X, out, lo, hi):
     L = kinds.shape[0]
     offs = _offsets(sizes)
-    acts, aoffs, nz, noffs, cnt, d0, d1 = _workspace(sizes, params)
+    acts, aoffs, nz, noffs, cnt, d0, d1, d2 = _workspace(sizes, params)
     for r in range(lo, hi):
         _forward_sample(params, sizes, offs, kinds, X[r], acts, aoffs, nz, noffs, cnt)
         out[r, :] = acts[aoffs[L - 1]:aoffs[L]]
@@ -591,14 +531,14 @@ def _train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optim
     m = order.shape[0]
     total = 0.0
     if batch_size == 1 and optimizer == 0 and penalty == 0:
-        acts, aoffs, nz, noffs, cnt, d0, d1 = _workspace(sizes, params)
+        acts, aoffs, nz, noffs, cnt, d0, d1, d2 = _workspace(sizes, params)
         lrt = params.dtype.type(lr)
         for s in range(m):
             r = order[s]
             x = X[r]
             _forward_sample(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt)
             total += _loss_delta(kinds[L - 1], loss_kind, acts[aoffs[L - 1]:aoffs[L]], Y[r], d0)
-            _backward_sgd(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt, d0, d1, lrt)
+            _backward_sgd(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt, d0, d1, d2, lrt)
         return total
     G = np.zeros_like(params)
     start = 0

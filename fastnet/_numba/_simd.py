@@ -1,0 +1,420 @@
+r"""Explicit-SIMD building blocks of the per-sample kernels, as Numba intrinsics.
+
+Numba's loop vectoriser handles the short rows of a small network badly: a
+row of 50 float32 weights is shorter than its 64-element unrolled vector
+body, so the work falls to an 8-wide epilogue plus scalar code, with runtime
+alias checks on every row; and Numba disables LLVM's SLP vectoriser.  These
+intrinsics emit the loops directly in LLVM IR with vectors of one 64-byte
+register (16 float32 or 8 float64), masked loads and stores for the ends of
+rows, fused multiply-adds and accumulators held in registers.  LLVM
+legalises the vector types on any target (AVX2, NEON, ...): the code is
+portable, it is only fastest with AVX-512.
+
+Every intrinsic works on 1-D C-contiguous arrays of one float dtype; row
+indices come as ``uint32`` arrays (so they are known to be non-negative).
+Lanes past the end of a row are never read nor written (masked), so no
+intrinsic touches memory outside the rows it is given.
+
+* :func:`compact_nonzero` -- the indices of the nonzero entries of a vector
+  (compress-store of a ``!= 0`` mask; NaN counts as nonzero);
+* :func:`sparse_affine` -- :math:`z = W_0 + \sum_t v_{i_t} W_{i_t+1}` over
+  given row indices;
+* :func:`rows_axpy` -- :math:`W_{i_t+1} \mathrel{+}= v_{i_t}\, d` for given
+  row indices (the rank-1 gradient update of one sample);
+* :func:`row_dots` -- :math:`out_j = W_{j+1}\cdot d` for every row (the error
+  term sent to the layer below, before the activation's derivative).
+"""
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+__all__ = ["compact_nonzero", "sparse_affine", "rows_axpy", "row_dots"]
+
+_I1 = ir.IntType(1)
+_I8 = ir.IntType(8)
+_I32 = ir.IntType(32)
+_I64 = ir.IntType(64)
+#: vectors (of one 64-byte register) per block of a row held in registers
+_BLOCK = 4
+
+
+class _V:
+    """LLVM vector types and intrinsics for one float dtype."""
+
+    def __init__(self, builder, dtype):
+        self.b = builder
+        mod = builder.module
+        if dtype == types.float32:
+            self.fty, self.lanes, self.align, sfx = ir.FloatType(), 16, 4, "f32"
+        elif dtype == types.float64:
+            self.fty, self.lanes, self.align, sfx = ir.DoubleType(), 8, 8, "f64"
+        else:  # pragma: no cover - typing refuses other dtypes first
+            raise TypeError(dtype)
+        L = self.lanes
+        self.vty = ir.VectorType(self.fty, L)
+        self.mty = ir.VectorType(_I1, L)
+        self.ity = ir.VectorType(_I32, L)
+        ptr = self.fty.as_pointer()
+        self.zero = ir.Constant(self.vty, None)
+        self.iota = ir.Constant(self.ity, list(range(L)))
+        self._load = cgutils.get_or_insert_function(
+            mod, ir.FunctionType(self.vty, [ptr, _I32, self.mty, self.vty]),
+            f"llvm.masked.load.v{L}{sfx}.p0")
+        self._store = cgutils.get_or_insert_function(
+            mod, ir.FunctionType(ir.VoidType(), [self.vty, ptr, _I32, self.mty]),
+            f"llvm.masked.store.v{L}{sfx}.p0")
+        self._fma = cgutils.get_or_insert_function(
+            mod, ir.FunctionType(self.vty, [self.vty] * 3), f"llvm.fma.v{L}{sfx}")
+        self._reduce = cgutils.get_or_insert_function(
+            mod, ir.FunctionType(self.fty, [self.fty, self.vty]),
+            f"llvm.vector.reduce.fadd.v{L}{sfx}")
+        # compress into a register, then a masked (prefix) store: the memory form of
+        # vpcompressd is microcoded and very slow on AMD Zen 4
+        self._compress = cgutils.get_or_insert_function(
+            mod, ir.FunctionType(self.ity, [self.ity, self.mty, self.ity]),
+            f"llvm.experimental.vector.compress.v{L}i32")
+        self._istore = cgutils.get_or_insert_function(
+            mod, ir.FunctionType(ir.VoidType(), [self.ity, _I32.as_pointer(), _I32, self.mty]),
+            f"llvm.masked.store.v{L}i32.p0")
+        mint = ir.IntType(L)
+        self._ctpop = cgutils.get_or_insert_function(
+            mod, ir.FunctionType(mint, [mint]), f"llvm.ctpop.i{L}")
+        self.mint = mint
+
+    # masks and scalars
+    def mask_below(self, first, limit32):
+        """Lanes ``first + lane < limit32`` (``first`` a Python int, ``limit32`` an i32)."""
+        b = self.b
+        lanes = b.add(self.iota, ir.Constant(self.ity, [first] * self.lanes)) if first else self.iota
+        return b.icmp_signed("<", lanes, self.splat_i32(limit32))
+
+    def splat_i32(self, x):
+        b = self.b
+        v = b.insert_element(ir.Constant(self.ity, ir.Undefined), x, ir.Constant(_I32, 0))
+        return b.shuffle_vector(v, ir.Constant(self.ity, ir.Undefined),
+                                ir.Constant(self.ity, [0] * self.lanes))
+
+    def splat(self, x):
+        b = self.b
+        v = b.insert_element(ir.Constant(self.vty, ir.Undefined), x, ir.Constant(_I32, 0))
+        return b.shuffle_vector(v, ir.Constant(self.vty, ir.Undefined),
+                                ir.Constant(self.ity, [0] * self.lanes))
+
+    # memory and arithmetic
+    def load(self, ptr, mask):
+        """Load one vector at ``ptr``: plain when ``mask`` is None, else masked."""
+        if mask is None:
+            vptr = self.b.bitcast(ptr, self.vty.as_pointer())
+            return self.b.load(vptr, align=self.align)
+        return self.b.call(self._load, [ptr, ir.Constant(_I32, self.align), mask, self.zero])
+
+    def store(self, val, ptr, mask):
+        """Store one vector at ``ptr``: plain when ``mask`` is None, else masked."""
+        if mask is None:
+            vptr = self.b.bitcast(ptr, self.vty.as_pointer())
+            self.b.store(val, vptr, align=self.align)
+        else:
+            self.b.call(self._store, [val, ptr, ir.Constant(_I32, self.align), mask])
+
+    def fma(self, a, x, acc):
+        return self.b.call(self._fma, [a, x, acc])
+
+    def hsum(self, v):
+        """Horizontal sum (a tree: reassociated)."""
+        return self.b.call(self._reduce, [ir.Constant(self.fty, -0.0), v], fastmath=("reassoc",))
+
+    # pieces narrower than a register (the ends of rows), without masks
+    def piece_type(self, w):
+        return self.fty if w == 1 else ir.VectorType(self.fty, w)
+
+    def piece_load(self, ptr, w):
+        return self.b.load(self.b.bitcast(ptr, self.piece_type(w).as_pointer()), align=self.align)
+
+    def piece_store(self, val, ptr, w):
+        self.b.store(val, self.b.bitcast(ptr, self.piece_type(w).as_pointer()), align=self.align)
+
+    def piece_splat(self, x, w):
+        if w == 1:
+            return x
+        t = self.piece_type(w)
+        v = self.b.insert_element(ir.Constant(t, ir.Undefined), x, ir.Constant(_I32, 0))
+        return self.b.shuffle_vector(v, ir.Constant(t, ir.Undefined),
+                                     ir.Constant(ir.VectorType(_I32, w), [0] * w))
+
+    def piece_fma(self, a, x, acc, w):
+        t = self.piece_type(w)
+        sfx = ("f32" if self.lanes == 16 else "f64")
+        name = f"llvm.fma.{sfx}" if w == 1 else f"llvm.fma.v{w}{sfx}"
+        fn = cgutils.get_or_insert_function(self.b.module, ir.FunctionType(t, [t] * 3), name)
+        return self.b.call(fn, [a, x, acc])
+
+
+def _data(context, builder, ty, val):
+    return context.make_array(ty)(context, builder, val).data
+
+
+def _loop(builder, start, stop, step=1):
+    """``for i in range(start, stop, step)`` over i64 values (a context manager giving ``i``)."""
+    return cgutils.for_range_slice(builder, start, stop, ir.Constant(_I64, step), _I64)
+
+
+def _min_i64(builder, a, b):
+    return builder.select(builder.icmp_signed("<", a, b), a, b)
+
+
+def _float_array(ty):
+    return (isinstance(ty, types.Array) and ty.ndim == 1 and ty.layout == "C"
+            and ty.dtype in (types.float32, types.float64))
+
+
+def _index_array(ty):
+    return isinstance(ty, types.Array) and ty.ndim == 1 and ty.layout == "C" \
+        and ty.dtype == types.uint32
+
+
+def _switch_nvec(builder, V, rem, emit):
+    """Branch on the number of vectors (1..BLOCK) a block of ``rem`` > 0 elements needs and
+    call ``emit(nvec, masks)`` in each branch (masks of the last vector cover ``rem``)."""
+    L = V.lanes
+    rem32 = builder.trunc(_min_i64(builder, rem, ir.Constant(_I64, _BLOCK * L)), _I32)
+    # nvec = ceil(rem / L), 1..BLOCK
+    nvec = builder.udiv(builder.add(rem32, ir.Constant(_I32, L - 1)), ir.Constant(_I32, L))
+    fn = builder.function
+    done = fn.append_basic_block("nvec.done")
+    default = fn.append_basic_block("nvec.default")
+    sw = builder.switch(nvec, default)
+    with builder.goto_block(default):
+        builder.unreachable()
+    for k in range(1, _BLOCK + 1):
+        blk = fn.append_basic_block(f"nvec.{k}")
+        sw.add_case(ir.Constant(_I32, k), blk)
+        builder.position_at_end(blk)
+        # the first k - 1 vectors of the block are full: only the last one needs a mask
+        # (masked stores are slow on some CPUs, AMD Zen 4 among them)
+        masks = [None] * (k - 1) + [V.mask_below((k - 1) * L, rem32)]
+        emit(k, masks)
+        builder.branch(done)
+    builder.position_at_end(done)
+
+
+def _row_ptr(builder, base, o, idx, n, kb):
+    """Pointer to ``W[idx + 1, kb]`` of the block ``W`` of width ``n`` starting at ``base + o``."""
+    off = builder.add(builder.add(o, builder.mul(builder.add(idx, ir.Constant(_I64, 1)), n)), kb)
+    return builder.gep(base, [off])
+
+
+def _load_index(builder, nz_ptr, t):
+    return builder.zext(builder.load(builder.gep(nz_ptr, [t])), _I64)
+
+
+# ------------------------------------------------------------------ intrinsics
+@intrinsic
+def compact_nonzero(typingctx, v, nz):
+    """Write the indices of the nonzero entries of ``v`` to ``nz`` (uint32, at least as long);
+    return how many (int64).  NaN counts as nonzero."""
+    if not (_float_array(v) and _index_array(nz)):
+        return None
+    sig = types.int64(v, nz)
+
+    def codegen(context, builder, sig, args):
+        V = _V(builder, sig.args[0].dtype)
+        L = V.lanes
+        vptr = _data(context, builder, sig.args[0], args[0])
+        nptr = _data(context, builder, sig.args[1], args[1])
+        n = context.make_array(sig.args[0])(context, builder, args[0]).nitems
+        count = cgutils.alloca_once_value(builder, ir.Constant(_I64, 0))
+        with _loop(builder, ir.Constant(_I64, 0), n, L) as (i, _):
+            rem32 = builder.trunc(_min_i64(builder, builder.sub(n, i), ir.Constant(_I64, L)),
+                                  _I32)
+            inside = V.mask_below(0, rem32)
+            x = V.load(builder.gep(vptr, [i]), inside)
+            nonzero = builder.and_(builder.fcmp_unordered("!=", x, V.zero), inside)
+            idx = builder.add(V.iota, V.splat_i32(builder.trunc(i, _I32)))
+            c = builder.load(count)
+            packed = builder.call(V._compress, [idx, nonzero, ir.Constant(V.ity, None)])
+            bits = builder.call(V._ctpop, [builder.bitcast(nonzero, V.mint)])
+            prefix = V.mask_below(0, builder.zext(bits, _I32))
+            builder.call(V._istore, [packed, builder.gep(nptr, [c]), ir.Constant(_I32, 4), prefix])
+            builder.store(builder.add(c, builder.zext(bits, _I64)), count)
+        return builder.load(count)
+
+    return sig, codegen
+
+
+@intrinsic
+def sparse_affine(typingctx, params, o, n, v, nz, c, z):
+    r"""``z[:n] = W[0] + sum_{t<c} v[nz[t]] * W[nz[t] + 1]``, ``W`` the ``(len(v)+1, n)``
+    block of ``params`` at offset ``o``.  Register accumulators, two per vector (even and
+    odd ``t``), a block of up to four vectors of the row at a time."""
+    if not (_float_array(params) and _float_array(v) and _float_array(z)
+            and _index_array(nz) and params.dtype == v.dtype == z.dtype):
+        return None
+    sig = types.void(params, types.int64, types.int64, v, nz, types.int64, z)
+
+    def codegen(context, builder, sig, args):
+        V = _V(builder, sig.args[0].dtype)
+        L = V.lanes
+        p_ptr = _data(context, builder, sig.args[0], args[0])
+        o, n = args[1], args[2]
+        v_ptr = _data(context, builder, sig.args[3], args[3])
+        nz_ptr = _data(context, builder, sig.args[4], args[4])
+        c = args[5]
+        z_ptr = _data(context, builder, sig.args[6], args[6])
+        accs = [cgutils.alloca_once(builder, V.vty) for _ in range(2 * _BLOCK)]
+        c_even = builder.and_(c, ir.Constant(_I64, -2))
+        one = ir.Constant(_I64, 1)
+        with _loop(builder, ir.Constant(_I64, 0), n, _BLOCK * L) as (kb, _):
+            rem = builder.sub(n, kb)
+
+            def emit(nvec, masks):
+                bias = builder.gep(p_ptr, [builder.add(o, kb)])
+                for j in range(nvec):
+                    builder.store(V.load(builder.gep(bias, [ir.Constant(_I64, j * L)]),
+                                         masks[j]), accs[j])
+                    builder.store(V.zero, accs[_BLOCK + j])
+
+                def step(t, bank):
+                    idx = _load_index(builder, nz_ptr, t)
+                    xs = V.splat(builder.load(builder.gep(v_ptr, [idx])))
+                    row = _row_ptr(builder, p_ptr, o, idx, n, kb)
+                    for j in range(nvec):
+                        w = V.load(builder.gep(row, [ir.Constant(_I64, j * L)]), masks[j])
+                        a = accs[bank + j]
+                        builder.store(V.fma(xs, w, builder.load(a)), a)
+
+                with _loop(builder, ir.Constant(_I64, 0), c_even, 2) as (t, _):
+                    step(t, 0)
+                    step(builder.add(t, one), _BLOCK)
+                with builder.if_then(builder.icmp_signed("<", c_even, c)):
+                    step(c_even, 0)
+                out = builder.gep(z_ptr, [kb])
+                for j in range(nvec):
+                    s = builder.fadd(builder.load(accs[j]), builder.load(accs[_BLOCK + j]))
+                    V.store(s, builder.gep(out, [ir.Constant(_I64, j * L)]), masks[j])
+
+            _switch_nvec(builder, V, rem, emit)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def rows_axpy(typingctx, W, o, n, v, nz, c, d):
+    r"""``W[nz[t] + 1, :n] += v[nz[t]] * d[:n]`` for ``t < c`` (``W`` the block of width ``n``
+    at offset ``o`` of the flat array ``W``).
+
+    The full vectors of each row (a block of up to four, ``d`` held in
+    registers) are updated in a first pass over the rows, the rest of each
+    row (``n % lanes`` elements) in a second pass by pieces of half, a
+    quarter... of a register: no masked store (they are slow on some CPUs,
+    AMD Zen 4 among them).
+    """
+    if not (_float_array(W) and _float_array(v) and _float_array(d) and _index_array(nz)
+            and W.dtype == v.dtype == d.dtype):
+        return None
+    sig = types.void(W, types.int64, types.int64, v, nz, types.int64, d)
+
+    def codegen(context, builder, sig, args):
+        V = _V(builder, sig.args[0].dtype)
+        L = V.lanes
+        w_ptr = _data(context, builder, sig.args[0], args[0])
+        o, n = args[1], args[2]
+        v_ptr = _data(context, builder, sig.args[3], args[3])
+        nz_ptr = _data(context, builder, sig.args[4], args[4])
+        c = args[5]
+        d_ptr = _data(context, builder, sig.args[6], args[6])
+        zero = ir.Constant(_I64, 0)
+        tail = builder.and_(n, ir.Constant(_I64, L - 1))
+        nfull = builder.sub(n, tail)
+        with _loop(builder, zero, nfull, _BLOCK * L) as (kb, _):
+            nvec = builder.trunc(_min_i64(builder, builder.udiv(builder.sub(nfull, kb),
+                                                                ir.Constant(_I64, L)),
+                                          ir.Constant(_I64, _BLOCK)), _I32)
+            fn = builder.function
+            done = fn.append_basic_block("ra.done")
+            default = fn.append_basic_block("ra.default")
+            sw = builder.switch(nvec, default)
+            with builder.goto_block(default):
+                builder.unreachable()
+            for k in range(1, _BLOCK + 1):
+                blk = fn.append_basic_block(f"ra.{k}")
+                sw.add_case(ir.Constant(_I32, k), blk)
+                builder.position_at_end(blk)
+                dblk = builder.gep(d_ptr, [kb])
+                ds = [V.load(builder.gep(dblk, [ir.Constant(_I64, j * L)]), None)
+                      for j in range(k)]
+                with _loop(builder, zero, c) as (t, _):
+                    idx = _load_index(builder, nz_ptr, t)
+                    xs = V.splat(builder.load(builder.gep(v_ptr, [idx])))
+                    row = _row_ptr(builder, w_ptr, o, idx, n, kb)
+                    for j in range(k):
+                        ptr = builder.gep(row, [ir.Constant(_I64, j * L)])
+                        V.store(V.fma(xs, ds[j], V.load(ptr, None)), ptr, None)
+                builder.branch(done)
+            builder.position_at_end(done)
+        with builder.if_then(builder.icmp_signed(">", tail, zero)):
+            widths = []
+            w = L // 2
+            while w >= 1:
+                widths.append(w)
+                w //= 2
+            # piece w starts at nfull + (tail & ~(2w - 1)); present when tail & w
+            present = [builder.icmp_unsigned("!=", builder.and_(tail, ir.Constant(_I64, w)), zero)
+                       for w in widths]
+            starts = [builder.add(nfull, builder.and_(tail, ir.Constant(_I64, ~(2 * w - 1))))
+                      for w in widths]
+            with _loop(builder, zero, c) as (t, _):
+                idx = _load_index(builder, nz_ptr, t)
+                x = builder.load(builder.gep(v_ptr, [idx]))
+                row = _row_ptr(builder, w_ptr, o, idx, n, zero)
+                for w, has, start in zip(widths, present, starts):
+                    with builder.if_then(has):
+                        dp = V.piece_load(builder.gep(d_ptr, [start]), w)
+                        ptr = builder.gep(row, [start])
+                        V.piece_store(V.piece_fma(V.piece_splat(x, w), dp,
+                                                  V.piece_load(ptr, w), w), ptr, w)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def row_dots(typingctx, W, o, n, m, d, out):
+    r"""``out[j] = W[j + 1, :n] . d[:n]`` for ``j < m`` (``W`` the block of width ``n`` at
+    offset ``o``): the product :math:`W_{1:}\,\delta` that backprop sends down a layer."""
+    if not (_float_array(W) and _float_array(d) and _float_array(out)
+            and W.dtype == d.dtype == out.dtype):
+        return None
+    sig = types.void(W, types.int64, types.int64, types.int64, d, out)
+
+    def codegen(context, builder, sig, args):
+        V = _V(builder, sig.args[0].dtype)
+        L = V.lanes
+        w_ptr = _data(context, builder, sig.args[0], args[0])
+        o, n, m = args[1], args[2], args[3]
+        d_ptr = _data(context, builder, sig.args[4], args[4])
+        out_ptr = _data(context, builder, sig.args[5], args[5])
+        # zero the outputs, then add one block of columns at a time
+        with _loop(builder, ir.Constant(_I64, 0), m) as (j, _):
+            builder.store(ir.Constant(V.fty, 0.0), builder.gep(out_ptr, [j]))
+        with _loop(builder, ir.Constant(_I64, 0), n, _BLOCK * L) as (kb, _):
+            rem = builder.sub(n, kb)
+
+            def emit(nvec, masks):
+                dblk = builder.gep(d_ptr, [kb])
+                ds = [V.load(builder.gep(dblk, [ir.Constant(_I64, k * L)]), masks[k])
+                      for k in range(nvec)]
+                with _loop(builder, ir.Constant(_I64, 0), m) as (j, _):
+                    row = _row_ptr(builder, w_ptr, o, j, n, kb)
+                    acc = None
+                    for k in range(nvec):
+                        w = V.load(builder.gep(row, [ir.Constant(_I64, k * L)]), masks[k])
+                        acc = builder.fmul(w, ds[k]) if acc is None else V.fma(w, ds[k], acc)
+                    optr = builder.gep(out_ptr, [j])
+                    builder.store(builder.fadd(builder.load(optr), V.hsum(acc)), optr)
+
+            _switch_nvec(builder, V, rem, emit)
+        return context.get_dummy_value()
+
+    return sig, codegen
