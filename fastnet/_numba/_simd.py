@@ -35,8 +35,9 @@ _I1 = ir.IntType(1)
 _I8 = ir.IntType(8)
 _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
-#: vectors (of one 64-byte register) per block of a row held in registers
-_BLOCK = 4
+#: vectors (of one 64-byte register) per block of a row held in registers: 8 (of the 32
+#: AVX-512 registers) covers a 128-float32 / 64-float64 row in one pass over the indices
+_BLOCK = 8
 
 
 class _V:
@@ -246,7 +247,7 @@ def compact_nonzero(typingctx, v, nz):
 def sparse_affine(typingctx, params, o, n, v, nz, c, z):
     r"""``z[:n] = W[0] + sum_{t<c} v[nz[t]] * W[nz[t] + 1]``, ``W`` the ``(len(v)+1, n)``
     block of ``params`` at offset ``o``.  Register accumulators, two per vector (even and
-    odd ``t``), a block of up to four vectors of the row at a time."""
+    odd ``t``), a block of up to eight vectors of the row at a time."""
     if not (_float_array(params) and _float_array(v) and _float_array(z)
             and _index_array(nz) and params.dtype == v.dtype == z.dtype):
         return None
@@ -304,11 +305,14 @@ def rows_axpy(typingctx, W, o, n, v, nz, c, d):
     r"""``W[nz[t] + 1, :n] += v[nz[t]] * d[:n]`` for ``t < c`` (``W`` the block of width ``n``
     at offset ``o`` of the flat array ``W``).
 
-    The full vectors of each row (a block of up to four, ``d`` held in
-    registers) are updated in a first pass over the rows, the rest of each
-    row (``n % lanes`` elements) in a second pass by pieces of half, a
-    quarter... of a register: no masked store (they are slow on some CPUs,
-    AMD Zen 4 among them).
+    No masked store (they are slow on some CPUs, AMD Zen 4 among them).  A
+    row of at least one and at most :data:`_BLOCK` full vectors plus a rest
+    is done in one pass: every vector of the row, and one more ending at
+    the row's end (overlapping the last full one), is loaded and updated in
+    registers, the overlapping one stored first, so every element is
+    updated once.  Longer rows go by blocks of full vectors, then the rest
+    of each row by pieces of half, a quarter... of a register; so do rows
+    shorter than one vector.  ``d`` is held in registers.
     """
     if not (_float_array(W) and _float_array(v) and _float_array(d) and _index_array(nz)
             and W.dtype == v.dtype == d.dtype):
@@ -327,53 +331,75 @@ def rows_axpy(typingctx, W, o, n, v, nz, c, d):
         zero = ir.Constant(_I64, 0)
         tail = builder.and_(n, ir.Constant(_I64, L - 1))
         nfull = builder.sub(n, tail)
-        with _loop(builder, zero, nfull, _BLOCK * L) as (kb, _):
-            nvec = builder.trunc(_min_i64(builder, builder.udiv(builder.sub(nfull, kb),
-                                                                ir.Constant(_I64, L)),
-                                          ir.Constant(_I64, _BLOCK)), _I32)
-            fn = builder.function
-            done = fn.append_basic_block("ra.done")
-            default = fn.append_basic_block("ra.default")
+        fn = builder.function
+
+        def full_vectors(kb, k, overlap):
+            """t loop updating vectors kb + j*L (j < k) and, if overlap, the last L elements."""
+            dblk = builder.gep(d_ptr, [kb])
+            ds = [V.load(builder.gep(dblk, [ir.Constant(_I64, j * L)]), None) for j in range(k)]
+            last = builder.sub(n, ir.Constant(_I64, L))
+            if overlap:
+                dlast = V.load(builder.gep(d_ptr, [last]), None)
+            with _loop(builder, zero, c) as (t, _):
+                idx = _load_index(builder, nz_ptr, t)
+                xs = V.splat(builder.load(builder.gep(v_ptr, [idx])))
+                row = _row_ptr(builder, w_ptr, o, idx, n, kb)
+                ptrs = [builder.gep(row, [ir.Constant(_I64, j * L)]) for j in range(k)]
+                new = [V.fma(xs, ds[j], V.load(ptrs[j], None)) for j in range(k)]
+                if overlap:
+                    plast = builder.gep(_row_ptr(builder, w_ptr, o, idx, n, zero), [last])
+                    V.store(V.fma(xs, dlast, V.load(plast, None)), plast, None)
+                for j in range(k):
+                    V.store(new[j], ptrs[j], None)
+
+        def switch_on(nvec, emit, tag):
+            done = fn.append_basic_block(f"{tag}.done")
+            default = fn.append_basic_block(f"{tag}.default")
             sw = builder.switch(nvec, default)
             with builder.goto_block(default):
                 builder.unreachable()
             for k in range(1, _BLOCK + 1):
-                blk = fn.append_basic_block(f"ra.{k}")
+                blk = fn.append_basic_block(f"{tag}.{k}")
                 sw.add_case(ir.Constant(_I32, k), blk)
                 builder.position_at_end(blk)
-                dblk = builder.gep(d_ptr, [kb])
-                ds = [V.load(builder.gep(dblk, [ir.Constant(_I64, j * L)]), None)
-                      for j in range(k)]
-                with _loop(builder, zero, c) as (t, _):
-                    idx = _load_index(builder, nz_ptr, t)
-                    xs = V.splat(builder.load(builder.gep(v_ptr, [idx])))
-                    row = _row_ptr(builder, w_ptr, o, idx, n, kb)
-                    for j in range(k):
-                        ptr = builder.gep(row, [ir.Constant(_I64, j * L)])
-                        V.store(V.fma(xs, ds[j], V.load(ptr, None)), ptr, None)
+                emit(k)
                 builder.branch(done)
             builder.position_at_end(done)
-        with builder.if_then(builder.icmp_signed(">", tail, zero)):
-            widths = []
-            w = L // 2
-            while w >= 1:
-                widths.append(w)
-                w //= 2
-            # piece w starts at nfull + (tail & ~(2w - 1)); present when tail & w
-            present = [builder.icmp_unsigned("!=", builder.and_(tail, ir.Constant(_I64, w)), zero)
-                       for w in widths]
-            starts = [builder.add(nfull, builder.and_(tail, ir.Constant(_I64, ~(2 * w - 1))))
-                      for w in widths]
-            with _loop(builder, zero, c) as (t, _):
-                idx = _load_index(builder, nz_ptr, t)
-                x = builder.load(builder.gep(v_ptr, [idx]))
-                row = _row_ptr(builder, w_ptr, o, idx, n, zero)
-                for w, has, start in zip(widths, present, starts):
-                    with builder.if_then(has):
-                        dp = V.piece_load(builder.gep(d_ptr, [start]), w)
-                        ptr = builder.gep(row, [start])
-                        V.piece_store(V.piece_fma(V.piece_splat(x, w), dp,
-                                                  V.piece_load(ptr, w), w), ptr, w)
+
+        one_pass = builder.and_(
+            builder.and_(builder.icmp_signed(">", nfull, zero), builder.icmp_signed(">", tail, zero)),
+            builder.icmp_signed("<=", nfull, ir.Constant(_I64, _BLOCK * L)))
+        with builder.if_else(one_pass) as (then, otherwise):
+            with then:
+                nvec = builder.trunc(builder.udiv(nfull, ir.Constant(_I64, L)), _I32)
+                switch_on(nvec, lambda k: full_vectors(zero, k, True), "ra1")
+            with otherwise:
+                with _loop(builder, zero, nfull, _BLOCK * L) as (kb, _):
+                    nvec = builder.trunc(_min_i64(
+                        builder, builder.udiv(builder.sub(nfull, kb), ir.Constant(_I64, L)),
+                        ir.Constant(_I64, _BLOCK)), _I32)
+                    switch_on(nvec, lambda k: full_vectors(kb, k, False), "ra")
+                with builder.if_then(builder.icmp_signed(">", tail, zero)):
+                    widths = []
+                    w = L // 2
+                    while w >= 1:
+                        widths.append(w)
+                        w //= 2
+                    # piece w starts at nfull + (tail & ~(2w - 1)); present when tail & w
+                    present = [builder.icmp_unsigned("!=", builder.and_(tail, ir.Constant(_I64, w)),
+                                                     zero) for w in widths]
+                    starts = [builder.add(nfull, builder.and_(tail, ir.Constant(_I64, ~(2 * w - 1))))
+                              for w in widths]
+                    with _loop(builder, zero, c) as (t, _):
+                        idx = _load_index(builder, nz_ptr, t)
+                        x = builder.load(builder.gep(v_ptr, [idx]))
+                        row = _row_ptr(builder, w_ptr, o, idx, n, zero)
+                        for w, has, start in zip(widths, present, starts):
+                            with builder.if_then(has):
+                                dp = V.piece_load(builder.gep(d_ptr, [start]), w)
+                                ptr = builder.gep(row, [start])
+                                V.piece_store(V.piece_fma(V.piece_splat(x, w), dp,
+                                                          V.piece_load(ptr, w), w), ptr, w)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -415,6 +441,89 @@ def row_dots(typingctx, W, o, n, m, d, out):
                     builder.store(builder.fadd(builder.load(optr), V.hsum(acc)), optr)
 
             _switch_nvec(builder, V, rem, emit)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+# ------------------------------------------------------------------ sigmoid
+# exp(x) = 2**k * exp(r), k = round(x / ln 2), |r| <= ln(2) / 2, exp(r) by its Taylor
+# polynomial (degree 7 for float32, 13 for float64: truncation below half an ulp), 2**k
+# built from its exponent bits.  x is clamped to the normal range (below it the sigmoid
+# differs from the reference by less than the smallest normal number).
+_EXP = {
+    16: dict(lo=-87.0, ln2_hi=0.693145751953125, ln2_lo=1.428606765330187e-06, degree=7,
+             ity=ir.IntType(32), bias=127, mant=23),
+    8: dict(lo=-708.0, ln2_hi=0.6931471803691238, ln2_lo=1.9082149292705877e-10, degree=13,
+            ity=ir.IntType(64), bias=1023, mant=52),
+}
+
+
+def _vexp(builder, V, x):
+    """exp(x) elementwise for a vector ``x`` <= 0 of the dtype of ``V``."""
+    P = _EXP[V.lanes]
+    vty = V.vty
+    fconst = lambda c: ir.Constant(vty, [c] * V.lanes)  # noqa: E731
+    mod = builder.module
+    sfx = f"v{V.lanes}{'f32' if V.lanes == 16 else 'f64'}"
+    rint = cgutils.get_or_insert_function(mod, ir.FunctionType(vty, [vty]), f"llvm.rint.{sfx}")
+    maxf = cgutils.get_or_insert_function(mod, ir.FunctionType(vty, [vty, vty]),
+                                          f"llvm.maxnum.{sfx}")
+    x = builder.call(maxf, [x, fconst(P["lo"])])
+    k = builder.call(rint, [builder.fmul(x, fconst(1.4426950408889634))])
+    r = V.fma(k, fconst(-P["ln2_hi"]), x)
+    r = V.fma(k, fconst(-P["ln2_lo"]), r)
+    # Horner: sum_{i<=deg} r^i / i!
+    fact = [1.0]
+    for i in range(1, P["degree"] + 1):
+        fact.append(fact[-1] * i)
+    p = fconst(1.0 / fact[P["degree"]])
+    for i in range(P["degree"] - 1, -1, -1):
+        p = V.fma(p, r, fconst(1.0 / fact[i]))
+    ivty = ir.VectorType(P["ity"], V.lanes)
+    ki = builder.fptosi(k, ivty)
+    bits = builder.shl(builder.add(ki, ir.Constant(ivty, [P["bias"]] * V.lanes)),
+                       ir.Constant(ivty, [P["mant"]] * V.lanes))
+    return builder.fmul(p, builder.bitcast(bits, vty))
+
+
+@intrinsic
+def sigmoid_into(typingctx, z, out):
+    r"""``out[:] = sigmoid(z)`` (``out`` may be ``z``), vectorised, as the reference computes
+    it: :math:`e = e^{-|z|}`, then :math:`1/(1+e)` for :math:`z \ge 0`, :math:`e/(1+e)` otherwise."""
+    if not (_float_array(z) and _float_array(out) and z.dtype == out.dtype):
+        return None
+    sig = types.void(z, out)
+
+    def codegen(context, builder, sig, args):
+        V = _V(builder, sig.args[0].dtype)
+        L = V.lanes
+        z_ptr = _data(context, builder, sig.args[0], args[0])
+        o_ptr = _data(context, builder, sig.args[1], args[1])
+        n = context.make_array(sig.args[0])(context, builder, args[0]).nitems
+        fabs = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(V.vty, [V.vty]),
+            f"llvm.fabs.v{L}{'f32' if L == 16 else 'f64'}")
+        one = ir.Constant(V.vty, [1.0] * L)
+
+        def body(zv):
+            e = _vexp(builder, V, builder.fsub(V.zero, builder.call(fabs, [zv])))
+            num = builder.select(builder.fcmp_ordered(">=", zv, V.zero), one, e)
+            s = builder.fdiv(num, builder.fadd(one, e))
+            # NaN in, NaN out (the select above would turn it into e / (1 + e))
+            return builder.select(builder.fcmp_unordered("uno", zv, zv), zv, s)
+
+        with _loop(builder, ir.Constant(_I64, 0), n, L) as (i, _):
+            rem = builder.sub(n, i)
+            full = builder.icmp_signed(">=", rem, ir.Constant(_I64, L))
+            with builder.if_else(full) as (then, otherwise):
+                with then:
+                    V.store(body(V.load(builder.gep(z_ptr, [i]), None)),
+                            builder.gep(o_ptr, [i]), None)
+                with otherwise:
+                    mask = V.mask_below(0, builder.trunc(rem, _I32))
+                    V.store(body(V.load(builder.gep(z_ptr, [i]), mask)),
+                            builder.gep(o_ptr, [i]), mask)
         return context.get_dummy_value()
 
     return sig, codegen

@@ -42,7 +42,8 @@ import numba
 from numba import njit, prange
 
 from fastnet._numba._common import (FASTMATH, LOG_CLIP, sigmoid, act, dact, dact_from_a)
-from fastnet._numba._simd import compact_nonzero, sparse_affine, rows_axpy, row_dots
+from fastnet._numba._simd import (compact_nonzero, sparse_affine, rows_axpy, row_dots,
+                                  sigmoid_into)
 
 __all__ = ["KERNELS", "activation", "activation_grad", "loss", "penalty_value", "penalty_grad",
            "optimizer_step", "forward_network", "backprop_samples", "backprop_batch",
@@ -100,8 +101,7 @@ def _activate(kind, z):
     """``z[...] = f(z)`` in place for activation code ``kind`` (softmax over the whole vector)."""
     n = z.shape[0]
     if kind == 1:
-        for k in range(n):
-            z[k] = sigmoid(z[k])
+        sigmoid_into(z, z)
     elif kind == 2:
         zero = z.dtype.type(0)
         for k in range(n):
@@ -287,7 +287,8 @@ def _step_range(params, G, state, lo, hi, B, optimizer, lr, mu, rho, eps, penalt
 
     :math:`g = G/B` (+ :math:`\lambda w` or :math:`\lambda\,\mathrm{sign}(w)`),
     then sgd / momentum / RMSprop exactly as :func:`fastnet.reference.kernels.optimizer_step`;
-    ``G[lo:hi]`` is reset to zero for the next batch.
+    ``G[lo:hi]`` is reset to zero for the next batch.  One branch-free
+    (vectorisable) loop per case.
     """
     T = params.dtype.type
     Bt = T(B)
@@ -295,26 +296,46 @@ def _step_range(params, G, state, lo, hi, B, optimizer, lr, mu, rho, eps, penalt
     lamt = T(lam)
     zero = T(0)
     one = T(1)
-    for p in range(lo, hi):
-        g = G[p] / Bt
-        if penalty == 1:
-            g += lamt * params[p]
-        elif penalty == 2:
-            g += lamt * np.sign(params[p])
-        G[p] = zero
-        if optimizer == 0:
-            params[p] -= lrt * g
-        elif optimizer == 1:
-            s = state[p] * T(mu)
-            s -= lrt * g
-            state[p] = s
-            params[p] += s
-        else:
-            rt = T(rho)
-            s = state[p] * rt
-            s += (one - rt) * g * g
-            state[p] = s
-            params[p] -= lrt * g / (np.sqrt(s) + T(eps))
+    p = params[lo:hi]
+    g = G[lo:hi]
+    s = state[lo:hi]
+    n = hi - lo
+    if optimizer == 0 and penalty == 0:
+        for i in range(n):
+            gi = g[i] / Bt
+            g[i] = zero
+            p[i] -= lrt * gi
+        return
+    if penalty == 1:
+        for i in range(n):
+            g[i] = g[i] / Bt + lamt * p[i]
+    elif penalty == 2:
+        for i in range(n):
+            g[i] = g[i] / Bt + lamt * np.sign(p[i])
+    else:
+        for i in range(n):
+            g[i] = g[i] / Bt
+    if optimizer == 0:
+        for i in range(n):
+            p[i] -= lrt * g[i]
+    elif optimizer == 1:
+        mut = T(mu)
+        for i in range(n):
+            v = s[i] * mut
+            v -= lrt * g[i]
+            s[i] = v
+            p[i] += v
+    else:
+        rt = T(rho)
+        et = T(eps)
+        for i in range(n):
+            gi = g[i]
+            v = s[i] * rt
+            v += (one - rt) * gi * gi
+            s[i] = v
+            p[i] -= lrt * gi / (np.sqrt(v) + et)
+    for i in range(n):
+        g[i] = zero
 
 
 @njit(cache=True)
@@ -332,6 +353,9 @@ def _update(params, G, state, sizes, offs, B, optimizer, lr, mu, rho, eps, penal
 # ---------------------------------------------------------------- elementwise
 @njit(cache=True)
 def _activation_flat(kind, z, out):
+    if kind == 1:
+        sigmoid_into(z, out)
+        return
     for k in range(z.shape[0]):
         out[k] = act(kind, z[k])
 
