@@ -527,3 +527,4 @@ def sigmoid_into(typingctx, z, out):
         return context.get_dummy_value()
 
     return sig, codegen
+
