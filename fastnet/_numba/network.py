@@ -30,16 +30,21 @@ Threads
 -------
 :func:`backprop_samples`, :func:`forward_network` and the large-batch path
 of :func:`train_epoch` split the samples into one contiguous block per
-thread (``numba.get_num_threads()``), each thread accumulating into its own
-gradient buffer; the buffers are summed in thread order.  The result is
-therefore deterministic for a given thread count (it may differ from the
-serial one in the last bits).  Small problems run serially.  The
-``parallel=True`` kernels are not cached on disk (they are compiled once per
-process); the serial ones are.
+thread (``numba.get_num_threads()``, set by ``NUMBA_NUM_THREADS`` or
+``numba.set_num_threads``), each block run by a serial, cached ``nogil``
+kernel in its own Python thread and accumulating into its own gradient
+buffer; the buffers are summed in block order.  The result is therefore
+deterministic for a given thread count (it may differ from the serial one in
+the last bits).  Problems below :data:`PARALLEL_MIN_WORK` run serially.
+No kernel is ``parallel=True``: those cannot be cached and cost seconds of
+compilation in every new process.
 """
 import numpy as np
 import numba
-from numba import njit, prange
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from numba import njit
 
 from fastnet._numba._common import (FASTMATH, LOG_CLIP, sigmoid, act, dact, dact_from_a)
 from fastnet._numba._simd import (compact_nonzero, sparse_affine, rows_axpy, row_dots,
@@ -241,7 +246,7 @@ def _backward_acc(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt, d0
 
 @njit(cache=True)
 def _backward_sgd(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt, d0, d1, d2, lr):
-    """Online SGD: ``params -= lr *`` the gradient of the sample just forwarded.
+    r"""Online SGD: ``params -= lr *`` the gradient of the sample just forwarded.
 
     Each layer's error term for the layer below is computed before its
     weights change, so this is exactly a batch of one.  ``d2`` is scratch
@@ -264,7 +269,7 @@ def _backward_sgd(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt, d0
         dl, dp = dp, dl
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _accumulate(params, sizes, kinds, loss_kind, X, Y, order, lo, hi, G):
     """``G +=`` the summed gradient of samples ``order[lo:hi]``; returns their summed loss."""
     L = kinds.shape[0]
@@ -278,6 +283,13 @@ def _accumulate(params, sizes, kinds, loss_kind, X, Y, order, lo, hi, G):
         total += _loss_delta(kinds[L - 1], loss_kind, acts[aoffs[L - 1]:aoffs[L]], Y[r], d0)
         _backward_acc(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt, d0, d1, G)
     return total
+
+
+@njit(cache=True, nogil=True)
+def _accumulate_zeroed(params, sizes, kinds, loss_kind, X, Y, order, lo, hi, G):
+    """``G =`` the summed gradient of samples ``order[lo:hi]``; returns their summed loss."""
+    G[:] = 0
+    return _accumulate(params, sizes, kinds, loss_kind, X, Y, order, lo, hi, G)
 
 
 # ================================================================ optimiser step
@@ -338,7 +350,7 @@ def _step_range(params, G, state, lo, hi, B, optimizer, lr, mu, rho, eps, penalt
         g[i] = zero
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _update(params, G, state, sizes, offs, B, optimizer, lr, mu, rho, eps, penalty, lam):
     """The batch's update of every layer (bias rows get no penalty)."""
     for l in range(sizes.shape[0] - 1):
@@ -439,7 +451,7 @@ def _optimizer_step(optimizer, params, grad, state, lr, mu, rho, eps):
 
 
 # --------------------------------------------------------------------- networks
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _forward_range(params, sizes, kinds, X, out, lo, hi):
     L = kinds.shape[0]
     offs = _offsets(sizes)
@@ -449,13 +461,6 @@ def _forward_range(params, sizes, kinds, X, out, lo, hi):
         out[r, :] = acts[aoffs[L - 1]:aoffs[L]]
 
 
-@njit(parallel=True)
-def _forward_par(params, sizes, kinds, X, out, nthreads):
-    m = X.shape[0]
-    for t in prange(nthreads):
-        _forward_range(params, sizes, kinds, X, out, t * m // nthreads, (t + 1) * m // nthreads)
-
-
 @njit(cache=True)
 def _backprop_samples(params, sizes, kinds, loss_kind, X, Y, grad):
     grad[:] = 0
@@ -463,7 +468,7 @@ def _backprop_samples(params, sizes, kinds, loss_kind, X, Y, grad):
     return _accumulate(params, sizes, kinds, loss_kind, X, Y, order, 0, X.shape[0], grad)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sum_rows_into(Gt, out):
     """``out = Gt[0] + Gt[1] + ...`` in row order (deterministic)."""
     out[:] = Gt[0]
@@ -471,22 +476,6 @@ def _sum_rows_into(Gt, out):
         g = Gt[t]
         for p in range(out.shape[0]):
             out[p] += g[p]
-
-
-@njit(parallel=True)
-def _backprop_samples_par(params, sizes, kinds, loss_kind, X, Y, grad, nthreads):
-    m = X.shape[0]
-    order = np.arange(m)
-    Gt = np.zeros((nthreads, params.shape[0]), params.dtype)
-    losses = np.zeros(nthreads)
-    for t in prange(nthreads):
-        losses[t] = _accumulate(params, sizes, kinds, loss_kind, X, Y, order,
-                                t * m // nthreads, (t + 1) * m // nthreads, Gt[t])
-    _sum_rows_into(Gt, grad)
-    total = 0.0
-    for t in range(nthreads):
-        total += losses[t]
-    return total
 
 
 @njit(cache=True)
@@ -571,33 +560,6 @@ def _train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optim
         total += _accumulate(params, sizes, kinds, loss_kind, X, Y, order, start, stop, G)
         _update(params, G, state, sizes, offs, stop - start, optimizer, lr, mu, rho, eps,
                 penalty, lam)
-        start = stop
-    return total
-
-
-@njit(parallel=True)
-def _train_epoch_par(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer, lr, mu,
-                     rho, eps, penalty, lam, state, nthreads):
-    """One epoch with each batch's samples split over ``nthreads`` threads."""
-    offs = _offsets(sizes)
-    m = order.shape[0]
-    Gt = np.zeros((nthreads, params.shape[0]), params.dtype)
-    G = np.zeros_like(params)
-    losses = np.zeros(nthreads)
-    total = 0.0
-    start = 0
-    while start < m:
-        stop = min(start + batch_size, m)
-        B = stop - start
-        for t in prange(nthreads):
-            Gt[t, :] = 0
-            losses[t] = _accumulate(params, sizes, kinds, loss_kind, X, Y, order,
-                                    start + t * B // nthreads, start + (t + 1) * B // nthreads,
-                                    Gt[t])
-        _sum_rows_into(Gt, G)
-        for t in range(nthreads):
-            total += losses[t]
-        _update(params, G, state, sizes, offs, B, optimizer, lr, mu, rho, eps, penalty, lam)
         start = stop
     return total
 
@@ -719,6 +681,56 @@ def _threads():
     return numba.get_num_threads()
 
 
+_pool_lock = threading.Lock()
+_pool = None
+
+
+def _in_threads(nthreads, m, job):
+    """Run ``job(t, lo, hi)`` for the ``nthreads`` contiguous blocks of ``range(m)``.
+
+    Block 0 runs in the calling thread, the others in a shared pool of
+    Python threads (the jobs are ``nogil`` kernels, so they run in
+    parallel); results come back in block order.
+    """
+    global _pool
+    bounds = [t * m // nthreads for t in range(nthreads + 1)]
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < nthreads - 1:
+            _pool = ThreadPoolExecutor(max(nthreads - 1, 1), thread_name_prefix="fastnet-numba")
+        pool = _pool
+    futures = [pool.submit(job, t, bounds[t], bounds[t + 1]) for t in range(1, nthreads)]
+    first = job(0, bounds[0], bounds[1])
+    return [first] + [f.result() for f in futures]
+
+
+def _backprop_samples_threaded(params, sizes, kinds, loss_kind, X, Y, grad, nt):
+    Gt = np.empty((nt, params.shape[0]), params.dtype)
+    order = np.arange(X.shape[0], dtype=np.int64)
+    losses = _in_threads(nt, X.shape[0], lambda t, lo, hi: _accumulate_zeroed(
+        params, sizes, kinds, loss_kind, X, Y, order, lo, hi, Gt[t]))
+    _sum_rows_into(Gt, grad)
+    return float(sum(losses))
+
+
+def _train_epoch_threaded(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer,
+                          lr, mu, rho, eps, penalty, lam, state, nt):
+    """Large batches: each batch's samples split over ``nt`` threads, then one update."""
+    offs = _offsets(sizes)
+    Gt = np.empty((nt, params.shape[0]), params.dtype)
+    G = np.zeros_like(params)
+    m = order.shape[0]
+    total = 0.0
+    for start in range(0, m, batch_size):
+        stop = min(start + batch_size, m)
+        losses = _in_threads(nt, stop - start, lambda t, lo, hi: _accumulate_zeroed(
+            params, sizes, kinds, loss_kind, X, Y, order, start + lo, start + hi, Gt[t]))
+        _sum_rows_into(Gt, G)
+        total += sum(losses)
+        _update(params, G, state, sizes, offs, stop - start, optimizer, lr, mu, rho, eps,
+                penalty, lam)
+    return total
+
+
 def activation(kind, Z, out):
     """``out[...] = f(Z)`` (see :func:`fastnet.reference.kernels.activation`)."""
     dt = _float_dtype("Z", Z)
@@ -790,7 +802,8 @@ def forward_network(params, sizes, kinds, X, out):
     _need("out", out, dt, 2)
     nt = _threads()
     if nt > 1 and X.size >= PARALLEL_MIN_WORK:
-        _forward_par(params, sizes, kinds, X, out, min(nt, X.shape[0]))
+        _in_threads(min(nt, X.shape[0]), X.shape[0],
+                    lambda t, lo, hi: _forward_range(params, sizes, kinds, X, out, lo, hi))
     else:
         _forward_range(params, sizes, kinds, X, out, 0, X.shape[0])
 
@@ -803,8 +816,8 @@ def backprop_samples(params, sizes, kinds, loss_kind, X, Y, grad):
     _need("grad", grad, dt, 1)
     nt = _threads()
     if nt > 1 and X.size >= PARALLEL_MIN_WORK:
-        return float(_backprop_samples_par(params, sizes, kinds, int(loss_kind), X, Y, grad,
-                                           min(nt, X.shape[0])))
+        return _backprop_samples_threaded(params, sizes, kinds, int(loss_kind), X, Y, grad,
+                                          min(nt, X.shape[0]))
     return float(_backprop_samples(params, sizes, kinds, int(loss_kind), X, Y, grad))
 
 
@@ -833,7 +846,7 @@ def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimi
             float(lr), float(mu), float(rho), float(eps), penalty, float(lam), state)
     nt = _threads()
     if nt > 1 and min(batch_size, order.shape[0]) * X.shape[1] >= PARALLEL_MIN_WORK:
-        return float(_train_epoch_par(*args, nt))
+        return float(_train_epoch_threaded(*args, nt))
     return float(_train_epoch(*args))
 
 

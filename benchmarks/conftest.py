@@ -1,0 +1,62 @@
+"""Shared benchmark machinery (pytest-benchmark).
+
+* ``bench_*.py`` files are collected (``python -m pytest benchmarks``), and
+  can be run one by one (``python -m pytest benchmarks/bench_mlp.py``).
+* :func:`run` times a callable with one warm-up round first, so Numba's
+  compilation (or cache load), JAX's tracing and PyTorch's first-call setup
+  are never counted; ``setup`` runs before every round, untimed (e.g. to
+  reset the weights a training epoch updates in place).
+* :func:`peer` imports a peer library (torch, jax, sklearn) or skips the
+  benchmark with a note saying it is not installed; peers are
+  benchmark-only extras (``pip install fastnet[bench]``), never imported by
+  fastnet itself.
+* ``mnist`` is the course's split of the real MNIST images: the first 8,000
+  t10k images to train, the last 2,000 to test, pixels scaled to [0, 1],
+  from ``$FASTNET_DATA`` or ``../shared/data``; benchmarks that need it skip
+  with a message when it is absent.
+* :func:`fastnet_backends` lists the available backends that implement a
+  kernel, so a column appears for each one automatically.
+"""
+import numpy as np
+import pytest
+
+from _helpers import PEER_NOTES, data_root
+
+
+def pytest_collect_file(file_path, parent):
+    """Collect ``bench_*.py`` when the directory is given (explicit files are collected anyway)."""
+    if (file_path.suffix == ".py" and file_path.name.startswith("bench_")
+            and not parent.session.isinitpath(file_path)):
+        return pytest.Module.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_terminal_summary(terminalreporter):
+    for note in sorted(set(PEER_NOTES.values())):
+        terminalreporter.write_line(f"benchmark peer skipped: {note}")
+
+
+# ------------------------------------------------------------------------- data
+@pytest.fixture(scope="session")
+def mnist():
+    """The course's MNIST split as float32 and float64 arrays, one-hot targets and a shuffle."""
+    import fastnet
+    root = data_root()
+    img = root / "mnist" / "t10k-images-idx3-ubyte.gz"
+    lab = root / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    if not (img.exists() and lab.exists()):
+        pytest.skip(f"MNIST not found under {root / 'mnist'} (set FASTNET_DATA to the directory "
+                    f"holding mnist/)")
+    X, y = fastnet.load_mnist(img, lab)
+    X = X.astype(np.float64) / 255.0
+    y = np.asarray(y, dtype=np.int64)
+    X64, y_tr = np.ascontiguousarray(X[:8000]), y[:8000]
+    Y64 = np.zeros((8000, 10))
+    Y64[np.arange(8000), y_tr] = 1.0
+    order = np.random.default_rng(0).permutation(8000).astype(np.int64)
+    return {
+        "X64": X64, "Y64": Y64, "y": y_tr,
+        "X32": X64.astype(np.float32), "Y32": Y64.astype(np.float32),
+        "X_test": X[8000:], "y_test": y[8000:],
+        "order": order,
+    }
