@@ -29,7 +29,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["compact_nonzero", "sparse_affine", "rows_axpy", "row_dots"]
+__all__ = ["compact_nonzero", "compact_union4", "sparse_affine", "sparse_affine4", "rows_axpy",
+           "rows_axpy4", "row_dots", "sigmoid_into"]
 
 _I1 = ir.IntType(1)
 _I8 = ir.IntType(8)
@@ -174,27 +175,34 @@ def _index_array(ty):
         and ty.dtype == types.uint32
 
 
-def _switch_nvec(builder, V, rem, emit):
-    """Branch on the number of vectors (1..BLOCK) a block of ``rem`` > 0 elements needs and
-    call ``emit(nvec, masks)`` in each branch (masks of the last vector cover ``rem``)."""
+def _switch_nvec(builder, V, rem, emit, block=_BLOCK):
+    """Branch on the number of vectors (1..block) a block of ``rem`` > 0 elements needs and
+    call ``emit(nvec, masks)`` in each branch (only the last vector has a mask)."""
     L = V.lanes
-    rem32 = builder.trunc(_min_i64(builder, rem, ir.Constant(_I64, _BLOCK * L)), _I32)
-    # nvec = ceil(rem / L), 1..BLOCK
+    rem32 = builder.trunc(_min_i64(builder, rem, ir.Constant(_I64, block * L)), _I32)
+    # nvec = ceil(rem / L), 1..block
     nvec = builder.udiv(builder.add(rem32, ir.Constant(_I32, L - 1)), ir.Constant(_I32, L))
+
+    def emit_k(k):
+        # the first k - 1 vectors of the block are full: only the last one needs a mask
+        emit(k, [None] * (k - 1) + [V.mask_below((k - 1) * L, rem32)])
+
+    _switch(builder, nvec, block, emit_k, "nvec")
+
+
+def _switch(builder, value, kmax, emit, tag):
+    """``switch value`` over 1..kmax, calling ``emit(k)`` in each case."""
     fn = builder.function
-    done = fn.append_basic_block("nvec.done")
-    default = fn.append_basic_block("nvec.default")
-    sw = builder.switch(nvec, default)
+    done = fn.append_basic_block(f"{tag}.done")
+    default = fn.append_basic_block(f"{tag}.default")
+    sw = builder.switch(value, default)
     with builder.goto_block(default):
         builder.unreachable()
-    for k in range(1, _BLOCK + 1):
-        blk = fn.append_basic_block(f"nvec.{k}")
+    for k in range(1, kmax + 1):
+        blk = fn.append_basic_block(f"{tag}.{k}")
         sw.add_case(ir.Constant(_I32, k), blk)
         builder.position_at_end(blk)
-        # the first k - 1 vectors of the block are full: only the last one needs a mask
-        # (masked stores are slow on some CPUs, AMD Zen 4 among them)
-        masks = [None] * (k - 1) + [V.mask_below((k - 1) * L, rem32)]
-        emit(k, masks)
+        emit(k)
         builder.branch(done)
     builder.position_at_end(done)
 
@@ -209,28 +217,27 @@ def _load_index(builder, nz_ptr, t):
     return builder.zext(builder.load(builder.gep(nz_ptr, [t])), _I64)
 
 
-# ------------------------------------------------------------------ intrinsics
-@intrinsic
-def compact_nonzero(typingctx, v, nz):
-    """Write the indices of the nonzero entries of ``v`` to ``nz`` (uint32, at least as long);
-    return how many (int64).  NaN counts as nonzero."""
-    if not (_float_array(v) and _index_array(nz)):
-        return None
-    sig = types.int64(v, nz)
+# ------------------------------------------------------------ code generators
+def _compact_codegen(P):
+    """Indices of the entries nonzero in any of the P vectors (args: v_0..v_{P-1}, nz)."""
 
     def codegen(context, builder, sig, args):
         V = _V(builder, sig.args[0].dtype)
         L = V.lanes
-        vptr = _data(context, builder, sig.args[0], args[0])
-        nptr = _data(context, builder, sig.args[1], args[1])
+        vptrs = [_data(context, builder, sig.args[s], args[s]) for s in range(P)]
+        nptr = _data(context, builder, sig.args[P], args[P])
         n = context.make_array(sig.args[0])(context, builder, args[0]).nitems
         count = cgutils.alloca_once_value(builder, ir.Constant(_I64, 0))
         with _loop(builder, ir.Constant(_I64, 0), n, L) as (i, _):
             rem32 = builder.trunc(_min_i64(builder, builder.sub(n, i), ir.Constant(_I64, L)),
                                   _I32)
             inside = V.mask_below(0, rem32)
-            x = V.load(builder.gep(vptr, [i]), inside)
-            nonzero = builder.and_(builder.fcmp_unordered("!=", x, V.zero), inside)
+            nonzero = None
+            for vp in vptrs:
+                x = V.load(builder.gep(vp, [i]), inside)
+                nzs = builder.fcmp_unordered("!=", x, V.zero)
+                nonzero = nzs if nonzero is None else builder.or_(nonzero, nzs)
+            nonzero = builder.and_(nonzero, inside)
             idx = builder.add(V.iota, V.splat_i32(builder.trunc(i, _I32)))
             c = builder.load(count)
             packed = builder.call(V._compress, [idx, nonzero, ir.Constant(V.ity, None)])
@@ -240,145 +247,139 @@ def compact_nonzero(typingctx, v, nz):
             builder.store(builder.add(c, builder.zext(bits, _I64)), count)
         return builder.load(count)
 
-    return sig, codegen
+    return codegen
 
 
-@intrinsic
-def sparse_affine(typingctx, params, o, n, v, nz, c, z):
-    r"""``z[:n] = W[0] + sum_{t<c} v[nz[t]] * W[nz[t] + 1]``, ``W`` the ``(len(v)+1, n)``
-    block of ``params`` at offset ``o``.  Register accumulators, two per vector (even and
-    odd ``t``), a block of up to eight vectors of the row at a time."""
-    if not (_float_array(params) and _float_array(v) and _float_array(z)
-            and _index_array(nz) and params.dtype == v.dtype == z.dtype):
-        return None
-    sig = types.void(params, types.int64, types.int64, v, nz, types.int64, z)
+def _affine_codegen(P, banks, block):
+    """z_s = W[0] + sum_t v_s[nz[t]] W[nz[t]+1] for s < P.
+
+    Args: params, o, n, v_0..v_{P-1}, nz, c, z_0..z_{P-1}.  ``banks``
+    accumulators per vector and sample (t modulo banks), summed at the end.
+    """
 
     def codegen(context, builder, sig, args):
         V = _V(builder, sig.args[0].dtype)
         L = V.lanes
         p_ptr = _data(context, builder, sig.args[0], args[0])
         o, n = args[1], args[2]
-        v_ptr = _data(context, builder, sig.args[3], args[3])
-        nz_ptr = _data(context, builder, sig.args[4], args[4])
-        c = args[5]
-        z_ptr = _data(context, builder, sig.args[6], args[6])
-        accs = [cgutils.alloca_once(builder, V.vty) for _ in range(2 * _BLOCK)]
-        c_even = builder.and_(c, ir.Constant(_I64, -2))
-        one = ir.Constant(_I64, 1)
-        with _loop(builder, ir.Constant(_I64, 0), n, _BLOCK * L) as (kb, _):
+        v_ptrs = [_data(context, builder, sig.args[3 + s], args[3 + s]) for s in range(P)]
+        nz_ptr = _data(context, builder, sig.args[3 + P], args[3 + P])
+        c = args[4 + P]
+        z_ptrs = [_data(context, builder, sig.args[5 + P + s], args[5 + P + s])
+                  for s in range(P)]
+        accs = [[[cgutils.alloca_once(builder, V.vty) for _ in range(block)]
+                 for _ in range(P)] for _ in range(banks)]
+        c_main = builder.and_(c, ir.Constant(_I64, -banks))
+        with _loop(builder, ir.Constant(_I64, 0), n, block * L) as (kb, _):
             rem = builder.sub(n, kb)
 
             def emit(nvec, masks):
                 bias = builder.gep(p_ptr, [builder.add(o, kb)])
                 for j in range(nvec):
-                    builder.store(V.load(builder.gep(bias, [ir.Constant(_I64, j * L)]),
-                                         masks[j]), accs[j])
-                    builder.store(V.zero, accs[_BLOCK + j])
+                    b = V.load(builder.gep(bias, [ir.Constant(_I64, j * L)]), masks[j])
+                    for s in range(P):
+                        builder.store(b, accs[0][s][j])
+                        for bank in range(1, banks):
+                            builder.store(V.zero, accs[bank][s][j])
 
                 def step(t, bank):
                     idx = _load_index(builder, nz_ptr, t)
-                    xs = V.splat(builder.load(builder.gep(v_ptr, [idx])))
                     row = _row_ptr(builder, p_ptr, o, idx, n, kb)
-                    for j in range(nvec):
-                        w = V.load(builder.gep(row, [ir.Constant(_I64, j * L)]), masks[j])
-                        a = accs[bank + j]
-                        builder.store(V.fma(xs, w, builder.load(a)), a)
+                    ws = [V.load(builder.gep(row, [ir.Constant(_I64, j * L)]), masks[j])
+                          for j in range(nvec)]
+                    for s in range(P):
+                        xs = V.splat(builder.load(builder.gep(v_ptrs[s], [idx])))
+                        for j in range(nvec):
+                            a = accs[bank][s][j]
+                            builder.store(V.fma(xs, ws[j], builder.load(a)), a)
 
-                with _loop(builder, ir.Constant(_I64, 0), c_even, 2) as (t, _):
+                with _loop(builder, ir.Constant(_I64, 0), c_main, banks) as (t, _):
+                    for bank in range(banks):
+                        step(builder.add(t, ir.Constant(_I64, bank)), bank)
+                with _loop(builder, c_main, c) as (t, _):
                     step(t, 0)
-                    step(builder.add(t, one), _BLOCK)
-                with builder.if_then(builder.icmp_signed("<", c_even, c)):
-                    step(c_even, 0)
-                out = builder.gep(z_ptr, [kb])
-                for j in range(nvec):
-                    s = builder.fadd(builder.load(accs[j]), builder.load(accs[_BLOCK + j]))
-                    V.store(s, builder.gep(out, [ir.Constant(_I64, j * L)]), masks[j])
+                for s in range(P):
+                    out = builder.gep(z_ptrs[s], [kb])
+                    for j in range(nvec):
+                        acc = builder.load(accs[0][s][j])
+                        for bank in range(1, banks):
+                            acc = builder.fadd(acc, builder.load(accs[bank][s][j]))
+                        V.store(acc, builder.gep(out, [ir.Constant(_I64, j * L)]), masks[j])
 
-            _switch_nvec(builder, V, rem, emit)
+            _switch_nvec(builder, V, rem, emit, block)
         return context.get_dummy_value()
 
-    return sig, codegen
+    return codegen
 
 
-@intrinsic
-def rows_axpy(typingctx, W, o, n, v, nz, c, d):
-    r"""``W[nz[t] + 1, :n] += v[nz[t]] * d[:n]`` for ``t < c`` (``W`` the block of width ``n``
-    at offset ``o`` of the flat array ``W``).
+def _axpy_codegen(P, block):
+    """W[nz[t]+1, :n] += sum_s v_s[nz[t]] * d_s[:n] for t < c.
 
-    No masked store (they are slow on some CPUs, AMD Zen 4 among them).  A
-    row of at least one and at most :data:`_BLOCK` full vectors plus a rest
-    is done in one pass: every vector of the row, and one more ending at
-    the row's end (overlapping the last full one), is loaded and updated in
-    registers, the overlapping one stored first, so every element is
-    updated once.  Longer rows go by blocks of full vectors, then the rest
-    of each row by pieces of half, a quarter... of a register; so do rows
-    shorter than one vector.  ``d`` is held in registers.
+    Args: W, o, n, v_0..v_{P-1}, nz, c, d_0..d_{P-1}.  No masked store (they
+    are slow on some CPUs, AMD Zen 4 among them).  A row of at least one and
+    at most ``block`` full vectors plus a rest is done in one pass: every
+    vector of the row, and one more ending at the row's end (overlapping the
+    last full one), is loaded and updated in registers, the overlapping one
+    stored first, so every element is updated once.  Longer rows go by
+    blocks of full vectors, then the rest of each row by pieces of half, a
+    quarter... of a register; so do rows shorter than one vector.  The
+    ``d_s`` are held in registers.
     """
-    if not (_float_array(W) and _float_array(v) and _float_array(d) and _index_array(nz)
-            and W.dtype == v.dtype == d.dtype):
-        return None
-    sig = types.void(W, types.int64, types.int64, v, nz, types.int64, d)
 
     def codegen(context, builder, sig, args):
         V = _V(builder, sig.args[0].dtype)
         L = V.lanes
         w_ptr = _data(context, builder, sig.args[0], args[0])
         o, n = args[1], args[2]
-        v_ptr = _data(context, builder, sig.args[3], args[3])
-        nz_ptr = _data(context, builder, sig.args[4], args[4])
-        c = args[5]
-        d_ptr = _data(context, builder, sig.args[6], args[6])
+        v_ptrs = [_data(context, builder, sig.args[3 + s], args[3 + s]) for s in range(P)]
+        nz_ptr = _data(context, builder, sig.args[3 + P], args[3 + P])
+        c = args[4 + P]
+        d_ptrs = [_data(context, builder, sig.args[5 + P + s], args[5 + P + s])
+                  for s in range(P)]
         zero = ir.Constant(_I64, 0)
         tail = builder.and_(n, ir.Constant(_I64, L - 1))
         nfull = builder.sub(n, tail)
-        fn = builder.function
+        last = builder.sub(n, ir.Constant(_I64, L))
 
         def full_vectors(kb, k, overlap):
             """t loop updating vectors kb + j*L (j < k) and, if overlap, the last L elements."""
-            dblk = builder.gep(d_ptr, [kb])
-            ds = [V.load(builder.gep(dblk, [ir.Constant(_I64, j * L)]), None) for j in range(k)]
-            last = builder.sub(n, ir.Constant(_I64, L))
-            if overlap:
-                dlast = V.load(builder.gep(d_ptr, [last]), None)
+            offs = [ir.Constant(_I64, j * L) for j in range(k)]
+            ds = [[V.load(builder.gep(builder.gep(dp, [kb]), [off]), None) for off in offs]
+                  for dp in d_ptrs]
+            dlast = [V.load(builder.gep(dp, [last]), None) for dp in d_ptrs] if overlap else None
             with _loop(builder, zero, c) as (t, _):
                 idx = _load_index(builder, nz_ptr, t)
-                xs = V.splat(builder.load(builder.gep(v_ptr, [idx])))
+                xs = [V.splat(builder.load(builder.gep(vp, [idx]))) for vp in v_ptrs]
                 row = _row_ptr(builder, w_ptr, o, idx, n, kb)
-                ptrs = [builder.gep(row, [ir.Constant(_I64, j * L)]) for j in range(k)]
-                new = [V.fma(xs, ds[j], V.load(ptrs[j], None)) for j in range(k)]
+                ptrs = [builder.gep(row, [off]) for off in offs]
+                new = []
+                for j in range(k):
+                    acc = V.load(ptrs[j], None)
+                    for s in range(P):
+                        acc = V.fma(xs[s], ds[s][j], acc)
+                    new.append(acc)
                 if overlap:
                     plast = builder.gep(_row_ptr(builder, w_ptr, o, idx, n, zero), [last])
-                    V.store(V.fma(xs, dlast, V.load(plast, None)), plast, None)
+                    acc = V.load(plast, None)
+                    for s in range(P):
+                        acc = V.fma(xs[s], dlast[s], acc)
+                    V.store(acc, plast, None)
                 for j in range(k):
                     V.store(new[j], ptrs[j], None)
 
-        def switch_on(nvec, emit, tag):
-            done = fn.append_basic_block(f"{tag}.done")
-            default = fn.append_basic_block(f"{tag}.default")
-            sw = builder.switch(nvec, default)
-            with builder.goto_block(default):
-                builder.unreachable()
-            for k in range(1, _BLOCK + 1):
-                blk = fn.append_basic_block(f"{tag}.{k}")
-                sw.add_case(ir.Constant(_I32, k), blk)
-                builder.position_at_end(blk)
-                emit(k)
-                builder.branch(done)
-            builder.position_at_end(done)
-
         one_pass = builder.and_(
             builder.and_(builder.icmp_signed(">", nfull, zero), builder.icmp_signed(">", tail, zero)),
-            builder.icmp_signed("<=", nfull, ir.Constant(_I64, _BLOCK * L)))
+            builder.icmp_signed("<=", nfull, ir.Constant(_I64, block * L)))
         with builder.if_else(one_pass) as (then, otherwise):
             with then:
                 nvec = builder.trunc(builder.udiv(nfull, ir.Constant(_I64, L)), _I32)
-                switch_on(nvec, lambda k: full_vectors(zero, k, True), "ra1")
+                _switch(builder, nvec, block, lambda k: full_vectors(zero, k, True), "ra1")
             with otherwise:
-                with _loop(builder, zero, nfull, _BLOCK * L) as (kb, _):
+                with _loop(builder, zero, nfull, block * L) as (kb, _):
                     nvec = builder.trunc(_min_i64(
                         builder, builder.udiv(builder.sub(nfull, kb), ir.Constant(_I64, L)),
-                        ir.Constant(_I64, _BLOCK)), _I32)
-                    switch_on(nvec, lambda k: full_vectors(kb, k, False), "ra")
+                        ir.Constant(_I64, block)), _I32)
+                    _switch(builder, nvec, block, lambda k: full_vectors(kb, k, False), "ra")
                 with builder.if_then(builder.icmp_signed(">", tail, zero)):
                     widths = []
                     w = L // 2
@@ -392,17 +393,86 @@ def rows_axpy(typingctx, W, o, n, v, nz, c, d):
                               for w in widths]
                     with _loop(builder, zero, c) as (t, _):
                         idx = _load_index(builder, nz_ptr, t)
-                        x = builder.load(builder.gep(v_ptr, [idx]))
+                        xv = [builder.load(builder.gep(vp, [idx])) for vp in v_ptrs]
                         row = _row_ptr(builder, w_ptr, o, idx, n, zero)
                         for w, has, start in zip(widths, present, starts):
                             with builder.if_then(has):
-                                dp = V.piece_load(builder.gep(d_ptr, [start]), w)
                                 ptr = builder.gep(row, [start])
-                                V.piece_store(V.piece_fma(V.piece_splat(x, w), dp,
-                                                          V.piece_load(ptr, w), w), ptr, w)
+                                acc = V.piece_load(ptr, w)
+                                for s in range(P):
+                                    dp = V.piece_load(builder.gep(d_ptrs[s], [start]), w)
+                                    acc = V.piece_fma(V.piece_splat(xv[s], w), dp, acc, w)
+                                V.piece_store(acc, ptr, w)
         return context.get_dummy_value()
 
-    return sig, codegen
+    return codegen
+
+
+# ------------------------------------------------------------------ intrinsics
+@intrinsic
+def compact_nonzero(typingctx, v, nz):
+    """Write the indices of the nonzero entries of ``v`` to ``nz`` (uint32, at least as long);
+    return how many (int64).  NaN counts as nonzero."""
+    if not (_float_array(v) and _index_array(nz)):
+        return None
+    return types.int64(v, nz), _compact_codegen(1)
+
+
+@intrinsic
+def compact_union4(typingctx, v0, v1, v2, v3, nz):
+    """As :func:`compact_nonzero` for the entries nonzero in any of four vectors of one length."""
+    if not (all(_float_array(v) and v == v0 for v in (v0, v1, v2, v3)) and _index_array(nz)):
+        return None
+    return types.int64(v0, v1, v2, v3, nz), _compact_codegen(4)
+
+
+@intrinsic
+def sparse_affine(typingctx, params, o, n, v, nz, c, z):
+    r"""``z[:n] = W[0] + sum_{t<c} v[nz[t]] * W[nz[t] + 1]``, ``W`` the ``(len(v)+1, n)``
+    block of ``params`` at offset ``o``.  Register accumulators, two per vector (even and
+    odd ``t``), a block of up to eight vectors of the row at a time."""
+    if not (_float_array(params) and _float_array(v) and _float_array(z)
+            and _index_array(nz) and params.dtype == v.dtype == z.dtype):
+        return None
+    sig = types.void(params, types.int64, types.int64, v, nz, types.int64, z)
+    return sig, _affine_codegen(1, 2, _BLOCK)
+
+
+@intrinsic
+def sparse_affine4(typingctx, params, o, n, v0, v1, v2, v3, nz, c, z0, z1, z2, z3):
+    r""":func:`sparse_affine` of four samples at once over the union ``nz`` of their nonzero
+    inputs: each weight row is loaded once for the four (a row whose input is zero in a
+    sample adds exactly zero to it).  Four vectors of the row at a time."""
+    vs, zs = (v0, v1, v2, v3), (z0, z1, z2, z3)
+    if not (_float_array(params) and _index_array(nz)
+            and all(_float_array(a) and a.dtype == params.dtype for a in vs + zs)):
+        return None
+    sig = types.void(params, types.int64, types.int64, *vs, nz, types.int64, *zs)
+    return sig, _affine_codegen(4, 1, 4)
+
+
+@intrinsic
+def rows_axpy(typingctx, W, o, n, v, nz, c, d):
+    r"""``W[nz[t] + 1, :n] += v[nz[t]] * d[:n]`` for ``t < c`` (``W`` the block of width ``n``
+    at offset ``o`` of the flat array ``W``): the rank-1 gradient update of one sample.
+    See :func:`_axpy_codegen` for how rows are cut into register blocks."""
+    if not (_float_array(W) and _float_array(v) and _float_array(d) and _index_array(nz)
+            and W.dtype == v.dtype == d.dtype):
+        return None
+    sig = types.void(W, types.int64, types.int64, v, nz, types.int64, d)
+    return sig, _axpy_codegen(1, _BLOCK)
+
+
+@intrinsic
+def rows_axpy4(typingctx, W, o, n, v0, v1, v2, v3, nz, c, d0, d1, d2, d3):
+    r"""``W[nz[t] + 1, :n] += sum_s v_s[nz[t]] * d_s[:n]``: :func:`rows_axpy` of four samples
+    over the union of their nonzero inputs, each row loaded and stored once."""
+    vs, ds = (v0, v1, v2, v3), (d0, d1, d2, d3)
+    if not (_float_array(W) and _index_array(nz)
+            and all(_float_array(a) and a.dtype == W.dtype for a in vs + ds)):
+        return None
+    sig = types.void(W, types.int64, types.int64, *vs, nz, types.int64, *ds)
+    return sig, _axpy_codegen(4, 4)
 
 
 @intrinsic

@@ -47,8 +47,8 @@ from concurrent.futures import ThreadPoolExecutor
 from numba import njit
 
 from fastnet._numba._common import (FASTMATH, LOG_CLIP, sigmoid, act, dact, dact_from_a)
-from fastnet._numba._simd import (compact_nonzero, sparse_affine, rows_axpy, row_dots,
-                                  sigmoid_into)
+from fastnet._numba._simd import (compact_nonzero, compact_union4, sparse_affine, sparse_affine4,
+                                  rows_axpy, rows_axpy4, row_dots, sigmoid_into)
 
 __all__ = ["KERNELS", "activation", "activation_grad", "loss", "penalty_value", "penalty_grad",
            "optimizer_step", "forward_network", "backprop_samples", "backprop_batch",
@@ -269,19 +269,92 @@ def _backward_sgd(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt, d0
         dl, dp = dp, dl
 
 
+@njit(cache=True)
+def _panel_forward(params, sizes, offs, kinds, x0, x1, x2, x3, A, aoffs, nz, noffs, cnt):
+    """Forward four samples at once: each layer over the union of their nonzero inputs.
+
+    ``A`` is ``(4, units)``: row ``s`` holds sample ``s``'s activations of
+    every layer (starts ``aoffs``).
+    """
+    L = kinds.shape[0]
+    v0, v1, v2, v3 = x0, x1, x2, x3
+    for l in range(L):
+        nzl = nz[noffs[l]:noffs[l + 1]]
+        c = compact_union4(v0, v1, v2, v3, nzl)
+        cnt[l] = c
+        lo = aoffs[l]
+        hi = aoffs[l + 1]
+        z0, z1, z2, z3 = A[0, lo:hi], A[1, lo:hi], A[2, lo:hi], A[3, lo:hi]
+        sparse_affine4(params, offs[l], sizes[l + 1], v0, v1, v2, v3, nzl, c, z0, z1, z2, z3)
+        _activate(kinds[l], z0)
+        _activate(kinds[l], z1)
+        _activate(kinds[l], z2)
+        _activate(kinds[l], z3)
+        v0, v1, v2, v3 = z0, z1, z2, z3
+
+
+@njit(cache=True)
+def _panel_backward(params, sizes, offs, kinds, x0, x1, x2, x3, A, aoffs, nz, noffs, cnt, D, G):
+    """``G +=`` the gradients of the four samples of :func:`_panel_forward`.
+
+    ``D`` is ``(2, 4, widest)``; ``D[0, s]`` holds sample ``s``'s output delta on entry.
+    """
+    L = kinds.shape[0]
+    cur = 0
+    for l in range(L - 1, -1, -1):
+        n = sizes[l + 1]
+        o = offs[l]
+        d0, d1, d2, d3 = D[cur, 0], D[cur, 1], D[cur, 2], D[cur, 3]
+        for k in range(n):
+            G[o + k] += ((d0[k] + d1[k]) + (d2[k] + d3[k]))
+        if l == 0:
+            v0, v1, v2, v3 = x0, x1, x2, x3
+        else:
+            lo = aoffs[l - 1]
+            hi = aoffs[l]
+            v0, v1, v2, v3 = A[0, lo:hi], A[1, lo:hi], A[2, lo:hi], A[3, lo:hi]
+        rows_axpy4(G, o, n, v0, v1, v2, v3, nz[noffs[l]:noffs[l + 1]], cnt[l], d0, d1, d2, d3)
+        if l > 0:
+            nxt = 1 - cur
+            for s in range(4):
+                _backprop_deltas(params, sizes, offs, kinds, A[s], aoffs, l, D[cur, s], D[nxt, s])
+            cur = nxt
+
+
 @njit(cache=True, nogil=True)
 def _accumulate(params, sizes, kinds, loss_kind, X, Y, order, lo, hi, G):
-    """``G +=`` the summed gradient of samples ``order[lo:hi]``; returns their summed loss."""
+    """``G +=`` the summed gradient of samples ``order[lo:hi]``; returns their summed loss.
+
+    Samples go four at a time (:func:`_panel_forward`, :func:`_panel_backward`:
+    each weight row is loaded once per four samples), the rest one by one.
+    """
     L = kinds.shape[0]
     offs = _offsets(sizes)
     acts, aoffs, nz, noffs, cnt, d0, d1, d2 = _workspace(sizes, params)
+    A = np.zeros((4, acts.shape[0]), params.dtype)
+    D = np.zeros((2, 4, d0.shape[0]), params.dtype)
+    nL = sizes[L]
     total = 0.0
-    for s in range(lo, hi):
+    s = lo
+    while s + 4 <= hi:
+        r0, r1, r2, r3 = order[s], order[s + 1], order[s + 2], order[s + 3]
+        x0, x1, x2, x3 = X[r0], X[r1], X[r2], X[r3]
+        _panel_forward(params, sizes, offs, kinds, x0, x1, x2, x3, A, aoffs, nz, noffs, cnt)
+        out = aoffs[L - 1]
+        total += _loss_delta(kinds[L - 1], loss_kind, A[0, out:out + nL], Y[r0], D[0, 0])
+        total += _loss_delta(kinds[L - 1], loss_kind, A[1, out:out + nL], Y[r1], D[0, 1])
+        total += _loss_delta(kinds[L - 1], loss_kind, A[2, out:out + nL], Y[r2], D[0, 2])
+        total += _loss_delta(kinds[L - 1], loss_kind, A[3, out:out + nL], Y[r3], D[0, 3])
+        _panel_backward(params, sizes, offs, kinds, x0, x1, x2, x3, A, aoffs, nz, noffs, cnt,
+                        D, G)
+        s += 4
+    while s < hi:
         r = order[s]
         x = X[r]
         _forward_sample(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt)
         total += _loss_delta(kinds[L - 1], loss_kind, acts[aoffs[L - 1]:aoffs[L]], Y[r], d0)
         _backward_acc(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt, d0, d1, G)
+        s += 1
     return total
 
 
