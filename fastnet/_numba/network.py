@@ -526,12 +526,24 @@ def _optimizer_step(optimizer, params, grad, state, lr, mu, rho, eps):
 # --------------------------------------------------------------------- networks
 @njit(cache=True, nogil=True)
 def _forward_range(params, sizes, kinds, X, out, lo, hi):
+    """``out[r] =`` the network's output for rows ``lo <= r < hi`` (four at a time)."""
     L = kinds.shape[0]
     offs = _offsets(sizes)
     acts, aoffs, nz, noffs, cnt, d0, d1, d2 = _workspace(sizes, params)
-    for r in range(lo, hi):
+    A = np.zeros((4, acts.shape[0]), params.dtype)
+    a = aoffs[L - 1]
+    b = aoffs[L]
+    r = lo
+    while r + 4 <= hi:
+        _panel_forward(params, sizes, offs, kinds, X[r], X[r + 1], X[r + 2], X[r + 3], A, aoffs,
+                       nz, noffs, cnt)
+        for s in range(4):
+            out[r + s, :] = A[s, a:b]
+        r += 4
+    while r < hi:
         _forward_sample(params, sizes, offs, kinds, X[r], acts, aoffs, nz, noffs, cnt)
-        out[r, :] = acts[aoffs[L - 1]:aoffs[L]]
+        out[r, :] = acts[a:b]
+        r += 1
 
 
 @njit(cache=True)
@@ -795,8 +807,11 @@ def _train_epoch_threaded(params, sizes, kinds, loss_kind, X, Y, order, batch_si
     total = 0.0
     for start in range(0, m, batch_size):
         stop = min(start + batch_size, m)
+        # a batch's gradient is a sum: visiting its rows in memory order changes only the
+        # rounding, and streams X instead of jumping around it
+        idx = np.sort(order[start:stop])
         losses = _in_threads(nt, stop - start, lambda t, lo, hi: _accumulate_zeroed(
-            params, sizes, kinds, loss_kind, X, Y, order, start + lo, start + hi, Gt[t]))
+            params, sizes, kinds, loss_kind, X, Y, idx, lo, hi, Gt[t]))
         _sum_rows_into(Gt, G)
         total += sum(losses)
         _update(params, G, state, sizes, offs, stop - start, optimizer, lr, mu, rho, eps,
