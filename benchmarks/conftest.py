@@ -1,4 +1,4 @@
-"""Shared benchmark machinery (pytest-benchmark).
+"""Shared benchmark machinery (pytest-benchmark); the helpers live in ``_helpers.py``.
 
 * ``bench_*.py`` files are collected (``python -m pytest benchmarks``), and
   can be run one by one (``python -m pytest benchmarks/bench_mlp.py``).

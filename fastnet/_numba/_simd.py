@@ -22,7 +22,15 @@ intrinsic touches memory outside the rows it is given.
 * :func:`rows_axpy` -- :math:`W_{i_t+1} \mathrel{+}= v_{i_t}\, d` for given
   row indices (the rank-1 gradient update of one sample);
 * :func:`row_dots` -- :math:`out_j = W_{j+1}\cdot d` for every row (the error
-  term sent to the layer below, before the activation's derivative).
+  term sent to the layer below, before the activation's derivative);
+* :func:`compact_union4`, :func:`sparse_affine4`, :func:`rows_axpy4` -- the
+  same for four samples at once over the union of their nonzero inputs;
+* :func:`sigmoid_into` -- the logistic function, with a vectorised ``exp``.
+
+Note for developers: Numba's on-disk cache of a kernel is invalidated by
+changes to the kernel's own file only.  After editing this file (or
+``_common.py``), delete ``fastnet/_numba/__pycache__`` so that the kernels of
+``network.py`` are recompiled with the new intrinsics.
 """
 from llvmlite import ir
 from numba import types

@@ -22,6 +22,17 @@ and touch only those rows: MNIST's pixels are about 80 % exact zeros, so the
 first layer does about a fifth of the dense work.  Skipping exact zeros
 changes nothing but the order of the floating-point sums.
 
+The row loops themselves are explicit-SIMD Numba intrinsics
+(:mod:`fastnet._numba._simd`): one 64-byte vector register per 16 float32
+(8 float64), accumulators kept in registers, no masked store.  When several
+samples are summed (mini-batches, full batches, the course's ``backprop``)
+they go four at a time ("panels"): the union of their nonzero inputs is
+gathered once and each weight row is loaded once for the four samples, in
+the forward pass (four register accumulators per vector) as in the gradient
+(one load and one store of each row per four samples).  Online learning
+(batch 1 with plain SGD) applies each sample's update straight to the
+weights, rows of nonzero inputs only.
+
 The derivative of each hidden activation is computed from its output
 (:math:`\sigma' = a(1-a)`, :math:`\tanh' = 1-a^2`, ReLU :math:`[a>0]`), so
 the pre-activations are never stored and ``exp``/``tanh`` run once per unit.
@@ -39,11 +50,11 @@ the last bits).  Problems below :data:`PARALLEL_MIN_WORK` run serially.
 No kernel is ``parallel=True``: those cannot be cached and cost seconds of
 compilation in every new process.
 """
-import numpy as np
-import numba
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+import numba
 from numba import njit
 
 from fastnet._numba._common import (FASTMATH, LOG_CLIP, sigmoid, act, dact, dact_from_a)
