@@ -41,13 +41,11 @@ LR = 0.1
 FLOPS_PER_SAMPLE = 2 * (N0 * N1 + N1 * N2) * 2 + 2 * N1 * N2
 EPOCH_FLOPS = FLOPS_PER_SAMPLE * M
 
-EPOCHS = {  # group suffix -> batch size
-    "online f32 (batch 1)": 1,
-    "mini-batch f32 (batch 32)": 32,
-    "mini-batch f32 (batch 128)": 128,
-    "full batch f32 (8000)": M,
-}
-SLOW = {1: 3, 32: 3, 128: 5, M: 7}  # rounds for the slowest methods (peers, reference)
+SLOW = {1: 3, 32: 3, 128: 5, M: 7}  # rounds for the slow methods (peers, reference)
+FAST = 15                             # rounds for fastnet's compiled backends
+#: the methods of every group, run one after the other so that their ratios come from
+#: the same minutes of a shared machine: fastnet's compiled backends, then the peers
+PEERS = ["reference", "torch", "jax", "sklearn"]
 
 
 def _thetas(dtype):
@@ -59,118 +57,51 @@ def _label(backend):
     return "numpy reference" if backend == "reference" else f"fastnet[{backend}]"
 
 
-# ------------------------------------------------------------------ backprop f64
-@pytest.mark.parametrize("backend", fastnet_backends("backprop_samples"))
-def test_backprop_f64_fastnet(benchmark, mnist, backend):
-    benchmark.group = "mlp backprop f64 (course: per-sample semantics, full gradient)"
+# ---------------------------------------------------------------------- methods
+def _methods(kernel, peers=PEERS):
+    """fastnet's compiled backends implementing ``kernel``, then the reference and peers."""
+    return [b for b in fastnet_backends(kernel) if b != "reference"] + list(peers)
+
+
+def _backprop_method(method, mnist):
+    """(fn, rounds, label) computing the full-batch float64 gradient with ``method``."""
     T1, T2 = _thetas(np.float64)
-    model = [T1, fastnet.Sigmoid, T2, fastnet.Sigmoid]
     X, y = mnist["X64"], mnist["y"]
-
-    def fn():
-        with fastnet.use_backend(backend):
-            return fastnet.backprop(model, X, y)
-
-    run(benchmark, fn, rounds=3 if backend == "reference" else 10, method=_label(backend),
-        flops=EPOCH_FLOPS)
-
-
-def test_backprop_f64_torch(benchmark, mnist):
-    torch = peer("torch")
-    benchmark.group = "mlp backprop f64 (course: per-sample semantics, full gradient)"
-    T1, T2 = _thetas(np.float64)
-    W1 = torch.tensor(T1, requires_grad=True)
-    W2 = torch.tensor(T2, requires_grad=True)
-    X = torch.from_numpy(mnist["X64"])
-    Y = torch.from_numpy(mnist["Y64"])
-    F = torch.nn.functional
-
-    def fn():
-        W1.grad = W2.grad = None
-        h = torch.sigmoid(F.linear(X, W1[:, 1:], W1[:, 0]))
-        logits = F.linear(h, W2[:, 1:], W2[:, 0])
-        loss = F.binary_cross_entropy_with_logits(logits, Y, reduction="sum") / M
-        loss.backward()
-        return loss.item()
-
-    run(benchmark, fn, rounds=10, method="PyTorch", flops=EPOCH_FLOPS)
-
-
-def test_backprop_f64_jax(benchmark, mnist):
-    jax = peer("jax")
-    jnp = jax.numpy
-    benchmark.group = "mlp backprop f64 (course: per-sample semantics, full gradient)"
-    with jax.enable_x64(True):
-        T1, T2 = _thetas(np.float64)
-        params = (jnp.asarray(T1), jnp.asarray(T2))
-        X = jnp.asarray(mnist["X64"])
-        Y = jnp.asarray(mnist["Y64"])
-        grad = jax.jit(jax.value_and_grad(_jax_loss(jax)))
+    if method in ("reference",) or method in fastnet.available_backends():
+        model = [T1, fastnet.Sigmoid, T2, fastnet.Sigmoid]
 
         def fn():
-            J, g = grad(params, X, Y)
-            return jax.block_until_ready(g)
+            with fastnet.use_backend(method):
+                return fastnet.backprop(model, X, y)
+        return fn, 3 if method == "reference" else FAST, _label(method)
+    if method == "torch":
+        torch = peer("torch")
+        F = torch.nn.functional
+        W1 = torch.tensor(T1, requires_grad=True)
+        W2 = torch.tensor(T2, requires_grad=True)
+        Xt, Yt = torch.from_numpy(X), torch.from_numpy(mnist["Y64"])
 
-        run(benchmark, fn, rounds=10, method="JAX", flops=EPOCH_FLOPS)
-
-
-# ------------------------------------------------------------------ epochs f32
-def _epoch_args(mnist, batch):
-    sizes = np.array([N0, N1, N2], dtype=np.int64)
-    kinds = np.array([1, 1], dtype=np.int64)
-    p0 = pack(_thetas(np.float32), np.float32)
-    return sizes, kinds, p0
-
-
-@pytest.mark.parametrize("group, batch", list(EPOCHS.items()), ids=list(EPOCHS.values()))
-@pytest.mark.parametrize("backend", fastnet_backends("train_epoch"))
-def test_epoch_fastnet(benchmark, mnist, group, batch, backend):
-    benchmark.group = f"mlp epoch {group}"
-    K = _backend.backend_kernels(backend)
-    sizes, kinds, p0 = _epoch_args(mnist, batch)
-    params, state = p0.copy(), np.zeros_like(p0)
-    X, Y, order = mnist["X32"], mnist["Y32"], mnist["order"]
-
-    def setup():
-        params[...] = p0
-        state[...] = 0
-
-    def fn():
-        return K.train_epoch(params, sizes, kinds, 0, X, Y, order, batch, 0, LR, 0.0, 0.9, 1e-8,
-                             0, 0.0, state)
-
-    rounds = SLOW[batch] if backend == "reference" else 15
-    run(benchmark, fn, setup=setup, rounds=rounds, method=_label(backend), flops=EPOCH_FLOPS)
-
-
-@pytest.mark.parametrize("group, batch", list(EPOCHS.items()), ids=list(EPOCHS.values()))
-def test_epoch_torch(benchmark, mnist, group, batch):
-    torch = peer("torch")
-    benchmark.group = f"mlp epoch {group}"
-    T1, T2 = _thetas(np.float32)
-    net = torch.nn.Sequential(torch.nn.Linear(N0, N1), torch.nn.Sigmoid(),
-                              torch.nn.Linear(N1, N2))
-    state0 = {"0.weight": torch.tensor(T1[:, 1:]), "0.bias": torch.tensor(T1[:, 0]),
-              "2.weight": torch.tensor(T2[:, 1:]), "2.bias": torch.tensor(T2[:, 0])}
-    opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=0.0)
-    X = torch.from_numpy(mnist["X32"])
-    Y = torch.from_numpy(mnist["Y32"])
-    order = torch.from_numpy(mnist["order"])
-    batches = [order[s:s + batch] for s in range(0, M, batch)]
-    bce = torch.nn.functional.binary_cross_entropy_with_logits
-
-    def setup():
-        net.load_state_dict(state0)
-
-    def fn():
-        for idx in batches:
-            xb, yb = X[idx], Y[idx]
-            opt.zero_grad(set_to_none=True)
-            loss = bce(net(xb), yb, reduction="sum") / idx.shape[0]
+        def fn():
+            W1.grad = W2.grad = None
+            h = torch.sigmoid(F.linear(Xt, W1[:, 1:], W1[:, 0]))
+            logits = F.linear(h, W2[:, 1:], W2[:, 0])
+            loss = F.binary_cross_entropy_with_logits(logits, Yt, reduction="sum") / M
             loss.backward()
-            opt.step()
+            return loss.item()
+        return fn, FAST, "PyTorch"
+    if method == "jax":
+        jax = peer("jax")
+        jnp = jax.numpy
+        with jax.enable_x64(True):
+            params = (jnp.asarray(T1), jnp.asarray(T2))
+            Xj, Yj = jnp.asarray(X), jnp.asarray(mnist["Y64"])
+            grad = jax.jit(jax.value_and_grad(_jax_loss(jax)))
 
-    run(benchmark, fn, setup=setup, rounds=SLOW[batch], method="PyTorch", flops=EPOCH_FLOPS)
+        def fn():
+            with jax.enable_x64(True):
+                return jax.block_until_ready(grad(params, Xj, Yj)[1])
+        return fn, FAST, "JAX"
+    raise AssertionError(method)
 
 
 def _jax_loss(jax):
@@ -187,80 +118,139 @@ def _jax_loss(jax):
     return loss
 
 
-@pytest.mark.parametrize("group, batch", list(EPOCHS.items()), ids=list(EPOCHS.values()))
-def test_epoch_jax(benchmark, mnist, group, batch):
-    jax = peer("jax")
-    jnp = jax.numpy
-    benchmark.group = f"mlp epoch {group}"
-    loss = _jax_loss(jax)
+def _epoch_method(method, mnist, batch):
+    """(fn, setup, rounds, label): one float32 SGD epoch of ``batch``-sized batches."""
+    X32, Y32, order = mnist["X32"], mnist["Y32"], mnist["order"]
     T1, T2 = _thetas(np.float32)
-    p0 = (jnp.asarray(T1), jnp.asarray(T2))
-    X = jnp.asarray(mnist["X32"])
-    Y = jnp.asarray(mnist["Y32"])
-    order = jnp.asarray(mnist["order"])
+    if method == "reference" or method in fastnet.available_backends():
+        K = _backend.backend_kernels(method)
+        sizes = np.array([N0, N1, N2], dtype=np.int64)
+        kinds = np.array([1, 1], dtype=np.int64)
+        p0 = pack([T1, T2], np.float32)
+        params, state = p0.copy(), np.zeros_like(p0)
 
-    def sgd(params, Xb, Yb):
-        g = jax.grad(loss)(params, Xb, Yb)
-        return jax.tree_util.tree_map(lambda w, gw: w - LR * gw, params, g)
-
-    if batch == 1:
-        @jax.jit
-        def epoch(params, X, Y, order):
-            def body(p, xy):
-                x, y = xy
-                return sgd(p, x[None, :], y[None, :]), None
-            params, _ = jax.lax.scan(body, params, (X[order], Y[order]))
-            return params
+        def setup():
+            params[...] = p0
+            state[...] = 0
 
         def fn():
-            return jax.block_until_ready(epoch(p0, X, Y, order))
-        method = "JAX (lax.scan epoch)"
-    else:
+            return K.train_epoch(params, sizes, kinds, 0, X32, Y32, order, batch, 0, LR, 0.0, 0.9,
+                                 1e-8, 0, 0.0, state)
+        return fn, setup, SLOW[batch] if method == "reference" else FAST, _label(method)
+    if method == "torch":
+        torch = peer("torch")
+        net = torch.nn.Sequential(torch.nn.Linear(N0, N1), torch.nn.Sigmoid(),
+                                  torch.nn.Linear(N1, N2))
+        state0 = {"0.weight": torch.tensor(T1[:, 1:]), "0.bias": torch.tensor(T1[:, 0]),
+                  "2.weight": torch.tensor(T2[:, 1:]), "2.bias": torch.tensor(T2[:, 0])}
+        opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=0.0)
+        X, Y = torch.from_numpy(X32), torch.from_numpy(Y32)
+        idx_all = torch.from_numpy(order)
+        batches = [idx_all[s:s + batch] for s in range(0, M, batch)]
+        bce = torch.nn.functional.binary_cross_entropy_with_logits
+
+        def setup():
+            net.load_state_dict(state0)
+
+        def fn():
+            for idx in batches:
+                xb, yb = X[idx], Y[idx]
+                opt.zero_grad(set_to_none=True)
+                loss = bce(net(xb), yb, reduction="sum") / idx.shape[0]
+                loss.backward()
+                opt.step()
+        return fn, setup, SLOW[batch], "PyTorch"
+    if method == "jax":
+        jax = peer("jax")
+        jnp = jax.numpy
+        loss = _jax_loss(jax)
+        p0 = (jnp.asarray(T1), jnp.asarray(T2))
+        X, Y, idx_all = jnp.asarray(X32), jnp.asarray(Y32), jnp.asarray(order)
+
+        def sgd(params, Xb, Yb):
+            g = jax.grad(loss)(params, Xb, Yb)
+            return jax.tree_util.tree_map(lambda w, gw: w - LR * gw, params, g)
+
+        if batch == 1:
+            @jax.jit
+            def epoch(params, X, Y, order):
+                def body(p, xy):
+                    x, y = xy
+                    return sgd(p, x[None, :], y[None, :]), None
+                params, _ = jax.lax.scan(body, params, (X[order], Y[order]))
+                return params
+
+            def fn():
+                return jax.block_until_ready(epoch(p0, X, Y, idx_all))
+            return fn, None, SLOW[batch] + 2, "JAX (lax.scan epoch)"
         step = jax.jit(lambda params, X, Y, idx: sgd(params, X[idx], Y[idx]))
-        batches = [order[s:s + batch] for s in range(0, M, batch)]
+        batches = [idx_all[s:s + batch] for s in range(0, M, batch)]
 
         def fn():
             params = p0
             for idx in batches:
                 params = step(params, X, Y, idx)
             return jax.block_until_ready(params)
-        method = "JAX"
-
-    run(benchmark, fn, rounds=SLOW[batch] + 2, method=method, flops=EPOCH_FLOPS)
-
-
-@pytest.mark.parametrize("group, batch", list(EPOCHS.items()), ids=list(EPOCHS.values()))
-def test_epoch_sklearn(benchmark, mnist, group, batch):
-    peer("sklearn")
-    import warnings
-    from sklearn.neural_network import MLPClassifier
-    benchmark.group = f"mlp epoch {group}"
-    X, y, order = mnist["X32"], mnist["y"], mnist["order"]
-
-    def make():
+        return fn, None, SLOW[batch] + 2, "JAX"
+    if method == "sklearn":
+        peer("sklearn")
+        import warnings
+        from sklearn.neural_network import MLPClassifier
+        y = mnist["y"]
         clf = MLPClassifier(hidden_layer_sizes=(N1,), activation="logistic", solver="sgd",
                             momentum=0.0, nesterovs_momentum=False, alpha=0.0, batch_size=batch,
                             learning_rate_init=LR, shuffle=False, max_iter=1, random_state=0)
-        clf.partial_fit(X[:batch], y[:batch], classes=np.arange(N2))  # initialise the weights
-        return clf
+        clf.partial_fit(X32[:batch], y[:batch], classes=np.arange(N2))  # initialise the weights
 
-    clf = make()
-
-    def fn():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            clf.partial_fit(X[order], y[order])
-
-    run(benchmark, fn, rounds=SLOW[batch], method="scikit-learn", flops=EPOCH_FLOPS)
+        def fn():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                clf.partial_fit(X32[order], y[order])
+        return fn, None, SLOW[batch], "scikit-learn"
+    raise AssertionError(method)
 
 
-# ------------------------------------------------------------ machine yardstick
+# ------------------------------------------------------------------------ groups
+@pytest.mark.parametrize("method", _methods("backprop_samples", ["reference", "torch", "jax"]))
+def test_backprop_f64(benchmark, mnist, method):
+    benchmark.group = "mlp backprop f64 (course: per-sample semantics, full gradient)"
+    fn, rounds, label = _backprop_method(method, mnist)
+    run(benchmark, fn, rounds=rounds, method=label, flops=EPOCH_FLOPS)
+
+
+def _epoch(benchmark, mnist, method, batch, group):
+    benchmark.group = f"mlp epoch {group}"
+    fn, setup, rounds, label = _epoch_method(method, mnist, batch)
+    run(benchmark, fn, setup=setup, rounds=rounds, method=label, flops=EPOCH_FLOPS)
+
+
+@pytest.mark.parametrize("method", _methods("train_epoch"))
+def test_epoch_online(benchmark, mnist, method):
+    _epoch(benchmark, mnist, method, 1, "online f32 (batch 1)")
+
+
+@pytest.mark.parametrize("method", _methods("train_epoch"))
+def test_epoch_batch32(benchmark, mnist, method):
+    _epoch(benchmark, mnist, method, 32, "mini-batch f32 (batch 32)")
+
+
+@pytest.mark.parametrize("method", _methods("train_epoch"))
+def test_epoch_batch128(benchmark, mnist, method):
+    _epoch(benchmark, mnist, method, 128, "mini-batch f32 (batch 128)")
+
+
 def test_numpy_matmul_f32(benchmark):
+    """The machine's float32 GEMM through numpy, measured right before the full-batch group."""
     benchmark.group = "machine: numpy float32 matmul (2048 x 2048)"
     rng = np.random.default_rng(0)
     A = rng.random((2048, 2048), dtype=np.float32)
     B = rng.random((2048, 2048), dtype=np.float32)
     run(benchmark, lambda: A @ B, rounds=10, method="numpy matmul", flops=2 * 2048 ** 3)
+
+
+@pytest.mark.parametrize("method", _methods("train_epoch"))
+def test_epoch_full(benchmark, mnist, method):
+    _epoch(benchmark, mnist, method, M, "full batch f32 (8000)")
 
 
 # ---------------------------------------------------------------- linear models
