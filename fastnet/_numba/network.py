@@ -332,30 +332,24 @@ def _panel_backward(params, sizes, offs, kinds, x0, x1, x2, x3, A, aoffs, nz, no
             cur = nxt
 
 
-@njit(cache=True, nogil=True)
-def _accumulate(params, sizes, kinds, loss_kind, X, Y, order, lo, hi, G):
-    """``G +=`` the summed gradient of samples ``order[lo:hi]``; returns their summed loss.
-
-    Samples go four at a time (:func:`_panel_forward`, :func:`_panel_backward`:
-    each weight row is loaded once per four samples), the rest one by one.
-    """
+@njit(cache=True)
+def _accumulate_with(params, sizes, offs, kinds, loss_kind, X, Y, order, lo, hi, G, acts, aoffs,
+                     nz, noffs, cnt, d0, d1, A, D):
+    """:func:`_accumulate` with its work buffers given (allocated once per epoch)."""
     L = kinds.shape[0]
-    offs = _offsets(sizes)
-    acts, aoffs, nz, noffs, cnt, d0, d1, d2 = _workspace(sizes, params)
-    A = np.zeros((4, acts.shape[0]), params.dtype)
-    D = np.zeros((2, 4, d0.shape[0]), params.dtype)
     nL = sizes[L]
+    out = aoffs[L - 1]
+    last = kinds[L - 1]
     total = 0.0
     s = lo
     while s + 4 <= hi:
         r0, r1, r2, r3 = order[s], order[s + 1], order[s + 2], order[s + 3]
         x0, x1, x2, x3 = X[r0], X[r1], X[r2], X[r3]
         _panel_forward(params, sizes, offs, kinds, x0, x1, x2, x3, A, aoffs, nz, noffs, cnt)
-        out = aoffs[L - 1]
-        total += _loss_delta(kinds[L - 1], loss_kind, A[0, out:out + nL], Y[r0], D[0, 0])
-        total += _loss_delta(kinds[L - 1], loss_kind, A[1, out:out + nL], Y[r1], D[0, 1])
-        total += _loss_delta(kinds[L - 1], loss_kind, A[2, out:out + nL], Y[r2], D[0, 2])
-        total += _loss_delta(kinds[L - 1], loss_kind, A[3, out:out + nL], Y[r3], D[0, 3])
+        total += _loss_delta(last, loss_kind, A[0, out:out + nL], Y[r0], D[0, 0])
+        total += _loss_delta(last, loss_kind, A[1, out:out + nL], Y[r1], D[0, 1])
+        total += _loss_delta(last, loss_kind, A[2, out:out + nL], Y[r2], D[0, 2])
+        total += _loss_delta(last, loss_kind, A[3, out:out + nL], Y[r3], D[0, 3])
         _panel_backward(params, sizes, offs, kinds, x0, x1, x2, x3, A, aoffs, nz, noffs, cnt,
                         D, G)
         s += 4
@@ -363,10 +357,25 @@ def _accumulate(params, sizes, kinds, loss_kind, X, Y, order, lo, hi, G):
         r = order[s]
         x = X[r]
         _forward_sample(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt)
-        total += _loss_delta(kinds[L - 1], loss_kind, acts[aoffs[L - 1]:aoffs[L]], Y[r], d0)
+        total += _loss_delta(last, loss_kind, acts[out:out + nL], Y[r], d0)
         _backward_acc(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt, d0, d1, G)
         s += 1
     return total
+
+
+@njit(cache=True, nogil=True)
+def _accumulate(params, sizes, kinds, loss_kind, X, Y, order, lo, hi, G):
+    """``G +=`` the summed gradient of samples ``order[lo:hi]``; returns their summed loss.
+
+    Samples go four at a time (:func:`_panel_forward`, :func:`_panel_backward`:
+    each weight row is loaded once per four samples), the rest one by one.
+    """
+    offs = _offsets(sizes)
+    acts, aoffs, nz, noffs, cnt, d0, d1, d2 = _workspace(sizes, params)
+    A = np.zeros((4, acts.shape[0]), params.dtype)
+    D = np.zeros((2, 4, d0.shape[0]), params.dtype)
+    return _accumulate_with(params, sizes, offs, kinds, loss_kind, X, Y, order, lo, hi, G, acts,
+                            aoffs, nz, noffs, cnt, d0, d1, A, D)
 
 
 @njit(cache=True, nogil=True)
@@ -650,10 +659,14 @@ def _train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optim
             _backward_sgd(params, sizes, offs, kinds, x, acts, aoffs, nz, noffs, cnt, d0, d1, d2, lrt)
         return total
     G = np.zeros_like(params)
+    acts, aoffs, nz, noffs, cnt, d0, d1, d2 = _workspace(sizes, params)
+    A = np.zeros((4, acts.shape[0]), params.dtype)
+    D = np.zeros((2, 4, d0.shape[0]), params.dtype)
     start = 0
     while start < m:
         stop = min(start + batch_size, m)
-        total += _accumulate(params, sizes, kinds, loss_kind, X, Y, order, start, stop, G)
+        total += _accumulate_with(params, sizes, offs, kinds, loss_kind, X, Y, order, start, stop,
+                                  G, acts, aoffs, nz, noffs, cnt, d0, d1, A, D)
         _update(params, G, state, sizes, offs, stop - start, optimizer, lr, mu, rho, eps,
                 penalty, lam)
         start = stop
