@@ -83,6 +83,39 @@ def kernels_of(name):
     return _backend.backend_kernels(name)
 
 
+def missing_kernels(backend_name=None, *names):
+    """The kernels among ``names`` (all of the contract when none) that backend
+    ``backend_name`` (the active one when None) does not implement yet."""
+    ns = _backend.backend_kernels(backend_name) if backend_name else _backend.kernels()
+    names = names or _backend.KERNEL_NAMES
+    return [n for n in names if "_missing" in getattr(getattr(ns, n), "__qualname__", "")]
+
+
+def need_kernels(*names):
+    """Skip the test when the active backend does not implement these kernels yet
+    (a compiled backend under construction registers only part of the contract)."""
+    missing = missing_kernels(None, *names)
+    if missing:
+        pytest.skip(f"backend {_backend.get_backend()!r} does not implement kernel(s) "
+                    f"{', '.join(missing)} yet")
+
+
+def numerical_gradient(f, x, eps=1e-6):
+    """Central differences of the scalar function ``f`` at the float64 array ``x``
+    (perturbed in place and restored): (f(x + eps e_i) - f(x - eps e_i)) / (2 eps)."""
+    g = np.zeros_like(x, dtype=np.float64)
+    flat, gflat = x.reshape(-1), g.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + eps
+        fp = f()
+        flat[i] = old - eps
+        fm = f()
+        flat[i] = old
+        gflat[i] = (fp - fm) / (2 * eps)
+    return g
+
+
 def assert_close(actual, desired, err_msg="", rtol=None, atol_scale=1.0):
     """Compare with the dtype's tolerance: float64 1e-10 relative, float32 1e-5.
 
