@@ -49,8 +49,12 @@ def train(model, X, y, *, optimizer="gd", lr=0.1, epochs=100, batch_size=None, m
         t0 = time.perf_counter()
         order = a.order(m)
         start_penalty = K.penalty_value(pen, a.lam, params, sizes) if pen else 0.0
-        total = K.train_epoch(params, sizes, kinds, lcode, a.X, a.Y, order, a.batch_size, opt,
-                              a.lr, a.momentum, a.rho, a.eps, pen, a.lam, state)
+        # a diverging run overflows: detected below as a non-finite cost, not warned about
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = K.train_epoch(params, sizes, kinds, lcode, a.X, a.Y, order, a.batch_size,
+                                  opt, a.lr, a.momentum, a.rho, a.eps, pen, a.lam, state)
+        if not np.isfinite(params).all():
+            total = np.nan  # weights that overflowed diverged, even if the cost looked finite
         J = total / m + start_penalty
         try:
             check_finite_cost(J, epoch, a.lr)
