@@ -88,7 +88,7 @@ def missing_kernels(backend_name=None, *names):
     ``backend_name`` (the active one when None) does not implement yet."""
     ns = _backend.backend_kernels(backend_name) if backend_name else _backend.kernels()
     names = names or _backend.KERNEL_NAMES
-    return [n for n in names if "_missing" in getattr(getattr(ns, n), "__qualname__", "")]
+    return [n for n in names if getattr(getattr(ns, n), "missing", False)]
 
 
 def need_kernels(*names):
