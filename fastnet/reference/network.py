@@ -87,9 +87,8 @@ def one_hot(K, pos):
 
 
 def _prep_X(X, name="X"):
-    X = np.asarray(X) if not isinstance(X, np.ndarray) else X
-    single = np.ndim(X) == 1
-    Xa = as_float_array(X, name, ndim=(1, 2))
+    Xa = as_float_array(X, name, ndim=(1, 2))  # names X for None, ragged lists, strings...
+    single = Xa.ndim == 1
     return (Xa.reshape(1, -1) if single else Xa), single
 
 
