@@ -123,14 +123,14 @@ def test_course_weights_cost_is_the_same_everywhere(seed_data, backend):
 
 
 def test_course_network_learns_mnist_subset(mnist, backend):
-    """A few epochs of the course's 784-50-10 sigmoid network on 2,000 MNIST images."""
+    """A few epochs of the course's 784-50-10 sigmoid network on 1,000 MNIST images."""
     need_kernels("train_epoch", "penalty_value", "forward_network")
     X_tr, y_tr, X_te, y_te = mnist
-    X_tr, y_tr = X_tr[:2000], y_tr[:2000]
+    X_tr, y_tr = X_tr[:1000], y_tr[:1000]
     rng = np.random.default_rng(0)
     model = [fastnet.init_weights(784, 50, rng=rng), fastnet.Sigmoid,
              fastnet.init_weights(50, 10, rng=rng), fastnet.Sigmoid]
-    hist = fastnet.train(model, X_tr, y_tr, optimizer="momentum", batch_size=32, lr=0.3,
+    hist = fastnet.train(model, X_tr, y_tr, optimizer="momentum", batch_size=20, lr=0.3,
                          epochs=4, rng=0, X_test=X_te[:500], y_test=y_te[:500])
     assert hist["J"][-1] < hist["J"][0]
-    assert hist["test_acc"][-1] >= 80, hist["test_acc"]
+    assert hist["test_acc"][-1] >= 75, hist["test_acc"]  # 83.4 % with the reference

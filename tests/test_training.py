@@ -116,12 +116,12 @@ def test_history_contents(mod, backend):
 def test_tol_stops_training(mod, backend):
     need_kernels(*TRAIN_KERNELS)
     X, y = _data(m=30)
-    hist = mod.gradient_descent(_model(), X, y, lr=0.5, tol=1e-4, max_epochs=5000)
+    hist = mod.gradient_descent(_model(), X, y, lr=1.0, tol=1e-3, max_epochs=5000)
     assert hist["converged"] is True
     assert 2 <= hist["epochs"] < 5000
     assert len(hist["J"]) == hist["epochs"]
-    assert abs(hist["J"][-1] - hist["J"][-2]) < 1e-4
-    assert all(abs(a - b) >= 1e-4 for a, b in zip(hist["J"][:-2], hist["J"][1:-1]))
+    assert abs(hist["J"][-1] - hist["J"][-2]) < 1e-3
+    assert all(abs(a - b) >= 1e-3 for a, b in zip(hist["J"][:-2], hist["J"][1:-1]))
     full = mod.train(_model(), X, y, lr=0.5, epochs=hist["epochs"] + 5)
     assert full["epochs"] == hist["epochs"] + 5 and full["converged"] is False
 
