@@ -20,7 +20,8 @@ EPS = 1e-6
 HIDDEN = ["linear", "sigmoid", "relu", "tanh"]
 # (output activation, loss)
 OUTPUTS = [("linear", "quadratic"), ("sigmoid", "quadratic"), ("relu", "quadratic"),
-           ("tanh", "quadratic"), ("sigmoid", "cross_entropy"), ("softmax", "log_loss")]
+           ("tanh", "quadratic"), ("sigmoid", "cross_entropy"), ("softmax", "log_loss"),
+           ("sigmoid", "log_loss")]
 PENALTIES = [None, "l1", "l2"]
 ACT = {a.name: a for a in (ref.Linear, ref.Sigmoid, ref.ReLu, ref.TanH, ref.Softmax)}
 
@@ -199,6 +200,24 @@ def test_single_output_binary_classifier(pen, backend):
     assert Jt == pytest.approx(J, rel=1e-10)
     for a, b in zip(gt, g):
         assert_close(a, b)
+
+
+@pytest.mark.parametrize("fn", [ref.backprop, ref.backprop_vectorized, fastnet.backprop])
+def test_softmax_with_soft_labels(fn):
+    """Rows of non-negative targets summing to 1 (soft labels) are fine for softmax +
+    log-loss; other targets are refused (the output error a - y would not be the
+    gradient of the cost)."""
+    model, X, _ = make_problem(("tanh",), "softmax", "log_loss", seed=12)
+    Y = np.random.default_rng(0).uniform(0.1, 1, size=(X.shape[0], model[-2].shape[0]))
+    _check_fd(fn, model, X, Y / Y.sum(axis=1, keepdims=True), 0.0, None, "log_loss",
+              "soft labels")
+    with pytest.raises(ValueError, match=r"y: row 0 of the targets is not a probability "
+                                         r"distribution"):
+        fn(model, X, Y, loss="log_loss")
+    Y2 = np.eye(model[-2].shape[0])[np.arange(X.shape[0]) % model[-2].shape[0]]
+    Y2[1] = [1.5, -0.5, 0.0]
+    with pytest.raises(ValueError, match="row 1 of the targets"):
+        fn(model, X, Y2, loss="log_loss")
 
 
 def test_zero_lambda_means_no_penalty():

@@ -21,8 +21,9 @@ import time
 
 import numpy as np
 
-from fastnet._validation import (as_float_array, check_model, check_input_width, check_targets,
-                                 check_scalar, check_int, check_choice, check_rng, check_labels)
+from fastnet._validation import (as_float_array, check_distributions, check_model,
+                                 check_input_width, check_targets, check_scalar, check_int,
+                                 check_choice, check_rng, check_labels)
 from fastnet.reference.losses import LOSSES, PENALTIES
 
 __all__ = ["History", "DivergenceError", "train", "gradient_descent", "train_online",
@@ -85,6 +86,8 @@ class _Args:
         self.loss = check_choice(loss, "loss", tuple(LOSSES))
         if self.acts[-1].name == "softmax" and self.loss != "log_loss":
             raise ValueError(f"loss must be 'log_loss' with a Softmax output layer, got {loss!r}")
+        if self.acts[-1].name == "softmax":
+            check_distributions(self.Y)
         self.tol = check_scalar(tol, "tol", lo=0, allow_none=True)
         self.shuffle = bool(shuffle) and self.batch_size < m
         self.rng = check_rng(rng)
