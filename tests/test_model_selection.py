@@ -172,3 +172,32 @@ def test_cross_val_score_errors():
         cross_val_score(object(), X, y, cv=2)
     with pytest.raises(ValueError, match="y has 9 entries"):
         cross_val_score(lambda *a: 0.0, X, y[:9])
+
+
+# ------------------------------------------------------------------------- hypothesis
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=50, deadline=None)
+@given(m=st.integers(2, 60), data=st.data(), shuffle=st.booleans(), seed=st.integers(0, 100))
+def test_hypothesis_kfold_partitions(m, data, shuffle, seed):
+    k = data.draw(st.integers(2, m))
+    folds = list(KFold(k, shuffle=shuffle, rng=seed).split(np.zeros((m, 1))))
+    tests = np.concatenate([te for _, te in folds])
+    assert np.array_equal(np.sort(tests), np.arange(m))
+    for tr, te in folds:
+        assert np.array_equal(np.sort(np.r_[tr, te]), np.arange(m))
+    assert {len(te) for _, te in folds} <= {m // k, -(-m // k)}
+
+
+@settings(max_examples=50, deadline=None)
+@given(m=st.integers(2, 60), frac=st.floats(0.01, 0.99), seed=st.integers(0, 100))
+def test_hypothesis_split_partitions(m, frac, seed):
+    X = np.arange(m)
+    try:
+        tr, te = train_test_split(X, test_size=frac, rng=seed)
+    except ValueError as exc:
+        assert "test_size" in str(exc)
+        return
+    assert len(te) == int(np.ceil(frac * m)) and len(tr) + len(te) == m
+    assert np.array_equal(np.sort(np.r_[tr, te]), X)

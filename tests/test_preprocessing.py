@@ -128,3 +128,25 @@ def test_sklearn_style_params():
 def test_reference_exports_the_same_scalers():
     assert fastnet.reference.Standardizer is Standardizer
     assert fastnet.reference.standardize is fastnet.standardize
+
+
+# ------------------------------------------------------------------------- hypothesis
+from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 20), st.integers(1, 5)),
+              elements=st.floats(-1e6, 1e6, allow_nan=False, allow_subnormal=False)),
+       st.sampled_from(SCALERS))
+def test_hypothesis_round_trip_and_finite(X, cls):
+    scaler = cls().fit(X)
+    Z = scaler.transform(X)
+    assert np.all(np.isfinite(Z))
+    assert np.all(scaler.scale_ > 0)
+    np.testing.assert_allclose(scaler.inverse_transform(Z), X, rtol=1e-9,
+                               atol=1e-9 * max(1.0, float(np.abs(X).max())))
+    const = np.ptp(X, axis=0) == 0
+    np.testing.assert_array_equal(Z[:, const], 0.0)
+    if cls is Rescaler:
+        assert Z.min() >= -1e-12 and Z.max() <= 1 + 1e-12

@@ -250,3 +250,42 @@ def test_verbose_prints(capsys, backend):
     fastnet.train(_model(), X, y, epochs=4, verbose=2)
     out = capsys.readouterr().out
     assert "epoch 2: J =" in out and "epoch 4: J =" in out and "epoch 3" not in out
+
+
+# ------------------------------------------------------------------------- hypothesis
+from hypothesis import given, settings, strategies as st, HealthCheck  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(widths=st.lists(st.integers(1, 12), min_size=2, max_size=4),
+       acts=st.lists(st.sampled_from(["linear", "sigmoid", "relu", "tanh"]), min_size=3,
+                     max_size=3),
+       m=st.integers(1, 30), batch_size=st.integers(1, 35),
+       optimizer=st.sampled_from(["gd", "sgd", "momentum", "rmsprop"]),
+       penalty=st.sampled_from([None, "l1", "l2"]), seed=st.integers(0, 2**31 - 1))
+def test_hypothesis_train_one_epoch_matches_reference(widths, acts, m, batch_size, optimizer,
+                                                      penalty, seed):
+    rng = np.random.default_rng(seed)
+    L = len(widths) - 1
+    names = acts[:L - 1] + ["sigmoid"]
+    X = rng.normal(size=(m, widths[0]))
+    y = rng.integers(0, 2, size=m) if widths[-1] == 1 else rng.integers(0, widths[-1], size=m)
+
+    def model():
+        r = np.random.default_rng(seed)
+        return [x for l in range(L) for x in (r.uniform(-1, 1, (widths[l + 1], widths[l] + 1)),
+                                              names[l])]
+
+    kw = dict(optimizer=optimizer, batch_size=batch_size, epochs=1, lr=0.1, lam=0.01,
+              penalty=penalty, rng=seed)
+    oracle = model()
+    h_ref = ref.train(oracle, X, y, **kw)
+    for backend in fastnet.available_backends():
+        with fastnet.use_backend(backend):
+            from conftest import missing_kernels
+            if missing_kernels(None, *TRAIN_KERNELS):
+                continue
+            top = model()
+            h = fastnet.train(top, X, y, **kw)
+            np.testing.assert_allclose(h["J"], h_ref["J"], rtol=1e-10, err_msg=backend)
+            _compare(top, oracle, 1e-10, f"{optimizer} batch {batch_size} on {backend}")
