@@ -4,7 +4,11 @@
   tests that need it skip with a message saying where it was looked for.
 * ``backend``: every available backend in turn (activated for the test);
   ``compiled_backend``: every available backend but the reference.
+* ``impl``: ``fastnet.reference`` once, then the top level ``fastnet`` on each
+  available backend (for tests of the same call on both).
 * ``assert_close``: float64 to 1e-10 relative, float32 to 1e-5.
+* ``need_kernels(*names)``: skip when the active backend (under construction)
+  does not implement these kernels yet; ``numerical_gradient``: central differences.
 """
 import os
 from pathlib import Path
@@ -69,6 +73,18 @@ def backend(request):
     """Each available backend, active for the duration of the test."""
     with fastnet.use_backend(request.param):
         yield request.param
+
+
+@pytest.fixture(params=["reference"] + [f"top-{b}" for b in BACKENDS])
+def impl(request):
+    """``fastnet.reference`` (the oracle, once, with the reference backend active), then
+    the top level ``fastnet`` on each available backend (active for the test)."""
+    if request.param == "reference":
+        with fastnet.use_backend("reference"):
+            yield fastnet.reference
+    else:
+        with fastnet.use_backend(request.param[len("top-"):]):
+            yield fastnet
 
 
 @pytest.fixture(params=COMPILED or [pytest.param(None, marks=pytest.mark.skip(

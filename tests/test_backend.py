@@ -17,7 +17,9 @@ REF_NS = _backend.backend_kernels("reference")
 
 
 def _run(code, **env):
-    """Run ``code`` in a fresh interpreter from the repository root; (returncode, stdout, stderr)."""
+    """Run ``code`` in a fresh interpreter from the repository root.
+
+    Returns (returncode, stdout, stderr)."""
     full_env = {k: v for k, v in os.environ.items() if k != "FASTNET_BACKEND"}
     full_env.update(env)
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=full_env,

@@ -4,16 +4,14 @@ import pytest
 
 import fastnet
 from fastnet import reference as ref
-from fastnet import perceptron
-from fastnet.reference import perceptron as ref_perceptron
 from conftest import need, need_kernels
 
 X2 = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
 
 
 # ------------------------------------------------------------------ the perceptron
-@pytest.mark.parametrize("mod", [perceptron, ref_perceptron], ids=["top", "reference"])
-def test_perceptron_gates_and_xor_composed_from_them(mod, backend):
+def test_perceptron_gates_and_xor_composed_from_them(impl):
+    mod = impl.perceptron
     need_kernels("perceptron_train")
     w_not = mod.train(np.zeros(2), np.array([[0.0], [1.0]]), [1, 0])
     w_and = mod.train(np.zeros(3), X2, [0, 0, 0, 1])
@@ -38,20 +36,19 @@ def anscombe(data_dir):
     return A[:, 0], A[:, 1]
 
 
-@pytest.mark.parametrize("mod", [fastnet, ref], ids=["top", "reference"])
-def test_anscombe_gradient_descent_reaches_least_squares(anscombe, mod, backend):
+def test_anscombe_gradient_descent_reaches_least_squares(impl, anscombe):
     need_kernels("linear_gd")
     x, y = anscombe
     lstsq = np.linalg.lstsq(np.c_[np.ones_like(x), x], y, rcond=None)[0]
     np.testing.assert_allclose(lstsq, [3.0001, 0.5001], atol=1e-4)  # the known line
     # raw x (mean 9): a small rate and many iterations, as in the course
-    theta, hist = mod.linear_regression(x, y, lr=0.015, tol=0.0, max_iter=30000)
+    theta, hist = impl.linear_regression(x, y, lr=0.015, tol=0.0, max_iter=30000)
     np.testing.assert_allclose(theta, lstsq, rtol=1e-7)
     np.testing.assert_array_equal(np.round(theta, 4), [3.0001, 0.5001])
     assert hist["J"][-1] == pytest.approx(ref.linear_cost(lstsq, x, y), rel=1e-10)
     # standardised x converges in a few dozen iterations to the same line
     mu, sd = x.mean(), x.std()
-    t, h = mod.linear_regression(fastnet.standardize(x[:, None]), y, lr=0.5, tol=1e-15)
+    t, h = impl.linear_regression(fastnet.standardize(x[:, None]), y, lr=0.5, tol=1e-15)
     assert h["epochs"] < 200
     np.testing.assert_allclose([t[0] - t[1] * mu / sd, t[1] / sd], lstsq, rtol=1e-9)
 
@@ -66,12 +63,11 @@ def iris(data_dir):
     return X, (species == "virginica").astype(np.int64)
 
 
-@pytest.mark.parametrize("mod", [fastnet, ref], ids=["top", "reference"])
-def test_iris_virginica_by_logistic_regression(iris, mod, backend):
+def test_iris_virginica_by_logistic_regression(impl, iris):
     need_kernels("linear_gd")
     X, y = iris
     Z = fastnet.standardize(X)
-    theta, hist = mod.logistic_regression(Z, y, lr=0.5, tol=1e-10, max_iter=5000)
+    theta, hist = impl.logistic_regression(Z, y, lr=0.5, tol=1e-10, max_iter=5000)
     acc = fastnet.accuracy(fastnet.logistic_predict(theta, Z), y)
     # the best linear boundary on all four features misclassifies 2 of 150 (98.7 %)
     assert acc >= 96.0, acc
@@ -81,7 +77,7 @@ def test_iris_virginica_by_logistic_regression(iris, mod, backend):
     # it generalises to the rest
     X_tr, X_te, y_tr, y_te = fastnet.train_test_split(X, y, test_size=0.3, rng=0)
     Z_tr, Z_te = fastnet.standardize(X_tr, X_te)
-    theta, _ = mod.logistic_regression(Z_tr, y_tr, lr=0.5, tol=1e-10, max_iter=5000)
+    theta, _ = impl.logistic_regression(Z_tr, y_tr, lr=0.5, tol=1e-10, max_iter=5000)
     assert fastnet.accuracy(fastnet.logistic_predict(theta, Z_te), y_te) >= 90.0
 
 

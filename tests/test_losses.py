@@ -1,4 +1,5 @@
-"""Losses and penalties: values, clipping, finite-difference derivatives, and the loss/penalty kernels."""
+"""Losses and penalties: values, clipping, finite-difference derivatives, the loss and
+penalty kernels."""
 import warnings
 
 import numpy as np

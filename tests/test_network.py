@@ -1,4 +1,5 @@
-"""The course's network functions: init_weights, one_hot, forward, feedforward, predict, accuracy."""
+"""The course's network functions: init_weights, one_hot, forward, feedforward, predict,
+accuracy."""
 import numpy as np
 import pytest
 
@@ -102,23 +103,21 @@ def test_feedforward_and_predict_match_reference(dtype, backend):
     assert isinstance(single, int) and single == labels[4]
 
 
-@pytest.mark.parametrize("mod", MODS)
-def test_predict_single_output_thresholds_at_one_half(mod, backend):
+def test_predict_single_output_thresholds_at_one_half(impl):
     need_kernels("forward_network")
     Theta = np.array([[0.0, 1.0]])  # sigmoid(x) >= 0.5 iff x >= 0
     X = np.array([[-2.0], [0.0], [3.0], [-1e-9]])
-    np.testing.assert_array_equal(mod.predict([Theta, mod.Sigmoid], X), [0, 1, 1, 0])
+    np.testing.assert_array_equal(impl.predict([Theta, impl.Sigmoid], X), [0, 1, 1, 0])
 
 
-@pytest.mark.parametrize("mod", MODS)
-def test_predict_softmax_output(mod, backend):
+def test_predict_softmax_output(impl):
     need_kernels("forward_network")
     rng = np.random.default_rng(3)
-    model = _model(rng, [4, 6, 3], [mod.Sigmoid, mod.Softmax])
+    model = _model(rng, [4, 6, 3], [impl.Sigmoid, impl.Softmax])
     X = rng.normal(size=(10, 4))
-    out = mod.feedforward(model, X)
+    out = impl.feedforward(model, X)
     np.testing.assert_allclose(out.sum(axis=1), 1, rtol=1e-12)
-    np.testing.assert_array_equal(mod.predict(model, X), out.argmax(axis=1))
+    np.testing.assert_array_equal(impl.predict(model, X), out.argmax(axis=1))
 
 
 def test_model_may_be_a_tuple_and_mix_class_sets():

@@ -7,7 +7,6 @@ from fastnet import perceptron
 from fastnet.reference import perceptron as ref_perceptron
 from conftest import need_kernels
 
-MODS = [pytest.param(perceptron, id="top"), pytest.param(ref_perceptron, id="reference")]
 X2 = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
 GATES = {"AND": [0, 0, 0, 1], "OR": [0, 1, 1, 1], "NAND": [1, 1, 1, 0], "NOR": [1, 0, 0, 0]}
 
@@ -21,25 +20,25 @@ def test_predict_fires_at_zero_activation():
     assert fastnet.perceptron.predict is ref_perceptron.predict
 
 
-@pytest.mark.parametrize("mod", MODS)
 @pytest.mark.parametrize("gate", sorted(GATES))
-def test_learns_linearly_separable_gates(mod, gate, backend):
+def test_learns_linearly_separable_gates(impl, gate):
+    mod = impl.perceptron
     need_kernels("perceptron_train")
     y = np.array(GATES[gate])
     w = mod.train(np.zeros(3), X2, y, epochs=100)
     np.testing.assert_array_equal(mod.predict(w, X2), y, err_msg=gate)
 
 
-@pytest.mark.parametrize("mod", MODS)
-def test_learns_not(mod, backend):
+def test_learns_not(impl):
+    mod = impl.perceptron
     need_kernels("perceptron_train")
     X = np.array([[0.0], [1.0]])
     w = mod.train(np.zeros(2), X, [1, 0])
     np.testing.assert_array_equal(mod.predict(w, X), [1, 0])
 
 
-@pytest.mark.parametrize("mod", MODS)
-def test_cannot_learn_xor_alone(mod, backend):
+def test_cannot_learn_xor_alone(impl):
+    mod = impl.perceptron
     need_kernels("perceptron_train")
     y = np.array([0, 1, 1, 0])
     w = mod.train(np.zeros(3), X2, y, epochs=200)
@@ -62,8 +61,8 @@ def test_top_level_matches_reference(dtype, backend):
                                        err_msg=f"epochs={epochs} lr={lr} on {backend}")
 
 
-@pytest.mark.parametrize("mod", MODS)
-def test_weights_updated_in_place_and_rule_by_hand(mod, backend):
+def test_weights_updated_in_place_and_rule_by_hand(impl):
+    mod = impl.perceptron
     need_kernels("perceptron_train")
     w = np.zeros(3)
     out = mod.train(w, X2, [0, 0, 0, 1], epochs=1, lr=0.5)
@@ -78,8 +77,8 @@ def test_weights_updated_in_place_and_rule_by_hand(mod, backend):
     np.testing.assert_allclose(out, [0.0, 0.5, 0.5])
 
 
-@pytest.mark.parametrize("mod", MODS)
-def test_stops_after_an_epoch_without_errors(mod, backend):
+def test_stops_after_an_epoch_without_errors(impl):
+    mod = impl.perceptron
     need_kernels("perceptron_train")
     w = np.array([-1.5, 1.0, 1.0])  # already AND
     out = mod.train(w.copy(), X2, GATES["AND"], epochs=50)

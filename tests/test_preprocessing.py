@@ -48,7 +48,8 @@ def test_test_data_uses_training_parameters(cls):
         np.testing.assert_allclose(scaler.scale_, np.ptp(train, axis=0), rtol=1e-15)
 
 
-@pytest.mark.parametrize("fn,cls", [(fastnet.rescale, Rescaler), (fastnet.standardize, Standardizer),
+@pytest.mark.parametrize("fn,cls", [(fastnet.rescale, Rescaler),
+                                    (fastnet.standardize, Standardizer),
                                     (fastnet.normalize, Normalizer)])
 def test_functions_fit_on_the_first_argument(fn, cls):
     train, test = _data()
