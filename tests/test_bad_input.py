@@ -154,10 +154,10 @@ MODEL_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", MODEL_CASES, ids=[c[0] for c in MODEL_CASES])
 ALL = BACKPROPS + PREDICTS + TRAINS
 
 
+@pytest.mark.parametrize("case", MODEL_CASES, ids=[c[0] for c in MODEL_CASES])
 @pytest.mark.parametrize("fn", ALL, ids=_ids(ALL))
 def test_bad_model(fn, case):
     _, bad, exc, match = case
