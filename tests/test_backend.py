@@ -27,9 +27,10 @@ def _run(code, **env):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def restore_backend():
-    """Put the active backend back as it was (for tests calling use_backend without `with`)."""
+    """Put the active backend back as it was (tests here call use_backend without `with`
+    and resolve the default under simulated installations)."""
     saved = _backend._active
     yield
     _backend._active = saved
@@ -51,7 +52,7 @@ def test_reference_backend_implements_the_whole_contract():
     assert REF_NS.__backend__ == "reference"
 
 
-def test_use_backend_as_a_call(restore_backend):
+def test_use_backend_as_a_call():
     fastnet.use_backend("reference")
     assert fastnet.get_backend() == "reference"
     assert _backend.kernels() is REF_NS
