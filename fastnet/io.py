@@ -99,6 +99,7 @@ def _describe_estimator(est):
             value = None  # a generator's state is not part of the model
         saved[key] = _jsonable(value, f"parameter {key!r} of {type(est).__name__}")
     meta = {"kind": "estimator", "class": type(est).__name__, "params": saved,
+            "tuple_params": sorted(k for k, v in params.items() if isinstance(v, tuple)),
             "fitted": bool(est.__sklearn_is_fitted__())}
     arrays = {}
     if meta["fitted"]:
@@ -312,9 +313,9 @@ def _load_estimator(path, meta, arrays):
                          f"this fastnet knows {', '.join(ESTIMATORS)}")
     cls = ESTIMATORS[name]
     params = dict(meta.get("params", {}))
-    for key, value in params.items():
-        if isinstance(value, list):
-            params[key] = tuple(value)
+    for key in meta.get("tuple_params", []):  # JSON has lists only: give tuples back
+        if isinstance(params.get(key), list):
+            params[key] = tuple(params[key])
     valid = set(cls._get_param_names())
     est = cls(**{k: v for k, v in params.items() if k in valid})
     if meta.get("fitted"):
