@@ -820,6 +820,8 @@ class _Network(_Estimator):
             self.best_validation_score_ = best["score"]
         self.history_ = hist
         self.loss_ = hist["J"][-1]
+        self.__dict__.pop("_new_classes", None)
+        self.__dict__.pop("_new_y_2d", None)
         return self
 
     @staticmethod
@@ -1201,12 +1203,16 @@ class LogisticRegression(_NetworkClassifier):
         self.track_accuracy = track_accuracy
 
     def decision_function(self, X):
-        r"""The logits :math:`\theta_0 + \theta^T x`: ``(n_samples,)`` for two classes, else
-        ``(n_samples, n_classes)``."""
+        r"""The logits :math:`\theta_0 + \theta^T x`: ``(n_samples,)`` for two classes (for a
+        two-unit softmax, :math:`z_1 - z_0`), else ``(n_samples, n_classes)``."""
         self._check_fitted()
         Xv, _ = self._validate_X(X, reset=False)
         z = self._forward(Xv, logits=True)
-        return z[:, 0] if z.shape[1] == 1 else z
+        if z.shape[1] == 1:
+            return z[:, 0]
+        if z.shape[1] == 2:
+            return z[:, 1] - z[:, 0]
+        return z
 
     @property
     def coef_(self):
@@ -1447,6 +1453,7 @@ class Perceptron(_ClassifierMixin, _Estimator):
             self.history_ = History(errors=[])
         self.W_ = W
         self._rng = rng
+        self.__dict__.pop("_new_classes", None)
         self.n_iter_ += runs
         self.history_["errors"].extend(int(e) for e in errors_total[:runs])
         self.history_["epochs"] = len(self.history_["errors"])

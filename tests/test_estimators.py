@@ -43,11 +43,12 @@ def small(est):
 
 
 # ----------------------------------------------------------------------- scikit-learn's checks
-@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
-def test_check_estimator(cls):
+@pytest.mark.parametrize("make", ALL + [lambda: LogisticRegression(output_activation="softmax")],
+                         ids=[c.__name__ for c in ALL] + ["LogisticRegression-softmax"])
+def test_check_estimator(make):
     pytest.importorskip("sklearn")
     from sklearn.utils.estimator_checks import check_estimator
-    est = small(cls())
+    est = small(make())
     results = check_estimator(est, on_fail=None)
     failed = [(r["check_name"], str(r["exception"])[:300]) for r in results
               if r["status"] == "failed"]
