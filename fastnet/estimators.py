@@ -407,6 +407,8 @@ class _Estimator:
                 raise ValueError("The feature names should match those that were passed during "
                                  f"fit: expected {list(fitted)}, got {list(names)}")
         arr = np.ascontiguousarray(arr, dtype=dtype)
+        if not arr.flags.writeable:  # read-only memory maps: some compiled kernels need writable buffers
+            arr = arr.copy()
         if not np.isfinite(arr).all():
             raise ValueError(_nonfinite_message(arr, "X"))
         return arr, names
