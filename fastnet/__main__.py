@@ -211,7 +211,7 @@ def cmd_demo(args):
     from fastnet.demo import run
     run(plots=args.plots, epochs=args.epochs, hidden=args.hidden, lr=args.lr,
         batch_size=args.batch_size, source=args.source, seed=args.seed, dtype=args.dtype,
-        reference_epochs=args.reference_epochs)
+        reference_epochs=args.reference_epochs, backend=getattr(args, "backend", None))
     return 0
 
 
@@ -522,12 +522,12 @@ def build_parser():
     p.add_argument("--plots", metavar="DIR", help="also write the course's pictures (PNG) to DIR")
     p.add_argument("--epochs", type=_positive_int, default=30, help="epochs (default 30)")
     p.add_argument("--hidden", type=_positive_int, default=50, help="hidden units (default 50)")
-    p.add_argument("--lr", type=_positive_float, default=0.1, help="learning rate (default 0.1)")
+    p.add_argument("--lr", type=_positive_float, default=0.5, help="learning rate (default 0.5)")
     p.add_argument("--batch-size", type=_positive_int, default=1,
                    help="samples per update (default 1: online learning)")
     p.add_argument("--source", choices=("auto", "sklearn", "mnist", "generated"),
                    default="auto", help="where the digits come from (default auto)")
-    p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--seed", type=_nonneg_int, default=0)
     p.add_argument("--reference-epochs", type=_nonneg_int, default=2,
                    help="epochs timed on the reference for the speed-up (0: skip)")

@@ -6,7 +6,8 @@ r"""The course's pictures, with matplotlib (optional: ``pip install "fastnet[plo
   logistic regression, MLP, or a course model list) assigns to each class;
 * :func:`digits`: a grid of digit images with their true and predicted labels;
 * :func:`word_vectors`: word vectors projected on their first two principal
-  components, with their words.
+  components, with their words;
+* :func:`save_demo_plots`: all of them for ``python -m fastnet demo --plots DIR``.
 
 Every function returns a :class:`matplotlib.figure.Figure` and, given
 ``path``, writes it as a PNG (atomically: a temporary file renamed into
@@ -22,7 +23,7 @@ import os
 import numpy as np
 
 __all__ = ["activations", "learning_curves", "decision_boundary", "digits", "word_vectors",
-           "save_figure"]
+           "save_figure", "save_demo_plots"]
 
 
 def _matplotlib():
@@ -378,3 +379,114 @@ def word_vectors(wv, words=None, n=40, path=None, ax=None, title=None):
     ax.set_ylabel("principal component 2")
     ax.set_title(title or f"{len(words)} word vectors (PCA)")
     return _finish(fig, path)
+
+
+# ------------------------------------------------------------------------------- the demo's
+def _two_moons(n, rng):
+    """Two interleaved half circles: a data set no straight line separates."""
+    t = rng.uniform(0, np.pi, n)
+    half = n // 2
+    upper = np.column_stack((np.cos(t[:half]), np.sin(t[:half])))
+    lower = np.column_stack((1 - np.cos(t[half:]), 0.5 - np.sin(t[half:])))
+    X = np.vstack((upper, lower)) + rng.normal(0, 0.12, (n, 2))
+    y = np.r_[np.zeros(half, dtype=np.int64), np.ones(n - half, dtype=np.int64)]
+    return X, y
+
+
+def save_demo_plots(directory, *, model, history, X, y, seed=0):
+    """Write the course's pictures for the demo as PNG files in ``directory``.
+
+    ``activations.png``, ``learning_curves.png`` (from ``history``),
+    ``digits.png`` (the first test digits ``X`` with their labels ``y`` and
+    ``model``'s predictions), ``decision_boundary.png`` (a perceptron, a
+    logistic regression and an MLP on two interleaved half moons) and, when
+    :mod:`fastnet.word2vec` and the shared corpus (``FASTNET_DATA``) are
+    available, ``word_vectors.png``.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        Created if needed.
+    model : list
+        The trained course model ``[Theta1, Sigmoid, Theta2, Sigmoid]``.
+    history : dict
+        Its training history (``J``, ``train_acc``, ``test_acc``).
+    X, y : arrays
+        Test images (one per row) and labels.
+    seed : int
+
+    Returns
+    -------
+    list of str
+        The paths written.
+    """
+    import warnings
+
+    import fastnet
+    from fastnet.estimators import LogisticRegression, MLPClassifier, Perceptron
+    _matplotlib()
+    directory = os.fspath(directory)
+    os.makedirs(directory, exist_ok=True)
+    written = []
+
+    def path(name):
+        p = os.path.join(directory, name)
+        written.append(p)
+        return p
+
+    activations(path=path("activations.png"))
+    learning_curves(history, path=path("learning_curves.png"),
+                    title="the course's network on the demo digits")
+    digits(X, y, fastnet.predict(model, X), n=36, path=path("digits.png"),
+           title="test digits: true / predicted label")
+
+    Xm, ym = _two_moons(300, np.random.default_rng(seed))
+    Figure = _matplotlib()
+    fig = Figure(figsize=(15, 4.5), layout="constrained")
+    axes = fig.subplots(1, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence warnings of the small models
+        models = [Perceptron(max_epochs=50).fit(Xm, ym),
+                  LogisticRegression(max_epochs=500).fit(Xm, ym),
+                  MLPClassifier((20,), activation="tanh", optimizer="momentum", lr=0.05,
+                                max_epochs=300, random_state=seed, verbose=0).fit(Xm, ym)]
+    for ax, est in zip(axes, models):
+        decision_boundary(est, Xm, ym, ax=ax, resolution=150,
+                          title=f"{type(est).__name__} (accuracy "
+                                f"{100 * est.score(Xm, ym):.0f} %)")
+    save_figure(fig, path("decision_boundary.png"))
+
+    wv = _demo_word_vectors(seed)
+    if wv is not None:
+        model_wv, words = wv
+        word_vectors(model_wv, words=words if len(words) >= 5 else None, n=40,
+                     path=path("word_vectors.png"))
+    return written
+
+
+def _demo_word_vectors(seed):
+    """Small word vectors trained on the start of the shared corpus, or None when impossible."""
+    import importlib.util
+    import tempfile
+    if importlib.util.find_spec("fastnet.word2vec") is None:
+        return None
+    from fastnet.datasets import data_dir
+    root = data_dir()
+    corpus = root and os.path.join(root, "corpus", "gutenberg_mix.txt")
+    if not corpus or not os.path.exists(corpus):
+        return None
+    from fastnet.word2vec import Word2Vec
+    with tempfile.TemporaryDirectory() as tmp:
+        small = os.path.join(tmp, "corpus.txt")
+        with open(corpus, encoding="utf-8") as src, open(small, "w", encoding="utf-8") as dst:
+            for i, line in enumerate(src):
+                if i >= 20000:
+                    break
+                dst.write(line)
+        model = Word2Vec(corpus_file=small, vector_size=50, window=5, min_count=5, epochs=3,
+                         seed=seed)
+    words = [w for w in ("king", "queen", "man", "woman", "father", "mother", "son",
+                         "daughter", "london", "paris", "day", "night", "good", "bad", "black",
+                         "white", "red", "green", "one", "two", "three", "four")
+             if w in model.wv.key_to_index]
+    return model.wv, words

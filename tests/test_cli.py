@@ -196,12 +196,12 @@ def test_demo_with_plots(tmp_path, capsys):
     code, out, err = run(["demo", "--epochs", "2", "--reference-epochs", "1", "--source",
                           source, "--plots", str(tmp_path / "plots")], capsys)
     assert code == 0, err
-    assert "data:" in out and "accuracy after 2 epochs: train" in out
-    assert "time per epoch" in out
+    assert "data:" in out and "train accuracy" in out and "test accuracy" in out
+    assert "seconds per epoch" in out
     for name in ("activations", "learning_curves", "digits", "decision_boundary"):
         path = tmp_path / "plots" / f"{name}.png"
         assert path.exists() and path.stat().st_size > 5000, name
-    assert "plots written to" in out
+        assert f"wrote {path}" in out
 
 
 def test_demo_run_reports_speedup_on_compiled_backend(capsys):
