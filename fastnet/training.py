@@ -109,9 +109,14 @@ class EpochTrainer:
         start_penalty = (K.penalty_value(self.pen_code, self.lam, params, self.sizes)
                          if self.pen_code else 0.0)
         np.copyto(self._backup, params)
-        total = K.train_epoch(params, self.sizes, self.kinds, self.loss_code, X, Y, order, bs,
-                              self.opt_code, self.lr, self.momentum, self.rho, self.eps,
-                              self.pen_code, self.lam, self.state)
+        # a diverging run overflows: that is detected below as a non-finite cost (and raised
+        # as DivergenceError), not warned about
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = K.train_epoch(params, self.sizes, self.kinds, self.loss_code, X, Y, order,
+                                  bs, self.opt_code, self.lr, self.momentum, self.rho,
+                                  self.eps, self.pen_code, self.lam, self.state)
+        if not np.isfinite(params).all():
+            total = np.nan  # weights that overflowed diverged, even if the cost looked finite
         J = total / m + start_penalty
         if not np.isfinite(J):
             np.copyto(params, self._backup)
