@@ -527,12 +527,12 @@ def row_dots(typingctx, W, o, n, m, d, out):
 # ------------------------------------------------------------------ sigmoid
 # exp(x) = 2**k * exp(r), k = round(x / ln 2), |r| <= ln(2) / 2, exp(r) by its Taylor
 # polynomial (degree 7 for float32, 13 for float64: truncation below half an ulp), 2**k
-# built from its exponent bits.  x is clamped to the normal range (below it the sigmoid
-# differs from the reference by less than the smallest normal number).
+# built from its exponent bits as 2**(k + 60) * 2**-60, so that results in the subnormal
+# range come out (gradually) right; below ``zero`` the result is exactly 0, as numpy's.
 _EXP = {
-    16: dict(lo=-87.0, ln2_hi=0.693145751953125, ln2_lo=1.428606765330187e-06, degree=7,
+    16: dict(zero=-104.0, ln2_hi=0.693145751953125, ln2_lo=1.428606765330187e-06, degree=7,
              ity=ir.IntType(32), bias=127, mant=23),
-    8: dict(lo=-708.0, ln2_hi=0.6931471803691238, ln2_lo=1.9082149292705877e-10, degree=13,
+    8: dict(zero=-745.2, ln2_hi=0.6931471803691238, ln2_lo=1.9082149292705877e-10, degree=13,
             ity=ir.IntType(64), bias=1023, mant=52),
 }
 
@@ -547,7 +547,8 @@ def _vexp(builder, V, x):
     rint = cgutils.get_or_insert_function(mod, ir.FunctionType(vty, [vty]), f"llvm.rint.{sfx}")
     maxf = cgutils.get_or_insert_function(mod, ir.FunctionType(vty, [vty, vty]),
                                           f"llvm.maxnum.{sfx}")
-    x = builder.call(maxf, [x, fconst(P["lo"])])
+    underflow = builder.fcmp_ordered("<", x, fconst(P["zero"]))
+    x = builder.call(maxf, [x, fconst(P["zero"])])
     k = builder.call(rint, [builder.fmul(x, fconst(1.4426950408889634))])
     r = V.fma(k, fconst(-P["ln2_hi"]), x)
     r = V.fma(k, fconst(-P["ln2_lo"]), r)
@@ -560,9 +561,10 @@ def _vexp(builder, V, x):
         p = V.fma(p, r, fconst(1.0 / fact[i]))
     ivty = ir.VectorType(P["ity"], V.lanes)
     ki = builder.fptosi(k, ivty)
-    bits = builder.shl(builder.add(ki, ir.Constant(ivty, [P["bias"]] * V.lanes)),
+    bits = builder.shl(builder.add(ki, ir.Constant(ivty, [P["bias"] + 60] * V.lanes)),
                        ir.Constant(ivty, [P["mant"]] * V.lanes))
-    return builder.fmul(p, builder.bitcast(bits, vty))
+    e = builder.fmul(builder.fmul(p, builder.bitcast(bits, vty)), fconst(2.0 ** -60))
+    return builder.select(underflow, V.zero, e)
 
 
 @intrinsic
