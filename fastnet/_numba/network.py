@@ -40,13 +40,15 @@ the pre-activations are never stored and ``exp``/``tanh`` run once per unit.
 Threads
 -------
 :func:`backprop_samples`, :func:`forward_network` and the large-batch path
-of :func:`train_epoch` split the samples into one contiguous block per
-thread (``numba.get_num_threads()``, set by ``NUMBA_NUM_THREADS`` or
-``numba.set_num_threads``), each block run by a serial, cached ``nogil``
-kernel in its own Python thread and accumulating into its own gradient
-buffer; the buffers are summed in block order.  The result is therefore
-deterministic for a given thread count (it may differ from the serial one in
-the last bits).  Problems below :data:`PARALLEL_MIN_WORK` run serially.
+of :func:`train_epoch` split the samples into :data:`BLOCKS_PER_THREAD`
+contiguous blocks per thread (``numba.get_num_threads()``, set by
+``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``); the threads (the
+caller's and a pool of Python threads) take the blocks as they free up, each
+block run by a serial, cached ``nogil`` kernel accumulating into the block's
+own gradient buffer; the buffers are summed in block order.  The result is
+therefore deterministic for a given thread count (it may differ from the
+serial one in the last bits), and a thread that the OS suspends on a busy
+machine holds the others up by one block only.  Problems below :data:`PARALLEL_MIN_WORK` run serially.
 No kernel is ``parallel=True``: those cannot be cached and cost seconds of
 compilation in every new process.
 """
@@ -790,33 +792,60 @@ def _threads():
     return numba.get_num_threads()
 
 
+#: Blocks of samples per thread in the threaded kernels: threads take blocks as they
+#: free up, so a thread that the OS suspends (a shared machine) delays the others by
+#: one block, not by half the work.
+BLOCKS_PER_THREAD = 4
+
 _pool_lock = threading.Lock()
 _pool = None
 
 
-def _in_threads(nthreads, m, job):
-    """Run ``job(t, lo, hi)`` for the ``nthreads`` contiguous blocks of ``range(m)``.
+def _in_blocks(nthreads, m, job):
+    """Run ``job(b, lo, hi)`` over the ``nthreads * BLOCKS_PER_THREAD`` contiguous blocks of
+    ``range(m)`` on ``nthreads`` threads; return the results in block order.
 
-    Block 0 runs in the calling thread, the others in a shared pool of
+    The calling thread works too; the others come from a shared pool of
     Python threads (the jobs are ``nogil`` kernels, so they run in
-    parallel); results come back in block order.
+    parallel).  Which thread runs which block varies, but each block's
+    result depends on the block only, so the caller's combination of the
+    results in block order is deterministic for a given thread count.
     """
     global _pool
-    bounds = [t * m // nthreads for t in range(nthreads + 1)]
+    nblocks = max(1, min(m, nthreads * BLOCKS_PER_THREAD))
+    bounds = [b * m // nblocks for b in range(nblocks + 1)]
+    results = [None] * nblocks
+    counter = iter(range(nblocks))
+    take = threading.Lock()
+
+    def worker():
+        while True:
+            with take:
+                b = next(counter, None)
+            if b is None:
+                return
+            results[b] = job(b, bounds[b], bounds[b + 1])
+
     with _pool_lock:
         if _pool is None or _pool._max_workers < nthreads - 1:
             _pool = ThreadPoolExecutor(max(nthreads - 1, 1), thread_name_prefix="fastnet-numba")
         pool = _pool
-    futures = [pool.submit(job, t, bounds[t], bounds[t + 1]) for t in range(1, nthreads)]
-    first = job(0, bounds[0], bounds[1])
-    return [first] + [f.result() for f in futures]
+    futures = [pool.submit(worker) for _ in range(min(nthreads, nblocks) - 1)]
+    worker()
+    for f in futures:
+        f.result()
+    return results
+
+
+def _nblocks(nthreads, m):
+    return max(1, min(m, nthreads * BLOCKS_PER_THREAD))
 
 
 def _backprop_samples_threaded(params, sizes, kinds, loss_kind, X, Y, grad, nt):
-    Gt = np.empty((nt, params.shape[0]), params.dtype)
+    Gt = np.empty((_nblocks(nt, X.shape[0]), params.shape[0]), params.dtype)
     order = np.arange(X.shape[0], dtype=np.int64)
-    losses = _in_threads(nt, X.shape[0], lambda t, lo, hi: _accumulate_zeroed(
-        params, sizes, kinds, loss_kind, X, Y, order, lo, hi, Gt[t]))
+    losses = _in_blocks(nt, X.shape[0], lambda b, lo, hi: _accumulate_zeroed(
+        params, sizes, kinds, loss_kind, X, Y, order, lo, hi, Gt[b]))
     _sum_rows_into(Gt, grad)
     return float(sum(losses))
 
@@ -825,7 +854,6 @@ def _train_epoch_threaded(params, sizes, kinds, loss_kind, X, Y, order, batch_si
                           lr, mu, rho, eps, penalty, lam, state, nt):
     """Large batches: each batch's samples split over ``nt`` threads, then one update."""
     offs = _offsets(sizes)
-    Gt = np.empty((nt, params.shape[0]), params.dtype)
     G = np.zeros_like(params)
     m = order.shape[0]
     total = 0.0
@@ -834,8 +862,9 @@ def _train_epoch_threaded(params, sizes, kinds, loss_kind, X, Y, order, batch_si
         # a batch's gradient is a sum: visiting its rows in memory order changes only the
         # rounding, and streams X instead of jumping around it
         idx = np.sort(order[start:stop])
-        losses = _in_threads(nt, stop - start, lambda t, lo, hi: _accumulate_zeroed(
-            params, sizes, kinds, loss_kind, X, Y, idx, lo, hi, Gt[t]))
+        Gt = np.empty((_nblocks(nt, stop - start), params.shape[0]), params.dtype)
+        losses = _in_blocks(nt, stop - start, lambda b, lo, hi: _accumulate_zeroed(
+            params, sizes, kinds, loss_kind, X, Y, idx, lo, hi, Gt[b]))
         _sum_rows_into(Gt, G)
         total += sum(losses)
         _update(params, G, state, sizes, offs, stop - start, optimizer, lr, mu, rho, eps,
@@ -914,8 +943,8 @@ def forward_network(params, sizes, kinds, X, out):
     _need("out", out, dt, 2)
     nt = _threads()
     if nt > 1 and X.size >= PARALLEL_MIN_WORK:
-        _in_threads(min(nt, X.shape[0]), X.shape[0],
-                    lambda t, lo, hi: _forward_range(params, sizes, kinds, X, out, lo, hi))
+        _in_blocks(nt, X.shape[0],
+                   lambda b, lo, hi: _forward_range(params, sizes, kinds, X, out, lo, hi))
     else:
         _forward_range(params, sizes, kinds, X, out, 0, X.shape[0])
 
@@ -928,8 +957,7 @@ def backprop_samples(params, sizes, kinds, loss_kind, X, Y, grad):
     _need("grad", grad, dt, 1)
     nt = _threads()
     if nt > 1 and X.size >= PARALLEL_MIN_WORK:
-        return _backprop_samples_threaded(params, sizes, kinds, int(loss_kind), X, Y, grad,
-                                          min(nt, X.shape[0]))
+        return _backprop_samples_threaded(params, sizes, kinds, int(loss_kind), X, Y, grad, nt)
     return float(_backprop_samples(params, sizes, kinds, int(loss_kind), X, Y, grad))
 
 
