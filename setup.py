@@ -5,6 +5,9 @@ Environment switches
 FASTNET_NO_OPENMP=1      compile without OpenMP (``prange`` loops then run serially).
 FASTNET_BOUNDSCHECK=1    compile with boundscheck/wraparound on (memory-safety test build).
 FASTNET_NO_CYTHON=1      skip the extensions entirely (the numba/reference backends still work).
+FASTNET_MARCH=...        target CPU for the C compiler (default ``native``: this machine's
+                         vector instructions and FMA, as Numba's JIT uses; set
+                         ``FASTNET_MARCH=none`` for a portable build, e.g. a wheel to ship).
 """
 import os
 import sys
@@ -22,23 +25,40 @@ def _flag(name):
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _compiler_accepts_openmp():
-    """Try to compile and link a tiny OpenMP program with the default C compiler."""
-    if _flag("FASTNET_NO_OPENMP") or sys.platform == "win32":
+def _compiler_accepts(flags, code="int main(void){return 0;}\n"):
+    """Try to compile and link a tiny C program with ``flags`` with the default C compiler."""
+    if sys.platform == "win32":
         return False
-    cc = os.environ.get("CC", "cc")
+    cc = os.environ.get("CC", "cc").split()
     tmp = tempfile.mkdtemp()
     try:
         src = os.path.join(tmp, "t.c")
         with open(src, "w") as fh:
-            fh.write("#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n")
-        res = subprocess.run([cc, "-fopenmp", src, "-o", os.path.join(tmp, "t")],
+            fh.write(code)
+        res = subprocess.run(cc + list(flags) + [src, "-o", os.path.join(tmp, "t")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return res.returncode == 0
     except OSError:
         return False
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _compiler_accepts_openmp():
+    """Whether the C compiler builds and links a tiny OpenMP program (and it is wanted)."""
+    if _flag("FASTNET_NO_OPENMP"):
+        return False
+    return _compiler_accepts(
+        ["-fopenmp"], "#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n")
+
+
+def _arch_flags():
+    """``-march=<FASTNET_MARCH>`` (default native) when the compiler accepts it, else nothing."""
+    march = os.environ.get("FASTNET_MARCH", "native").strip()
+    if not march or march.lower() in ("none", "0", "no", "off", "portable"):
+        return []
+    flag = ["-march=" + march]
+    return flag if _compiler_accepts(flag) else []
 
 
 def _extensions():
@@ -49,7 +69,10 @@ def _extensions():
 
     openmp = _compiler_accepts_openmp()
     checked = _flag("FASTNET_BOUNDSCHECK")
-    compile_args = ["-O3"]
+    # -ffp-contract=off: no implicit fused multiply-adds, so elementwise formulas round as
+    # numpy's do; the kernels ask for FMA explicitly (f_fma in _common.pxd) in the
+    # multiply-accumulate loops, where BLAS uses it too.
+    compile_args = ["-O3", "-ffp-contract=off"] + _arch_flags()
     link_args = []
     if openmp:
         compile_args.append("-fopenmp")

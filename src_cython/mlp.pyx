@@ -1,0 +1,724 @@
+# cython: language_level=3
+r"""Networks: forward pass, the course's backprop, mini-batch training, penalties and optimisers.
+
+The kernels of :mod:`fastnet.reference.kernels` (same names, signatures and
+in-place conventions) on the flat parameter layout of :mod:`fastnet._params`:
+layer ``l`` is ``W_l = Theta_l.T`` of shape ``(n_l + 1, n_{l+1})``, bias in row 0.
+
+How the work is done
+--------------------
+Every network kernel runs the course's per-sample algorithm, one sample at a
+time, in a ``nogil`` loop without allocation:
+
+* forward: :math:`z^{(l+1)} = W_l[0] + \sum_j a^{(l)}_j W_l[1+j]`, one
+  contiguous row of ``W_l`` per input unit; inputs that are exactly zero are
+  skipped (MNIST pixels are ~80 % zeros; skipping them is exact: it changes
+  nothing but the order of the float summation);
+* backward: :math:`\delta^{(l)} = (W_l[1:]\,\delta^{(l+1)}) \odot f'(a^{(l)})`
+  and the outer product :math:`a^{(l)}\delta^{(l+1)T}` added row by row into
+  the gradient, again only for the non-zero inputs.
+
+Threads (OpenMP ``prange``; serial when built without OpenMP): a batch's
+samples are cut into one contiguous chunk per thread, each thread sums its
+chunk's gradients into its own buffer, and the buffers are added in thread
+order, so a result depends only on the inputs and the number of threads.
+Small batches run on one thread (see :func:`_set_threading`).
+
+Online learning with plain SGD and no penalty (``batch_size`` 1) updates the
+weights in place during the backward pass, touching only the rows of the
+non-zero inputs: :math:`W_l[1+j] \mathrel{-}= \eta\,a_j\delta` after
+:math:`\delta^{(l)}` has been computed from the old :math:`W_l`, which is
+exactly the reference's gradient step.
+"""
+import numpy as np
+cimport numpy as cnp
+cimport cython
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t
+
+from _common cimport (floating, f_sqrt, f_fma, act_df_from_a, activate_inplace, loss_term, loss_grad,
+                      fused_output, penalty_term, fastnet_omp_max_threads, FASTNET_HAVE_OPENMP,
+                      PEN_NONE, PEN_L2, PEN_L1, OPT_SGD, OPT_MOMENTUM, OPT_RMSPROP)
+
+from fastnet._cython import _checks as chk
+
+cnp.import_array()
+
+# ------------------------------------------------------------------ threading policy
+cdef int _num_threads = 0          # 0: OpenMP's default (OMP_NUM_THREADS, else the cores)
+cdef double _min_work = 300000.0   # multiply-adds per thread below which fewer threads are used
+cdef double _min_elems = 32768.0   # elements per thread of the elementwise passes
+
+
+def _set_threading(num_threads=None, min_work=None, min_elems=None):
+    """Set the thread policy (tests and benchmarks); returns the previous ``(num_threads,
+    min_work, min_elems)``.
+
+    ``num_threads`` 0 means OpenMP's default; ``min_work`` is the work (multiply-adds) a
+    thread must get for a batch to be split; ``min_elems`` the same for the elementwise
+    optimiser pass.  Results are deterministic for a given thread count.
+    """
+    global _num_threads, _min_work, _min_elems
+    old = (_num_threads, _min_work, _min_elems)
+    if num_threads is not None:
+        _num_threads = int(num_threads)
+    if min_work is not None:
+        _min_work = float(min_work)
+    if min_elems is not None:
+        _min_elems = float(min_elems)
+    return old
+
+
+def _plan_threads(n_items, work_per_item):
+    """Threads the policy gives ``n_items`` items of ``work_per_item`` multiply-adds each
+    (used by the other extension modules)."""
+    return _threads_for(n_items, work_per_item, _min_work, _max_threads())
+
+
+def openmp_enabled():
+    """Whether this extension was compiled with OpenMP (else every loop runs serially)."""
+    return bool(FASTNET_HAVE_OPENMP)
+
+
+cdef int _max_threads() noexcept nogil:
+    if not FASTNET_HAVE_OPENMP:
+        return 1
+    if _num_threads > 0:
+        return _num_threads
+    return max(1, fastnet_omp_max_threads())
+
+
+cdef int _threads_for(Py_ssize_t n_items, double work_per_item, double min_work,
+                      int tmax) noexcept nogil:
+    """Threads for ``n_items`` items of ``work_per_item``: at most ``tmax`` and one per item,
+    each with at least ``min_work``."""
+    cdef int T = tmax
+    if T > n_items:
+        T = <int>n_items
+    while T > 1 and n_items * work_per_item < T * min_work:
+        T -= 1
+    return T if T > 1 else 1
+
+
+# ------------------------------------------------------------------- one sample
+cdef struct Layout:
+    Py_ssize_t nzv   # workspace offset of the non-zero input values
+    Py_ssize_t d0    # workspace offsets of the two delta buffers
+    Py_ssize_t d1
+    int loss_kind
+
+
+cdef Py_ssize_t _forward_sample(
+        const floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
+        const int64_t[::1] kinds, const floating[:, ::1] X, Py_ssize_t i,
+        floating[::1] ws, int64_t[::1] nzi, Py_ssize_t nzv) noexcept nogil:
+    """Activations of every layer for sample ``X[i]`` into the workspace.
+
+    Layer ``l``'s output goes to ``ws[aoff[l]:]`` (consecutive layers back to
+    back from 0); the non-zero inputs' indices to ``nzi[:nnz]`` and values to
+    ``ws[nzv:nzv+nnz]``.  Returns ``nnz``.
+    """
+    cdef Py_ssize_t L = sizes.shape[0] - 1
+    cdef Py_ssize_t n0 = sizes[0], n_in, n_out, j, k, l, c, nnz = 0
+    cdef Py_ssize_t a_in, a_out, row, off
+    cdef floating v
+    for j in range(n0):
+        v = X[i, j]
+        if v != 0:
+            nzi[nnz] = j
+            ws[nzv + nnz] = v
+            nnz += 1
+    # layer 0: only the rows of the non-zero inputs.  The products are summed first and
+    # the bias added last, in input order, as a BLAS matrix product then ``+ W[0]`` does.
+    n_out = sizes[1]
+    off = offs[0]
+    for k in range(n_out):
+        ws[k] = 0
+    for c in range(nnz):
+        v = ws[nzv + c]
+        row = off + (nzi[c] + 1) * n_out
+        for k in range(n_out):
+            ws[k] = f_fma(v, P[row + k], ws[k])
+    for k in range(n_out):
+        ws[k] += P[off + k]
+    activate_inplace(<int>kinds[0], ws, 0, n_out)
+    a_out = 0
+    for l in range(1, L):
+        n_in = n_out
+        n_out = sizes[l + 1]
+        off = offs[l]
+        a_in = a_out
+        a_out = a_in + n_in
+        for k in range(n_out):
+            ws[a_out + k] = 0
+        for j in range(n_in):
+            v = ws[a_in + j]
+            if v != 0:
+                row = off + (j + 1) * n_out
+                for k in range(n_out):
+                    ws[a_out + k] = f_fma(v, P[row + k], ws[a_out + k])
+        for k in range(n_out):
+            ws[a_out + k] += P[off + k]
+        activate_inplace(<int>kinds[l], ws, a_out, n_out)
+    return nnz
+
+
+cdef inline void _add_row(floating[::1] G, Py_ssize_t row, floating v, const floating[::1] ws,
+                          Py_ssize_t d, Py_ssize_t n, floating lr, bint direct) noexcept nogil:
+    """``G[row:row+n] += v * delta`` (accumulate) or ``-= lr * (v * delta)`` (direct SGD)."""
+    cdef Py_ssize_t k
+    if direct:
+        for k in range(n):
+            G[row + k] -= lr * (v * ws[d + k])
+    else:
+        for k in range(n):
+            G[row + k] = f_fma(v, ws[d + k], G[row + k])
+
+
+cdef double _backward_sample(
+        floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
+        const int64_t[::1] kinds, Layout lay, const floating[:, ::1] Y, Py_ssize_t i,
+        floating[::1] ws, const int64_t[::1] nzi, Py_ssize_t nnz,
+        floating[::1] G, floating lr, bint direct) noexcept nogil:
+    """Loss of sample ``i`` and its gradient, after :func:`_forward_sample`.
+
+    ``direct`` False: adds the sample's gradient into ``G``.  ``direct`` True:
+    ``G`` is ``P`` and each layer's weights take the SGD step
+    :math:`W \\mathrel{-}= \\eta\\,\\partial\\ell/\\partial W` once the delta of the
+    layer below has been computed from them.  Returns the loss (float64).
+    """
+    cdef Py_ssize_t L = sizes.shape[0] - 1
+    cdef Py_ssize_t n_in, n_out, j, k, l, c, off, row, a_in, a_out
+    cdef Py_ssize_t dcur = lay.d0, dnext = lay.d1, dtmp
+    cdef int kind = <int>kinds[L - 1]
+    cdef int lk = lay.loss_kind
+    cdef bint simple = fused_output(kind, lk)
+    cdef floating a, y, s, fp
+    cdef double total = 0
+    # output layer: loss and error term
+    n_out = sizes[L]
+    a_out = 0
+    for l in range(L - 1):
+        a_out += sizes[l + 1]
+    for k in range(n_out):
+        a = ws[a_out + k]
+        y = Y[i, k]
+        total += loss_term(lk, a, y)
+        if simple:
+            ws[dcur + k] = a - y
+        else:
+            ws[dcur + k] = loss_grad(lk, a, y) * act_df_from_a(kind, a)
+    for l in range(L - 1, -1, -1):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        off = offs[l]
+        if l > 0:
+            # delta of layer l-1 from the (not yet updated) W_l
+            a_in = a_out - n_in
+            kind = <int>kinds[l - 1]
+            for j in range(n_in):
+                fp = act_df_from_a(kind, ws[a_in + j])
+                if fp == 0:
+                    ws[dnext + j] = 0
+                    continue
+                row = off + (j + 1) * n_out
+                s = 0
+                for k in range(n_out):
+                    s = f_fma(P[row + k], ws[dcur + k], s)
+                ws[dnext + j] = s * fp
+            _add_row(G, off, 1, ws, dcur, n_out, lr, direct)
+            for j in range(n_in):
+                a = ws[a_in + j]
+                if a != 0:
+                    _add_row(G, off + (j + 1) * n_out, a, ws, dcur, n_out, lr, direct)
+            a_out = a_in
+            dtmp = dcur
+            dcur = dnext
+            dnext = dtmp
+        else:
+            _add_row(G, off, 1, ws, dcur, n_out, lr, direct)
+            for c in range(nnz):
+                _add_row(G, off + (nzi[c] + 1) * n_out, ws[lay.nzv + c], ws, dcur, n_out, lr,
+                         direct)
+    return total
+
+
+cdef double _accumulate(
+        floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
+        const int64_t[::1] kinds, Layout lay, const floating[:, ::1] X,
+        const floating[:, ::1] Y, const int64_t[::1] order, Py_ssize_t lo, Py_ssize_t hi,
+        floating[::1] ws, int64_t[::1] nzi, floating[::1] G) noexcept nogil:
+    """Add the gradients of samples ``order[lo:hi]`` into ``G``; return their summed loss."""
+    cdef Py_ssize_t r, i, nnz
+    cdef double total = 0
+    for r in range(lo, hi):
+        i = order[r]
+        nnz = _forward_sample(P, sizes, offs, kinds, X, i, ws, nzi, lay.nzv)
+        total += _backward_sample(P, sizes, offs, kinds, lay, Y, i, ws, nzi, nnz, G, 0, False)
+    return total
+
+
+cdef double _accumulate_parallel(
+        floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
+        const int64_t[::1] kinds, Layout lay, const floating[:, ::1] X,
+        const floating[:, ::1] Y, const int64_t[::1] order, Py_ssize_t start, Py_ssize_t b,
+        floating[:, ::1] ws, int64_t[:, ::1] nzi, floating[:, ::1] Gb, double[::1] tloss,
+        int T) noexcept nogil:
+    """Samples ``order[start:start+b]`` cut into ``T`` chunks; chunk ``t`` adds into ``Gb[t]``."""
+    cdef int t
+    cdef double total = 0
+    if T <= 1:
+        return _accumulate(P, sizes, offs, kinds, lay, X, Y, order, start, start + b,
+                           ws[0], nzi[0], Gb[0])
+    for t in prange(T, num_threads=T, schedule="static", chunksize=1):
+        tloss[t] = _accumulate(P, sizes, offs, kinds, lay, X, Y, order,
+                               start + (b * t) // T, start + (b * (t + 1)) // T,
+                               ws[t], nzi[t], Gb[t])
+    for t in range(T):
+        total += tloss[t]
+    return total
+
+
+# ---------------------------------------------------------- elementwise parameter passes
+cdef void _step_segment(
+        floating[::1] P, floating[::1] S, floating[:, ::1] Gb, int T, Py_ssize_t lo,
+        Py_ssize_t hi, floating bsz, int opt, floating lr, floating mu, floating rho,
+        floating eps, int pen, floating lam) noexcept nogil:
+    """``g = (sum_t Gb[t]) / bsz + penalty'(w)``, the optimiser's update of ``P``/``S`` with
+    it, and ``Gb[:, lo:hi] = 0`` ready for the next batch."""
+    cdef Py_ssize_t i
+    cdef int t
+    cdef floating g, s, omr = 1 - rho
+    for t in range(1, T):
+        for i in range(lo, hi):
+            Gb[0, i] += Gb[t, i]
+            Gb[t, i] = 0
+    if opt == OPT_SGD:
+        for i in range(lo, hi):
+            g = Gb[0, i] / bsz + penalty_term(pen, lam, P[i])
+            Gb[0, i] = 0
+            P[i] -= lr * g
+    elif opt == OPT_MOMENTUM:
+        for i in range(lo, hi):
+            g = Gb[0, i] / bsz + penalty_term(pen, lam, P[i])
+            Gb[0, i] = 0
+            s = S[i] * mu
+            s = s - lr * g
+            S[i] = s
+            P[i] += s
+    else:
+        for i in range(lo, hi):
+            g = Gb[0, i] / bsz + penalty_term(pen, lam, P[i])
+            Gb[0, i] = 0
+            s = S[i] * rho
+            s = s + omr * g * g
+            S[i] = s
+            P[i] -= lr * g / (f_sqrt(s) + eps)
+
+
+cdef void _step(floating[::1] P, floating[::1] S, floating[:, ::1] Gb, int T,
+                const int64_t[:, ::1] segs, floating bsz, int opt, floating lr, floating mu,
+                floating rho, floating eps, int pen, floating lam, int Tstep) noexcept nogil:
+    cdef Py_ssize_t q, nseg = segs.shape[0]
+    if Tstep > 1:
+        for q in prange(nseg, num_threads=Tstep, schedule="static"):
+            _step_segment(P, S, Gb, T, segs[q, 0], segs[q, 1], bsz, opt, lr, mu, rho, eps,
+                          pen if segs[q, 2] else PEN_NONE, lam)
+    else:
+        for q in range(nseg):
+            _step_segment(P, S, Gb, T, segs[q, 0], segs[q, 1], bsz, opt, lr, mu, rho, eps,
+                          pen if segs[q, 2] else PEN_NONE, lam)
+
+
+# --------------------------------------------------------------------- the drivers
+cdef void _forward_range(
+        const floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
+        const int64_t[::1] kinds, Py_ssize_t nzv, const floating[:, ::1] X,
+        floating[:, ::1] out, Py_ssize_t lo, Py_ssize_t hi, floating[::1] ws,
+        int64_t[::1] nzi) noexcept nogil:
+    cdef Py_ssize_t i, k, L = sizes.shape[0] - 1, K = sizes[L], a_out = 0, l
+    for l in range(L - 1):
+        a_out += sizes[l + 1]
+    for i in range(lo, hi):
+        _forward_sample(P, sizes, offs, kinds, X, i, ws, nzi, nzv)
+        for k in range(K):
+            out[i, k] = ws[a_out + k]
+
+
+cdef void _forward(const floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
+                   const int64_t[::1] kinds, Py_ssize_t nzv, const floating[:, ::1] X,
+                   floating[:, ::1] out, floating[:, ::1] ws, int64_t[:, ::1] nzi,
+                   int T) noexcept nogil:
+    cdef Py_ssize_t m = X.shape[0]
+    cdef int t
+    if T <= 1:
+        _forward_range(P, sizes, offs, kinds, nzv, X, out, 0, m, ws[0], nzi[0])
+        return
+    for t in prange(T, num_threads=T, schedule="static", chunksize=1):
+        _forward_range(P, sizes, offs, kinds, nzv, X, out, (m * t) // T, (m * (t + 1)) // T,
+                       ws[t], nzi[t])
+
+
+cdef double _backprop(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
+                      const int64_t[::1] kinds, Layout lay, const floating[:, ::1] X,
+                      const floating[:, ::1] Y, const int64_t[::1] order, floating[::1] grad,
+                      floating[:, ::1] ws, int64_t[:, ::1] nzi, floating[:, ::1] Gb,
+                      double[::1] tloss, int T, int Tred) noexcept nogil:
+    """Summed gradient of all samples into ``grad`` (overwritten); returns the summed loss."""
+    cdef Py_ssize_t i, n = P.shape[0], m = X.shape[0], lo, hi, chunk
+    cdef int t
+    cdef double total
+    if T <= 1:
+        for i in range(n):
+            grad[i] = 0
+        return _accumulate(P, sizes, offs, kinds, lay, X, Y, order, 0, m, ws[0], nzi[0], grad)
+    total = _accumulate_parallel(P, sizes, offs, kinds, lay, X, Y, order, 0, m, ws, nzi, Gb,
+                                 tloss, T)
+    # grad = Gb[0] + Gb[1] + ... in thread order, cut into Tred contiguous ranges
+    chunk = (n + Tred - 1) // Tred
+    for t in prange(Tred, num_threads=Tred, schedule="static", chunksize=1):
+        lo = t * chunk
+        hi = min(n, lo + chunk)
+        _sum_rows(Gb, T, grad, lo, hi)
+    return total
+
+
+cdef void _sum_rows(floating[:, ::1] Gb, int T, floating[::1] out, Py_ssize_t lo,
+                    Py_ssize_t hi) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef int t
+    for i in range(lo, hi):
+        out[i] = Gb[0, i]
+    for t in range(1, T):
+        for i in range(lo, hi):
+            out[i] += Gb[t, i]
+
+
+cdef double _train(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
+                   const int64_t[::1] kinds, Layout lay, const floating[:, ::1] X,
+                   const floating[:, ::1] Y, const int64_t[::1] order, Py_ssize_t bs, int opt,
+                   floating lr, floating mu, floating rho, floating eps, int pen, floating lam,
+                   floating[::1] S, floating[:, ::1] ws, int64_t[:, ::1] nzi,
+                   floating[:, ::1] Gb, double[::1] tloss, const int64_t[:, ::1] segs,
+                   int tmax, double work, int Tstep) noexcept nogil:
+    cdef Py_ssize_t m = order.shape[0], start = 0, b, i, nnz
+    cdef bint direct = bs == 1 and opt == OPT_SGD and pen == PEN_NONE
+    cdef double total = 0
+    cdef int T
+    cdef floating[::1] ws0 = ws[0]
+    cdef int64_t[::1] nzi0 = nzi[0]
+    while start < m:
+        b = min(bs, m - start)
+        if direct:
+            i = order[start]
+            nnz = _forward_sample(P, sizes, offs, kinds, X, i, ws0, nzi0, lay.nzv)
+            total += _backward_sample(P, sizes, offs, kinds, lay, Y, i, ws0, nzi0, nnz, P, lr,
+                                      True)
+        else:
+            T = _threads_for(b, work, _min_work, tmax)
+            total += _accumulate_parallel(P, sizes, offs, kinds, lay, X, Y, order, start, b,
+                                          ws, nzi, Gb, tloss, T)
+            _step(P, S, Gb, T, segs, <floating>b, opt, lr, mu, rho, eps, pen, lam, Tstep)
+        start += b
+    return total
+
+
+# ------------------------------------------------------------------ Python entry points
+cdef class _Work:
+    """Per-call buffers, allocated once per kernel call (never per sample)."""
+    cdef public object ws, nzi, Gb, tloss
+
+    def __init__(self, lay, dtype, int T, bint grads):
+        width = (lay.wsize + 15) // 16 * 16          # rows apart by whole cache lines
+        self.ws = np.zeros((T, width), dtype=dtype)
+        self.nzi = np.zeros((T, max(1, int(lay.sizes[0]))), dtype=np.int64)
+        self.Gb = np.zeros((T if grads else 1, lay.n_params if grads else 1), dtype=dtype)
+        self.tloss = np.zeros(T, dtype=np.float64)
+
+
+def _layout(lay, int loss_kind):
+    cdef Layout c
+    c.nzv = lay.nzv
+    c.d0 = lay.d0
+    c.d1 = lay.d1
+    c.loss_kind = loss_kind
+    return c
+
+
+def forward_network(params, sizes, kinds, X, out):
+    """``out[...]`` = the network's output for the batch ``X`` (m, n0); ``out`` is (m, nL)."""
+    K = "forward_network"
+    lay = chk.Layout(K, params, sizes, kinds)
+    chk.data(K, lay, X, dtype=params.dtype)
+    chk.float_array(K, "out", out, ndim=2, dtype=params.dtype)
+    chk.writable(K, "out", out)
+    chk.shape(K, "out", out, (X.shape[0], int(lay.sizes[lay.L])))
+    cdef int T = _threads_for(X.shape[0], lay.n_params, _min_work / 2, _max_threads())
+    w = _Work(lay, params.dtype, T, False)
+    if params.dtype == np.float32:
+        _forward_entry[cython.float](params, lay.sizes, lay.offs, lay.kinds, lay.nzv, X, out,
+                                     w.ws, w.nzi, T)
+    else:
+        _forward_entry[cython.double](params, lay.sizes, lay.offs, lay.kinds, lay.nzv, X, out,
+                                      w.ws, w.nzi, T)
+
+
+cdef _forward_entry(const floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
+                    const int64_t[::1] kinds, Py_ssize_t nzv, const floating[:, ::1] X,
+                    floating[:, ::1] out, floating[:, ::1] ws, int64_t[:, ::1] nzi, int T):
+    with nogil:
+        _forward(P, sizes, offs, kinds, nzv, X, out, ws, nzi, T)
+
+
+def _backprop_common(K, params, sizes, kinds, loss_kind, X, Y, grad):
+    lay = chk.Layout(K, params, sizes, kinds)
+    loss_kind = chk.loss_pair(K, loss_kind, lay.kinds)
+    chk.data(K, lay, X, Y, dtype=params.dtype)
+    chk.float_array(K, "grad", grad, ndim=1, dtype=params.dtype)
+    chk.writable(K, "grad", grad)
+    chk.shape(K, "grad", grad, params.shape)
+    if not params.flags.writeable:  # typed as writable (shared with train_epoch); never written
+        params = params.copy()
+    m = X.shape[0]
+    cdef int T = _threads_for(m, lay.n_params, _min_work, _max_threads())
+    cdef int Tred = _threads_for(lay.n_params, T, _min_elems, _max_threads()) if T > 1 else 1
+    w = _Work(lay, params.dtype, T, T > 1)
+    order = np.arange(m, dtype=np.int64)
+    if params.dtype == np.float32:
+        return _backprop_entry[cython.float](params, lay.sizes, lay.offs, lay.kinds,
+                                             _layout(lay, loss_kind), X, Y, order, grad, w.ws,
+                                             w.nzi, w.Gb, w.tloss, T, Tred)
+    return _backprop_entry[cython.double](params, lay.sizes, lay.offs, lay.kinds,
+                                          _layout(lay, loss_kind), X, Y, order, grad, w.ws,
+                                          w.nzi, w.Gb, w.tloss, T, Tred)
+
+
+cdef double _backprop_entry(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
+                            const int64_t[::1] kinds, Layout lay, const floating[:, ::1] X,
+                            const floating[:, ::1] Y, const int64_t[::1] order,
+                            floating[::1] grad, floating[:, ::1] ws, int64_t[:, ::1] nzi,
+                            floating[:, ::1] Gb, double[::1] tloss, int T, int Tred):
+    cdef double total
+    with nogil:
+        total = _backprop(P, sizes, offs, kinds, lay, X, Y, order, grad, ws, nzi, Gb, tloss,
+                          T, Tred)
+    return total
+
+
+def backprop_samples(params, sizes, kinds, loss_kind, X, Y, grad):
+    """The course's backprop: a loop over samples accumulating outer products.
+
+    Overwrites ``grad`` with the *sum* over samples of each sample's gradient
+    (no averaging, no penalty) and returns the summed loss (float64).
+    """
+    return _backprop_common("backprop_samples", params, sizes, kinds, loss_kind, X, Y, grad)
+
+
+def backprop_batch(params, sizes, kinds, loss_kind, X, Y, grad):
+    """The same result as :func:`backprop_samples` (same computation in this backend: the
+    per-sample loop skipping zero inputs does fewer operations than dense matrix products
+    on MNIST-like data)."""
+    return _backprop_common("backprop_batch", params, sizes, kinds, loss_kind, X, Y, grad)
+
+
+def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer, lr, mu,
+                rho, eps, penalty_kind, lam, state):
+    """One epoch of (mini-)batch training, updating ``params`` and ``state`` in place.
+
+    Batches ``order[0:bs], order[bs:2bs], ...``; for each: the summed gradient
+    divided by the batch's size, plus the penalty's gradient, then the
+    optimiser's step (0 sgd, 1 momentum, 2 RMSprop).  Returns the summed data
+    loss of the samples, each measured before its batch's update.
+    """
+    K = "train_epoch"
+    lay = chk.Layout(K, params, sizes, kinds)
+    chk.writable(K, "params", params)
+    loss_kind = chk.loss_pair(K, loss_kind, lay.kinds)
+    chk.data(K, lay, X, Y, dtype=params.dtype)
+    chk.int_array(K, "order", order)
+    if order.shape[0] and (order.min() < 0 or order.max() >= X.shape[0]):
+        raise ValueError(f"{K}: order must hold row indices of X in [0, {X.shape[0]}), got "
+                         f"values from {order.min()} to {order.max()}")
+    bs = chk.integer(K, "batch_size", batch_size, 1)
+    opt = chk.code(K, "optimizer", optimizer, chk.OPTIMIZERS)
+    pen = chk.code(K, "penalty_kind", penalty_kind, chk.PENALTIES)
+    lr, mu, rho, eps, lam = (chk.real(K, n, v) for n, v in
+                             (("lr", lr), ("mu", mu), ("rho", rho), ("eps", eps), ("lam", lam)))
+    chk.float_array(K, "state", state, ndim=1, dtype=params.dtype)
+    chk.writable(K, "state", state)
+    chk.shape(K, "state", state, params.shape)
+    if lam == 0:
+        pen = 0
+    cdef int tmax = _max_threads()
+    cdef int T = _threads_for(min(bs, order.shape[0]), lay.n_params, _min_work, tmax)
+    cdef int Tstep = _threads_for(lay.n_params, 1, _min_elems, tmax)
+    w = _Work(lay, params.dtype, T, True)
+    segs = lay.segs()
+    c = _layout(lay, loss_kind)
+    if params.dtype == np.float32:
+        return _train_entry[cython.float](params, lay.sizes, lay.offs, lay.kinds, c, X, Y,
+                                          order, bs, opt, lr, mu, rho, eps, pen, lam, state,
+                                          w.ws, w.nzi, w.Gb, w.tloss, segs, T,
+                                          float(lay.n_params), Tstep)
+    return _train_entry[cython.double](params, lay.sizes, lay.offs, lay.kinds, c, X, Y, order,
+                                       bs, opt, lr, mu, rho, eps, pen, lam, state, w.ws, w.nzi,
+                                       w.Gb, w.tloss, segs, T, float(lay.n_params), Tstep)
+
+
+cdef double _train_entry(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
+                         const int64_t[::1] kinds, Layout lay, const floating[:, ::1] X,
+                         const floating[:, ::1] Y, const int64_t[::1] order, Py_ssize_t bs,
+                         int opt, floating lr, floating mu, floating rho, floating eps, int pen,
+                         floating lam, floating[::1] S, floating[:, ::1] ws,
+                         int64_t[:, ::1] nzi, floating[:, ::1] Gb, double[::1] tloss,
+                         const int64_t[:, ::1] segs, int tmax, double work, int Tstep):
+    cdef double total
+    with nogil:
+        total = _train(P, sizes, offs, kinds, lay, X, Y, order, bs, opt, lr, mu, rho, eps, pen,
+                       lam, S, ws, nzi, Gb, tloss, segs, tmax, work, Tstep)
+    return total
+
+
+# ------------------------------------------------------------- penalties, optimisers
+cdef double _penalty_value(const floating[::1] P, const int64_t[::1] sizes,
+                           const int64_t[::1] offs, int pen) noexcept nogil:
+    cdef Py_ssize_t l, i
+    cdef double total = 0, w
+    for l in range(sizes.shape[0] - 1):
+        for i in range(offs[l] + sizes[l + 1], offs[l + 1]):
+            w = P[i]
+            if pen == PEN_L2:
+                total += w * w
+            else:
+                total += w if w >= 0 else -w
+    return total
+
+
+def penalty_value(penalty_kind, lam, params, sizes):
+    r"""The penalty of all weights (bias rows excluded), float64.
+
+    L2: :math:`\frac{\lambda}{2}\sum w^2`; L1: :math:`\lambda\sum|w|`; none: 0.
+    """
+    K = "penalty_value"
+    pen = chk.code(K, "penalty_kind", penalty_kind, chk.PENALTIES)
+    lam = chk.real(K, "lam", lam)
+    sz_, of_ = chk.network_shape(K, params, sizes)
+    if pen == 0 or lam == 0:
+        return 0.0
+    cdef const float[::1] p32
+    cdef const double[::1] p64
+    cdef const int64_t[::1] sz = sz_, of = of_
+    cdef double s
+    cdef int pk = pen
+    if params.dtype == np.float32:
+        p32 = params
+        with nogil:
+            s = _penalty_value(p32, sz, of, pk)
+    else:
+        p64 = params
+        with nogil:
+            s = _penalty_value(p64, sz, of, pk)
+    return lam / 2 * s if pen == 1 else lam * s
+
+
+cdef void _penalty_grad(const floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
+                        int pen, floating lam, floating[::1] G) noexcept nogil:
+    cdef Py_ssize_t l, i
+    for l in range(sizes.shape[0] - 1):
+        for i in range(offs[l] + sizes[l + 1], offs[l + 1]):
+            G[i] += penalty_term(pen, lam, P[i])
+
+
+def penalty_grad(penalty_kind, lam, params, sizes, grad):
+    r"""``grad += d(penalty)/d(params)`` in place: :math:`\lambda w` (L2) or
+    :math:`\lambda\,\mathrm{sign}(w)` (L1); bias rows get nothing."""
+    K = "penalty_grad"
+    pen = chk.code(K, "penalty_kind", penalty_kind, chk.PENALTIES)
+    lam = chk.real(K, "lam", lam)
+    sz_, of_ = chk.network_shape(K, params, sizes)
+    chk.float_array(K, "grad", grad, ndim=1, dtype=params.dtype)
+    chk.writable(K, "grad", grad)
+    chk.shape(K, "grad", grad, params.shape)
+    if pen == 0 or lam == 0:
+        return
+    cdef const float[::1] p32
+    cdef const double[::1] p64
+    cdef float[::1] g32
+    cdef double[::1] g64
+    cdef const int64_t[::1] sz = sz_, of = of_
+    cdef int pk = pen
+    cdef double lam_ = lam
+    if params.dtype == np.float32:
+        p32, g32 = params, grad
+        with nogil:
+            _penalty_grad(p32, sz, of, pk, <float>lam_, g32)
+    else:
+        p64, g64 = params, grad
+        with nogil:
+            _penalty_grad(p64, sz, of, pk, lam_, g64)
+
+
+cdef void _opt_range(floating[::1] P, const floating[::1] G, floating[::1] S, Py_ssize_t lo,
+                     Py_ssize_t hi, int opt, floating lr, floating mu, floating rho,
+                     floating eps) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating s, g, omr = 1 - rho
+    if opt == OPT_SGD:
+        for i in range(lo, hi):
+            P[i] -= lr * G[i]
+    elif opt == OPT_MOMENTUM:
+        for i in range(lo, hi):
+            s = S[i] * mu
+            s = s - lr * G[i]
+            S[i] = s
+            P[i] += s
+    else:
+        for i in range(lo, hi):
+            g = G[i]
+            s = S[i] * rho
+            s = s + omr * g * g
+            S[i] = s
+            P[i] -= lr * g / (f_sqrt(s) + eps)
+
+
+cdef void _opt(floating[::1] P, const floating[::1] G, floating[::1] S, int opt, floating lr,
+               floating mu, floating rho, floating eps, int T) noexcept nogil:
+    cdef Py_ssize_t n = P.shape[0], chunk
+    cdef int t
+    if T <= 1:
+        _opt_range(P, G, S, 0, n, opt, lr, mu, rho, eps)
+        return
+    chunk = (n + T - 1) // T
+    for t in prange(T, num_threads=T, schedule="static", chunksize=1):
+        _opt_range(P, G, S, t * chunk, min(n, t * chunk + chunk), opt, lr, mu, rho, eps)
+
+
+def optimizer_step(optimizer, params, grad, state, lr, mu, rho, eps):
+    r"""One update of ``params`` (and ``state``) in place from the gradient ``grad``.
+
+    * 0 sgd: :math:`w \leftarrow w - \eta g`
+    * 1 momentum: :math:`v \leftarrow \mu v - \eta g,\; w \leftarrow w + v`
+    * 2 RMSprop: :math:`s \leftarrow \rho s + (1-\rho) g^2,\;
+      w \leftarrow w - \eta g / (\sqrt{s} + \epsilon)`
+    """
+    K = "optimizer_step"
+    opt = chk.code(K, "optimizer", optimizer, chk.OPTIMIZERS)
+    chk.float_array(K, "params", params, ndim=1)
+    chk.writable(K, "params", params)
+    for name, arr in (("grad", grad), ("state", state)):
+        chk.float_array(K, name, arr, ndim=1, dtype=params.dtype)
+        chk.shape(K, name, arr, params.shape)
+    chk.writable(K, "state", state)
+    lr, mu, rho, eps = (chk.real(K, n, v) for n, v in
+                        (("lr", lr), ("mu", mu), ("rho", rho), ("eps", eps)))
+    cdef int T = _threads_for(params.shape[0], 1, _min_elems, _max_threads())
+    if params.dtype == np.float32:
+        _opt_entry[cython.float](params, grad, state, opt, lr, mu, rho, eps, T)
+    else:
+        _opt_entry[cython.double](params, grad, state, opt, lr, mu, rho, eps, T)
+
+
+cdef _opt_entry(floating[::1] P, const floating[::1] G, floating[::1] S, int opt, floating lr,
+                floating mu, floating rho, floating eps, int T):
+    with nogil:
+        _opt(P, G, S, opt, lr, mu, rho, eps, T)
