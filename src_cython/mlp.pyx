@@ -34,9 +34,9 @@ import numpy as np
 cimport numpy as cnp
 cimport cython
 from cython.parallel cimport prange
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint32_t
 
-from _common cimport (floating, f_sqrt, f_fma, act_df_from_a, activate_inplace, loss_term, loss_grad,
+from _common cimport (floating, f_sqrt, f_fma, prefetch_row, act_df_from_a, activate_inplace, loss_term, loss_grad,
                       fused_output, penalty_term, fastnet_omp_max_threads, FASTNET_HAVE_OPENMP,
                       PEN_NONE, PEN_L2, PEN_L1, OPT_SGD, OPT_MOMENTUM, OPT_RMSPROP)
 
@@ -108,57 +108,105 @@ cdef struct Layout:
     int loss_kind
 
 
+cdef inline void _rows4(const floating[::1] P, floating[::1] z, Py_ssize_t zlo, Py_ssize_t n,
+                        Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t r2, Py_ssize_t r3,
+                        floating v0, floating v1, floating v2, floating v3) noexcept nogil:
+    """``z += v0*P[r0:] + v1*P[r1:] + v2*P[r2:] + v3*P[r3:]`` (``n`` entries), as four
+    sequential fused multiply-adds per entry: the same rounding as adding the rows one by one,
+    but the running sums stay in registers between the rows."""
+    cdef Py_ssize_t k
+    for k in range(n):
+        z[zlo + k] = f_fma(v3, P[r3 + k], f_fma(v2, P[r2 + k], f_fma(
+            v1, P[r1 + k], f_fma(v0, P[r0 + k], z[zlo + k]))))
+
+
+cdef inline void _row1(const floating[::1] P, floating[::1] z, Py_ssize_t zlo, Py_ssize_t n,
+                       Py_ssize_t r0, floating v0) noexcept nogil:
+    cdef Py_ssize_t k
+    for k in range(n):
+        z[zlo + k] = f_fma(v0, P[r0 + k], z[zlo + k])
+
+
 cdef Py_ssize_t _forward_sample(
         const floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
-        const int64_t[::1] kinds, const floating[:, ::1] X, Py_ssize_t i,
+        const int64_t[::1] kinds, const floating[:, ::1] X,
+        const uint32_t[:, ::1] Xw, Py_ssize_t i,
         floating[::1] ws, int64_t[::1] nzi, Py_ssize_t nzv) noexcept nogil:
     """Activations of every layer for sample ``X[i]`` into the workspace.
 
     Layer ``l``'s output goes to ``ws[aoff[l]:]`` (consecutive layers back to
     back from 0); the non-zero inputs' indices to ``nzi[:nnz]`` and values to
     ``ws[nzv:nzv+nnz]``.  Returns ``nnz``.
+
+    Each layer computes :math:`z = \sum_j a_j W[1+j]` in input order with fused
+    multiply-adds, then adds the bias row :math:`W[0]`: the operations of a BLAS
+    ``gemm`` followed by ``+ W[0]``.  Exact zeros among the inputs are skipped in
+    layer 0 (adding :math:`0\cdot w` changes nothing).
     """
     cdef Py_ssize_t L = sizes.shape[0] - 1
     cdef Py_ssize_t n0 = sizes[0], n_in, n_out, j, k, l, c, nnz = 0
-    cdef Py_ssize_t a_in, a_out, row, off
+    cdef Py_ssize_t a_in, a_out, off
     cdef floating v
-    for j in range(n0):
+    cdef Py_ssize_t w = sizeof(floating) // 4, b, q
+    cdef uint32_t bits
+    # The non-zero inputs.  Blocks of 16 whose bits are all 0 (+0.0) are skipped with one
+    # vectorised test on the raw bits ``Xw``; other entries are stored without a branch
+    # (always store, advance when non-zero).
+    j = 0
+    while j + 16 <= n0:
+        bits = 0
+        for q in range(16 * w):
+            bits |= Xw[i, j * w + q]
+        if bits:
+            for b in range(16):
+                v = X[i, j + b]
+                nzi[nnz] = j + b
+                ws[nzv + nnz] = v
+                nnz += v != 0
+        j += 16
+    while j < n0:
         v = X[i, j]
-        if v != 0:
-            nzi[nnz] = j
-            ws[nzv + nnz] = v
-            nnz += 1
-    # layer 0: only the rows of the non-zero inputs.  The products are summed first and
-    # the bias added last, in input order, as a BLAS matrix product then ``+ W[0]`` does.
+        nzi[nnz] = j
+        ws[nzv + nnz] = v
+        nnz += v != 0
+        j += 1
+    # layer 0: only the rows of the non-zero inputs, four at a time
     n_out = sizes[1]
-    off = offs[0]
+    off = offs[0] + n_out          # row 1 + j of W_0 starts at off + j * n_out
     for k in range(n_out):
         ws[k] = 0
-    for c in range(nnz):
-        v = ws[nzv + c]
-        row = off + (nzi[c] + 1) * n_out
-        for k in range(n_out):
-            ws[k] = f_fma(v, P[row + k], ws[k])
+    c = 0
+    while c + 4 <= nnz:
+        _rows4(P, ws, 0, n_out, off + nzi[c] * n_out, off + nzi[c + 1] * n_out,
+               off + nzi[c + 2] * n_out, off + nzi[c + 3] * n_out, ws[nzv + c],
+               ws[nzv + c + 1], ws[nzv + c + 2], ws[nzv + c + 3])
+        c += 4
+    while c < nnz:
+        _row1(P, ws, 0, n_out, off + nzi[c] * n_out, ws[nzv + c])
+        c += 1
     for k in range(n_out):
-        ws[k] += P[off + k]
+        ws[k] += P[offs[0] + k]
     activate_inplace(<int>kinds[0], ws, 0, n_out)
     a_out = 0
     for l in range(1, L):
         n_in = n_out
         n_out = sizes[l + 1]
-        off = offs[l]
         a_in = a_out
         a_out = a_in + n_in
+        off = offs[l] + n_out
         for k in range(n_out):
             ws[a_out + k] = 0
-        for j in range(n_in):
-            v = ws[a_in + j]
-            if v != 0:
-                row = off + (j + 1) * n_out
-                for k in range(n_out):
-                    ws[a_out + k] = f_fma(v, P[row + k], ws[a_out + k])
+        j = 0
+        while j + 4 <= n_in:
+            _rows4(P, ws, a_out, n_out, off + j * n_out, off + (j + 1) * n_out,
+                   off + (j + 2) * n_out, off + (j + 3) * n_out, ws[a_in + j],
+                   ws[a_in + j + 1], ws[a_in + j + 2], ws[a_in + j + 3])
+            j += 4
+        while j < n_in:
+            _row1(P, ws, a_out, n_out, off + j * n_out, ws[a_in + j])
+            j += 1
         for k in range(n_out):
-            ws[a_out + k] += P[off + k]
+            ws[a_out + k] += P[offs[l] + k]
         activate_inplace(<int>kinds[l], ws, a_out, n_out)
     return nnz
 
@@ -193,7 +241,7 @@ cdef double _backward_sample(
     cdef int kind = <int>kinds[L - 1]
     cdef int lk = lay.loss_kind
     cdef bint simple = fused_output(kind, lk)
-    cdef floating a, y, s, fp
+    cdef floating a, y, s0, s1, s2, s3, dk
     cdef double total = 0
     # output layer: loss and error term
     n_out = sizes[L]
@@ -216,16 +264,33 @@ cdef double _backward_sample(
             # delta of layer l-1 from the (not yet updated) W_l
             a_in = a_out - n_in
             kind = <int>kinds[l - 1]
-            for j in range(n_in):
-                fp = act_df_from_a(kind, ws[a_in + j])
-                if fp == 0:
-                    ws[dnext + j] = 0
-                    continue
+            # (W_l[1:] @ delta)_j: a sequential fused multiply-add over k for each j (as
+            # BLAS), four j at a time so that four independent chains are in flight
+            j = 0
+            while j + 4 <= n_in:
                 row = off + (j + 1) * n_out
-                s = 0
+                s0 = 0
+                s1 = 0
+                s2 = 0
+                s3 = 0
                 for k in range(n_out):
-                    s = f_fma(P[row + k], ws[dcur + k], s)
-                ws[dnext + j] = s * fp
+                    dk = ws[dcur + k]
+                    s0 = f_fma(P[row + k], dk, s0)
+                    s1 = f_fma(P[row + n_out + k], dk, s1)
+                    s2 = f_fma(P[row + 2 * n_out + k], dk, s2)
+                    s3 = f_fma(P[row + 3 * n_out + k], dk, s3)
+                ws[dnext + j] = s0 * act_df_from_a(kind, ws[a_in + j])
+                ws[dnext + j + 1] = s1 * act_df_from_a(kind, ws[a_in + j + 1])
+                ws[dnext + j + 2] = s2 * act_df_from_a(kind, ws[a_in + j + 2])
+                ws[dnext + j + 3] = s3 * act_df_from_a(kind, ws[a_in + j + 3])
+                j += 4
+            while j < n_in:
+                row = off + (j + 1) * n_out
+                s0 = 0
+                for k in range(n_out):
+                    s0 = f_fma(P[row + k], ws[dcur + k], s0)
+                ws[dnext + j] = s0 * act_df_from_a(kind, ws[a_in + j])
+                j += 1
             _add_row(G, off, 1, ws, dcur, n_out, lr, direct)
             for j in range(n_in):
                 a = ws[a_in + j]
@@ -246,6 +311,7 @@ cdef double _backward_sample(
 cdef double _accumulate(
         floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
         const int64_t[::1] kinds, Layout lay, const floating[:, ::1] X,
+        const uint32_t[:, ::1] Xw,
         const floating[:, ::1] Y, const int64_t[::1] order, Py_ssize_t lo, Py_ssize_t hi,
         floating[::1] ws, int64_t[::1] nzi, floating[::1] G) noexcept nogil:
     """Add the gradients of samples ``order[lo:hi]`` into ``G``; return their summed loss."""
@@ -253,7 +319,9 @@ cdef double _accumulate(
     cdef double total = 0
     for r in range(lo, hi):
         i = order[r]
-        nnz = _forward_sample(P, sizes, offs, kinds, X, i, ws, nzi, lay.nzv)
+        if r + 1 < hi:
+            prefetch_row(X, order[r + 1])
+        nnz = _forward_sample(P, sizes, offs, kinds, X, Xw, i, ws, nzi, lay.nzv)
         total += _backward_sample(P, sizes, offs, kinds, lay, Y, i, ws, nzi, nnz, G, 0, False)
     return total
 
@@ -261,6 +329,7 @@ cdef double _accumulate(
 cdef double _accumulate_parallel(
         floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
         const int64_t[::1] kinds, Layout lay, const floating[:, ::1] X,
+        const uint32_t[:, ::1] Xw,
         const floating[:, ::1] Y, const int64_t[::1] order, Py_ssize_t start, Py_ssize_t b,
         floating[:, ::1] ws, int64_t[:, ::1] nzi, floating[:, ::1] Gb, double[::1] tloss,
         int T) noexcept nogil:
@@ -268,10 +337,10 @@ cdef double _accumulate_parallel(
     cdef int t
     cdef double total = 0
     if T <= 1:
-        return _accumulate(P, sizes, offs, kinds, lay, X, Y, order, start, start + b,
+        return _accumulate(P, sizes, offs, kinds, lay, X, Xw, Y, order, start, start + b,
                            ws[0], nzi[0], Gb[0])
     for t in prange(T, num_threads=T, schedule="static", chunksize=1):
-        tloss[t] = _accumulate(P, sizes, offs, kinds, lay, X, Y, order,
+        tloss[t] = _accumulate(P, sizes, offs, kinds, lay, X, Xw, Y, order,
                                start + (b * t) // T, start + (b * (t + 1)) // T,
                                ws[t], nzi[t], Gb[t])
     for t in range(T):
@@ -334,33 +403,36 @@ cdef void _step(floating[::1] P, floating[::1] S, floating[:, ::1] Gb, int T,
 cdef void _forward_range(
         const floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
         const int64_t[::1] kinds, Py_ssize_t nzv, const floating[:, ::1] X,
+        const uint32_t[:, ::1] Xw,
         floating[:, ::1] out, Py_ssize_t lo, Py_ssize_t hi, floating[::1] ws,
         int64_t[::1] nzi) noexcept nogil:
     cdef Py_ssize_t i, k, L = sizes.shape[0] - 1, K = sizes[L], a_out = 0, l
     for l in range(L - 1):
         a_out += sizes[l + 1]
     for i in range(lo, hi):
-        _forward_sample(P, sizes, offs, kinds, X, i, ws, nzi, nzv)
+        _forward_sample(P, sizes, offs, kinds, X, Xw, i, ws, nzi, nzv)
         for k in range(K):
             out[i, k] = ws[a_out + k]
 
 
 cdef void _forward(const floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
                    const int64_t[::1] kinds, Py_ssize_t nzv, const floating[:, ::1] X,
+        const uint32_t[:, ::1] Xw,
                    floating[:, ::1] out, floating[:, ::1] ws, int64_t[:, ::1] nzi,
                    int T) noexcept nogil:
     cdef Py_ssize_t m = X.shape[0]
     cdef int t
     if T <= 1:
-        _forward_range(P, sizes, offs, kinds, nzv, X, out, 0, m, ws[0], nzi[0])
+        _forward_range(P, sizes, offs, kinds, nzv, X, Xw, out, 0, m, ws[0], nzi[0])
         return
     for t in prange(T, num_threads=T, schedule="static", chunksize=1):
-        _forward_range(P, sizes, offs, kinds, nzv, X, out, (m * t) // T, (m * (t + 1)) // T,
+        _forward_range(P, sizes, offs, kinds, nzv, X, Xw, out, (m * t) // T, (m * (t + 1)) // T,
                        ws[t], nzi[t])
 
 
 cdef double _backprop(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
                       const int64_t[::1] kinds, Layout lay, const floating[:, ::1] X,
+        const uint32_t[:, ::1] Xw,
                       const floating[:, ::1] Y, const int64_t[::1] order, floating[::1] grad,
                       floating[:, ::1] ws, int64_t[:, ::1] nzi, floating[:, ::1] Gb,
                       double[::1] tloss, int T, int Tred) noexcept nogil:
@@ -371,8 +443,8 @@ cdef double _backprop(floating[::1] P, const int64_t[::1] sizes, const int64_t[:
     if T <= 1:
         for i in range(n):
             grad[i] = 0
-        return _accumulate(P, sizes, offs, kinds, lay, X, Y, order, 0, m, ws[0], nzi[0], grad)
-    total = _accumulate_parallel(P, sizes, offs, kinds, lay, X, Y, order, 0, m, ws, nzi, Gb,
+        return _accumulate(P, sizes, offs, kinds, lay, X, Xw, Y, order, 0, m, ws[0], nzi[0], grad)
+    total = _accumulate_parallel(P, sizes, offs, kinds, lay, X, Xw, Y, order, 0, m, ws, nzi, Gb,
                                  tloss, T)
     # grad = Gb[0] + Gb[1] + ... in thread order, cut into Tred contiguous ranges
     chunk = (n + Tred - 1) // Tred
@@ -396,6 +468,7 @@ cdef void _sum_rows(floating[:, ::1] Gb, int T, floating[::1] out, Py_ssize_t lo
 
 cdef double _train(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
                    const int64_t[::1] kinds, Layout lay, const floating[:, ::1] X,
+        const uint32_t[:, ::1] Xw,
                    const floating[:, ::1] Y, const int64_t[::1] order, Py_ssize_t bs, int opt,
                    floating lr, floating mu, floating rho, floating eps, int pen, floating lam,
                    floating[::1] S, floating[:, ::1] ws, int64_t[:, ::1] nzi,
@@ -411,12 +484,14 @@ cdef double _train(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1]
         b = min(bs, m - start)
         if direct:
             i = order[start]
-            nnz = _forward_sample(P, sizes, offs, kinds, X, i, ws0, nzi0, lay.nzv)
+            if start + 1 < m:
+                prefetch_row(X, order[start + 1])
+            nnz = _forward_sample(P, sizes, offs, kinds, X, Xw, i, ws0, nzi0, lay.nzv)
             total += _backward_sample(P, sizes, offs, kinds, lay, Y, i, ws0, nzi0, nnz, P, lr,
                                       True)
         else:
             T = _threads_for(b, work, _min_work, tmax)
-            total += _accumulate_parallel(P, sizes, offs, kinds, lay, X, Y, order, start, b,
+            total += _accumulate_parallel(P, sizes, offs, kinds, lay, X, Xw, Y, order, start, b,
                                           ws, nzi, Gb, tloss, T)
             _step(P, S, Gb, T, segs, <floating>b, opt, lr, mu, rho, eps, pen, lam, Tstep)
         start += b
@@ -434,6 +509,11 @@ cdef class _Work:
         self.nzi = np.zeros((T, max(1, int(lay.sizes[0]))), dtype=np.int64)
         self.Gb = np.zeros((T if grads else 1, lay.n_params if grads else 1), dtype=dtype)
         self.tloss = np.zeros(T, dtype=np.float64)
+
+
+def _bits(X):
+    """The raw bits of ``X`` as uint32 words (2 per float64): zero blocks are found on them."""
+    return X.view(np.uint32)
 
 
 def _layout(lay, int loss_kind):
@@ -456,18 +536,19 @@ def forward_network(params, sizes, kinds, X, out):
     cdef int T = _threads_for(X.shape[0], lay.n_params, _min_work / 2, _max_threads())
     w = _Work(lay, params.dtype, T, False)
     if params.dtype == np.float32:
-        _forward_entry[cython.float](params, lay.sizes, lay.offs, lay.kinds, lay.nzv, X, out,
+        _forward_entry[cython.float](params, lay.sizes, lay.offs, lay.kinds, lay.nzv, X, _bits(X), out,
                                      w.ws, w.nzi, T)
     else:
-        _forward_entry[cython.double](params, lay.sizes, lay.offs, lay.kinds, lay.nzv, X, out,
+        _forward_entry[cython.double](params, lay.sizes, lay.offs, lay.kinds, lay.nzv, X, _bits(X), out,
                                       w.ws, w.nzi, T)
 
 
 cdef _forward_entry(const floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
                     const int64_t[::1] kinds, Py_ssize_t nzv, const floating[:, ::1] X,
+        const uint32_t[:, ::1] Xw,
                     floating[:, ::1] out, floating[:, ::1] ws, int64_t[:, ::1] nzi, int T):
     with nogil:
-        _forward(P, sizes, offs, kinds, nzv, X, out, ws, nzi, T)
+        _forward(P, sizes, offs, kinds, nzv, X, Xw, out, ws, nzi, T)
 
 
 def _backprop_common(K, params, sizes, kinds, loss_kind, X, Y, grad):
@@ -486,21 +567,22 @@ def _backprop_common(K, params, sizes, kinds, loss_kind, X, Y, grad):
     order = np.arange(m, dtype=np.int64)
     if params.dtype == np.float32:
         return _backprop_entry[cython.float](params, lay.sizes, lay.offs, lay.kinds,
-                                             _layout(lay, loss_kind), X, Y, order, grad, w.ws,
+                                             _layout(lay, loss_kind), X, _bits(X), Y, order, grad, w.ws,
                                              w.nzi, w.Gb, w.tloss, T, Tred)
     return _backprop_entry[cython.double](params, lay.sizes, lay.offs, lay.kinds,
-                                          _layout(lay, loss_kind), X, Y, order, grad, w.ws,
+                                          _layout(lay, loss_kind), X, _bits(X), Y, order, grad, w.ws,
                                           w.nzi, w.Gb, w.tloss, T, Tred)
 
 
 cdef double _backprop_entry(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
                             const int64_t[::1] kinds, Layout lay, const floating[:, ::1] X,
+        const uint32_t[:, ::1] Xw,
                             const floating[:, ::1] Y, const int64_t[::1] order,
                             floating[::1] grad, floating[:, ::1] ws, int64_t[:, ::1] nzi,
                             floating[:, ::1] Gb, double[::1] tloss, int T, int Tred):
     cdef double total
     with nogil:
-        total = _backprop(P, sizes, offs, kinds, lay, X, Y, order, grad, ws, nzi, Gb, tloss,
+        total = _backprop(P, sizes, offs, kinds, lay, X, Xw, Y, order, grad, ws, nzi, Gb, tloss,
                           T, Tred)
     return total
 
@@ -556,17 +638,18 @@ def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimi
     segs = lay.segs()
     c = _layout(lay, loss_kind)
     if params.dtype == np.float32:
-        return _train_entry[cython.float](params, lay.sizes, lay.offs, lay.kinds, c, X, Y,
-                                          order, bs, opt, lr, mu, rho, eps, pen, lam, state,
+        return _train_entry[cython.float](params, lay.sizes, lay.offs, lay.kinds, c, X,
+                                          _bits(X), Y, order, bs, opt, lr, mu, rho, eps, pen, lam, state,
                                           w.ws, w.nzi, w.Gb, w.tloss, segs, T,
                                           float(lay.n_params), Tstep)
-    return _train_entry[cython.double](params, lay.sizes, lay.offs, lay.kinds, c, X, Y, order,
+    return _train_entry[cython.double](params, lay.sizes, lay.offs, lay.kinds, c, X, _bits(X), Y, order,
                                        bs, opt, lr, mu, rho, eps, pen, lam, state, w.ws, w.nzi,
                                        w.Gb, w.tloss, segs, T, float(lay.n_params), Tstep)
 
 
 cdef double _train_entry(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
                          const int64_t[::1] kinds, Layout lay, const floating[:, ::1] X,
+        const uint32_t[:, ::1] Xw,
                          const floating[:, ::1] Y, const int64_t[::1] order, Py_ssize_t bs,
                          int opt, floating lr, floating mu, floating rho, floating eps, int pen,
                          floating lam, floating[::1] S, floating[:, ::1] ws,
@@ -574,7 +657,7 @@ cdef double _train_entry(floating[::1] P, const int64_t[::1] sizes, const int64_
                          const int64_t[:, ::1] segs, int tmax, double work, int Tstep):
     cdef double total
     with nogil:
-        total = _train(P, sizes, offs, kinds, lay, X, Y, order, bs, opt, lr, mu, rho, eps, pen,
+        total = _train(P, sizes, offs, kinds, lay, X, Xw, Y, order, bs, opt, lr, mu, rho, eps, pen,
                        lam, S, ws, nzi, Gb, tloss, segs, tmax, work, Tstep)
     return total
 
