@@ -106,16 +106,11 @@ def network_shape(kernel, params, sizes):
 
 
 class Layout:
-    """A checked network: per-layer offsets into ``params`` and the per-thread workspace layout.
+    """A checked network: ``sizes``, ``kinds``, per-layer offsets ``offs`` into ``params``
+    and ``aoff`` of the layers' activations within one sample's slot (layer ``l``'s
+    output at ``aoff[l]``; ``aoff[L]`` = all of them)."""
 
-    Workspace of one thread (dtype of ``params``): the activations of layers
-    1..L (layer ``l``'s output at ``aoff[l]``), two delta buffers of the
-    widest layer (``d0``, ``d1``), then the values of the non-zero inputs
-    (``nzv``, ``n0`` entries); plus an int64 row of ``n0`` input indices.
-    """
-
-    __slots__ = ("sizes", "kinds", "offs", "aoff", "d0", "d1", "nzv", "wsize", "n_params",
-                 "segments", "L")
+    __slots__ = ("sizes", "kinds", "offs", "aoff", "n_params", "segments", "L")
 
     #: elements per segment of the parallel optimiser pass
     SEGMENT = 4096
@@ -138,11 +133,6 @@ class Layout:
         aoff = np.zeros(L + 1, dtype=np.int64)
         np.cumsum(sizes[1:], out=aoff[1:])
         self.aoff = aoff
-        widest = int(sizes[1:].max())
-        self.d0 = int(aoff[-1])
-        self.d1 = self.d0 + widest
-        self.nzv = self.d1 + widest
-        self.wsize = self.nzv + int(sizes[0])
         self.segments = None
 
     def segs(self):
