@@ -3,7 +3,9 @@
 Environment switches
 --------------------
 FASTNET_NO_OPENMP=1      compile without OpenMP (``prange`` loops then run serially).
-FASTNET_BOUNDSCHECK=1    compile with boundscheck/wraparound on (memory-safety test build).
+FASTNET_BOUNDSCHECK=1    compile with boundscheck, initializedcheck and Python division on (the
+                         memory-safety test build: .ci/boundscheck.sh); its C goes to
+                         build/cython-checked/.
 FASTNET_NO_CYTHON=1      skip the extensions entirely (the numba/reference backends still work).
 FASTNET_MARCH=...        target CPU for the C compiler (default ``native``: this machine's
                          vector instructions and FMA, as Numba's JIT uses; set
@@ -92,7 +94,8 @@ def _extensions():
     directives = {
         "language_level": 3,
         "boundscheck": checked,
-        "wraparound": checked,
+        # never wrap negative indices: with boundscheck on, a negative index is an error
+        "wraparound": False,
         "cdivision": not checked,
         "initializedcheck": checked,
         "embedsignature": True,
@@ -102,6 +105,10 @@ def _extensions():
         include_path=["src_cython"],
         compiler_directives=directives,
         quiet=True,
+        # the checked build's C files live apart (and are always regenerated), so that a
+        # normal build never picks up checked C or the reverse
+        build_dir=os.path.join("build", "cython-checked") if checked else None,
+        force=checked,
     )
     # cythonize() drops optional=True; set it on what it returns so that a
     # failing C compiler leaves a working (numba/reference) install.
