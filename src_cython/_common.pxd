@@ -48,9 +48,11 @@ cdef extern from *:
     #ifdef _OPENMP
     #include <omp.h>
     static inline int fastnet_omp_max_threads(void) { return omp_get_max_threads(); }
+    static inline double fastnet_wtime(void) { return omp_get_wtime(); }
     #define FASTNET_HAVE_OPENMP 1
     #else
     static inline int fastnet_omp_max_threads(void) { return 1; }
+    static inline double fastnet_wtime(void) { return 0.0; }
     #define FASTNET_HAVE_OPENMP 0
     #endif
     /* fastnet.reference.losses.LOG_CLIP */
@@ -74,6 +76,7 @@ cdef extern from *:
     #endif
     """
     int fastnet_omp_max_threads() noexcept nogil
+    double fastnet_wtime() noexcept nogil
     const int FASTNET_HAVE_OPENMP
     const double FASTNET_LOG_CLIP
     void fastnet_prefetch(const void *p) noexcept nogil

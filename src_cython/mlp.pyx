@@ -33,11 +33,12 @@ exactly the reference's gradient step.
 import numpy as np
 cimport numpy as cnp
 cimport cython
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.stdint cimport int32_t, int64_t, uint32_t
 
 from _common cimport (floating, f_sqrt, f_fma, prefetch_row, act_df_from_a, activate_inplace, loss_term, loss_grad,
                       fused_output, penalty_term, fastnet_omp_max_threads, FASTNET_HAVE_OPENMP,
+                      fastnet_wtime,
                       PEN_NONE, PEN_L2, PEN_L1, OPT_SGD, OPT_MOMENTUM, OPT_RMSPROP)
 
 from fastnet._cython import _checks as chk
@@ -50,22 +51,43 @@ cdef double _min_work = 300000.0   # multiply-adds per thread below which fewer 
 cdef double _min_elems = 32768.0   # elements per thread of the elementwise passes
 
 
-def _set_threading(num_threads=None, min_work=None, min_elems=None):
-    """Set the thread policy (tests and benchmarks); returns the previous ``(num_threads,
-    min_work, min_elems)``.
+# Small batches: threads or not, as measured (see _train); both give the same numbers.
+cdef bint _adapt_parallel = True
+cdef double _adapt_time = -1e300       # fastnet_wtime() of the last measurement
+cdef double _ADAPT_PERIOD = 2.0         # seconds between measurements
+cdef double _big_work = 3e7             # batch work above which threads are always used
 
-    ``num_threads`` 0 means OpenMP's default; ``min_work`` is the work (multiply-adds) a
-    thread must get for a batch to be split; ``min_elems`` the same for the elementwise
-    optimiser pass.  Results are deterministic for a given thread count.
+
+def _set_threading(num_threads=None, min_work=None, min_elems=None, big_work=None,
+                   small_batches=None):
+    """Set the thread policy (tests and benchmarks); returns the previous settings as a
+    dict, which ``_set_threading(**old)`` restores.
+
+    ``num_threads``: 0 means OpenMP's default.  ``min_work``: the work (multiply-adds) a
+    thread must get for a batch to be cut into chunks; ``min_elems``: the same for the
+    elementwise optimiser pass.  ``big_work``: batches with more work always run their
+    chunks on threads; smaller ones do when measured faster, or as ``small_batches`` says
+    (True: threads, False: one thread; None: measure).  The numbers computed depend only
+    on the number of chunks, never on how they were run.
     """
-    global _num_threads, _min_work, _min_elems
-    old = (_num_threads, _min_work, _min_elems)
+    global _num_threads, _min_work, _min_elems, _big_work, _adapt_parallel, _adapt_time
+    old = dict(num_threads=_num_threads, min_work=_min_work, min_elems=_min_elems,
+               big_work=_big_work, small_batches=None if _adapt_time < 1e300
+               else bool(_adapt_parallel))
     if num_threads is not None:
         _num_threads = int(num_threads)
     if min_work is not None:
         _min_work = float(min_work)
     if min_elems is not None:
         _min_elems = float(min_elems)
+    if big_work is not None:
+        _big_work = float(big_work)
+    if small_batches is None:
+        if _adapt_time >= 1e300:      # was fixed: measure again
+            _adapt_time = -1e300
+    else:
+        _adapt_parallel = bool(small_batches)
+        _adapt_time = 1e300           # never re-measured
     return old
 
 
@@ -98,6 +120,27 @@ cdef int _threads_for(Py_ssize_t n_items, double work_per_item, double min_work,
     while T > 1 and n_items * work_per_item < T * min_work:
         T -= 1
     return T if T > 1 else 1
+
+
+cdef int _MAX_CHUNKS = 16               # chunks of a big batch (dynamically scheduled)
+cdef Py_ssize_t _CHUNK_SAMPLES = 64      # ... of at least this many samples
+
+
+cdef int _chunks_for(Py_ssize_t b, double work, int tmax) noexcept nogil:
+    """Chunks a batch of ``b`` samples (``work`` multiply-adds each) is cut into, each summing
+    its gradients in its own buffer; the buffers are added in chunk order.
+
+    One chunk when there is not enough work for two threads; one per thread for small
+    batches; up to ``_MAX_CHUNKS`` for big ones, handed out to the threads as they come
+    free (a thread slowed down by another process then does fewer).  Depends on the sizes
+    and the thread count only, so results are reproducible for a given thread count.
+    """
+    cdef int C = _threads_for(b, work, _min_work, tmax)
+    cdef Py_ssize_t by_size
+    if C > 1 and b * work >= _big_work:
+        by_size = b // _CHUNK_SAMPLES
+        C = <int>min(<Py_ssize_t>_MAX_CHUNKS, max(<Py_ssize_t>C, by_size))
+    return C
 
 
 # ------------------------------------------------------------------ workspace layout
@@ -429,24 +472,35 @@ cdef double _accumulate(
     return total
 
 
-cdef double _accumulate_parallel(
+cdef double _accumulate_chunks(
         floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
         const int64_t[::1] kinds, const int64_t[::1] aoff, Layout lay,
         const floating[:, ::1] X, const uint32_t[:, ::1] Xw, const floating[:, ::1] Y,
         const int64_t[::1] order, Py_ssize_t start, Py_ssize_t b, floating[:, ::1] ws,
-        int32_t[:, ::1] iw, floating[:, ::1] Gb, double[::1] tloss, int T) noexcept nogil:
-    """Samples ``order[start:start+b]`` cut into ``T`` chunks; chunk ``t`` adds into ``Gb[t]``."""
-    cdef int t
+        int32_t[:, ::1] iw, floating[:, ::1] Gb, double[::1] tloss, int C, int T,
+        bint parallel) noexcept nogil:
+    """Samples ``order[start:start+b]`` cut into ``C`` chunks; chunk ``c`` adds its gradients
+    into ``Gb[c]`` and its loss into ``tloss[c]``.  With ``parallel``, ``T`` threads take the
+    chunks as they come free (each thread has its own workspace); else this thread does them
+    all.  The numbers are the same either way."""
+    cdef int c, tid
     cdef double total = 0
-    if T <= 1:
+    if C <= 1:
         return _accumulate(P, sizes, offs, kinds, aoff, lay, X, Xw, Y, order, start,
                            start + b, ws[0], iw[0], Gb[0])
-    for t in prange(T, num_threads=T, schedule="static", chunksize=1):
-        tloss[t] = _accumulate(P, sizes, offs, kinds, aoff, lay, X, Xw, Y, order,
-                               start + (b * t) // T, start + (b * (t + 1)) // T,
-                               ws[t], iw[t], Gb[t])
-    for t in range(T):
-        total += tloss[t]
+    if parallel and T > 1:
+        for c in prange(C, num_threads=T, schedule="dynamic", chunksize=1):
+            tid = threadid()
+            tloss[c] = _accumulate(P, sizes, offs, kinds, aoff, lay, X, Xw, Y, order,
+                                   start + (b * c) // C, start + (b * (c + 1)) // C,
+                                   ws[tid], iw[tid], Gb[c])
+    else:
+        for c in range(C):
+            tloss[c] = _accumulate(P, sizes, offs, kinds, aoff, lay, X, Xw, Y, order,
+                                   start + (b * c) // C, start + (b * (c + 1)) // C,
+                                   ws[0], iw[0], Gb[c])
+    for c in range(C):
+        total += tloss[c]
     return total
 
 
@@ -525,15 +579,17 @@ cdef void _forward(const floating[::1] P, const int64_t[::1] sizes, const int64_
                    const int64_t[::1] kinds, const int64_t[::1] aoff, Layout lay,
                    const floating[:, ::1] X, const uint32_t[:, ::1] Xw,
                    const int64_t[::1] order, floating[:, ::1] out, floating[:, ::1] ws,
-                   int32_t[:, ::1] iw, int T) noexcept nogil:
+                   int32_t[:, ::1] iw, int C, int T) noexcept nogil:
+    """All outputs; ``C`` chunks of rows handed out to ``T`` threads as they come free."""
     cdef Py_ssize_t m = X.shape[0]
-    cdef int t
-    if T <= 1:
+    cdef int c, tid
+    if C <= 1 or T <= 1:
         _forward_range(P, sizes, offs, kinds, aoff, lay, X, Xw, order, out, 0, m, ws[0], iw[0])
         return
-    for t in prange(T, num_threads=T, schedule="static", chunksize=1):
-        _forward_range(P, sizes, offs, kinds, aoff, lay, X, Xw, order, out, (m * t) // T,
-                       (m * (t + 1)) // T, ws[t], iw[t])
+    for c in prange(C, num_threads=T, schedule="dynamic", chunksize=1):
+        tid = threadid()
+        _forward_range(P, sizes, offs, kinds, aoff, lay, X, Xw, order, out, (m * c) // C,
+                       (m * (c + 1)) // C, ws[tid], iw[tid])
 
 
 cdef void _sum_rows(floating[:, ::1] Gb, int T, floating[::1] out, Py_ssize_t lo,
@@ -552,24 +608,27 @@ cdef double _backprop(floating[::1] P, const int64_t[::1] sizes, const int64_t[:
                       const floating[:, ::1] X, const uint32_t[:, ::1] Xw,
                       const floating[:, ::1] Y, const int64_t[::1] order, floating[::1] grad,
                       floating[:, ::1] ws, int32_t[:, ::1] iw, floating[:, ::1] Gb,
-                      double[::1] tloss, int T, int Tred) noexcept nogil:
+                      double[::1] tloss, int C, int T, int Tred) noexcept nogil:
     """Summed gradient of all samples into ``grad`` (overwritten); returns the summed loss."""
     cdef Py_ssize_t i, n = P.shape[0], m = X.shape[0], lo, hi, chunk
     cdef int t
     cdef double total
-    if T <= 1:
+    if C <= 1:
         for i in range(n):
             grad[i] = 0
         return _accumulate(P, sizes, offs, kinds, aoff, lay, X, Xw, Y, order, 0, m, ws[0],
                            iw[0], grad)
-    total = _accumulate_parallel(P, sizes, offs, kinds, aoff, lay, X, Xw, Y, order, 0, m, ws,
-                                 iw, Gb, tloss, T)
-    # grad = Gb[0] + Gb[1] + ... in thread order, cut into Tred contiguous ranges
+    total = _accumulate_chunks(P, sizes, offs, kinds, aoff, lay, X, Xw, Y, order, 0, m, ws,
+                               iw, Gb, tloss, C, T, True)
+    # grad = Gb[0] + Gb[1] + ... in chunk order, the parameters cut into Tred ranges
+    if Tred <= 1:
+        _sum_rows(Gb, C, grad, 0, n)
+        return total
     chunk = (n + Tred - 1) // Tred
     for t in prange(Tred, num_threads=Tred, schedule="static", chunksize=1):
         lo = t * chunk
         hi = min(n, lo + chunk)
-        _sum_rows(Gb, T, grad, lo, hi)
+        _sum_rows(Gb, C, grad, lo, hi)
     return total
 
 
@@ -599,12 +658,38 @@ cdef double _train(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1]
             total += _deltas(P, sizes, offs, kinds, aoff, lay, Y, order[start], ws0, 0)
             _sgd_direct(P, sizes, offs, aoff, lay, ws0, iw0, lr)
         return total
+    global _adapt_parallel, _adapt_time
+    cdef bint par, big
+    cdef int probe = 0, C
+    cdef double t0, dt, t_serial = 0
     while start < m:
         b = min(bs, m - start)
-        T = _threads_for(b, work, _min_work, tmax)
-        total += _accumulate_parallel(P, sizes, offs, kinds, aoff, lay, X, Xw, Y, order, start,
-                                      b, ws, iw, Gb, tloss, T)
-        _step(P, S, Gb, T, segs, <floating>b, opt, lr, mu, rho, eps, pen, lam, Tstep)
+        C = _chunks_for(b, work, tmax)          # decided by the sizes only
+        T = min(C, tmax)
+        # The chunks run on T threads or all on this one: the same numbers either way.
+        # Big batches always use the threads.  For small ones a fork/join costs a
+        # scheduler time slice whenever the cores are busy with other processes, so the
+        # choice is measured, one batch each way, and re-measured every _ADAPT_PERIOD s.
+        big = b * work >= _big_work
+        par = C > 1
+        if C > 1 and not big:
+            if probe == 0 and fastnet_wtime() - _adapt_time > _ADAPT_PERIOD:
+                probe = 1
+            par = probe == 2 or (probe == 0 and _adapt_parallel)
+        t0 = fastnet_wtime()
+        total += _accumulate_chunks(P, sizes, offs, kinds, aoff, lay, X, Xw, Y, order, start,
+                                    b, ws, iw, Gb, tloss, C, T, par)
+        _step(P, S, Gb, C, segs, <floating>b, opt, lr, mu, rho, eps, pen, lam,
+              Tstep if par else 1)
+        if probe:
+            dt = (fastnet_wtime() - t0) / b
+            if probe == 1:
+                t_serial = dt
+                probe = 2
+            else:
+                _adapt_parallel = dt < 0.9 * t_serial
+                _adapt_time = fastnet_wtime()
+                probe = 0
         start += b
     return total
 
@@ -618,12 +703,12 @@ cdef Py_ssize_t _BLOCK_MAX = 64
 
 cdef class _Work:
     """Per-call buffers, allocated once per kernel call (never per sample): per thread, a
-    float workspace ``ws`` and an int32 one ``iw`` (see :c:type:`Layout`), a gradient
-    buffer ``Gb`` and a loss ``tloss``."""
+    float workspace ``ws`` and an int32 one ``iw`` (see :c:type:`Layout`); per chunk, a
+    gradient buffer ``Gb`` and a loss ``tloss`` (``C`` 0: no gradient buffers)."""
     cdef public object ws, iw, Gb, tloss
     cdef Layout lay
 
-    def __init__(self, lay, int loss_kind, dtype, int T, bint grads, Py_ssize_t block=0):
+    def __init__(self, lay, int loss_kind, dtype, int T, int C, Py_ssize_t block=0):
         cdef Py_ssize_t n0 = lay.sizes[0], SA = int(lay.aoff[lay.L]), SB, nf, ni
         if n0 >= 2**31 - 1:
             raise ValueError(f"input width {n0} is too large (int32 indices)")
@@ -643,8 +728,8 @@ cdef class _Work:
         # rows of each thread start on separate cache lines
         self.ws = np.zeros((T, (nf + 15) // 16 * 16), dtype=dtype)
         self.iw = np.zeros((T, (ni + 15) // 16 * 16), dtype=np.int32)
-        self.Gb = np.zeros((T if grads else 1, lay.n_params if grads else 1), dtype=dtype)
-        self.tloss = np.zeros(T, dtype=np.float64)
+        self.Gb = np.zeros((max(C, 1), lay.n_params if C else 1), dtype=dtype)
+        self.tloss = np.zeros(max(C, 1), dtype=np.float64)
 
 
 def _bits(X):
@@ -660,24 +745,26 @@ def forward_network(params, sizes, kinds, X, out):
     chk.float_array(K, "out", out, ndim=2, dtype=params.dtype)
     chk.writable(K, "out", out)
     chk.shape(K, "out", out, (X.shape[0], int(lay.sizes[lay.L])))
-    cdef int T = _threads_for(X.shape[0], lay.n_params, _min_work / 2, _max_threads())
-    cdef _Work w = _Work(lay, 0, params.dtype, T, False)
+    cdef int tmax = _max_threads()
+    cdef int C = _chunks_for(X.shape[0], lay.n_params / 2, tmax)   # forward: half the work
+    cdef int T = min(C, tmax)
+    cdef _Work w = _Work(lay, 0, params.dtype, T, 0)
     order = np.arange(X.shape[0], dtype=np.int64)
     if params.dtype == np.float32:
         _forward_entry[cython.float](params, lay.sizes, lay.offs, lay.kinds, lay.aoff, w.lay,
-                                     X, _bits(X), order, out, w.ws, w.iw, T)
+                                     X, _bits(X), order, out, w.ws, w.iw, C, T)
     else:
         _forward_entry[cython.double](params, lay.sizes, lay.offs, lay.kinds, lay.aoff, w.lay,
-                                      X, _bits(X), order, out, w.ws, w.iw, T)
+                                      X, _bits(X), order, out, w.ws, w.iw, C, T)
 
 
 cdef _forward_entry(const floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
                     const int64_t[::1] kinds, const int64_t[::1] aoff, Layout lay,
                     const floating[:, ::1] X, const uint32_t[:, ::1] Xw,
                     const int64_t[::1] order, floating[:, ::1] out, floating[:, ::1] ws,
-                    int32_t[:, ::1] iw, int T):
+                    int32_t[:, ::1] iw, int C, int T):
     with nogil:
-        _forward(P, sizes, offs, kinds, aoff, lay, X, Xw, order, out, ws, iw, T)
+        _forward(P, sizes, offs, kinds, aoff, lay, X, Xw, order, out, ws, iw, C, T)
 
 
 def _backprop_common(K, params, sizes, kinds, loss_kind, X, Y, grad):
@@ -690,17 +777,19 @@ def _backprop_common(K, params, sizes, kinds, loss_kind, X, Y, grad):
     if not params.flags.writeable:  # typed as writable (shared with train_epoch); never written
         params = params.copy()
     m = X.shape[0]
-    cdef int T = _threads_for(m, lay.n_params, _min_work, _max_threads())
-    cdef int Tred = _threads_for(lay.n_params, T, _min_elems, _max_threads()) if T > 1 else 1
-    cdef _Work w = _Work(lay, loss_kind, params.dtype, T, T > 1)
+    cdef int tmax = _max_threads()
+    cdef int C = _chunks_for(m, lay.n_params, tmax)
+    cdef int T = min(C, tmax)
+    cdef int Tred = _threads_for(lay.n_params, C, _min_elems, tmax) if C > 1 else 1
+    cdef _Work w = _Work(lay, loss_kind, params.dtype, T, C if C > 1 else 0)
     order = np.arange(m, dtype=np.int64)
     if params.dtype == np.float32:
         return _backprop_entry[cython.float](params, lay.sizes, lay.offs, lay.kinds, lay.aoff,
                                              w.lay, X, _bits(X), Y, order, grad, w.ws, w.iw,
-                                             w.Gb, w.tloss, T, Tred)
+                                             w.Gb, w.tloss, C, T, Tred)
     return _backprop_entry[cython.double](params, lay.sizes, lay.offs, lay.kinds, lay.aoff,
                                           w.lay, X, _bits(X), Y, order, grad, w.ws, w.iw, w.Gb,
-                                          w.tloss, T, Tred)
+                                          w.tloss, C, T, Tred)
 
 
 cdef double _backprop_entry(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
@@ -708,11 +797,11 @@ cdef double _backprop_entry(floating[::1] P, const int64_t[::1] sizes, const int
                             const floating[:, ::1] X, const uint32_t[:, ::1] Xw,
                             const floating[:, ::1] Y, const int64_t[::1] order,
                             floating[::1] grad, floating[:, ::1] ws, int32_t[:, ::1] iw,
-                            floating[:, ::1] Gb, double[::1] tloss, int T, int Tred):
+                            floating[:, ::1] Gb, double[::1] tloss, int C, int T, int Tred):
     cdef double total
     with nogil:
         total = _backprop(P, sizes, offs, kinds, aoff, lay, X, Xw, Y, order, grad, ws, iw, Gb,
-                          tloss, T, Tred)
+                          tloss, C, T, Tred)
     return total
 
 
@@ -764,9 +853,10 @@ def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimi
     if lam == 0:
         pen = 0
     cdef int tmax = _max_threads()
-    cdef int T = _threads_for(min(bs, order.shape[0]), lay.n_params, _min_work, tmax)
+    cdef int C = _chunks_for(min(bs, order.shape[0]), lay.n_params, tmax)
+    cdef int T = min(C, tmax)
     cdef int Tstep = _threads_for(lay.n_params, 1, _min_elems, tmax)
-    cdef _Work w = _Work(lay, loss_kind, params.dtype, T, True, 1 if bs == 1 else 0)
+    cdef _Work w = _Work(lay, loss_kind, params.dtype, T, C, 1 if bs == 1 else 0)
     segs = lay.segs()
     if params.dtype == np.float32:
         return _train_entry[cython.float](params, lay.sizes, lay.offs, lay.kinds, lay.aoff,

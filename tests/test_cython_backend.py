@@ -40,9 +40,9 @@ def mlp():
 @pytest.fixture
 def threaded(mlp):
     """Force the threaded code paths even on tiny problems (2 threads, no work minimum)."""
-    old = mlp._set_threading(num_threads=2, min_work=0, min_elems=0)
+    old = mlp._set_threading(num_threads=2, min_work=0, min_elems=0, big_work=0)
     yield mlp
-    mlp._set_threading(*old)
+    mlp._set_threading(**old)
 
 
 def make_net(rng, sizes, kinds, dtype, scale=0.5):
@@ -272,7 +272,7 @@ def test_threaded_forward_and_backprop_match_reference(threaded, dtype):
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_results_are_deterministic_for_a_thread_count(mlp, threads):
     """Same inputs, same thread count: the same bits, run after run."""
-    old = mlp._set_threading(num_threads=threads, min_work=0, min_elems=0)
+    old = mlp._set_threading(num_threads=threads, min_work=0, min_elems=0, big_work=0)
     try:
         rng = np.random.default_rng(11)
         params, sizes, kinds = make_net(rng, [50, 30, 10], [1, 1], np.float32, scale=0.3)
@@ -291,7 +291,7 @@ def test_results_are_deterministic_for_a_thread_count(mlp, threads):
             np.testing.assert_array_equal(p, runs[0][1])
             np.testing.assert_array_equal(g, runs[0][3])
     finally:
-        mlp._set_threading(*old)
+        mlp._set_threading(**old)
 
 
 @cython_built
@@ -301,13 +301,13 @@ def test_thread_counts_agree_to_rounding(mlp):
     X, Y = make_data(rng, 500, 64, 10, np.float64)
     grads = []
     for threads in (1, 2, 4):
-        old = mlp._set_threading(num_threads=threads, min_work=0, min_elems=0)
+        old = mlp._set_threading(num_threads=threads, min_work=0, min_elems=0, big_work=0)
         try:
             g = np.empty_like(params)
             mlp.backprop_samples(params, sizes, kinds, 0, X, Y, g)
             grads.append(g)
         finally:
-            mlp._set_threading(*old)
+            mlp._set_threading(**old)
     for g in grads[1:]:
         assert_close(g, grads[0])
 
@@ -342,3 +342,28 @@ def test_dense_wide_input_blocks(mlp):
     mlp.forward_network(params, sizes, kinds, X, out)
     REF.forward_network(params, sizes, kinds, X, ref)
     assert_close(out, ref)
+
+
+@cython_built
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_chunks_on_one_thread_give_the_same_bits(mlp, dtype):
+    """Small batches run their chunks on threads or on one thread, as measured at run time:
+    both ways must give exactly the same numbers."""
+    rng = np.random.default_rng(15)
+    params, sizes, kinds = make_net(rng, [40, 20, 7], [1, 4], dtype, scale=0.3)
+    X, Y = make_data(rng, 333, 40, 7, dtype)
+    order = rng.permutation(333).astype(np.int64)
+    results = []
+    for small_batches in (True, False):
+        old = mlp._set_threading(num_threads=3, min_work=0, min_elems=0, big_work=1e300,
+                                 small_batches=small_batches)
+        try:
+            p, s = params.copy(), np.zeros_like(params)
+            J = mlp.train_epoch(p, sizes, kinds, 2, X, Y, order, 50, 2, 0.01, 0.9, 0.9, 1e-8,
+                                1, 0.01, s)
+            results.append((J, p, s))
+        finally:
+            mlp._set_threading(**old)
+    assert results[0][0] == results[1][0]
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    np.testing.assert_array_equal(results[0][2], results[1][2])
