@@ -38,6 +38,7 @@ _LAZY = {
     "MLPClassifier": ("fastnet.estimators", "MLPClassifier"),
     "MLPRegressor": ("fastnet.estimators", "MLPRegressor"),
     "load": ("fastnet.io", "load"),
+    "save": ("fastnet.io", "save"),
     "plot": ("fastnet.plot", None),
 }
 

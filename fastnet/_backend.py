@@ -108,6 +108,13 @@ _loaded: dict = {}        # name -> SimpleNamespace of kernels
 _active: str | None = None  # None: not chosen yet (env var, then default)
 
 
+def _has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a parent package is missing
+        return False
+
+
 def _probe(name: str) -> str | None:
     """Why backend ``name`` is unavailable (a sentence), or None if it looks available.
 
@@ -117,15 +124,14 @@ def _probe(name: str) -> str | None:
     if name == "reference":
         return None
     if name == "numba":
-        if importlib.util.find_spec("numba") is None:
+        if not _has_module("numba"):
             return "numba is not installed"
-        if importlib.util.find_spec("fastnet._numba.kernels") is None:
+        if not _has_module("fastnet._numba.kernels"):
             return "fastnet._numba.kernels is missing from this installation"
         return None
     if name == "cython":
         from fastnet._cython import REQUIRED_MODULES  # tiny pure-Python module
-        missing = [m for m in REQUIRED_MODULES
-                   if importlib.util.find_spec("fastnet._cython." + m) is None]
+        missing = [m for m in REQUIRED_MODULES if not _has_module("fastnet._cython." + m)]
         if missing:
             return "extension module(s) not built: " + ", ".join(
                 "fastnet._cython." + m for m in missing)

@@ -15,6 +15,7 @@ __all__ = [
     "as_float_array",
     "check_labels",
     "check_targets",
+    "check_distributions",
     "check_model",
     "resolve_activation",
     "check_scalar",
@@ -162,6 +163,25 @@ def check_targets(y, n_samples: int, n_outputs: int, dtype, name: str = "y") -> 
     labels = check_labels(y, name, n_samples=n_samples, n_classes=n_outputs)
     Y = np.zeros((n_samples, n_outputs), dtype=dtype)
     Y[np.arange(n_samples), labels] = 1
+    return Y
+
+
+def check_distributions(Y, name: str = "y") -> np.ndarray:
+    """Check that each row of the targets ``Y`` is a probability distribution.
+
+    A softmax output with the log-loss has the output error ``a - y`` only when
+    each row of ``y`` is non-negative and sums to 1 (one-hot labels, or soft
+    labels); for other targets that error is not the cost's gradient.
+    """
+    tol = 1e-6 if Y.dtype == np.float64 else 1e-4
+    sums = Y.sum(axis=1, dtype=np.float64)
+    bad = np.flatnonzero((np.abs(sums - 1) > tol) | np.any(Y < 0, axis=1))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{name}: row {i} of the targets is not a probability distribution "
+                         f"(sum {sums[i]:g}, min {Y[i].min():g}); a Softmax output with "
+                         f"loss='log_loss' needs labels 0..K-1 or rows of non-negative targets "
+                         f"summing to 1")
     return Y
 
 

@@ -51,13 +51,15 @@ def load_mnist(images_path, labels_path, scale=False):
     y : ndarray (n,) int64
     """
     raw = _read(images_path, "images_path")
+    # the magic number first: a small labels file given as images_path is "swapped", not "short"
+    magic = struct.unpack(">I", raw[:4])[0] if len(raw) >= 4 else None
+    if magic is not None and magic != _IMAGES_MAGIC:
+        raise ValueError(f"images_path: {images_path!r} has magic number {magic}, expected "
+                         f"{_IMAGES_MAGIC} (an IDX images file); were the two paths swapped?")
     if len(raw) < 16:
         raise ValueError(f"images_path: {images_path!r} is too short for an IDX image header "
                          f"({len(raw)} bytes)")
     magic, n, rows, cols = struct.unpack(">IIII", raw[:16])
-    if magic != _IMAGES_MAGIC:
-        raise ValueError(f"images_path: {images_path!r} has magic number {magic}, expected "
-                         f"{_IMAGES_MAGIC} (an IDX images file); were the two paths swapped?")
     if len(raw) != 16 + n * rows * cols:
         raise ValueError(f"images_path: {images_path!r} holds {len(raw) - 16} pixel bytes, "
                          f"expected {n} x {rows} x {cols} = {n * rows * cols} (truncated file?)")

@@ -19,7 +19,8 @@ def _fit(X, y, lr, tol, max_iter, theta, logistic):
     lr, tol, max_iter = check_gd_args(lr, tol, max_iter)
     theta = check_theta_vec(theta, X_.shape[1], X_.dtype)
     history = np.empty(max_iter, dtype=np.float64)
-    n = _backend.kernels().linear_gd(X_, y_, theta, lr, tol, max_iter, logistic, history)
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence: raised by finish()
+        n = _backend.kernels().linear_gd(X_, y_, theta, lr, tol, max_iter, logistic, history)
     return finish(theta, history, int(n), lr)
 
 

@@ -24,7 +24,13 @@ class _Scaler:
         """Learn the per-feature parameters from training data ``X`` (m, n)."""
         X_ = as_float_array(X, "X", ndim=2)
         center, scale = self._params(X_)
-        scale = np.where(scale == 0, 1, scale).astype(X_.dtype)
+        # A constant feature gets scale 1 and its value as centre (so it maps to exactly 0):
+        # tested on max == min, because its computed spread may be a rounding error
+        # (np.std([0.1] * 7) is 1.4e-17, which would map the feature to +-1 or worse).
+        lo = X_.min(axis=0)
+        constant = lo == X_.max(axis=0)
+        center = np.where(constant, lo, center)
+        scale = np.where(constant | (scale == 0), 1, scale).astype(X_.dtype)
         self.center_ = center.astype(X_.dtype)
         self.scale_ = scale
         self.n_features_in_ = X_.shape[1]

@@ -4,7 +4,11 @@
   tests that need it skip with a message saying where it was looked for.
 * ``backend``: every available backend in turn (activated for the test);
   ``compiled_backend``: every available backend but the reference.
+* ``impl``: ``fastnet.reference`` once, then the top level ``fastnet`` on each
+  available backend (for tests of the same call on both).
 * ``assert_close``: float64 to 1e-10 relative, float32 to 1e-5.
+* ``need_kernels(*names)``: skip when the active backend (under construction)
+  does not implement these kernels yet; ``numerical_gradient``: central differences.
 """
 import os
 from pathlib import Path
@@ -71,6 +75,18 @@ def backend(request):
         yield request.param
 
 
+@pytest.fixture(params=["reference"] + [f"top-{b}" for b in BACKENDS])
+def impl(request):
+    """``fastnet.reference`` (the oracle, once, with the reference backend active), then
+    the top level ``fastnet`` on each available backend (active for the test)."""
+    if request.param == "reference":
+        with fastnet.use_backend("reference"):
+            yield fastnet.reference
+    else:
+        with fastnet.use_backend(request.param[len("top-"):]):
+            yield fastnet
+
+
 @pytest.fixture(params=COMPILED or [pytest.param(None, marks=pytest.mark.skip(
         reason="no compiled backend available"))])
 def compiled_backend(request):
@@ -81,6 +97,39 @@ def compiled_backend(request):
 
 def kernels_of(name):
     return _backend.backend_kernels(name)
+
+
+def missing_kernels(backend_name=None, *names):
+    """The kernels among ``names`` (all of the contract when none) that backend
+    ``backend_name`` (the active one when None) does not implement yet."""
+    ns = _backend.backend_kernels(backend_name) if backend_name else _backend.kernels()
+    names = names or _backend.KERNEL_NAMES
+    return [n for n in names if getattr(getattr(ns, n), "missing", False)]
+
+
+def need_kernels(*names):
+    """Skip the test when the active backend does not implement these kernels yet
+    (a compiled backend under construction registers only part of the contract)."""
+    missing = missing_kernels(None, *names)
+    if missing:
+        pytest.skip(f"backend {_backend.get_backend()!r} does not implement kernel(s) "
+                    f"{', '.join(missing)} yet")
+
+
+def numerical_gradient(f, x, eps=1e-6):
+    """Central differences of the scalar function ``f`` at the float64 array ``x``
+    (perturbed in place and restored): (f(x + eps e_i) - f(x - eps e_i)) / (2 eps)."""
+    g = np.zeros_like(x, dtype=np.float64)
+    flat, gflat = x.reshape(-1), g.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + eps
+        fp = f()
+        flat[i] = old - eps
+        fm = f()
+        flat[i] = old
+        gflat[i] = (fp - fm) / (2 * eps)
+    return g
 
 
 def assert_close(actual, desired, err_msg="", rtol=None, atol_scale=1.0):

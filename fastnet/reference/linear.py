@@ -175,7 +175,8 @@ def linear_regression(X, y, lr=0.01, tol=1e-9, max_iter=100_000, theta=None):
     X_, y_ = check_xy(X, y)
     lr, tol, max_iter = check_gd_args(lr, tol, max_iter)
     theta = check_theta_vec(theta, X_.shape[1], X_.dtype)
-    n, history = _gd(X_, y_, theta, lr, tol, max_iter, False)
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence: raised by finish()
+        n, history = _gd(X_, y_, theta, lr, tol, max_iter, False)
     return finish(theta, history, n, lr)
 
 
@@ -187,5 +188,6 @@ def logistic_regression(X, y, lr=0.1, tol=1e-9, max_iter=100_000, theta=None):
     X_, y_ = check_xy(X, y, binary=True)
     lr, tol, max_iter = check_gd_args(lr, tol, max_iter)
     theta = check_theta_vec(theta, X_.shape[1], X_.dtype)
-    n, history = _gd(X_, y_, theta, lr, tol, max_iter, True)
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence: raised by finish()
+        n, history = _gd(X_, y_, theta, lr, tol, max_iter, True)
     return finish(theta, history, n, lr)

@@ -18,8 +18,9 @@ layers; this handles any depth and any mix of activations.
 """
 import numpy as np
 
-from fastnet._validation import (as_float_array, check_model, check_input_width, check_targets, check_theta,
-                                 check_labels, check_int, check_scalar, check_rng, check_choice,
+from fastnet._validation import (as_float_array, check_distributions, check_model,
+                                 check_input_width, check_targets, check_theta, check_labels,
+                                 check_int, check_scalar, check_rng, check_choice,
                                  resolve_activation, result_dtype)
 from fastnet.reference.losses import LOSSES, PENALTIES
 
@@ -87,9 +88,8 @@ def one_hot(K, pos):
 
 
 def _prep_X(X, name="X"):
-    X = np.asarray(X) if not isinstance(X, np.ndarray) else X
-    single = np.ndim(X) == 1
-    Xa = as_float_array(X, name, ndim=(1, 2))
+    Xa = as_float_array(X, name, ndim=(1, 2))  # names X for None, ragged lists, strings...
+    single = Xa.ndim == 1
     return (Xa.reshape(1, -1) if single else Xa), single
 
 
@@ -184,6 +184,8 @@ def _check_backprop_args(model, X, y, lam, penalty, loss):
     loss_name = check_choice(loss, "loss", tuple(LOSSES))
     if acts[-1].name == "softmax" and loss_name != "log_loss":
         raise ValueError(f"loss must be 'log_loss' with a Softmax output layer, got {loss!r}")
+    if acts[-1].name == "softmax":
+        check_distributions(Y)
     return thetas, acts, X_, Y, lam, pen, LOSSES[loss_name]
 
 

@@ -21,8 +21,9 @@ import time
 
 import numpy as np
 
-from fastnet._validation import (as_float_array, check_model, check_input_width, check_targets,
-                                 check_scalar, check_int, check_choice, check_rng, check_labels)
+from fastnet._validation import (as_float_array, check_distributions, check_model,
+                                 check_input_width, check_targets, check_scalar, check_int,
+                                 check_choice, check_rng, check_labels)
 from fastnet.reference.losses import LOSSES, PENALTIES
 
 __all__ = ["History", "DivergenceError", "train", "gradient_descent", "train_online",
@@ -85,6 +86,8 @@ class _Args:
         self.loss = check_choice(loss, "loss", tuple(LOSSES))
         if self.acts[-1].name == "softmax" and self.loss != "log_loss":
             raise ValueError(f"loss must be 'log_loss' with a Softmax output layer, got {loss!r}")
+        if self.acts[-1].name == "softmax":
+            check_distributions(self.Y)
         self.tol = check_scalar(tol, "tol", lo=0, allow_none=True)
         self.shuffle = bool(shuffle) and self.batch_size < m
         self.rng = check_rng(rng)
@@ -187,25 +190,33 @@ def _train_reference(model, a, verbose):
         order = a.order(m)
         start_penalty = _theta_penalty(thetas, a.lam, a.penalty)
         total = 0.0
-        for s in range(0, m, a.batch_size):
-            idx = order[s:s + a.batch_size]
-            cur = [x for pair in zip(thetas, a.acts) for x in pair]
-            Jb, grads = backprop(cur, a.X[idx], a.Y[idx], loss=a.loss)
-            total += Jb * idx.shape[0]
-            for l, theta in enumerate(thetas):
-                g = grads[l]
-                if a.penalty is not None and a.lam:
-                    g = g + PENALTIES[a.penalty].df(theta, a.lam).astype(a.dtype)
-                if a.optimizer in ("gd", "sgd"):
-                    theta -= t(a.lr) * g
-                elif a.optimizer == "momentum":
-                    state[l] *= t(a.momentum)
-                    state[l] -= t(a.lr) * g
-                    theta += state[l]
-                else:
-                    state[l] *= t(a.rho)
-                    state[l] += (t(1) - t(a.rho)) * g * g
-                    theta -= t(a.lr) * g / (np.sqrt(state[l]) + t(a.eps))
+        # A diverging run overflows: that is detected below as a non-finite cost (and
+        # raised as DivergenceError), not warned about.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for s in range(0, m, a.batch_size):
+                idx = order[s:s + a.batch_size]
+                if not all(np.isfinite(th).all() for th in thetas):
+                    total = np.nan  # the loss of non-finite weights, as a kernel finds it
+                    break
+                cur = [x for pair in zip(thetas, a.acts) for x in pair]
+                Jb, grads = backprop(cur, a.X[idx], a.Y[idx], loss=a.loss)
+                total += Jb * idx.shape[0]
+                for l, theta in enumerate(thetas):
+                    g = grads[l]
+                    if a.penalty is not None and a.lam:
+                        g = g + PENALTIES[a.penalty].df(theta, a.lam).astype(a.dtype)
+                    if a.optimizer in ("gd", "sgd"):
+                        theta -= t(a.lr) * g
+                    elif a.optimizer == "momentum":
+                        state[l] *= t(a.momentum)
+                        state[l] -= t(a.lr) * g
+                        theta += state[l]
+                    else:
+                        state[l] *= t(a.rho)
+                        state[l] += (t(1) - t(a.rho)) * g * g
+                        theta -= t(a.lr) * g / (np.sqrt(state[l]) + t(a.eps))
+        if not all(np.isfinite(th).all() for th in thetas):
+            total = np.nan  # weights that overflowed diverged, even if the cost looked finite
         J = total / m + start_penalty
         try:
             check_finite_cost(J, epoch, a.lr)
