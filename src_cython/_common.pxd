@@ -84,6 +84,89 @@ cdef extern from *:
     double fastnet_fma(double a, double b, double c) noexcept nogil
 
 
+cdef extern from "fastnet_simd.h" nogil:
+    # AVX-512 row kernels (see fastnet_simd.h); FASTNET_SIMD is 0 when not compiled in
+    const int FASTNET_SIMD
+    int64_t fn_compact1_f32(const float *x0, int64_t n, int32_t *idx)
+    int64_t fn_compact4_f32(const float *x0, const float *x1, const float *x2,
+                            const float *x3, int64_t n, int32_t *idx)
+    int64_t fn_compact1_f64(const double *x0, int64_t n, int32_t *idx)
+    int64_t fn_compact4_f64(const double *x0, const double *x1, const double *x2,
+                            const double *x3, int64_t n, int32_t *idx)
+    void fn_affine1_f32(const float *W, int64_t n, const int32_t *idx, int64_t c,
+                        const float *x0, float *z0)
+    void fn_affine4_f32(const float *W, int64_t n, const int32_t *idx, int64_t c,
+                        const float *x0, const float *x1, const float *x2, const float *x3,
+                        float *z0, float *z1, float *z2, float *z3)
+    void fn_affine1_f64(const double *W, int64_t n, const int32_t *idx, int64_t c,
+                        const double *x0, double *z0)
+    void fn_affine4_f64(const double *W, int64_t n, const int32_t *idx, int64_t c,
+                        const double *x0, const double *x1, const double *x2,
+                        const double *x3, double *z0, double *z1, double *z2, double *z3)
+    void fn_axpy1_f32(float *G, int64_t n, const int32_t *idx, int64_t c, const float *x0,
+                      const float *d0)
+    void fn_axpy4_f32(float *G, int64_t n, const int32_t *idx, int64_t c, const float *x0,
+                      const float *x1, const float *x2, const float *x3, const float *d0,
+                      const float *d1, const float *d2, const float *d3)
+    void fn_axpy1_f64(double *G, int64_t n, const int32_t *idx, int64_t c, const double *x0,
+                      const double *d0)
+    void fn_axpy4_f64(double *G, int64_t n, const int32_t *idx, int64_t c, const double *x0,
+                      const double *x1, const double *x2, const double *x3,
+                      const double *d0, const double *d1, const double *d2,
+                      const double *d3)
+
+
+cdef inline int64_t simd_compact1(const floating *x0, int64_t n, int32_t *idx) noexcept nogil:
+    if floating is float:
+        return fn_compact1_f32(x0, n, idx)
+    else:
+        return fn_compact1_f64(x0, n, idx)
+
+
+cdef inline int64_t simd_compact4(const floating *x0, const floating *x1, const floating *x2,
+                                  const floating *x3, int64_t n, int32_t *idx) noexcept nogil:
+    if floating is float:
+        return fn_compact4_f32(x0, x1, x2, x3, n, idx)
+    else:
+        return fn_compact4_f64(x0, x1, x2, x3, n, idx)
+
+
+cdef inline void simd_affine1(const floating *W, int64_t n, const int32_t *idx, int64_t c,
+                              const floating *x0, floating *z0) noexcept nogil:
+    if floating is float:
+        fn_affine1_f32(W, n, idx, c, x0, z0)
+    else:
+        fn_affine1_f64(W, n, idx, c, x0, z0)
+
+
+cdef inline void simd_affine4(const floating *W, int64_t n, const int32_t *idx, int64_t c,
+                              const floating *x0, const floating *x1, const floating *x2,
+                              const floating *x3, floating *z0, floating *z1, floating *z2,
+                              floating *z3) noexcept nogil:
+    if floating is float:
+        fn_affine4_f32(W, n, idx, c, x0, x1, x2, x3, z0, z1, z2, z3)
+    else:
+        fn_affine4_f64(W, n, idx, c, x0, x1, x2, x3, z0, z1, z2, z3)
+
+
+cdef inline void simd_axpy1(floating *G, int64_t n, const int32_t *idx, int64_t c,
+                            const floating *x0, const floating *d0) noexcept nogil:
+    if floating is float:
+        fn_axpy1_f32(G, n, idx, c, x0, d0)
+    else:
+        fn_axpy1_f64(G, n, idx, c, x0, d0)
+
+
+cdef inline void simd_axpy4(floating *G, int64_t n, const int32_t *idx, int64_t c,
+                            const floating *x0, const floating *x1, const floating *x2,
+                            const floating *x3, const floating *d0, const floating *d1,
+                            const floating *d2, const floating *d3) noexcept nogil:
+    if floating is float:
+        fn_axpy4_f32(G, n, idx, c, x0, x1, x2, x3, d0, d1, d2, d3)
+    else:
+        fn_axpy4_f64(G, n, idx, c, x0, x1, x2, x3, d0, d1, d2, d3)
+
+
 # ------------------------------------------------------------------ scalar math
 cdef inline floating f_exp(floating x) noexcept nogil:
     if floating is float:

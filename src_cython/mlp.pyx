@@ -36,7 +36,8 @@ cimport cython
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int32_t, int64_t, uint32_t
 
-from _common cimport (floating, f_sqrt, f_fma, prefetch_row, act_df_from_a, activate_inplace, loss_term, loss_grad,
+from _common cimport (floating, f_sqrt, f_fma, prefetch_row, FASTNET_SIMD, simd_compact1,
+                      simd_compact4, simd_affine1, simd_affine4, simd_axpy1, simd_axpy4, act_df_from_a, activate_inplace, loss_term, loss_grad,
                       fused_output, penalty_term, fastnet_omp_max_threads, FASTNET_HAVE_OPENMP,
                       fastnet_wtime,
                       PEN_NONE, PEN_L2, PEN_L1, OPT_SGD, OPT_MOMENTUM, OPT_RMSPROP)
@@ -158,6 +159,8 @@ cdef struct Layout:
     # int32 workspace of one thread: offsets
     Py_ssize_t iR       # SB + 1 row pointers of the CSR
     Py_ssize_t iI       # SB x n0 input index of each CSR entry
+    Py_ssize_t iZ       # SIMD path: each layer's non-zero inputs (layer l at iZ + noff[l])
+    Py_ssize_t iC       # SIMD path: their numbers (L entries)
 
 
 # ------------------------------------------------------------- gathering the inputs
@@ -444,10 +447,162 @@ cdef void _sgd_direct(floating[::1] P, const int64_t[::1] sizes, const int64_t[:
                         P[row + k] -= lr * (v * ws[D + k])
 
 
+# ------------------------------------------------------- the explicit-SIMD path
+# With AVX-512 (FASTNET_SIMD), samples go four at a time ("panels"): each layer's input
+# rows are the union of the four samples' non-zero inputs, each weight row is loaded once
+# for the four (fastnet_simd.h: running sums in registers), and each gradient row is read
+# and written once per four samples.  Same numbers as the generic loops above.
+
+cdef inline const floating* _input(const floating[:, ::1] X, const floating[::1] ws,
+                                   Py_ssize_t i, Py_ssize_t slot, Py_ssize_t l,
+                                   const int64_t[::1] aoff, Layout lay) noexcept nogil:
+    """Layer ``l``'s input for the sample in ``slot`` (row ``i`` of ``X`` for layer 0)."""
+    if l == 0:
+        return &X[i, 0]
+    return &ws[lay.wA + slot * lay.SA + aoff[l - 1]]
+
+
+cdef inline void _bias_activate(const floating[::1] P, const int64_t[::1] sizes,
+                                const int64_t[::1] offs, const int64_t[::1] kinds,
+                                const int64_t[::1] aoff, Layout lay, floating[::1] ws,
+                                Py_ssize_t slot, Py_ssize_t l) noexcept nogil:
+    cdef Py_ssize_t k, n = sizes[l + 1], base = lay.wA + slot * lay.SA + aoff[l]
+    for k in range(n):
+        ws[base + k] += P[offs[l] + k]
+    activate_inplace(<int>kinds[l], ws, base, n)
+
+
+cdef void _panel_forward(const floating[::1] P, const int64_t[::1] sizes,
+                         const int64_t[::1] offs, const int64_t[::1] kinds,
+                         const int64_t[::1] aoff, const int64_t[::1] noff, Layout lay,
+                         const floating[:, ::1] X, Py_ssize_t i0, Py_ssize_t i1,
+                         Py_ssize_t i2, Py_ssize_t i3, floating[::1] ws,
+                         int32_t[::1] iw) noexcept nogil:
+    """Activations of rows ``i0..i3`` of ``X`` into slots 0..3; each layer's union of non-zero
+    inputs (and its size) kept in ``iw`` for the gradient."""
+    cdef Py_ssize_t l, s, n_out, SA = lay.SA
+    cdef int64_t c
+    cdef int32_t *nz
+    for l in range(lay.L):
+        n_out = sizes[l + 1]
+        nz = &iw[lay.iZ + noff[l]]
+        c = simd_compact4(_input(X, ws, i0, 0, l, aoff, lay), _input(X, ws, i1, 1, l, aoff, lay),
+                          _input(X, ws, i2, 2, l, aoff, lay), _input(X, ws, i3, 3, l, aoff, lay),
+                          sizes[l], nz)
+        iw[lay.iC + l] = <int32_t>c
+        simd_affine4(&P[offs[l] + n_out], n_out, nz, c,
+                     _input(X, ws, i0, 0, l, aoff, lay), _input(X, ws, i1, 1, l, aoff, lay),
+                     _input(X, ws, i2, 2, l, aoff, lay), _input(X, ws, i3, 3, l, aoff, lay),
+                     &ws[lay.wA + aoff[l]], &ws[lay.wA + SA + aoff[l]],
+                     &ws[lay.wA + 2 * SA + aoff[l]], &ws[lay.wA + 3 * SA + aoff[l]])
+        for s in range(4):
+            _bias_activate(P, sizes, offs, kinds, aoff, lay, ws, s, l)
+
+
+cdef void _panel_grad(const int64_t[::1] sizes, const int64_t[::1] offs,
+                      const int64_t[::1] aoff, const int64_t[::1] noff, Layout lay,
+                      const floating[:, ::1] X, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t i2,
+                      Py_ssize_t i3, floating[::1] ws, int32_t[::1] iw,
+                      floating[::1] G) noexcept nogil:
+    """``G +=`` the gradients of the panel (after :func:`_panel_forward` and the deltas)."""
+    cdef Py_ssize_t l, k, n_out, off, SA = lay.SA, D
+    for l in range(lay.L):
+        n_out = sizes[l + 1]
+        off = offs[l]
+        D = lay.wD + aoff[l]
+        for k in range(n_out):
+            G[off + k] = (((G[off + k] + ws[D + k]) + ws[D + SA + k]) + ws[D + 2 * SA + k]) \
+                + ws[D + 3 * SA + k]
+        simd_axpy4(&G[off + n_out], n_out, &iw[lay.iZ + noff[l]], iw[lay.iC + l],
+                   _input(X, ws, i0, 0, l, aoff, lay), _input(X, ws, i1, 1, l, aoff, lay),
+                   _input(X, ws, i2, 2, l, aoff, lay), _input(X, ws, i3, 3, l, aoff, lay),
+                   &ws[D], &ws[D + SA], &ws[D + 2 * SA], &ws[D + 3 * SA])
+
+
+cdef void _single_forward(const floating[::1] P, const int64_t[::1] sizes,
+                          const int64_t[::1] offs, const int64_t[::1] kinds,
+                          const int64_t[::1] aoff, const int64_t[::1] noff, Layout lay,
+                          const floating[:, ::1] X, Py_ssize_t i, floating[::1] ws,
+                          int32_t[::1] iw) noexcept nogil:
+    """Activations of row ``i`` of ``X`` into slot 0 (non-zero input lists kept in ``iw``)."""
+    cdef Py_ssize_t l, n_out
+    cdef int64_t c
+    cdef int32_t *nz
+    for l in range(lay.L):
+        n_out = sizes[l + 1]
+        nz = &iw[lay.iZ + noff[l]]
+        c = simd_compact1(_input(X, ws, i, 0, l, aoff, lay), sizes[l], nz)
+        iw[lay.iC + l] = <int32_t>c
+        simd_affine1(&P[offs[l] + n_out], n_out, nz, c, _input(X, ws, i, 0, l, aoff, lay),
+                     &ws[lay.wA + aoff[l]])
+        _bias_activate(P, sizes, offs, kinds, aoff, lay, ws, 0, l)
+
+
+cdef void _single_grad(const int64_t[::1] sizes, const int64_t[::1] offs,
+                       const int64_t[::1] aoff, const int64_t[::1] noff, Layout lay,
+                       const floating[:, ::1] X, Py_ssize_t i, floating[::1] ws,
+                       int32_t[::1] iw, floating[::1] G) noexcept nogil:
+    cdef Py_ssize_t l, k, n_out, off, D
+    for l in range(lay.L):
+        n_out = sizes[l + 1]
+        off = offs[l]
+        D = lay.wD + aoff[l]
+        for k in range(n_out):
+            G[off + k] += ws[D + k]
+        simd_axpy1(&G[off + n_out], n_out, &iw[lay.iZ + noff[l]], iw[lay.iC + l],
+                   _input(X, ws, i, 0, l, aoff, lay), &ws[D])
+
+
+cdef void _single_sgd(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
+                      const int64_t[::1] aoff, const int64_t[::1] noff, Layout lay,
+                      const floating[:, ::1] X, Py_ssize_t i, const floating[::1] ws,
+                      const int32_t[::1] iw, floating lr) noexcept nogil:
+    """Online SGD step of the sample in slot 0 (see :func:`_sgd_direct`), rows of its non-zero
+    inputs only."""
+    cdef Py_ssize_t l, t, k, n_out, off, row, D, j
+    cdef floating v
+    for l in range(lay.L):
+        n_out = sizes[l + 1]
+        off = offs[l]
+        D = lay.wD + aoff[l]
+        for k in range(n_out):
+            P[off + k] -= lr * ws[D + k]
+        for t in range(iw[lay.iC + l]):
+            j = iw[lay.iZ + noff[l] + t]
+            v = X[i, j] if l == 0 else ws[lay.wA + aoff[l - 1] + j]
+            row = off + (j + 1) * n_out
+            for k in range(n_out):
+                P[row + k] -= lr * (v * ws[D + k])
+
+
+cdef double _accumulate_simd(
+        floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
+        const int64_t[::1] kinds, const int64_t[::1] aoff, const int64_t[::1] noff,
+        Layout lay, const floating[:, ::1] X, const floating[:, ::1] Y,
+        const int64_t[::1] order, Py_ssize_t lo, Py_ssize_t hi, floating[::1] ws,
+        int32_t[::1] iw, floating[::1] G) noexcept nogil:
+    cdef Py_ssize_t r = lo, s, q
+    cdef double total = 0
+    while r + 4 <= hi:
+        _panel_forward(P, sizes, offs, kinds, aoff, noff, lay, X, order[r], order[r + 1],
+                       order[r + 2], order[r + 3], ws, iw)
+        for s in range(4):
+            total += _deltas(P, sizes, offs, kinds, aoff, lay, Y, order[r + s], ws, s)
+        _panel_grad(sizes, offs, aoff, noff, lay, X, order[r], order[r + 1], order[r + 2],
+                    order[r + 3], ws, iw, G)
+        r += 4
+    while r < hi:
+        _single_forward(P, sizes, offs, kinds, aoff, noff, lay, X, order[r], ws, iw)
+        total += _deltas(P, sizes, offs, kinds, aoff, lay, Y, order[r], ws, 0)
+        _single_grad(sizes, offs, aoff, noff, lay, X, order[r], ws, iw, G)
+        r += 1
+    return total
+
+
 # ------------------------------------------------------------------ sample ranges
 cdef double _accumulate(
         floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
-        const int64_t[::1] kinds, const int64_t[::1] aoff, Layout lay,
+        const int64_t[::1] kinds, const int64_t[::1] aoff, const int64_t[::1] noff, Layout lay,
         const floating[:, ::1] X, const uint32_t[:, ::1] Xw, const floating[:, ::1] Y,
         const int64_t[::1] order, Py_ssize_t lo, Py_ssize_t hi, floating[::1] ws,
         int32_t[::1] iw, floating[::1] G) noexcept nogil:
@@ -455,6 +610,9 @@ cdef double _accumulate(
     a time; return their summed loss."""
     cdef Py_ssize_t r0, nb, s
     cdef double total = 0
+    if FASTNET_SIMD:
+        return _accumulate_simd(P, sizes, offs, kinds, aoff, noff, lay, X, Y, order, lo, hi,
+                                ws, iw, G)
     r0 = lo
     while r0 < hi:
         nb = min(lay.SB, hi - r0)
@@ -474,7 +632,7 @@ cdef double _accumulate(
 
 cdef double _accumulate_chunks(
         floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
-        const int64_t[::1] kinds, const int64_t[::1] aoff, Layout lay,
+        const int64_t[::1] kinds, const int64_t[::1] aoff, const int64_t[::1] noff, Layout lay,
         const floating[:, ::1] X, const uint32_t[:, ::1] Xw, const floating[:, ::1] Y,
         const int64_t[::1] order, Py_ssize_t start, Py_ssize_t b, floating[:, ::1] ws,
         int32_t[:, ::1] iw, floating[:, ::1] Gb, double[::1] tloss, int C, int T,
@@ -486,17 +644,17 @@ cdef double _accumulate_chunks(
     cdef int c, tid
     cdef double total = 0
     if C <= 1:
-        return _accumulate(P, sizes, offs, kinds, aoff, lay, X, Xw, Y, order, start,
+        return _accumulate(P, sizes, offs, kinds, aoff, noff, lay, X, Xw, Y, order, start,
                            start + b, ws[0], iw[0], Gb[0])
     if parallel and T > 1:
         for c in prange(C, num_threads=T, schedule="dynamic", chunksize=1):
             tid = threadid()
-            tloss[c] = _accumulate(P, sizes, offs, kinds, aoff, lay, X, Xw, Y, order,
+            tloss[c] = _accumulate(P, sizes, offs, kinds, aoff, noff, lay, X, Xw, Y, order,
                                    start + (b * c) // C, start + (b * (c + 1)) // C,
                                    ws[tid], iw[tid], Gb[c])
     else:
         for c in range(C):
-            tloss[c] = _accumulate(P, sizes, offs, kinds, aoff, lay, X, Xw, Y, order,
+            tloss[c] = _accumulate(P, sizes, offs, kinds, aoff, noff, lay, X, Xw, Y, order,
                                    start + (b * c) // C, start + (b * (c + 1)) // C,
                                    ws[0], iw[0], Gb[c])
     for c in range(C):
@@ -558,12 +716,29 @@ cdef void _step(floating[::1] P, floating[::1] S, floating[:, ::1] Gb, int T,
 # --------------------------------------------------------------------- the drivers
 cdef void _forward_range(
         const floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
-        const int64_t[::1] kinds, const int64_t[::1] aoff, Layout lay,
+        const int64_t[::1] kinds, const int64_t[::1] aoff, const int64_t[::1] noff, Layout lay,
         const floating[:, ::1] X, const uint32_t[:, ::1] Xw, const int64_t[::1] order,
         floating[:, ::1] out, Py_ssize_t lo, Py_ssize_t hi, floating[::1] ws,
         int32_t[::1] iw) noexcept nogil:
     """Outputs of samples ``order[lo:hi]`` into those rows of ``out``."""
-    cdef Py_ssize_t r, k, K = sizes[lay.L], A = lay.wA + aoff[lay.L - 1]
+    cdef Py_ssize_t r, k, s, q, K = sizes[lay.L], A = lay.wA + aoff[lay.L - 1]
+    if FASTNET_SIMD:
+        r = lo
+        while r + 4 <= hi:
+            for q in range(r + 4, min(r + 8, hi)):
+                prefetch_row(X, order[q])
+            _panel_forward(P, sizes, offs, kinds, aoff, noff, lay, X, order[r], order[r + 1],
+                           order[r + 2], order[r + 3], ws, iw)
+            for s in range(4):
+                for k in range(K):
+                    out[order[r + s], k] = ws[A + s * lay.SA + k]
+            r += 4
+        while r < hi:
+            _single_forward(P, sizes, offs, kinds, aoff, noff, lay, X, order[r], ws, iw)
+            for k in range(K):
+                out[order[r], k] = ws[A + k]
+            r += 1
+        return
     iw[lay.iR] = 0
     for r in range(lo, hi):
         if r + 1 < hi:
@@ -576,7 +751,7 @@ cdef void _forward_range(
 
 
 cdef void _forward(const floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
-                   const int64_t[::1] kinds, const int64_t[::1] aoff, Layout lay,
+                   const int64_t[::1] kinds, const int64_t[::1] aoff, const int64_t[::1] noff, Layout lay,
                    const floating[:, ::1] X, const uint32_t[:, ::1] Xw,
                    const int64_t[::1] order, floating[:, ::1] out, floating[:, ::1] ws,
                    int32_t[:, ::1] iw, int C, int T) noexcept nogil:
@@ -584,11 +759,11 @@ cdef void _forward(const floating[::1] P, const int64_t[::1] sizes, const int64_
     cdef Py_ssize_t m = X.shape[0]
     cdef int c, tid
     if C <= 1 or T <= 1:
-        _forward_range(P, sizes, offs, kinds, aoff, lay, X, Xw, order, out, 0, m, ws[0], iw[0])
+        _forward_range(P, sizes, offs, kinds, aoff, noff, lay, X, Xw, order, out, 0, m, ws[0], iw[0])
         return
     for c in prange(C, num_threads=T, schedule="dynamic", chunksize=1):
         tid = threadid()
-        _forward_range(P, sizes, offs, kinds, aoff, lay, X, Xw, order, out, (m * c) // C,
+        _forward_range(P, sizes, offs, kinds, aoff, noff, lay, X, Xw, order, out, (m * c) // C,
                        (m * (c + 1)) // C, ws[tid], iw[tid])
 
 
@@ -604,7 +779,7 @@ cdef void _sum_rows(floating[:, ::1] Gb, int T, floating[::1] out, Py_ssize_t lo
 
 
 cdef double _backprop(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
-                      const int64_t[::1] kinds, const int64_t[::1] aoff, Layout lay,
+                      const int64_t[::1] kinds, const int64_t[::1] aoff, const int64_t[::1] noff, Layout lay,
                       const floating[:, ::1] X, const uint32_t[:, ::1] Xw,
                       const floating[:, ::1] Y, const int64_t[::1] order, floating[::1] grad,
                       floating[:, ::1] ws, int32_t[:, ::1] iw, floating[:, ::1] Gb,
@@ -616,9 +791,9 @@ cdef double _backprop(floating[::1] P, const int64_t[::1] sizes, const int64_t[:
     if C <= 1:
         for i in range(n):
             grad[i] = 0
-        return _accumulate(P, sizes, offs, kinds, aoff, lay, X, Xw, Y, order, 0, m, ws[0],
+        return _accumulate(P, sizes, offs, kinds, aoff, noff, lay, X, Xw, Y, order, 0, m, ws[0],
                            iw[0], grad)
-    total = _accumulate_chunks(P, sizes, offs, kinds, aoff, lay, X, Xw, Y, order, 0, m, ws,
+    total = _accumulate_chunks(P, sizes, offs, kinds, aoff, noff, lay, X, Xw, Y, order, 0, m, ws,
                                iw, Gb, tloss, C, T, True)
     # grad = Gb[0] + Gb[1] + ... in chunk order, the parameters cut into Tred ranges
     if Tred <= 1:
@@ -633,7 +808,7 @@ cdef double _backprop(floating[::1] P, const int64_t[::1] sizes, const int64_t[:
 
 
 cdef double _train(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
-                   const int64_t[::1] kinds, const int64_t[::1] aoff, Layout lay,
+                   const int64_t[::1] kinds, const int64_t[::1] aoff, const int64_t[::1] noff, Layout lay,
                    const floating[:, ::1] X, const uint32_t[:, ::1] Xw,
                    const floating[:, ::1] Y, const int64_t[::1] order, Py_ssize_t bs, int opt,
                    floating lr, floating mu, floating rho, floating eps, int pen, floating lam,
@@ -648,6 +823,15 @@ cdef double _train(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1]
     cdef int32_t[::1] iw0 = iw[0]
     if direct:
         # online SGD: each sample's step in place, on the rows it touches
+        if FASTNET_SIMD:
+            for start in range(m):
+                if start + 1 < m:
+                    prefetch_row(X, order[start + 1])
+                _single_forward(P, sizes, offs, kinds, aoff, noff, lay, X, order[start], ws0,
+                                iw0)
+                total += _deltas(P, sizes, offs, kinds, aoff, lay, Y, order[start], ws0, 0)
+                _single_sgd(P, sizes, offs, aoff, noff, lay, X, order[start], ws0, iw0, lr)
+            return total
         iw0[lay.iR] = 0
         for start in range(m):
             if start + 1 < m:
@@ -677,7 +861,7 @@ cdef double _train(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1]
                 probe = 1
             par = probe == 2 or (probe == 0 and _adapt_parallel)
         t0 = fastnet_wtime()
-        total += _accumulate_chunks(P, sizes, offs, kinds, aoff, lay, X, Xw, Y, order, start,
+        total += _accumulate_chunks(P, sizes, offs, kinds, aoff, noff, lay, X, Xw, Y, order, start,
                                     b, ws, iw, Gb, tloss, C, T, par)
         _step(P, S, Gb, C, segs, <floating>b, opt, lr, mu, rho, eps, pen, lam,
               Tstep if par else 1)
@@ -713,6 +897,8 @@ cdef class _Work:
         if n0 >= 2**31 - 1:
             raise ValueError(f"input width {n0} is too large (int32 indices)")
         SB = block if block > 0 else max(1, min(_BLOCK_MAX, _BLOCK_ENTRIES // n0))
+        if FASTNET_SIMD:
+            SB = 4                           # the slots of a panel
         self.lay.L = lay.L
         self.lay.n0 = n0
         self.lay.SA = SA
@@ -724,7 +910,10 @@ cdef class _Work:
         nf = self.lay.wV + SB * n0
         self.lay.iR = 0
         self.lay.iI = SB + 1
-        ni = self.lay.iI + SB * n0
+        self.lay.iZ = self.lay.iI + SB * n0
+        self.lay.iC = self.lay.iZ + int(lay.noff[lay.L])
+        ni = self.lay.iC + lay.L
+        nf += 16                             # whole-vector loads past the last slot's end
         # rows of each thread start on separate cache lines
         self.ws = np.zeros((T, (nf + 15) // 16 * 16), dtype=dtype)
         self.iw = np.zeros((T, (ni + 15) // 16 * 16), dtype=np.int32)
@@ -751,20 +940,20 @@ def forward_network(params, sizes, kinds, X, out):
     cdef _Work w = _Work(lay, 0, params.dtype, T, 0)
     order = np.arange(X.shape[0], dtype=np.int64)
     if params.dtype == np.float32:
-        _forward_entry[cython.float](params, lay.sizes, lay.offs, lay.kinds, lay.aoff, w.lay,
+        _forward_entry[cython.float](params, lay.sizes, lay.offs, lay.kinds, lay.aoff, lay.noff, w.lay,
                                      X, _bits(X), order, out, w.ws, w.iw, C, T)
     else:
-        _forward_entry[cython.double](params, lay.sizes, lay.offs, lay.kinds, lay.aoff, w.lay,
+        _forward_entry[cython.double](params, lay.sizes, lay.offs, lay.kinds, lay.aoff, lay.noff, w.lay,
                                       X, _bits(X), order, out, w.ws, w.iw, C, T)
 
 
 cdef _forward_entry(const floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
-                    const int64_t[::1] kinds, const int64_t[::1] aoff, Layout lay,
+                    const int64_t[::1] kinds, const int64_t[::1] aoff, const int64_t[::1] noff, Layout lay,
                     const floating[:, ::1] X, const uint32_t[:, ::1] Xw,
                     const int64_t[::1] order, floating[:, ::1] out, floating[:, ::1] ws,
                     int32_t[:, ::1] iw, int C, int T):
     with nogil:
-        _forward(P, sizes, offs, kinds, aoff, lay, X, Xw, order, out, ws, iw, C, T)
+        _forward(P, sizes, offs, kinds, aoff, noff, lay, X, Xw, order, out, ws, iw, C, T)
 
 
 def _backprop_common(K, params, sizes, kinds, loss_kind, X, Y, grad):
@@ -784,23 +973,23 @@ def _backprop_common(K, params, sizes, kinds, loss_kind, X, Y, grad):
     cdef _Work w = _Work(lay, loss_kind, params.dtype, T, C if C > 1 else 0)
     order = np.arange(m, dtype=np.int64)
     if params.dtype == np.float32:
-        return _backprop_entry[cython.float](params, lay.sizes, lay.offs, lay.kinds, lay.aoff,
+        return _backprop_entry[cython.float](params, lay.sizes, lay.offs, lay.kinds, lay.aoff, lay.noff,
                                              w.lay, X, _bits(X), Y, order, grad, w.ws, w.iw,
                                              w.Gb, w.tloss, C, T, Tred)
-    return _backprop_entry[cython.double](params, lay.sizes, lay.offs, lay.kinds, lay.aoff,
+    return _backprop_entry[cython.double](params, lay.sizes, lay.offs, lay.kinds, lay.aoff, lay.noff,
                                           w.lay, X, _bits(X), Y, order, grad, w.ws, w.iw, w.Gb,
                                           w.tloss, C, T, Tred)
 
 
 cdef double _backprop_entry(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
-                            const int64_t[::1] kinds, const int64_t[::1] aoff, Layout lay,
+                            const int64_t[::1] kinds, const int64_t[::1] aoff, const int64_t[::1] noff, Layout lay,
                             const floating[:, ::1] X, const uint32_t[:, ::1] Xw,
                             const floating[:, ::1] Y, const int64_t[::1] order,
                             floating[::1] grad, floating[:, ::1] ws, int32_t[:, ::1] iw,
                             floating[:, ::1] Gb, double[::1] tloss, int C, int T, int Tred):
     cdef double total
     with nogil:
-        total = _backprop(P, sizes, offs, kinds, aoff, lay, X, Xw, Y, order, grad, ws, iw, Gb,
+        total = _backprop(P, sizes, offs, kinds, aoff, noff, lay, X, Xw, Y, order, grad, ws, iw, Gb,
                           tloss, C, T, Tred)
     return total
 
@@ -859,18 +1048,18 @@ def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimi
     cdef _Work w = _Work(lay, loss_kind, params.dtype, T, C, 1 if bs == 1 else 0)
     segs = lay.segs()
     if params.dtype == np.float32:
-        return _train_entry[cython.float](params, lay.sizes, lay.offs, lay.kinds, lay.aoff,
+        return _train_entry[cython.float](params, lay.sizes, lay.offs, lay.kinds, lay.aoff, lay.noff,
                                           w.lay, X, _bits(X), Y, order, bs, opt, lr, mu, rho,
                                           eps, pen, lam, state, w.ws, w.iw, w.Gb, w.tloss, segs,
                                           T, float(lay.n_params), Tstep)
-    return _train_entry[cython.double](params, lay.sizes, lay.offs, lay.kinds, lay.aoff, w.lay,
+    return _train_entry[cython.double](params, lay.sizes, lay.offs, lay.kinds, lay.aoff, lay.noff, w.lay,
                                        X, _bits(X), Y, order, bs, opt, lr, mu, rho, eps, pen,
                                        lam, state, w.ws, w.iw, w.Gb, w.tloss, segs, T,
                                        float(lay.n_params), Tstep)
 
 
 cdef double _train_entry(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
-                         const int64_t[::1] kinds, const int64_t[::1] aoff, Layout lay,
+                         const int64_t[::1] kinds, const int64_t[::1] aoff, const int64_t[::1] noff, Layout lay,
                          const floating[:, ::1] X, const uint32_t[:, ::1] Xw,
                          const floating[:, ::1] Y, const int64_t[::1] order, Py_ssize_t bs,
                          int opt, floating lr, floating mu, floating rho, floating eps, int pen,
@@ -879,7 +1068,7 @@ cdef double _train_entry(floating[::1] P, const int64_t[::1] sizes, const int64_
                          int tmax, double work, int Tstep):
     cdef double total
     with nogil:
-        total = _train(P, sizes, offs, kinds, aoff, lay, X, Xw, Y, order, bs, opt, lr, mu, rho,
+        total = _train(P, sizes, offs, kinds, aoff, noff, lay, X, Xw, Y, order, bs, opt, lr, mu, rho,
                        eps, pen, lam, S, ws, iw, Gb, tloss, segs, tmax, work, Tstep)
     return total
 

@@ -107,10 +107,11 @@ def network_shape(kernel, params, sizes):
 
 class Layout:
     """A checked network: ``sizes``, ``kinds``, per-layer offsets ``offs`` into ``params``
-    and ``aoff`` of the layers' activations within one sample's slot (layer ``l``'s
-    output at ``aoff[l]``; ``aoff[L]`` = all of them)."""
+    ``aoff`` of the layers' activations within one sample's slot (layer ``l``'s output at
+    ``aoff[l]``, each layer padded to 16 entries; ``aoff[L]`` = the slot's size) and
+    ``noff`` of each layer's list of non-zero inputs in the index workspace."""
 
-    __slots__ = ("sizes", "kinds", "offs", "aoff", "n_params", "segments", "L")
+    __slots__ = ("sizes", "kinds", "offs", "aoff", "noff", "n_params", "segments", "L")
 
     #: elements per segment of the parallel optimiser pass
     SEGMENT = 4096
@@ -130,9 +131,14 @@ class Layout:
                              f"activation, got kinds {kinds}")
         self.sizes, self.kinds, self.offs, self.L = sizes, kinds, offs, L
         self.n_params = int(offs[-1])
+        # each layer's slot rounded up to 16 entries (whole 64-byte vectors of float32)
         aoff = np.zeros(L + 1, dtype=np.int64)
-        np.cumsum(sizes[1:], out=aoff[1:])
+        np.cumsum((sizes[1:] + 15) // 16 * 16, out=aoff[1:])
         self.aoff = aoff
+        # the non-zero input lists of each layer (an index buffer: its width + 16)
+        noff = np.zeros(L + 1, dtype=np.int64)
+        np.cumsum(sizes[:-1] + 16, out=noff[1:])
+        self.noff = noff
         self.segments = None
 
     def segs(self):
