@@ -80,6 +80,10 @@ def _extensions():
         compile_args.append("-fopenmp")
         link_args.append("-fopenmp")
     macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+    if checked:
+        # the checked build runs the generic (memoryview-indexed, bounds-checked) loops,
+        # not the raw-pointer AVX-512 kernels of src_cython/fastnet_simd.h
+        macros.append(("FASTNET_NO_SIMD", "1"))
     exts = []
     for pyx in sorted(glob.glob(os.path.join("src_cython", "*.pyx"))):
         name = os.path.splitext(os.path.basename(pyx))[0]
@@ -90,6 +94,8 @@ def _extensions():
             define_macros=macros,
             extra_compile_args=compile_args,
             extra_link_args=link_args,
+            depends=sorted(glob.glob(os.path.join("src_cython", "*.pxd"))
+                           + glob.glob(os.path.join("src_cython", "*.h"))),
         ))
     directives = {
         "language_level": 3,

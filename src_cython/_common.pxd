@@ -103,6 +103,10 @@ cdef extern from "fastnet_simd.h" nogil:
     void fn_affine4_f64(const double *W, int64_t n, const int32_t *idx, int64_t c,
                         const double *x0, const double *x1, const double *x2,
                         const double *x3, double *z0, double *z1, double *z2, double *z3)
+    void fn_sgd1_f32(float *W, int64_t n, const int32_t *idx, int64_t c, const float *x0,
+                     const float *d0, float lr)
+    void fn_sgd1_f64(double *W, int64_t n, const int32_t *idx, int64_t c, const double *x0,
+                     const double *d0, double lr)
     void fn_axpy1_f32(float *G, int64_t n, const int32_t *idx, int64_t c, const float *x0,
                       const float *d0)
     void fn_axpy4_f32(float *G, int64_t n, const int32_t *idx, int64_t c, const float *x0,
@@ -155,6 +159,14 @@ cdef inline void simd_axpy1(floating *G, int64_t n, const int32_t *idx, int64_t 
         fn_axpy1_f32(G, n, idx, c, x0, d0)
     else:
         fn_axpy1_f64(G, n, idx, c, x0, d0)
+
+
+cdef inline void simd_sgd1(floating *W, int64_t n, const int32_t *idx, int64_t c,
+                           const floating *x0, const floating *d0, floating lr) noexcept nogil:
+    if floating is float:
+        fn_sgd1_f32(W, n, idx, c, x0, d0, lr)
+    else:
+        fn_sgd1_f64(W, n, idx, c, x0, d0, lr)
 
 
 cdef inline void simd_axpy4(floating *G, int64_t n, const int32_t *idx, int64_t c,

@@ -43,6 +43,8 @@
 #define F32_SET1(x) _mm512_set1_ps(x)
 #define F32_ZERO() _mm512_setzero_ps()
 #define F32_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define F32_MUL(a, b) _mm512_mul_ps((a), (b))
+#define F32_SUB(a, b) _mm512_sub_ps((a), (b))
 #define F32_NZ(v) _mm512_cmp_ps_mask((v), _mm512_setzero_ps(), _CMP_NEQ_UQ)
 #define F32_MASK(r) ((__mmask16)(((uint32_t)1 << (r)) - 1u))
 
@@ -55,6 +57,8 @@
 #define F64_SET1(x) _mm512_set1_pd(x)
 #define F64_ZERO() _mm512_setzero_pd()
 #define F64_FMA(a, b, c) _mm512_fmadd_pd((a), (b), (c))
+#define F64_MUL(a, b) _mm512_mul_pd((a), (b))
+#define F64_SUB(a, b) _mm512_sub_pd((a), (b))
 #define F64_NZ(v) _mm512_cmp_pd_mask((v), _mm512_setzero_pd(), _CMP_NEQ_UQ)
 #define F64_MASK(r) ((__mmask8)(((uint32_t)1 << (r)) - 1u))
 
@@ -150,6 +154,9 @@ static inline int64_t fn_compact4_f64(const double *x0, const double *x1, const 
  * fn_axpy{1,4}_T(G, n, idx, c, x0[..x3], d0[..d3]):
  *     G[idx[t]*n + k] += x_0[idx[t]]*d_0[k] (+ x_1 d_1 + ...: FMAs in sample order)
  *   each row read and written once; d_s readable up to n rounded up to whole vectors.
+ *
+ * fn_sgd1_T(W, n, idx, c, x, d, lr):  W[idx[t]*n + k] -= lr * (x[idx[t]] * d[k])
+ *   (rounded as the reference's params -= lr * grad: no fused multiply-add).
  *
  */
 #define FN_DEFINE_ROW_KERNELS(T, S, P_)                                                  \
@@ -306,7 +313,8 @@ FN_AI void fn_row_update_##S(int np, T *g, int64_t n, P_##_V x0, P_##_V x1, P_##
 FN_AI void fn_axpy_fix_##S(int np, int nf, int tail, T *G, int64_t n, const int32_t *idx, \
                            int64_t c, const T *x0, const T *x1, const T *x2,             \
                            const T *x3, const T *d0, const T *d1, const T *d2,           \
-                           const T *d3) {                                               \
+                           const T *d3, int sgd, T lr) {                                \
+    P_##_V lrv = P_##_SET1(lr);                                                         \
     const int64_t last = nf > 0 ? n - P_##_L : 0;                                       \
     P_##_V z = P_##_ZERO();                                                             \
     P_##_V e0 = tail ? P_##_LOAD(d0 + last) : z, e1 = z, e2 = z, e3 = z;                \
@@ -332,7 +340,7 @@ FN_AI void fn_axpy_fix_##S(int np, int nf, int tail, T *G, int64_t n, const int3
         if (nf == 0) {                                                                  \
             T tmp[P_##_L];                                                              \
             a = P_##_MLOAD(P_##_MASK(n), g);                                            \
-            a = P_##_FMA(v0, e0, a);                                                    \
+            a = sgd ? P_##_SUB(a, P_##_MUL(lrv, P_##_MUL(v0, e0))) : P_##_FMA(v0, e0, a);  \
             if (np > 1) { a = P_##_FMA(v1, e1, a); a = P_##_FMA(v2, e2, a);              \
                           a = P_##_FMA(v3, e3, a); }                                    \
             P_##_STORE(tmp, a);                                                         \
@@ -341,25 +349,25 @@ FN_AI void fn_axpy_fix_##S(int np, int nf, int tail, T *G, int64_t n, const int3
         }                                                                               \
         if (tail) {                                                                     \
             e = P_##_LOAD(g + last);                                                    \
-            e = P_##_FMA(v0, e0, e);                                                    \
+            e = sgd ? P_##_SUB(e, P_##_MUL(lrv, P_##_MUL(v0, e0))) : P_##_FMA(v0, e0, e);  \
             if (np > 1) { e = P_##_FMA(v1, e1, e); e = P_##_FMA(v2, e2, e);              \
                           e = P_##_FMA(v3, e3, e); }                                    \
         }                                                                               \
         a = P_##_LOAD(g);                                                               \
-        a = P_##_FMA(v0, f00, a);                                                       \
+        a = sgd ? P_##_SUB(a, P_##_MUL(lrv, P_##_MUL(v0, f00))) : P_##_FMA(v0, f00, a);    \
         if (np > 1) { a = P_##_FMA(v1, f10, a); a = P_##_FMA(v2, f20, a);                \
                       a = P_##_FMA(v3, f30, a); }                                       \
         P_##_STORE(g, a);                                                               \
         if (nf > 1) {                                                                   \
             a = P_##_LOAD(g + P_##_L);                                                  \
-            a = P_##_FMA(v0, f01, a);                                                   \
+            a = sgd ? P_##_SUB(a, P_##_MUL(lrv, P_##_MUL(v0, f01))) : P_##_FMA(v0, f01, a); \
             if (np > 1) { a = P_##_FMA(v1, f11, a); a = P_##_FMA(v2, f21, a);            \
                           a = P_##_FMA(v3, f31, a); }                                   \
             P_##_STORE(g + P_##_L, a);                                                  \
         }                                                                               \
         if (nf > 2) {                                                                   \
             a = P_##_LOAD(g + 2 * P_##_L);                                              \
-            a = P_##_FMA(v0, f02, a);                                                   \
+            a = sgd ? P_##_SUB(a, P_##_MUL(lrv, P_##_MUL(v0, f02))) : P_##_FMA(v0, f02, a); \
             if (np > 1) { a = P_##_FMA(v1, f12, a); a = P_##_FMA(v2, f22, a);            \
                           a = P_##_FMA(v3, f32, a); }                                   \
             P_##_STORE(g + 2 * P_##_L, a);                                              \
@@ -370,10 +378,19 @@ FN_AI void fn_axpy_fix_##S(int np, int nf, int tail, T *G, int64_t n, const int3
                                                                                         \
 FN_AI void fn_axpy_any_##S(int np, T *G, int64_t n, const int32_t *idx, int64_t c,       \
                            const T *x0, const T *x1, const T *x2, const T *x3,           \
-                           const T *d0, const T *d1, const T *d2, const T *d3) {         \
+                           const T *d0, const T *d1, const T *d2, const T *d3,           \
+                           int sgd, T lr) {                                             \
     int64_t nf = n / P_##_L;                                                            \
     int tail = (n % P_##_L) != 0;                                                       \
     P_##_V z = P_##_ZERO();                                                             \
+    if (nf > 3 && sgd) {                                                                \
+        for (int64_t t = 0; t < c; t++) {                                               \
+            T *g = G + (int64_t)idx[t] * n;                                             \
+            T v = x0[idx[t]];                                                           \
+            for (int64_t k = 0; k < n; k++) g[k] -= lr * (v * d0[k]);                   \
+        }                                                                               \
+        return;                                                                         \
+    }                                                                                   \
     if (nf > 3) {                                                                       \
         for (int64_t t = 0; t < c; t++) {                                               \
             int64_t i = idx[t];                                                         \
@@ -385,26 +402,40 @@ FN_AI void fn_axpy_any_##S(int np, T *G, int64_t n, const int32_t *idx, int64_t 
         return;                                                                         \
     }                                                                                   \
     switch ((int)nf * 2 + tail) {                                                       \
-    case 1: fn_axpy_fix_##S(np, 0, 1, G, n, idx, c, x0, x1, x2, x3, d0, d1, d2, d3); break; \
-    case 2: fn_axpy_fix_##S(np, 1, 0, G, n, idx, c, x0, x1, x2, x3, d0, d1, d2, d3); break; \
-    case 3: fn_axpy_fix_##S(np, 1, 1, G, n, idx, c, x0, x1, x2, x3, d0, d1, d2, d3); break; \
-    case 4: fn_axpy_fix_##S(np, 2, 0, G, n, idx, c, x0, x1, x2, x3, d0, d1, d2, d3); break; \
-    case 5: fn_axpy_fix_##S(np, 2, 1, G, n, idx, c, x0, x1, x2, x3, d0, d1, d2, d3); break; \
-    case 6: fn_axpy_fix_##S(np, 3, 0, G, n, idx, c, x0, x1, x2, x3, d0, d1, d2, d3); break; \
-    case 7: fn_axpy_fix_##S(np, 3, 1, G, n, idx, c, x0, x1, x2, x3, d0, d1, d2, d3); break; \
+    case 1: fn_axpy_fix_##S(np, 0, 1, G, n, idx, c, x0, x1, x2, x3, d0, d1, d2, d3, \
+        sgd, lr); break; \
+    case 2: fn_axpy_fix_##S(np, 1, 0, G, n, idx, c, x0, x1, x2, x3, d0, d1, d2, d3, \
+        sgd, lr); break; \
+    case 3: fn_axpy_fix_##S(np, 1, 1, G, n, idx, c, x0, x1, x2, x3, d0, d1, d2, d3, \
+        sgd, lr); break; \
+    case 4: fn_axpy_fix_##S(np, 2, 0, G, n, idx, c, x0, x1, x2, x3, d0, d1, d2, d3, \
+        sgd, lr); break; \
+    case 5: fn_axpy_fix_##S(np, 2, 1, G, n, idx, c, x0, x1, x2, x3, d0, d1, d2, d3, \
+        sgd, lr); break; \
+    case 6: fn_axpy_fix_##S(np, 3, 0, G, n, idx, c, x0, x1, x2, x3, d0, d1, d2, d3, \
+        sgd, lr); break; \
+    case 7: fn_axpy_fix_##S(np, 3, 1, G, n, idx, c, x0, x1, x2, x3, d0, d1, d2, d3, \
+        sgd, lr); break; \
     default: break;                                                                     \
     }                                                                                   \
 }                                                                                       \
                                                                                         \
 static inline void fn_axpy1_##S(T *G, int64_t n, const int32_t *idx, int64_t c,          \
                                 const T *x0, const T *d0) {                             \
-    fn_axpy_any_##S(1, G, n, idx, c, x0, x0, x0, x0, d0, d0, d0, d0);                   \
+    fn_axpy_any_##S(1, G, n, idx, c, x0, x0, x0, x0, d0, d0, d0, d0, 0, 0);             \
 }                                                                                       \
                                                                                         \
 static inline void fn_axpy4_##S(T *G, int64_t n, const int32_t *idx, int64_t c,          \
                                 const T *x0, const T *x1, const T *x2, const T *x3,      \
                                 const T *d0, const T *d1, const T *d2, const T *d3) {    \
-    fn_axpy_any_##S(4, G, n, idx, c, x0, x1, x2, x3, d0, d1, d2, d3);                   \
+    fn_axpy_any_##S(4, G, n, idx, c, x0, x1, x2, x3, d0, d1, d2, d3, 0, 0);             \
+}                                                                                       \
+                                                                                        \
+/* online SGD on the rows of one sample: W[idx[t]*n + k] -= lr * (x[idx[t]] * d[k]),     \
+ * rounded as the reference's params -= lr * grad (no fused multiply-add) */            \
+static inline void fn_sgd1_##S(T *W, int64_t n, const int32_t *idx, int64_t c,           \
+                               const T *x0, const T *d0, T lr) {                        \
+    fn_axpy_any_##S(1, W, n, idx, c, x0, x0, x0, x0, d0, d0, d0, d0, 1, lr);            \
 }
 
 FN_DEFINE_ROW_KERNELS(float, f32, F32)
@@ -428,7 +459,9 @@ static inline void fn_axpy1_##S(T *G, int64_t n, const int32_t *idx, int64_t c, 
                                 const T *x0, const T *d0) {}                            \
 static inline void fn_axpy4_##S(T *G, int64_t n, const int32_t *idx, int64_t c,          \
                                 const T *x0, const T *x1, const T *x2, const T *x3,      \
-                                const T *d0, const T *d1, const T *d2, const T *d3) {}
+                                const T *d0, const T *d1, const T *d2, const T *d3) {}   \
+static inline void fn_sgd1_##S(T *W, int64_t n, const int32_t *idx, int64_t c,           \
+                               const T *x0, const T *d0, T lr) {}
 FN_STUBS(float, f32)
 FN_STUBS(double, f64)
 #endif

@@ -37,7 +37,8 @@ from cython.parallel cimport prange, threadid
 from libc.stdint cimport int32_t, int64_t, uint32_t
 
 from _common cimport (floating, f_sqrt, f_fma, prefetch_row, FASTNET_SIMD, simd_compact1,
-                      simd_compact4, simd_affine1, simd_affine4, simd_axpy1, simd_axpy4, act_df_from_a, activate_inplace, loss_term, loss_grad,
+                      simd_compact4, simd_affine1, simd_affine4, simd_axpy1, simd_axpy4,
+                      simd_sgd1, act_df_from_a, activate_inplace, loss_term, loss_grad,
                       fused_output, penalty_term, fastnet_omp_max_threads, FASTNET_HAVE_OPENMP,
                       fastnet_wtime,
                       PEN_NONE, PEN_L2, PEN_L1, OPT_SGD, OPT_MOMENTUM, OPT_RMSPROP)
@@ -555,24 +556,19 @@ cdef void _single_grad(const int64_t[::1] sizes, const int64_t[::1] offs,
 
 cdef void _single_sgd(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
                       const int64_t[::1] aoff, const int64_t[::1] noff, Layout lay,
-                      const floating[:, ::1] X, Py_ssize_t i, const floating[::1] ws,
+                      const floating[:, ::1] X, Py_ssize_t i, floating[::1] ws,
                       const int32_t[::1] iw, floating lr) noexcept nogil:
     """Online SGD step of the sample in slot 0 (see :func:`_sgd_direct`), rows of its non-zero
     inputs only."""
-    cdef Py_ssize_t l, t, k, n_out, off, row, D, j
-    cdef floating v
+    cdef Py_ssize_t l, k, n_out, off, D
     for l in range(lay.L):
         n_out = sizes[l + 1]
         off = offs[l]
         D = lay.wD + aoff[l]
         for k in range(n_out):
             P[off + k] -= lr * ws[D + k]
-        for t in range(iw[lay.iC + l]):
-            j = iw[lay.iZ + noff[l] + t]
-            v = X[i, j] if l == 0 else ws[lay.wA + aoff[l - 1] + j]
-            row = off + (j + 1) * n_out
-            for k in range(n_out):
-                P[row + k] -= lr * (v * ws[D + k])
+        simd_sgd1(&P[off + n_out], n_out, &iw[lay.iZ + noff[l]], iw[lay.iC + l],
+                  _input(X, ws, i, 0, l, aoff, lay), &ws[D], lr)
 
 
 cdef double _accumulate_simd(
