@@ -1,0 +1,235 @@
+# cython: language_level=3
+r"""Linear and logistic regression by gradient descent, and the perceptron rule (Cython backend).
+
+The kernels ``linear_gd`` and ``perceptron_train`` of
+:mod:`fastnet.reference.kernels`, as ``nogil`` loops.  Gradient descent's
+two matrix-vector products per iteration (:math:`X\theta` and
+:math:`X^T(h-y)`) are BLAS ``gemv`` calls through
+``scipy.linalg.cython_blas`` (memory-bound, threaded by the BLAS for large
+``X``) and its sums are pairwise, in numpy's order: the same operations as
+the reference, so a float32 run follows the reference's trajectory and stops
+at the same iteration.
+"""
+import numpy as np
+cimport numpy as cnp
+cimport cython
+from libc.math cimport isnan, isinf, fabs
+from libc.stdint cimport int64_t
+from scipy.linalg.cython_blas cimport sgemv, dgemv, sdot, ddot
+
+from _common cimport floating, sigmoid, loss_term, LOSS_CE
+
+from fastnet._cython import _checks as chk
+
+cnp.import_array()
+
+
+cdef floating _pairwise_sum(const floating[::1] a, Py_ssize_t lo, Py_ssize_t n) noexcept nogil:
+    """``a[lo:lo+n].sum()`` by numpy's pairwise summation, in the same order (so the same
+    rounding): 8 running sums over blocks of up to 128, halves above."""
+    cdef Py_ssize_t i, j, n2
+    cdef floating res = 0
+    cdef floating r[8]
+    if n < 8:
+        for i in range(n):
+            res = res + a[lo + i]
+        return res
+    if n <= 128:
+        for j in range(8):
+            r[j] = a[lo + j]
+        i = 8
+        while i < n - (n % 8):
+            for j in range(8):
+                r[j] = r[j] + a[lo + i + j]
+            i += 8
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        while i < n:
+            res = res + a[lo + i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise_sum(a, lo, n2) + _pairwise_sum(a, lo + n2, n - n2)
+
+
+cdef void _gemv(char trans, int rows, int cols, const floating[:, ::1] X,
+                const floating[::1] x, Py_ssize_t xlo, floating[::1] y) noexcept nogil:
+    """BLAS ``y = op(A) x`` with ``A`` the column-major (rows, cols) view of the row-major
+    ``X`` (so ``op='T'`` gives ``X @ x`` and ``'N'`` gives ``X.T @ x``), as numpy's
+    matrix-vector products call it."""
+    cdef int one = 1, lda = rows
+    cdef floating alpha = 1, beta = 0
+    if floating is float:
+        sgemv(&trans, &rows, &cols, &alpha, <float*>&X[0, 0], &lda, <float*>&x[xlo], &one,
+              &beta, &y[0], &one)
+    else:
+        dgemv(&trans, &rows, &cols, &alpha, <double*>&X[0, 0], &lda, <double*>&x[xlo], &one,
+              &beta, &y[0], &one)
+
+
+cdef floating _dot(int n, const floating[:, ::1] X, Py_ssize_t row, const floating[::1] x,
+                   Py_ssize_t xlo) noexcept nogil:
+    cdef int one = 1
+    if floating is float:
+        return sdot(&n, <float*>&X[row, 0], &one, <float*>&x[xlo], &one)
+    else:
+        return ddot(&n, <double*>&X[row, 0], &one, <double*>&x[xlo], &one)
+
+
+cdef Py_ssize_t _linear_gd(const floating[:, ::1] X, const floating[::1] y, floating[::1] theta,
+                           double lr_, double tol, Py_ssize_t max_iter, bint logistic,
+                           double[::1] history, floating[::1] h, floating[::1] g,
+                           double[::1] terms) noexcept nogil:
+    """Gradient descent: per iteration ``h = X @ theta[1:] + theta[0]`` and ``X.T @ r`` by BLAS
+    matrix-vector products and ``sum(r)`` by pairwise summation, the same operations in the
+    same order as the reference (float32 runs stop at the same iteration)."""
+    cdef int m = <int>X.shape[0], n = <int>X.shape[1], one = 1
+    cdef Py_ssize_t it, i, j
+    cdef double J
+    cdef floating lr = <floating>lr_, mf = <floating>m, s
+    for it in range(max_iter):
+        if n == 0:
+            for i in range(m):
+                h[i] = 0
+        elif m == 1:
+            h[0] = _dot(n, X, 0, theta, 1)          # numpy: (1, n) @ (n,) is a dot
+        else:
+            _gemv(c'T', n, m, X, theta, 1, h)
+        for i in range(m):
+            h[i] = h[i] + theta[0]
+        if logistic:
+            for i in range(m):
+                h[i] = sigmoid(h[i])
+                terms[i] = loss_term(LOSS_CE, h[i], y[i])
+            J = _pairwise_sum(terms, 0, m) / m
+        else:
+            for i in range(m):
+                terms[i] = h[i] - y[i]
+            J = 0.5 * ddot(&m, &terms[0], &one, &terms[0], &one) / m
+        history[it] = J
+        if isnan(J) or isinf(J):
+            return it + 1
+        for i in range(m):
+            h[i] = h[i] - y[i]
+        s = _pairwise_sum(h, 0, m)
+        if n > 0:
+            _gemv(c'N', n, m, X, h, 0, g)
+        theta[0] -= lr * (s / mf)
+        for j in range(n):
+            theta[1 + j] -= lr * (g[j] / mf)
+        if it >= 1 and fabs(history[it] - history[it - 1]) < tol:
+            return it + 1
+    return max_iter
+
+
+def linear_gd(X, y, theta, lr, tol, max_iter, logistic, history):
+    r"""Batch gradient descent for linear (``logistic=False``) or logistic regression.
+
+    ``X`` (m, n) without the bias column; ``theta`` (n + 1,) with the bias in
+    ``theta[0]``, updated in place.  Each iteration stores the cost
+    :math:`J(\theta)` in ``history[it]`` then steps
+    :math:`\theta \leftarrow \theta - \frac{\eta}{m} X_1^T (h - y)`; stops when
+    :math:`|J_{it} - J_{it-1}| < tol`, after ``max_iter`` iterations, or at once
+    (without stepping) when :math:`J` is not finite.  Returns the number of
+    iterations run.
+    """
+    K = "linear_gd"
+    chk.float_array(K, "X", X, ndim=2)
+    chk.float_array(K, "y", y, ndim=1, dtype=X.dtype)
+    chk.shape(K, "y", y, (X.shape[0],))
+    chk.float_array(K, "theta", theta, ndim=1, dtype=X.dtype)
+    chk.shape(K, "theta", theta, (X.shape[1] + 1,))
+    chk.writable(K, "theta", theta)
+    lr = chk.real(K, "lr", lr)
+    tol = chk.real(K, "tol", tol)
+    max_iter = chk.integer(K, "max_iter", max_iter, 0)
+    if not isinstance(history, np.ndarray) or history.dtype != np.float64 or history.ndim != 1 \
+            or not history.flags.c_contiguous:
+        raise TypeError(f"{K}: history must be a C-contiguous 1-D float64 numpy array")
+    chk.writable(K, "history", history)
+    if history.shape[0] < max_iter:
+        raise ValueError(f"{K}: history has {history.shape[0]} entries, fewer than "
+                         f"max_iter={max_iter}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{K}: X has no rows")
+    if X.shape[0] >= 2**31 or X.shape[1] >= 2**31:
+        raise ValueError(f"{K}: X of shape {X.shape} is too large for 32-bit BLAS indices")
+    h = np.empty(X.shape[0], dtype=X.dtype)
+    g = np.empty(max(1, X.shape[1]), dtype=X.dtype)
+    terms = np.empty(X.shape[0], dtype=np.float64)
+    if X.dtype == np.float32:
+        return _gd_entry[cython.float](X, y, theta, lr, tol, max_iter, bool(logistic), history,
+                                       h, g, terms)
+    return _gd_entry[cython.double](X, y, theta, lr, tol, max_iter, bool(logistic), history,
+                                    h, g, terms)
+
+
+cdef Py_ssize_t _gd_entry(const floating[:, ::1] X, const floating[::1] y, floating[::1] theta,
+                          double lr, double tol, Py_ssize_t max_iter, bint logistic,
+                          double[::1] history, floating[::1] h, floating[::1] g,
+                          double[::1] terms):
+    cdef Py_ssize_t n
+    with nogil:
+        n = _linear_gd(X, y, theta, lr, tol, max_iter, logistic, history, h, g, terms)
+    return n
+
+
+cdef Py_ssize_t _perceptron(const floating[:, ::1] X, const floating[::1] y, floating[::1] w,
+                            Py_ssize_t epochs, floating lr, int64_t[::1] errors) noexcept nogil:
+    cdef Py_ssize_t e, i, j, m = X.shape[0], n = X.shape[1]
+    cdef int64_t n_err
+    cdef floating s, pred, upd
+    for e in range(epochs):
+        n_err = 0
+        for i in range(m):
+            s = 0
+            for j in range(n):
+                s = s + X[i, j] * w[1 + j]
+            pred = 1 if w[0] + s >= 0 else 0
+            upd = lr * (y[i] - pred)
+            if upd != 0:
+                for j in range(n):
+                    w[1 + j] += upd * X[i, j]
+                w[0] += upd
+                n_err += 1
+        errors[e] = n_err
+        if n_err == 0:
+            return e + 1
+    return epochs
+
+
+def perceptron_train(X, y, w, epochs, lr, errors):
+    r"""The perceptron rule, sample by sample, updating ``w`` in place.
+
+    ``w`` (n + 1,) holds the bias in ``w[0]``; labels ``y`` are 0/1.  For each
+    sample: :math:`\hat y = [w_0 + w_{1:}\cdot x \ge 0]`, then
+    :math:`w \mathrel{+}= \eta (y - \hat y) (1, x)`.  ``errors[e]`` counts the
+    misclassified samples of epoch ``e``; training stops after an epoch with
+    none.  Returns the number of epochs run.
+    """
+    K = "perceptron_train"
+    chk.float_array(K, "X", X, ndim=2)
+    chk.float_array(K, "y", y, ndim=1, dtype=X.dtype)
+    chk.shape(K, "y", y, (X.shape[0],))
+    chk.float_array(K, "w", w, ndim=1, dtype=X.dtype)
+    chk.shape(K, "w", w, (X.shape[1] + 1,))
+    chk.writable(K, "w", w)
+    epochs = chk.integer(K, "epochs", epochs, 0)
+    lr = chk.real(K, "lr", lr)
+    chk.int_array(K, "errors", errors)
+    chk.writable(K, "errors", errors)
+    if errors.shape[0] < epochs:
+        raise ValueError(f"{K}: errors has {errors.shape[0]} entries, fewer than "
+                         f"epochs={epochs}")
+    if X.dtype == np.float32:
+        return _perceptron_entry[cython.float](X, y, w, epochs, lr, errors)
+    return _perceptron_entry[cython.double](X, y, w, epochs, lr, errors)
+
+
+cdef Py_ssize_t _perceptron_entry(const floating[:, ::1] X, const floating[::1] y,
+                                  floating[::1] w, Py_ssize_t epochs, floating lr,
+                                  int64_t[::1] errors):
+    cdef Py_ssize_t n
+    with nogil:
+        n = _perceptron(X, y, w, epochs, lr, errors)
+    return n
