@@ -3,4 +3,4 @@
 :mod:`fastnet._cython.backend` gathers them into the ``cython`` backend's kernel table.
 """
 #: Extension modules the cython backend needs (``fastnet._cython.<name>``).
-REQUIRED_MODULES = ("activations",)
+REQUIRED_MODULES = ("activations", "word2vec")
