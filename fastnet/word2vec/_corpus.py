@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from array import array
 from collections import Counter
+from functools import partial
+from operator import is_not
 
 import numpy as np
 
@@ -268,6 +270,7 @@ def encode_from_scan(scan, key_to_index):
 def encode_corpus(sentences, key_to_index, logger=None, progress_per=10000):
     """Encode ``sentences`` with ``key_to_index`` in one pass (unknown words are dropped)."""
     get = key_to_index.get
+    known = partial(is_not, None)
     encoded = array("i")
     lengths = array("q")
     total = 0
@@ -276,7 +279,7 @@ def encode_corpus(sentences, key_to_index, logger=None, progress_per=10000):
         if n_sent == 1 or type(sentence) is not list:
             _check_sentence(sentence, n_sent - 1)
         before = len(encoded)
-        encoded.extend(filter(None.__ne__, map(get, sentence)))
+        encoded.extend(filter(known, map(get, sentence)))
         lengths.append(len(encoded) - before)
         total += len(sentence)
         if logger is not None and progress_per and n_sent % progress_per == 0:
