@@ -82,6 +82,28 @@ def _guide_shift(guide):
 
 
 # ----------------------------------------------------------- register blocks
+# Each pass over a row of d floats has a fixed cost (loop set-up, overlap checks, the
+# remainder of d modulo the vector width) comparable to its arithmetic at d ~ 100, so the
+# kernels use few, fat passes: up to 6 output rows per dot-product pass and per update pass.
+@njit(inline="always")
+def _dot6(m, o0, o1, o2, o3, o4, o5, d):
+    f0 = _ZERO
+    f1 = _ZERO
+    f2 = _ZERO
+    f3 = _ZERO
+    f4 = _ZERO
+    f5 = _ZERO
+    for t in range(d):
+        mt = m[t]
+        f0 += mt * o0[t]
+        f1 += mt * o1[t]
+        f2 += mt * o2[t]
+        f3 += mt * o3[t]
+        f4 += mt * o4[t]
+        f5 += mt * o5[t]
+    return f0, f1, f2, f3, f4, f5
+
+
 @njit(inline="always")
 def _dot4(m, o0, o1, o2, o3, d):
     f0 = _ZERO
@@ -117,9 +139,15 @@ def _dot1(m, o0, d):
 
 
 @njit(inline="always")
+def _axpy6(y, g0, x0, g1, x1, g2, x2, g3, x3, g4, x4, g5, x5, d):
+    for t in range(d):
+        y[t] += (g0 * x0[t] + g1 * x1[t]) + (g2 * x2[t] + g3 * x3[t]) + (g4 * x4[t] + g5 * x5[t])
+
+
+@njit(inline="always")
 def _axpy4(y, g0, x0, g1, x1, g2, x2, g3, x3, d):
     for t in range(d):
-        y[t] += g0 * x0[t] + g1 * x1[t] + g2 * x2[t] + g3 * x3[t]
+        y[t] += (g0 * x0[t] + g1 * x1[t]) + (g2 * x2[t] + g3 * x3[t])
 
 
 @njit(inline="always")
@@ -135,44 +163,143 @@ def _axpy1(y, g0, x0, d):
 
 
 @njit(inline="always")
+def _set6(y, g0, x0, g1, x1, g2, x2, g3, x3, g4, x4, g5, x5, d):
+    for t in range(d):
+        y[t] = (g0 * x0[t] + g1 * x1[t]) + (g2 * x2[t] + g3 * x3[t]) + (g4 * x4[t] + g5 * x5[t])
+
+
+@njit(inline="always")
+def _set4(y, g0, x0, g1, x1, g2, x2, g3, x3, d):
+    for t in range(d):
+        y[t] = (g0 * x0[t] + g1 * x1[t]) + (g2 * x2[t] + g3 * x3[t])
+
+
+@njit(inline="always")
+def _set2(y, g0, x0, g1, x1, d):
+    for t in range(d):
+        y[t] = g0 * x0[t] + g1 * x1[t]
+
+
+@njit(inline="always")
+def _set1(y, g0, x0, d):
+    for t in range(d):
+        y[t] = g0 * x0[t]
+
+
+@njit(inline="always")
+def _save_axpy6(y, save, g0, x0, g1, x1, g2, x2, g3, x3, g4, x4, g5, x5, d):
+    for t in range(d):
+        v = y[t]
+        save[t] = v
+        y[t] = v + ((g0 * x0[t] + g1 * x1[t]) + (g2 * x2[t] + g3 * x3[t])
+                    + (g4 * x4[t] + g5 * x5[t]))
+
+
+@njit(inline="always")
+def _save_axpy4(y, save, g0, x0, g1, x1, g2, x2, g3, x3, d):
+    for t in range(d):
+        v = y[t]
+        save[t] = v
+        y[t] = v + ((g0 * x0[t] + g1 * x1[t]) + (g2 * x2[t] + g3 * x3[t]))
+
+
+@njit(inline="always")
+def _save_axpy2(y, save, g0, x0, g1, x1, d):
+    for t in range(d):
+        v = y[t]
+        save[t] = v
+        y[t] = v + (g0 * x0[t] + g1 * x1[t])
+
+
+@njit(inline="always")
+def _save_axpy1(y, save, g0, x0, d):
+    for t in range(d):
+        v = y[t]
+        save[t] = v
+        y[t] = v + g0 * x0[t]
+
+
+@njit(inline="always")
+def _grad(f, label, alpha, exact):
+    return (label - _sigmoid(f, exact)) * alpha
+
+
+@njit(inline="always")
+def _loss(f, label):
+    return _neg_log_sigmoid(f if label > _ZERO else -f)
+
+
+@njit(inline="always")
 def _dots(h, syn1neg, outs, no, labels, alpha, exact, g, compute_loss, d):
     """``g[j] = alpha (label_j - sigma(h . syn1neg[outs[j]]))``; returns the loss."""
     loss = 0.0
     j = 0
-    while j + 4 <= no:
+    while j + 6 <= no:
+        f0, f1, f2, f3, f4, f5 = _dot6(h, syn1neg[outs[j]], syn1neg[outs[j + 1]],
+                                       syn1neg[outs[j + 2]], syn1neg[outs[j + 3]],
+                                       syn1neg[outs[j + 4]], syn1neg[outs[j + 5]], d)
+        g[j] = _grad(f0, labels[j], alpha, exact)
+        g[j + 1] = _grad(f1, labels[j + 1], alpha, exact)
+        g[j + 2] = _grad(f2, labels[j + 2], alpha, exact)
+        g[j + 3] = _grad(f3, labels[j + 3], alpha, exact)
+        g[j + 4] = _grad(f4, labels[j + 4], alpha, exact)
+        g[j + 5] = _grad(f5, labels[j + 5], alpha, exact)
+        if compute_loss:
+            loss += (_loss(f0, labels[j]) + _loss(f1, labels[j + 1]) + _loss(f2, labels[j + 2])
+                     + _loss(f3, labels[j + 3]) + _loss(f4, labels[j + 4])
+                     + _loss(f5, labels[j + 5]))
+        j += 6
+    if j + 4 <= no:
         f0, f1, f2, f3 = _dot4(h, syn1neg[outs[j]], syn1neg[outs[j + 1]],
                                syn1neg[outs[j + 2]], syn1neg[outs[j + 3]], d)
-        g[j] = (labels[j] - _sigmoid(f0, exact)) * alpha
-        g[j + 1] = (labels[j + 1] - _sigmoid(f1, exact)) * alpha
-        g[j + 2] = (labels[j + 2] - _sigmoid(f2, exact)) * alpha
-        g[j + 3] = (labels[j + 3] - _sigmoid(f3, exact)) * alpha
+        g[j] = _grad(f0, labels[j], alpha, exact)
+        g[j + 1] = _grad(f1, labels[j + 1], alpha, exact)
+        g[j + 2] = _grad(f2, labels[j + 2], alpha, exact)
+        g[j + 3] = _grad(f3, labels[j + 3], alpha, exact)
         if compute_loss:
-            loss += _neg_log_sigmoid(f0 if labels[j] > _ZERO else -f0)
-            loss += _neg_log_sigmoid(f1 if labels[j + 1] > _ZERO else -f1)
-            loss += _neg_log_sigmoid(f2 if labels[j + 2] > _ZERO else -f2)
-            loss += _neg_log_sigmoid(f3 if labels[j + 3] > _ZERO else -f3)
+            loss += (_loss(f0, labels[j]) + _loss(f1, labels[j + 1]) + _loss(f2, labels[j + 2])
+                     + _loss(f3, labels[j + 3]))
         j += 4
     if j + 2 <= no:
         f0, f1 = _dot2(h, syn1neg[outs[j]], syn1neg[outs[j + 1]], d)
-        g[j] = (labels[j] - _sigmoid(f0, exact)) * alpha
-        g[j + 1] = (labels[j + 1] - _sigmoid(f1, exact)) * alpha
+        g[j] = _grad(f0, labels[j], alpha, exact)
+        g[j + 1] = _grad(f1, labels[j + 1], alpha, exact)
         if compute_loss:
-            loss += _neg_log_sigmoid(f0 if labels[j] > _ZERO else -f0)
-            loss += _neg_log_sigmoid(f1 if labels[j + 1] > _ZERO else -f1)
+            loss += _loss(f0, labels[j]) + _loss(f1, labels[j + 1])
         j += 2
     if j < no:
         f0 = _dot1(h, syn1neg[outs[j]], d)
-        g[j] = (labels[j] - _sigmoid(f0, exact)) * alpha
+        g[j] = _grad(f0, labels[j], alpha, exact)
         if compute_loss:
-            loss += _neg_log_sigmoid(f0 if labels[j] > _ZERO else -f0)
+            loss += _loss(f0, labels[j])
     return loss
 
 
 @njit(inline="always")
-def _combine(y, g, rows, idx, n, d):
-    """``y += sum_j g[j] * rows[idx[j]]`` for ``j < n``, in blocks of 4."""
+def _combine(y, g, rows, idx, n, d, first):
+    """``y = sum_j g[j] rows[idx[j]]`` (``first``) or ``y += ...``, for ``j < n``, in blocks."""
     j = 0
-    while j + 4 <= n:
+    if first:
+        if n >= 6:
+            _set6(y, g[0], rows[idx[0]], g[1], rows[idx[1]], g[2], rows[idx[2]],
+                  g[3], rows[idx[3]], g[4], rows[idx[4]], g[5], rows[idx[5]], d)
+            j = 6
+        elif n >= 4:
+            _set4(y, g[0], rows[idx[0]], g[1], rows[idx[1]], g[2], rows[idx[2]],
+                  g[3], rows[idx[3]], d)
+            j = 4
+        elif n >= 2:
+            _set2(y, g[0], rows[idx[0]], g[1], rows[idx[1]], d)
+            j = 2
+        else:
+            _set1(y, g[0], rows[idx[0]], d)
+            j = 1
+    while j + 6 <= n:
+        _axpy6(y, g[j], rows[idx[j]], g[j + 1], rows[idx[j + 1]], g[j + 2], rows[idx[j + 2]],
+               g[j + 3], rows[idx[j + 3]], g[j + 4], rows[idx[j + 4]], g[j + 5],
+               rows[idx[j + 5]], d)
+        j += 6
+    if j + 4 <= n:
         _axpy4(y, g[j], rows[idx[j]], g[j + 1], rows[idx[j + 1]],
                g[j + 2], rows[idx[j + 2]], g[j + 3], rows[idx[j + 3]], d)
         j += 4
@@ -181,6 +308,27 @@ def _combine(y, g, rows, idx, n, d):
         j += 2
     if j < n:
         _axpy1(y, g[j], rows[idx[j]], d)
+
+
+@njit(inline="always")
+def _save_combine(y, save, g, rows, idx, n, d):
+    """``save[:] = y`` then ``y += sum_j g[j] rows[idx[j]]``, the copy fused in the first pass."""
+    j = 0
+    if n >= 6:
+        _save_axpy6(y, save, g[0], rows[idx[0]], g[1], rows[idx[1]], g[2], rows[idx[2]],
+                    g[3], rows[idx[3]], g[4], rows[idx[4]], g[5], rows[idx[5]], d)
+        j = 6
+    elif n >= 4:
+        _save_axpy4(y, save, g[0], rows[idx[0]], g[1], rows[idx[1]], g[2], rows[idx[2]],
+                    g[3], rows[idx[3]], d)
+        j = 4
+    elif n >= 2:
+        _save_axpy2(y, save, g[0], rows[idx[0]], g[1], rows[idx[1]], d)
+        j = 2
+    else:
+        _save_axpy1(y, save, g[0], rows[idx[0]], d)
+        j = 1
+    _combine(y, g[j:], rows, idx[j:], n - j, d, False)
 
 
 @njit(inline="always")
@@ -235,16 +383,18 @@ def _sg_batch(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_i
               guide, negative, window, shrink_windows, alpha_begin, alpha_end, rng_state,
               exact, compute_loss):
     d = syn0.shape[1]
+    W = 2 * window
     gshift = _guide_shift(guide)
     r = rng_state
     buf = np.empty(_max_sentence(sent_offsets, sent_begin, sent_end), dtype=np.int32)
-    ctx = np.empty(2 * window, dtype=np.int64)
+    ctx = np.empty(W, dtype=np.int64)
+    first = np.empty(W, dtype=np.int64)      # first[x]: position of ctx[x]'s first occurrence
     outs = np.empty(negative + 1, dtype=np.int64)
     labels = np.zeros(negative + 1, dtype=np.float32)
     labels[0] = _ONE
-    G = np.empty((2 * window, negative + 1), dtype=np.float32)   # G[x, j]
-    Gt = np.empty((negative + 1, 2 * window), dtype=np.float32)  # its transpose
-    dM = np.empty((2 * window, d), dtype=np.float32)
+    G = np.empty((W, negative + 1), dtype=np.float32)    # G[x, j]
+    Gt = np.empty((negative + 1, W), dtype=np.float32)   # its transpose
+    M0 = np.empty((W, d), dtype=np.float32)              # context rows before the update
     start = sent_offsets[sent_begin]
     total = sent_offsets[sent_end] - start
     effective = 0
@@ -259,32 +409,32 @@ def _sg_batch(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_i
             k = 0
             for j in range(lo, hi):
                 if j != i:
-                    ctx[k] = buf[j]
+                    w = buf[j]
+                    ctx[k] = w
+                    first[k] = k
+                    for x in range(k):
+                        if ctx[x] == w:
+                            first[k] = first[x]
+                            break
                     k += 1
             if k == 0:
                 continue
             no, r = _outputs(buf[i], negative, cum_table, guide, gshift, outs, r)
-            # G = alpha (labels - sigma(M O^T)), one row per context word
+            # G = alpha (labels - sigma(M O^T)), one row per context position
             for x in range(k):
                 loss += _dots(syn0[ctx[x]], syn1neg, outs, no, labels, alpha, exact, G[x],
                               compute_loss, d)
                 for j in range(no):
                     Gt[j, x] = G[x, j]
-            # dM = G O (from the outputs before their update)
+            # M += G O (O before its update), keeping M's old rows in M0
             for x in range(k):
-                dm = dM[x]
-                for t in range(d):
-                    dm[t] = _ZERO
-                _combine(dm, G[x], syn1neg, outs, no, d)
-            # O += G^T M (from the inputs before their update)
+                if first[x] == x:
+                    _save_combine(syn0[ctx[x]], M0[x], G[x], syn1neg, outs, no, d)
+                else:
+                    _combine(syn0[ctx[x]], G[x], syn1neg, outs, no, d, False)
+            # O += G^T M (M before its update)
             for j in range(no):
-                _combine(syn1neg[outs[j]], Gt[j], syn0, ctx, k, d)
-            # M += dM
-            for x in range(k):
-                m = syn0[ctx[x]]
-                dm = dM[x]
-                for t in range(d):
-                    m[t] += dm[t]
+                _combine(syn1neg[outs[j]], Gt[j], M0, first, k, d, False)
     return r, effective, loss
 
 
@@ -293,11 +443,12 @@ def _cbow_batch(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample
                 guide, negative, window, shrink_windows, cbow_mean, alpha_begin, alpha_end,
                 rng_state, exact, compute_loss):
     d = syn0.shape[1]
+    W = 2 * window
     gshift = _guide_shift(guide)
     r = rng_state
     buf = np.empty(_max_sentence(sent_offsets, sent_begin, sent_end), dtype=np.int32)
-    ctx = np.empty(2 * window, dtype=np.int64)
-    ones = np.ones(2 * window, dtype=np.float32)
+    ctx = np.empty(W, dtype=np.int64)
+    scale = np.empty(W, dtype=np.float32)
     outs = np.empty(negative + 1, dtype=np.int64)
     labels = np.zeros(negative + 1, dtype=np.float32)
     labels[0] = _ONE
@@ -324,16 +475,12 @@ def _cbow_batch(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample
                 continue
             no, r = _outputs(buf[i], negative, cum_table, guide, gshift, outs, r)
             inv = _ONE / np.float32(k)
-            for t in range(d):
-                h[t] = _ZERO
-            _combine(h, ones, syn0, ctx, k, d)
-            if cbow_mean:
-                for t in range(d):
-                    h[t] *= inv
+            c = inv if cbow_mean else _ONE
+            for x in range(k):
+                scale[x] = c
+            _combine(h, scale, syn0, ctx, k, d, True)          # h = sum (or mean) of the context
             loss += _dots(h, syn1neg, outs, no, labels, alpha, exact, g, compute_loss, d)
-            for t in range(d):
-                e[t] = _ZERO
-            _combine(e, g, syn1neg, outs, no, d)      # from the outputs before their update
+            _combine(e, g, syn1neg, outs, no, d, True)         # e = sum g O (O before its update)
             for j in range(no):
                 _axpy1(syn1neg[outs[j]], g[j], h, d)
             if not cbow_mean:
