@@ -277,3 +277,31 @@ def test_cython_wrapper_checks_arguments():
     with pytest.raises(ValueError, match="out of range"):
         k.w2v_sg_batch(p["syn0"], p["syn1"], p["words"], p["offsets"], 0, 99, p["si"], p["cum"],
                        p["guide"], 5, 3, True, 0.1, 0.1, 1, True, False)
+
+
+@pytest.mark.skipif("cython" not in BACKENDS, reason="cython backend not built")
+@pytest.mark.parametrize("kind,cbow_mean", KINDS)
+def test_both_cython_builds_match_the_reference(kind, cbow_mean):
+    """The baseline build and the AVX2 build (when the CPU and the build have it) agree."""
+    import importlib
+    from fastnet._cython import backend
+    builds = ["word2vec"]
+    if backend._cpu_has_avx2_fma() and importlib.util.find_spec(
+            "fastnet._cython.word2vec_avx2") is not None:
+        builds.append("word2vec_avx2")
+    p = _problem(7)
+    e0, e1, eres = _run("reference", kind, p, cbow_mean=cbow_mean)
+    for name in builds:
+        mod = importlib.import_module("fastnet._cython." + name)
+        s0, s1 = p["syn0"].copy(), p["syn1"].copy()
+        end = p["offsets"].shape[0] - 1
+        if kind == "sg":
+            res = mod.w2v_sg_batch(s0, s1, p["words"], p["offsets"], 0, end, p["si"], p["cum"],
+                                   p["guide"], 5, 3, True, 0.05, 0.01, 12345, True, True)
+        else:
+            res = mod.w2v_cbow_batch(s0, s1, p["words"], p["offsets"], 0, end, p["si"],
+                                     p["cum"], p["guide"], 5, 3, True, cbow_mean, 0.05, 0.01,
+                                     12345, True, True)
+        assert res[:2] == eres[:2], name
+        assert_close(s0, e0, err_msg=f"{name} {kind}: syn0")
+        assert_close(s1, e1, err_msg=f"{name} {kind}: syn1neg")
