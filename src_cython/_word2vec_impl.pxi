@@ -205,6 +205,28 @@ cdef inline void _pass1(int mode, float *y, float *save, const float *g, const f
             y[t] = v + g0 * x0[t]
 
 
+cdef inline void _add2(float *y0, float *y1, float g0, float g1, const float *x,
+                       int d) noexcept nogil:
+    """``y0 += g0 x`` and ``y1 += g1 x`` in one pass (correct also when y0 is y1)."""
+    cdef int t
+    cdef float xt
+    for t in range(d):
+        xt = x[t]
+        y0[t] += g0 * xt
+        y1[t] += g1 * xt
+
+
+cdef inline void _spread(float *base, const int64_t *idx, const float *g, int n,
+                         const float *x, int d) noexcept nogil:
+    """``base[idx[j]] += g[j] x`` (rows of d floats) for ``j < n``, two rows per pass."""
+    cdef int j = 0
+    while j + 2 <= n:
+        _add2(base + idx[j] * d, base + idx[j + 1] * d, g[j], g[j + 1], x, d)
+        j += 2
+    if j < n:
+        _pass1(0, base + idx[j] * d, NULL, g + j, &x, d)
+
+
 cdef inline void _combine(int mode, float *y, float *save, const float *g,
                           const float **x, int n, int d) noexcept nogil:
     """``y (+)= sum_j g[j] x[j]`` for ``j < n`` in blocks of 6/4/2/1 rows; ``mode`` as above
@@ -306,6 +328,7 @@ cdef struct Job:
     float *h
     float *e
     float *scale
+    float *scale2
     const float **orows
     const float **mrows
     int64_t *first
@@ -410,8 +433,7 @@ cdef void _train_sg(Job *job) noexcept nogil:
 cdef void _train_cbow(Job *job) noexcept nogil:
     cdef int d = job.d, n, i, k, no, x, j, t
     cdef int64_t s
-    cdef float alpha, inv, c
-    cdef float *m
+    cdef float alpha, inv, c, c2
     cdef float *h = job.h
     cdef float *e = job.e
     for s in range(job.sent_begin, job.sent_end):
@@ -427,22 +449,17 @@ cdef void _train_cbow(Job *job) noexcept nogil:
                 job.orows[j] = job.syn1neg + job.outs[j] * d
             inv = (<float>1) / (<float>k)
             c = inv if job.cbow_mean else 1
+            c2 = 1 if job.cbow_mean else inv     # gensim: the summed input sends back e / k
             for x in range(k):
                 job.scale[x] = c
+                job.scale2[x] = c2
                 job.mrows[x] = job.syn0 + job.ctx[x] * d
             _combine(1, h, NULL, job.scale, job.mrows, k, d)       # h = sum (or mean) of context
             job.loss += _dots(h, job.orows, no, job.labels, alpha, job.exact, job.G,
                               job.compute_loss, d)
             _combine(1, e, NULL, job.G, job.orows, no, d)          # e = sum g O (O before update)
-            for j in range(no):
-                _pass1(0, job.syn1neg + job.outs[j] * d, NULL, job.G + j, &h, d)
-            if not job.cbow_mean:
-                for t in range(d):
-                    e[t] *= inv
-            for x in range(k):
-                m = job.syn0 + job.ctx[x] * d
-                for t in range(d):
-                    m[t] += e[t]
+            _spread(job.syn1neg, job.outs, job.G, no, h, d)        # O += g h
+            _spread(job.syn0, job.ctx, job.scale2, k, e, d)        # every context row += e
 
 
 # ----------------------------------------------------------------- checked wrappers
@@ -530,12 +547,14 @@ cdef object _run(bint sg, float[:, ::1] syn0, float[:, ::1] syn1neg, const int32
     job.h = <float *>malloc(d * sizeof(float))
     job.e = <float *>malloc(d * sizeof(float))
     job.scale = <float *>malloc(W * sizeof(float))
+    job.scale2 = <float *>malloc(W * sizeof(float))
     job.orows = <const float **>malloc((negative + 1) * sizeof(float *))
     job.mrows = <const float **>malloc(W * sizeof(float *))
     try:
         if (job.buf == NULL or job.ctx == NULL or job.first == NULL or job.outs == NULL
                 or job.labels == NULL or job.G == NULL or job.Gt == NULL or job.M0 == NULL
-                or job.h == NULL or job.e == NULL or job.scale == NULL or job.orows == NULL
+                or job.h == NULL or job.e == NULL or job.scale == NULL or job.scale2 == NULL
+                or job.orows == NULL
                 or job.mrows == NULL):
             raise MemoryError("word2vec kernel: cannot allocate its scratch buffers")
         for q in range(negative + 1):
@@ -557,6 +576,7 @@ cdef object _run(bint sg, float[:, ::1] syn0, float[:, ::1] syn1neg, const int32
         free(job.h)
         free(job.e)
         free(job.scale)
+        free(job.scale2)
         free(<void *>job.orows)
         free(<void *>job.mrows)
     return int(job.r), int(job.effective), float(job.loss)

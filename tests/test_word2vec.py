@@ -242,6 +242,21 @@ def test_loss_callbacks_and_progress(planted, caplog):
     assert any("EPOCH 3: training on" in r.message for r in caplog.records)
 
 
+def test_progress_bar_freq_vocab_and_predict(planted, capsys):
+    with fastnet.use_backend(FAST):
+        m = Word2Vec(vector_size=8, min_count=1, epochs=2, workers=2, progress_bar=True)
+        m.build_vocab(planted[:400])
+        m.train(planted[:400], report_delay=0.01)
+    top = m.predict_output_word(["the", "country"], topn=3)
+    assert len(top) == 3 and all(w in m.wv for w, _ in top)
+    assert m.predict_output_word(["atlantis"]) is None
+    f = Word2Vec(min_count=2)
+    f.build_vocab_from_freq({"a": 5, "b": 3, "c": 1})
+    assert f.wv.index_to_key == ["a", "b"] and f.wv.get_vecattr("b", "count") == 3
+    with pytest.raises(ValueError, match="word_freq is empty"):
+        Word2Vec().build_vocab_from_freq({})
+
+
 def test_diverging_training_raises(planted):
     with fastnet.use_backend(FAST), pytest.raises(fastnet.DivergenceError, match="smaller alpha"):
         Word2Vec(planted[:500], vector_size=8, min_count=1, alpha=1e30, min_alpha=1e30, epochs=2,

@@ -7,9 +7,13 @@ its docstring for the contract).  What makes them fast:
 * noise words drawn in O(1) from the cumulative table through a guide table
   (no modulo, no binary search), one set per centre word shared by its whole
   window (pWord2Vec), so one centre word costs two small matrix products;
-* those products are written as 4-, 2- and 1-row register blocks (``_dot4``,
-  ``_axpy4``...) that LLVM vectorises: each pass over a 100-float row does 4
-  multiply-adds per load/store instead of one;
+* those products are written as passes over 6, 4, 2 or 1 rows at once
+  (``_dot6``, ``_axpy6``, ``_save_axpy6``...) that LLVM vectorises: at
+  d ~ 100 the fixed cost of a pass (set-up, overlap checks, the remainder of d
+  modulo the vector width, the horizontal sums of the dot products) is as
+  large as its arithmetic, so the kernels make few, fat passes: one
+  dot-product pass per context word, one update pass per context word (which
+  also saves the row's old value), two update passes per output word;
 * ``nogil=True``: Python threads run jobs in parallel, lock-free on the shared
   matrices (Hogwild!, as word2vec.c and gensim).
 
@@ -160,6 +164,26 @@ def _axpy2(y, g0, x0, g1, x1, d):
 def _axpy1(y, g0, x0, d):
     for t in range(d):
         y[t] += g0 * x0[t]
+
+
+@njit(inline="always")
+def _add2(y0, y1, g0, g1, x, d):
+    """``y0 += g0 x`` and ``y1 += g1 x`` in one pass (correct also when y0 is y1)."""
+    for t in range(d):
+        xt = x[t]
+        y0[t] += g0 * xt
+        y1[t] += g1 * xt
+
+
+@njit(inline="always")
+def _spread(rows, idx, g, n, x, d):
+    """``rows[idx[j]] += g[j] x`` for ``j < n``, two rows per pass."""
+    j = 0
+    while j + 2 <= n:
+        _add2(rows[idx[j]], rows[idx[j + 1]], g[j], g[j + 1], x, d)
+        j += 2
+    if j < n:
+        _axpy1(rows[idx[j]], g[j], x, d)
 
 
 @njit(inline="always")
@@ -449,6 +473,7 @@ def _cbow_batch(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample
     buf = np.empty(_max_sentence(sent_offsets, sent_begin, sent_end), dtype=np.int32)
     ctx = np.empty(W, dtype=np.int64)
     scale = np.empty(W, dtype=np.float32)
+    scale2 = np.empty(W, dtype=np.float32)
     outs = np.empty(negative + 1, dtype=np.int64)
     labels = np.zeros(negative + 1, dtype=np.float32)
     labels[0] = _ONE
@@ -476,20 +501,15 @@ def _cbow_batch(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample
             no, r = _outputs(buf[i], negative, cum_table, guide, gshift, outs, r)
             inv = _ONE / np.float32(k)
             c = inv if cbow_mean else _ONE
+            c2 = _ONE if cbow_mean else inv      # gensim: the summed input sends back e / k
             for x in range(k):
                 scale[x] = c
+                scale2[x] = c2
             _combine(h, scale, syn0, ctx, k, d, True)          # h = sum (or mean) of the context
             loss += _dots(h, syn1neg, outs, no, labels, alpha, exact, g, compute_loss, d)
             _combine(e, g, syn1neg, outs, no, d, True)         # e = sum g O (O before its update)
-            for j in range(no):
-                _axpy1(syn1neg[outs[j]], g[j], h, d)
-            if not cbow_mean:
-                for t in range(d):
-                    e[t] *= inv
-            for x in range(k):
-                m = syn0[ctx[x]]
-                for t in range(d):
-                    m[t] += e[t]
+            _spread(syn1neg, outs, g, no, h, d)                # O += g h
+            _spread(syn0, ctx, scale2, k, e, d)                # every context row += e
     return r, effective, loss
 
 
