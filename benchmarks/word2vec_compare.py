@@ -2,10 +2,13 @@
 
 Each run is a fresh subprocess (so its peak memory is its own); for every
 configuration (sg, workers) gensim and each fastnet backend run one after
-the other, ``--rounds`` times, alternating, and the table reports the
-median of each and the ratio fastnet / gensim of effective words per second
-*measured in the same round* (the machine is shared: absolute numbers drift,
-ratios in one run are what to quote).
+the other, ``--rounds`` times (round ``r`` uses ``seed + r``; the order
+alternates), and the table reports the median of each and the median of
+the ratios fastnet / gensim of effective words per second *measured in the
+same round* (the machine is shared: absolute numbers drift, ratios in one run
+are what to quote).  Effective words per CPU-second (user + system time of
+the training process) is reported too: it does not depend on how many cores
+other processes leave free.
 
 Usage::
 
@@ -74,10 +77,14 @@ def run_one(impl, corpus, sg, workers, seed, evaluate, gensim_mode):
     model = Word2Vec(**kw)
     model.build_vocab(**data)
     t1 = time.perf_counter()
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    c1 = ru.ru_utime + ru.ru_stime
     eff_words, raw_words = model.train(**data, total_examples=model.corpus_count,
                                        total_words=model.corpus_total_words, epochs=model.epochs)
     t2 = time.perf_counter()
+    ru = resource.getrusage(resource.RUSAGE_SELF)
     out = {"impl": impl, "sg": sg, "workers": workers, "train_time": t2 - t1, "wall": t2 - t0,
+           "cpu_time": ru.ru_utime + ru.ru_stime - c1,
            "raw_words": raw_words, "effective_words": eff_words, "vocab": len(model.wv),
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
     if evaluate:
@@ -153,6 +160,7 @@ def main(argv=None):
                              f"simlex {r['simlex']:.4f}" if evaluate else "")
                         print(f"{cname:9s} sg={sg} workers={workers} round {rnd} {impl:7s} "
                               f"{r['effective_words'] / r['train_time']:>10,.0f} eff words/s  "
+                              f"{r['effective_words'] / r['cpu_time']:>10,.0f} per CPU-s  "
                               f"train {r['train_time']:6.1f}s wall {r['wall']:6.1f}s  "
                               f"peak {r['peak_rss_mb']:6.0f} MB{q}", flush=True)
     if args.json:
@@ -165,8 +173,9 @@ def main(argv=None):
 def table(runs, backends, gensim_mode="file"):
     lines = []
     lines.append("| corpus | sg | workers | implementation | effective words/s | raw words/s | "
-                 "x gensim | train s | wall s | peak MB | analogy | WS353 | SimLex |")
-    lines.append("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                 "x gensim | eff. words / CPU-s | x gensim (CPU) | train s | wall s | peak MB | "
+                 "analogy | WS353 | SimLex |")
+    lines.append("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     keys = sorted({(r["corpus"], r["sg"], r["workers"]) for r in runs},
                   key=lambda k: (k[0] != "gutenberg", -k[1], k[2]))
     for corpus, sg, workers in keys:
@@ -185,13 +194,19 @@ def table(runs, backends, gensim_mode="file"):
                       (rd["gensim"]["effective_words"] / rd["gensim"]["train_time"])
                       for rd in by_round.values() if impl in rd and "gensim" in rd]
             ratio = f"{statistics.median(ratios):.2f}" if impl != "gensim" and ratios else "1"
+            cpu = statistics.median(r["effective_words"] / r["cpu_time"] for r in rs)
+            cratios = [rd[impl]["effective_words"] / rd[impl]["cpu_time"] /
+                       (rd["gensim"]["effective_words"] / rd["gensim"]["cpu_time"])
+                       for rd in by_round.values() if impl in rd and "gensim" in rd]
+            cratio = f"{statistics.median(cratios):.2f}" if impl != "gensim" and cratios else "1"
             q = ["", "", ""]
             if "analogy" in rs[0]:
                 q = [f"{100 * med('analogy'):.1f} %", f"{med('ws353'):.3f}",
                      f"{med('simlex'):.3f}"]
             name = f"gensim 4.4 ({gensim_mode})" if impl == "gensim" else f"fastnet {impl}"
             lines.append(f"| {corpus} | {sg} | {workers} | {name} | {eff:,.0f} | {raw:,.0f} | "
-                         f"{ratio} | {med('train_time'):.1f} | {med('wall'):.1f} | "
+                         f"{ratio} | {cpu:,.0f} | {cratio} | {med('train_time'):.1f} | "
+                         f"{med('wall'):.1f} | "
                          f"{med('peak_rss_mb'):.0f} | {q[0]} | {q[1]} | {q[2]} |")
     return "\n".join(lines)
 

