@@ -75,7 +75,7 @@ NETWORK_KERNELS = (
 )
 
 #: The word2vec kernels (see :mod:`fastnet.reference.word2vec_kernels`).
-WORD2VEC_KERNELS = ()
+WORD2VEC_KERNELS = ("w2v_sg_batch", "w2v_cbow_batch")
 
 #: Every kernel a complete backend implements.
 KERNEL_NAMES = NETWORK_KERNELS + WORD2VEC_KERNELS

@@ -8,3 +8,7 @@ KERNELS = {}
 from fastnet._numba.network import KERNELS as _NET  # noqa: E402
 
 KERNELS.update(_NET)
+
+from fastnet._numba.word2vec import KERNELS as _W2V  # noqa: E402
+
+KERNELS.update(_W2V)

@@ -316,3 +316,8 @@ KERNELS = {name: globals()[name] for name in (
     "activation", "activation_grad", "loss", "penalty_value", "penalty_grad", "optimizer_step",
     "forward_network", "backprop_samples", "backprop_batch", "train_epoch", "linear_gd",
     "perceptron_train")}
+
+# The word2vec kernels (skip-gram / CBOW with negative sampling).
+from fastnet.reference.word2vec_kernels import KERNELS as _W2V_KERNELS  # noqa: E402
+
+KERNELS.update(_W2V_KERNELS)
