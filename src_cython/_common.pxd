@@ -103,6 +103,8 @@ cdef extern from "fastnet_simd.h" nogil:
     void fn_affine4_f64(const double *W, int64_t n, const int32_t *idx, int64_t c,
                         const double *x0, const double *x1, const double *x2,
                         const double *x3, double *z0, double *z1, double *z2, double *z3)
+    float fn_dot_f32(const float *x, const float *w, int64_t n)
+    double fn_dot_f64(const double *x, const double *w, int64_t n)
     void fn_sgd1_f32(float *W, int64_t n, const int32_t *idx, int64_t c, const float *x0,
                      const float *d0, float lr)
     void fn_sgd1_f64(double *W, int64_t n, const int32_t *idx, int64_t c, const double *x0,
@@ -159,6 +161,13 @@ cdef inline void simd_axpy1(floating *G, int64_t n, const int32_t *idx, int64_t 
         fn_axpy1_f32(G, n, idx, c, x0, d0)
     else:
         fn_axpy1_f64(G, n, idx, c, x0, d0)
+
+
+cdef inline floating simd_dot(const floating *x, const floating *w, int64_t n) noexcept nogil:
+    if floating is float:
+        return fn_dot_f32(x, w, n)
+    else:
+        return fn_dot_f64(x, w, n)
 
 
 cdef inline void simd_sgd1(floating *W, int64_t n, const int32_t *idx, int64_t c,

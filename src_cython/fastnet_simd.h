@@ -438,6 +438,40 @@ static inline void fn_sgd1_##S(T *W, int64_t n, const int32_t *idx, int64_t c,  
     fn_axpy_any_##S(1, W, n, idx, c, x0, x0, x0, x0, d0, d0, d0, d0, 1, lr);            \
 }
 
+/* dot product x . w of n entries with four vector accumulators (a fixed order for a given n;
+ * not a sequential sum: for long rows only) */
+static inline float fn_dot_f32(const float *x, const float *w, int64_t n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t j = 0;
+    for (; j + 64 <= n; j += 64) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + j), _mm512_loadu_ps(w + j), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + j + 16), _mm512_loadu_ps(w + j + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + j + 32), _mm512_loadu_ps(w + j + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + j + 48), _mm512_loadu_ps(w + j + 48), a3);
+    }
+    for (; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : F32_MASK(n - j);
+        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + j), _mm512_maskz_loadu_ps(m, w + j), a0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+static inline double fn_dot_f64(const double *x, const double *w, int64_t n) {
+    __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        a0 = _mm512_fmadd_pd(_mm512_loadu_pd(x + j), _mm512_loadu_pd(w + j), a0);
+        a1 = _mm512_fmadd_pd(_mm512_loadu_pd(x + j + 8), _mm512_loadu_pd(w + j + 8), a1);
+        a2 = _mm512_fmadd_pd(_mm512_loadu_pd(x + j + 16), _mm512_loadu_pd(w + j + 16), a2);
+        a3 = _mm512_fmadd_pd(_mm512_loadu_pd(x + j + 24), _mm512_loadu_pd(w + j + 24), a3);
+    }
+    for (; j < n; j += 8) {
+        __mmask8 m = n - j >= 8 ? (__mmask8)0xFF : F64_MASK(n - j);
+        a0 = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(m, x + j), _mm512_maskz_loadu_pd(m, w + j), a0);
+    }
+    return _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
+}
+
 FN_DEFINE_ROW_KERNELS(float, f32, F32)
 FN_DEFINE_ROW_KERNELS(double, f64, F64)
 
@@ -462,6 +496,8 @@ static inline void fn_axpy4_##S(T *G, int64_t n, const int32_t *idx, int64_t c, 
                                 const T *d0, const T *d1, const T *d2, const T *d3) {}   \
 static inline void fn_sgd1_##S(T *W, int64_t n, const int32_t *idx, int64_t c,           \
                                const T *x0, const T *d0, T lr) {}
+static inline float fn_dot_f32(const float *x, const float *w, int64_t n) { return 0; }
+static inline double fn_dot_f64(const double *x, const double *w, int64_t n) { return 0; }
 FN_STUBS(float, f32)
 FN_STUBS(double, f64)
 #endif

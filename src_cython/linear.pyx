@@ -2,24 +2,29 @@
 r"""Linear and logistic regression by gradient descent, and the perceptron rule (Cython backend).
 
 The kernels ``linear_gd`` and ``perceptron_train`` of
-:mod:`fastnet.reference.kernels`, as ``nogil`` loops.  Gradient descent's
-two matrix-vector products per iteration (:math:`X\theta` and
-:math:`X^T(h-y)`) are BLAS ``gemv`` calls through
-``scipy.linalg.cython_blas`` (memory-bound, threaded by the BLAS for large
-``X``) and its sums are pairwise, in numpy's order: the same operations as
-the reference, so a float32 run follows the reference's trajectory and stops
-at the same iteration.
+:mod:`fastnet.reference.kernels`, as ``nogil`` loops.
+
+Gradient descent on a large ``X`` makes one pass over the rows per iteration
+(prediction, cost and :math:`X_1^T(h-y)` together: the cost of an iteration
+is reading ``X``), the rows cut into chunks with their own gradient buffers,
+on threads, added in chunk order.  On a small ``X`` (fewer than 65,536
+entries) it runs the reference's own operations -- BLAS ``gemv`` through
+``scipy.linalg.cython_blas`` for :math:`X\theta` and :math:`X^T(h-y)`,
+numpy's pairwise sums -- so that a float32 run follows the reference's
+trajectory bit for bit and stops at the same iteration.
 """
 import numpy as np
 cimport numpy as cnp
 cimport cython
+from cython.parallel cimport prange
 from libc.math cimport isnan, isinf, fabs
 from libc.stdint cimport int64_t
 from scipy.linalg.cython_blas cimport sgemv, dgemv, sdot, ddot
 
-from _common cimport floating, sigmoid, loss_term, LOSS_CE
+from _common cimport floating, sigmoid, loss_term, f_fma, LOSS_CE, FASTNET_SIMD, simd_dot
 
 from fastnet._cython import _checks as chk
+from fastnet._cython import mlp as _mlp
 
 cnp.import_array()
 
@@ -122,6 +127,86 @@ cdef Py_ssize_t _linear_gd(const floating[:, ::1] X, const floating[::1] y, floa
     return max_iter
 
 
+cdef inline floating _dot_rows(const floating[:, ::1] X, Py_ssize_t i,
+                               const floating[::1] w) noexcept nogil:
+    """``X[i] @ w[1:]`` with eight running sums for long rows (see :func:`_row_dot`)."""
+    return _row_dot(X, i, w)
+
+
+cdef double _gd_rows(const floating[:, ::1] X, const floating[::1] y,
+                     const floating[::1] theta, bint logistic, Py_ssize_t lo, Py_ssize_t hi,
+                     floating[::1] g) noexcept nogil:
+    """One pass over rows ``lo:hi``: ``g[0] += sum r``, ``g[1:] += X^T r`` (``r = h - y``);
+    returns the rows' cost terms (float64: squared residuals, or cross-entropy)."""
+    cdef Py_ssize_t i, j, n = X.shape[1]
+    cdef floating h, r
+    cdef double J = 0, rd
+    for i in range(lo, hi):
+        h = _dot_rows(X, i, theta) + theta[0]
+        if logistic:
+            h = sigmoid(h)
+            J += loss_term(LOSS_CE, h, y[i])
+        r = h - y[i]
+        if not logistic:
+            rd = r
+            J += rd * rd
+        g[0] += r
+        for j in range(n):
+            g[1 + j] = f_fma(r, X[i, j], g[1 + j])
+    return J
+
+
+cdef Py_ssize_t _linear_gd_fused(const floating[:, ::1] X, const floating[::1] y,
+                                 floating[::1] theta, double lr_, double tol,
+                                 Py_ssize_t max_iter, bint logistic, double[::1] history,
+                                 floating[:, ::1] gb, double[::1] tJ, int C,
+                                 int T) noexcept nogil:
+    """Gradient descent with one pass over ``X`` per iteration (prediction, cost and gradient
+    together), the rows cut into ``C`` chunks, each with its own gradient buffer, run by
+    ``T`` threads and added in chunk order."""
+    cdef Py_ssize_t m = X.shape[0], n = X.shape[1], it, j
+    cdef int c
+    cdef double J
+    cdef floating lr = <floating>lr_, mf = <floating>m
+    for it in range(max_iter):
+        for c in range(C):
+            for j in range(n + 1):
+                gb[c, j] = 0
+        if C <= 1:
+            J = _gd_rows(X, y, theta, logistic, 0, m, gb[0])
+        else:
+            if T > 1:
+                for c in prange(C, num_threads=T, schedule="dynamic", chunksize=1):
+                    tJ[c] = _gd_rows(X, y, theta, logistic, (m * c) // C, (m * (c + 1)) // C,
+                                     gb[c])
+            else:
+                for c in range(C):
+                    tJ[c] = _gd_rows(X, y, theta, logistic, (m * c) // C, (m * (c + 1)) // C,
+                                     gb[c])
+            J = 0
+            for c in range(C):
+                J += tJ[c]
+                if c > 0:
+                    for j in range(n + 1):
+                        gb[0, j] += gb[c, j]
+        J = J / m if logistic else 0.5 * J / m
+        history[it] = J
+        if isnan(J) or isinf(J):
+            return it + 1
+        theta[0] -= lr * (gb[0, 0] / mf)
+        for j in range(n):
+            theta[1 + j] -= lr * (gb[0, 1 + j] / mf)
+        if it >= 1 and fabs(history[it] - history[it - 1]) < tol:
+            return it + 1
+    return max_iter
+
+
+#: below this many entries of X, gradient descent uses BLAS gemv as the reference does
+#: (bit-for-bit the same steps); above, one fused pass over X per iteration (BLAS would
+#: read X twice: the cost of an iteration is reading X)
+cdef Py_ssize_t _FUSED_MIN = 1 << 16
+
+
 def linear_gd(X, y, theta, lr, tol, max_iter, logistic, history):
     r"""Batch gradient descent for linear (``logistic=False``) or logistic regression.
 
@@ -154,6 +239,16 @@ def linear_gd(X, y, theta, lr, tol, max_iter, logistic, history):
         raise ValueError(f"{K}: X has no rows")
     if X.shape[0] >= 2**31 or X.shape[1] >= 2**31:
         raise ValueError(f"{K}: X of shape {X.shape} is too large for 32-bit BLAS indices")
+    cdef int C, T
+    if X.shape[0] * X.shape[1] >= _FUSED_MIN:
+        C, T = _mlp._plan_chunks(X.shape[0], X.shape[1] + 1)
+        gb = np.zeros((C, X.shape[1] + 1), dtype=X.dtype)
+        tJ = np.zeros(C, dtype=np.float64)
+        if X.dtype == np.float32:
+            return _fused_entry[cython.float](X, y, theta, lr, tol, max_iter, bool(logistic),
+                                              history, gb, tJ, C, T)
+        return _fused_entry[cython.double](X, y, theta, lr, tol, max_iter, bool(logistic),
+                                           history, gb, tJ, C, T)
     h = np.empty(X.shape[0], dtype=X.dtype)
     g = np.empty(max(1, X.shape[1]), dtype=X.dtype)
     terms = np.empty(X.shape[0], dtype=np.float64)
@@ -162,6 +257,16 @@ def linear_gd(X, y, theta, lr, tol, max_iter, logistic, history):
                                        h, g, terms)
     return _gd_entry[cython.double](X, y, theta, lr, tol, max_iter, bool(logistic), history,
                                     h, g, terms)
+
+
+cdef Py_ssize_t _fused_entry(const floating[:, ::1] X, const floating[::1] y,
+                             floating[::1] theta, double lr, double tol, Py_ssize_t max_iter,
+                             bint logistic, double[::1] history, floating[:, ::1] gb,
+                             double[::1] tJ, int C, int T):
+    cdef Py_ssize_t n
+    with nogil:
+        n = _linear_gd_fused(X, y, theta, lr, tol, max_iter, logistic, history, gb, tJ, C, T)
+    return n
 
 
 cdef Py_ssize_t _gd_entry(const floating[:, ::1] X, const floating[::1] y, floating[::1] theta,
@@ -174,6 +279,32 @@ cdef Py_ssize_t _gd_entry(const floating[:, ::1] X, const floating[::1] y, float
     return n
 
 
+cdef inline floating _row_dot(const floating[:, ::1] X, Py_ssize_t i,
+                              const floating[::1] w) noexcept nogil:
+    """``X[i] @ w[1:]``: in order for short rows (as a BLAS dot does them); longer rows with
+    vector accumulators (AVX-512) or eight running sums added pairwise at the end."""
+    cdef Py_ssize_t j = 0, n = X.shape[1]
+    cdef floating s = 0, s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0
+    if n >= 32 and FASTNET_SIMD:
+        return simd_dot(&X[i, 0], &w[1], n)
+    if n >= 32:
+        while j + 8 <= n:
+            s0 = s0 + X[i, j] * w[1 + j]
+            s1 = s1 + X[i, j + 1] * w[2 + j]
+            s2 = s2 + X[i, j + 2] * w[3 + j]
+            s3 = s3 + X[i, j + 3] * w[4 + j]
+            s4 = s4 + X[i, j + 4] * w[5 + j]
+            s5 = s5 + X[i, j + 5] * w[6 + j]
+            s6 = s6 + X[i, j + 6] * w[7 + j]
+            s7 = s7 + X[i, j + 7] * w[8 + j]
+            j += 8
+        s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    while j < n:
+        s = s + X[i, j] * w[1 + j]
+        j += 1
+    return s
+
+
 cdef Py_ssize_t _perceptron(const floating[:, ::1] X, const floating[::1] y, floating[::1] w,
                             Py_ssize_t epochs, floating lr, int64_t[::1] errors) noexcept nogil:
     cdef Py_ssize_t e, i, j, m = X.shape[0], n = X.shape[1]
@@ -182,9 +313,7 @@ cdef Py_ssize_t _perceptron(const floating[:, ::1] X, const floating[::1] y, flo
     for e in range(epochs):
         n_err = 0
         for i in range(m):
-            s = 0
-            for j in range(n):
-                s = s + X[i, j] * w[1 + j]
+            s = _row_dot(X, i, w)
             pred = 1 if w[0] + s >= 0 else 0
             upd = lr * (y[i] - pred)
             if upd != 0:

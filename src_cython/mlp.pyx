@@ -99,6 +99,14 @@ def _plan_threads(n_items, work_per_item):
     return _threads_for(n_items, work_per_item, _min_work, _max_threads())
 
 
+def _plan_chunks(n_items, work_per_item):
+    """``(chunks, threads)`` the policy gives ``n_items`` items of ``work_per_item``
+    multiply-adds (used by the other extension modules)."""
+    cdef int tmax = _max_threads()
+    cdef int C = _chunks_for(n_items, work_per_item, tmax)
+    return C, min(C, tmax)
+
+
 def openmp_enabled():
     """Whether this extension was compiled with OpenMP (else every loop runs serially)."""
     return bool(FASTNET_HAVE_OPENMP)
