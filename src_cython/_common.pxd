@@ -103,6 +103,12 @@ cdef extern from "fastnet_simd.h" nogil:
     void fn_affine4_f64(const double *W, int64_t n, const int32_t *idx, int64_t c,
                         const double *x0, const double *x1, const double *x2,
                         const double *x3, double *z0, double *z1, double *z2, double *z3)
+    void fn_backdelta4_f32(const float *WT, int64_t J, int64_t K, const float *d0,
+                           const float *d1, const float *d2, const float *d3, float *o0,
+                           float *o1, float *o2, float *o3)
+    void fn_backdelta4_f64(const double *WT, int64_t J, int64_t K, const double *d0,
+                           const double *d1, const double *d2, const double *d3,
+                           double *o0, double *o1, double *o2, double *o3)
     float fn_dot_f32(const float *x, const float *w, int64_t n)
     double fn_dot_f64(const double *x, const double *w, int64_t n)
     void fn_sgd1_f32(float *W, int64_t n, const int32_t *idx, int64_t c, const float *x0,
@@ -161,6 +167,16 @@ cdef inline void simd_axpy1(floating *G, int64_t n, const int32_t *idx, int64_t 
         fn_axpy1_f32(G, n, idx, c, x0, d0)
     else:
         fn_axpy1_f64(G, n, idx, c, x0, d0)
+
+
+cdef inline void simd_backdelta4(const floating *WT, int64_t J, int64_t K,
+                                 const floating *d0, const floating *d1, const floating *d2,
+                                 const floating *d3, floating *o0, floating *o1, floating *o2,
+                                 floating *o3) noexcept nogil:
+    if floating is float:
+        fn_backdelta4_f32(WT, J, K, d0, d1, d2, d3, o0, o1, o2, o3)
+    else:
+        fn_backdelta4_f64(WT, J, K, d0, d1, d2, d3, o0, o1, o2, o3)
 
 
 cdef inline floating simd_dot(const floating *x, const floating *w, int64_t n) noexcept nogil:

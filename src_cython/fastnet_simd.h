@@ -438,6 +438,72 @@ static inline void fn_sgd1_##S(T *W, int64_t n, const int32_t *idx, int64_t c,  
     fn_axpy_any_##S(1, W, n, idx, c, x0, x0, x0, x0, d0, d0, d0, d0, 1, lr);            \
 }
 
+/* the error terms sent back to the layer below, for the 4 samples of a panel:
+ *   out_s[j] = sum_{k<K} WT[k*J + j] * d_s[k]    (j < J; sequential FMAs over k from 0)
+ * WT = the transposed weight rows (K rows of J), so that the J outputs are vectorised;
+ * out_s need room for J rounded up to whole vectors (full stores). */
+#define FN_DEFINE_BACKDELTA(T, S, P_)                                                    \
+FN_AI void fn_backdelta_blk_##S(int nv, const T *WT, int64_t J, int64_t K, int64_t jb,   \
+                                const T *d0, const T *d1, const T *d2, const T *d3,      \
+                                T *o0, T *o1, T *o2, T *o3) {                            \
+    P_##_V a00 = P_##_ZERO(), a01 = a00, a02 = a00, a03 = a00;                          \
+    P_##_V a10 = a00, a11 = a00, a12 = a00, a13 = a00;                                  \
+    P_##_V a20 = a00, a21 = a00, a22 = a00, a23 = a00;                                  \
+    P_##_V a30 = a00, a31 = a00, a32 = a00, a33 = a00;                                  \
+    int64_t rem = J - jb - (int64_t)(nv - 1) * P_##_L;                                  \
+    P_##_M mk = rem >= P_##_L ? (P_##_M)~0 : P_##_MASK(rem);                            \
+    for (int64_t k = 0; k < K; k++) {                                                   \
+        const T *r = WT + k * J + jb;                                                   \
+        P_##_V v0 = P_##_SET1(d0[k]), v1 = P_##_SET1(d1[k]);                            \
+        P_##_V v2 = P_##_SET1(d2[k]), v3 = P_##_SET1(d3[k]);                            \
+        P_##_V w0 = nv == 1 ? P_##_MLOAD(mk, r) : P_##_LOAD(r);                         \
+        a00 = P_##_FMA(w0, v0, a00); a10 = P_##_FMA(w0, v1, a10);                       \
+        a20 = P_##_FMA(w0, v2, a20); a30 = P_##_FMA(w0, v3, a30);                       \
+        if (nv > 1) {                                                                   \
+            P_##_V w1 = nv == 2 ? P_##_MLOAD(mk, r + P_##_L) : P_##_LOAD(r + P_##_L);   \
+            a01 = P_##_FMA(w1, v0, a01); a11 = P_##_FMA(w1, v1, a11);                   \
+            a21 = P_##_FMA(w1, v2, a21); a31 = P_##_FMA(w1, v3, a31); }                 \
+        if (nv > 2) {                                                                   \
+            P_##_V w2 = nv == 3 ? P_##_MLOAD(mk, r + 2 * P_##_L)                        \
+                                : P_##_LOAD(r + 2 * P_##_L);                            \
+            a02 = P_##_FMA(w2, v0, a02); a12 = P_##_FMA(w2, v1, a12);                   \
+            a22 = P_##_FMA(w2, v2, a22); a32 = P_##_FMA(w2, v3, a32); }                 \
+        if (nv > 3) {                                                                   \
+            P_##_V w3 = P_##_MLOAD(mk, r + 3 * P_##_L);                                 \
+            a03 = P_##_FMA(w3, v0, a03); a13 = P_##_FMA(w3, v1, a13);                   \
+            a23 = P_##_FMA(w3, v2, a23); a33 = P_##_FMA(w3, v3, a33); }                 \
+    }                                                                                   \
+    P_##_STORE(o0 + jb, a00); P_##_STORE(o1 + jb, a10);                                 \
+    P_##_STORE(o2 + jb, a20); P_##_STORE(o3 + jb, a30);                                 \
+    if (nv > 1) {                                                                       \
+        P_##_STORE(o0 + jb + P_##_L, a01); P_##_STORE(o1 + jb + P_##_L, a11);           \
+        P_##_STORE(o2 + jb + P_##_L, a21); P_##_STORE(o3 + jb + P_##_L, a31); }         \
+    if (nv > 2) {                                                                       \
+        P_##_STORE(o0 + jb + 2 * P_##_L, a02); P_##_STORE(o1 + jb + 2 * P_##_L, a12);   \
+        P_##_STORE(o2 + jb + 2 * P_##_L, a22); P_##_STORE(o3 + jb + 2 * P_##_L, a32); } \
+    if (nv > 3) {                                                                       \
+        P_##_STORE(o0 + jb + 3 * P_##_L, a03); P_##_STORE(o1 + jb + 3 * P_##_L, a13);   \
+        P_##_STORE(o2 + jb + 3 * P_##_L, a23); P_##_STORE(o3 + jb + 3 * P_##_L, a33); } \
+}                                                                                       \
+                                                                                        \
+static inline void fn_backdelta4_##S(const T *WT, int64_t J, int64_t K, const T *d0,    \
+                                     const T *d1, const T *d2, const T *d3, T *o0,       \
+                                     T *o1, T *o2, T *o3) {                              \
+    for (int64_t jb = 0; jb < J; jb += 4 * P_##_L) {                                    \
+        int64_t left = J - jb;                                                          \
+        int nv = left >= 4 * P_##_L ? 4 : (int)((left + P_##_L - 1) / P_##_L);          \
+        switch (nv) {                                                                   \
+        case 1: fn_backdelta_blk_##S(1, WT, J, K, jb, d0, d1, d2, d3, o0, o1, o2, o3); break; \
+        case 2: fn_backdelta_blk_##S(2, WT, J, K, jb, d0, d1, d2, d3, o0, o1, o2, o3); break; \
+        case 3: fn_backdelta_blk_##S(3, WT, J, K, jb, d0, d1, d2, d3, o0, o1, o2, o3); break; \
+        default: fn_backdelta_blk_##S(4, WT, J, K, jb, d0, d1, d2, d3, o0, o1, o2, o3); break; \
+        }                                                                               \
+    }                                                                                   \
+}
+
+FN_DEFINE_BACKDELTA(float, f32, F32)
+FN_DEFINE_BACKDELTA(double, f64, F64)
+
 /* dot product x . w of n entries with four vector accumulators (a fixed order for a given n;
  * not a sequential sum: for long rows only) */
 static inline float fn_dot_f32(const float *x, const float *w, int64_t n) {
@@ -496,6 +562,12 @@ static inline void fn_axpy4_##S(T *G, int64_t n, const int32_t *idx, int64_t c, 
                                 const T *d0, const T *d1, const T *d2, const T *d3) {}   \
 static inline void fn_sgd1_##S(T *W, int64_t n, const int32_t *idx, int64_t c,           \
                                const T *x0, const T *d0, T lr) {}
+static inline void fn_backdelta4_f32(const float *WT, int64_t J, int64_t K, const float *d0,
+                                     const float *d1, const float *d2, const float *d3,
+                                     float *o0, float *o1, float *o2, float *o3) {}
+static inline void fn_backdelta4_f64(const double *WT, int64_t J, int64_t K, const double *d0,
+                                     const double *d1, const double *d2, const double *d3,
+                                     double *o0, double *o1, double *o2, double *o3) {}
 static inline float fn_dot_f32(const float *x, const float *w, int64_t n) { return 0; }
 static inline double fn_dot_f64(const double *x, const double *w, int64_t n) { return 0; }
 FN_STUBS(float, f32)

@@ -38,7 +38,7 @@ from libc.stdint cimport int32_t, int64_t, uint32_t
 
 from _common cimport (floating, f_sqrt, f_fma, prefetch_row, FASTNET_SIMD, simd_compact1,
                       simd_compact4, simd_affine1, simd_affine4, simd_axpy1, simd_axpy4,
-                      simd_sgd1, act_df_from_a, activate_inplace, loss_term, loss_grad,
+                      simd_sgd1, simd_backdelta4, act_df_from_a, activate_inplace, loss_term, loss_grad,
                       fused_output, penalty_term, fastnet_omp_max_threads, FASTNET_HAVE_OPENMP,
                       fastnet_wtime,
                       PEN_NONE, PEN_L2, PEN_L1, OPT_SGD, OPT_MOMENTUM, OPT_RMSPROP)
@@ -167,6 +167,7 @@ cdef struct Layout:
     Py_ssize_t wA       # SB x SA activations (layer l of sample s at s*SA + aoff[l])
     Py_ssize_t wD       # SB x SA error terms (deltas), same layout
     Py_ssize_t wV       # SB x n0 values of the non-zero inputs, by sample (CSR)
+    Py_ssize_t wT       # SIMD path: the transposed weights W_l[1:]^T of layers L-1..1
     # int32 workspace of one thread: offsets
     Py_ssize_t iR       # SB + 1 row pointers of the CSR
     Py_ssize_t iI       # SB x n0 input index of each CSR entry
@@ -294,7 +295,7 @@ cdef void _upper_layers(const floating[::1] P, const int64_t[::1] sizes,
 cdef double _deltas(const floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
                     const int64_t[::1] kinds, const int64_t[::1] aoff, Layout lay,
                     const floating[:, ::1] Y, Py_ssize_t i, floating[::1] ws,
-                    Py_ssize_t s) noexcept nogil:
+                    Py_ssize_t s, bint below=True) noexcept nogil:
     """Loss of sample ``i`` (block slot ``s``, after the forward pass) and the error terms
     :math:`\\delta^{(l)}` of every layer into its delta slot; returns the loss (float64).
 
@@ -319,6 +320,8 @@ cdef double _deltas(const floating[::1] P, const int64_t[::1] sizes, const int64
             ws[D + aoff[L - 1] + k] = a - y
         else:
             ws[D + aoff[L - 1] + k] = loss_grad(lk, a, y) * act_df_from_a(kind, a)
+    if not below:       # (the layers below are done by _panel_backdeltas)
+        return total
     for l in range(L - 1, 0, -1):
         n_in = sizes[l]
         n_out = sizes[l + 1]
@@ -581,6 +584,48 @@ cdef void _single_sgd(floating[::1] P, const int64_t[::1] sizes, const int64_t[:
                   _input(X, ws, i, 0, l, aoff, lay), &ws[D], lr)
 
 
+cdef void _panel_backdeltas(const floating[::1] P, const int64_t[::1] sizes,
+                            const int64_t[::1] offs, const int64_t[::1] kinds,
+                            const int64_t[::1] aoff, Layout lay,
+                            floating[::1] ws) noexcept nogil:
+    """The error terms below the output layer for the 4 samples of a panel, from their
+    output deltas: :math:`\delta^{(l-1)} = (W_l[1:]\,\delta^{(l)})\odot f'(a^{(l-1)})`,
+    vectorised over the units ``j`` with the transposed weights ``W_l[1:]^T`` (copied once
+    per call of :func:`_accumulate_simd`, to ``ws[wT:]``); each sum still a sequential
+    fused multiply-add over ``k``."""
+    cdef Py_ssize_t l, j, s, n_in, n_out, SA = lay.SA, T = lay.wT, D, A
+    cdef int kind
+    for l in range(lay.L - 1, 0, -1):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        D = lay.wD + aoff[l]
+        simd_backdelta4(&ws[T], n_in, n_out, &ws[D], &ws[D + SA], &ws[D + 2 * SA],
+                        &ws[D + 3 * SA], &ws[lay.wD + aoff[l - 1]],
+                        &ws[lay.wD + SA + aoff[l - 1]], &ws[lay.wD + 2 * SA + aoff[l - 1]],
+                        &ws[lay.wD + 3 * SA + aoff[l - 1]])
+        kind = <int>kinds[l - 1]
+        for s in range(4):
+            D = lay.wD + s * SA + aoff[l - 1]
+            A = lay.wA + s * SA + aoff[l - 1]
+            for j in range(n_in):
+                ws[D + j] = ws[D + j] * act_df_from_a(kind, ws[A + j])
+        T += n_in * n_out
+
+
+cdef void _transpose_upper(const floating[::1] P, const int64_t[::1] sizes,
+                           const int64_t[::1] offs, Layout lay,
+                           floating[::1] ws) noexcept nogil:
+    """``ws[wT:]`` = ``W_l[1:]^T`` for l = L-1 .. 1 (in that order, each (n_out, n_in))."""
+    cdef Py_ssize_t l, j, k, n_in, n_out, T = lay.wT
+    for l in range(lay.L - 1, 0, -1):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        for j in range(n_in):
+            for k in range(n_out):
+                ws[T + k * n_in + j] = P[offs[l] + (j + 1) * n_out + k]
+        T += n_in * n_out
+
+
 cdef double _accumulate_simd(
         floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
         const int64_t[::1] kinds, const int64_t[::1] aoff, const int64_t[::1] noff,
@@ -589,11 +634,14 @@ cdef double _accumulate_simd(
         int32_t[::1] iw, floating[::1] G) noexcept nogil:
     cdef Py_ssize_t r = lo, s, q
     cdef double total = 0
+    if lay.L > 1 and hi - lo >= 4:
+        _transpose_upper(P, sizes, offs, lay, ws)
     while r + 4 <= hi:
         _panel_forward(P, sizes, offs, kinds, aoff, noff, lay, X, order[r], order[r + 1],
                        order[r + 2], order[r + 3], ws, iw)
         for s in range(4):
-            total += _deltas(P, sizes, offs, kinds, aoff, lay, Y, order[r + s], ws, s)
+            total += _deltas(P, sizes, offs, kinds, aoff, lay, Y, order[r + s], ws, s, False)
+        _panel_backdeltas(P, sizes, offs, kinds, aoff, lay, ws)
         _panel_grad(sizes, offs, aoff, noff, lay, X, order[r], order[r + 1], order[r + 2],
                     order[r + 3], ws, iw, G)
         r += 4
@@ -913,7 +961,8 @@ cdef class _Work:
         self.lay.wA = 0
         self.lay.wD = SB * SA
         self.lay.wV = 2 * SB * SA
-        nf = self.lay.wV + SB * n0
+        self.lay.wT = self.lay.wV + SB * n0
+        nf = self.lay.wT + int((lay.sizes[1:lay.L] * lay.sizes[2:]).sum())
         self.lay.iR = 0
         self.lay.iI = SB + 1
         self.lay.iZ = self.lay.iI + SB * n0
