@@ -7,28 +7,38 @@ layer ``l`` is ``W_l = Theta_l.T`` of shape ``(n_l + 1, n_{l+1})``, bias in row 
 
 How the work is done
 --------------------
-Every network kernel runs the course's per-sample algorithm, one sample at a
-time, in a ``nogil`` loop without allocation:
+The course's per-sample algorithm, in ``nogil`` loops that allocate nothing
+per sample (work buffers are allocated once per kernel call):
 
-* forward: :math:`z^{(l+1)} = W_l[0] + \sum_j a^{(l)}_j W_l[1+j]`, one
-  contiguous row of ``W_l`` per input unit; inputs that are exactly zero are
-  skipped (MNIST pixels are ~80 % zeros; skipping them is exact: it changes
-  nothing but the order of the float summation);
+* forward: :math:`z^{(l+1)} = \sum_j a^{(l)}_j W_l[1+j]`, then :math:`+ W_l[0]`,
+  one contiguous row of ``W_l`` per input unit; inputs that are exactly zero
+  are skipped (MNIST pixels are ~80 % zeros; skipping them is exact);
 * backward: :math:`\delta^{(l)} = (W_l[1:]\,\delta^{(l+1)}) \odot f'(a^{(l)})`
-  and the outer product :math:`a^{(l)}\delta^{(l+1)T}` added row by row into
+  and the outer products :math:`a^{(l)}\delta^{(l+1)T}` added row by row into
   the gradient, again only for the non-zero inputs.
 
-Threads (OpenMP ``prange``; serial when built without OpenMP): a batch's
-samples are cut into one contiguous chunk per thread, each thread sums its
-chunk's gradients into its own buffer, and the buffers are added in thread
-order, so a result depends only on the inputs and the number of threads.
-Small batches run on one thread (see :func:`_set_threading`).
+Every sum is a sequential chain of fused multiply-adds in the order a BLAS
+GEMM uses (inputs in increasing index for a forward sum, samples in order for
+a gradient entry, bias added last), so the results are those of the
+reference's matrix products to the last bit in most cases.
 
-Online learning with plain SGD and no penalty (``batch_size`` 1) updates the
-weights in place during the backward pass, touching only the rows of the
-non-zero inputs: :math:`W_l[1+j] \mathrel{-}= \eta\,a_j\delta` after
-:math:`\delta^{(l)}` has been computed from the old :math:`W_l`, which is
-exactly the reference's gradient step.
+With AVX-512 (``fastnet_simd.h``; the normal ``-march=native`` build on such a
+CPU) samples go four at a time: each layer's rows are the union of the four
+samples' non-zero inputs, each weight row is loaded once for the four with
+the running sums in registers, and each gradient row is read and written
+once per four samples.  Without it (portable builds, the bounds-checked
+build) the same arithmetic runs as generic typed-memoryview loops.
+
+Threads (OpenMP ``prange``; serial when built without OpenMP): a batch is cut
+into chunks fixed by its size (one for small batches; up to 16 for big ones,
+handed out to the threads as they come free), each chunk summing its
+gradients into its own buffer, the buffers added in chunk order: a result
+depends on the inputs and the thread count only.  See :func:`_set_threading`.
+
+Online learning with plain SGD and no penalty (``batch_size`` 1) takes each
+sample's step in place, touching only the rows of its non-zero inputs:
+:math:`W_l[1+j] \mathrel{-}= \eta\,(a_j\delta)` with every :math:`\delta`
+computed from the weights before the step -- exactly the reference's step.
 """
 import numpy as np
 cimport numpy as cnp
@@ -38,7 +48,8 @@ from libc.stdint cimport int32_t, int64_t, uint32_t
 
 from _common cimport (floating, f_sqrt, f_fma, prefetch_row, FASTNET_SIMD, simd_compact1,
                       simd_compact4, simd_affine1, simd_affine4, simd_axpy1, simd_axpy4,
-                      simd_sgd1, simd_backdelta4, act_df_from_a, activate_inplace, loss_term, loss_grad,
+                      simd_sgd1, simd_backdelta4, act_df_from_a, activate_inplace, loss_term,
+                      loss_grad,
                       fused_output, penalty_term, fastnet_omp_max_threads, FASTNET_HAVE_OPENMP,
                       fastnet_wtime,
                       PEN_NONE, PEN_L2, PEN_L1, OPT_SGD, OPT_MOMENTUM, OPT_RMSPROP)
