@@ -106,12 +106,6 @@ def _set_threading(num_threads=None, min_work=None, min_elems=None, big_work=Non
     return old
 
 
-def _plan_threads(n_items, work_per_item):
-    """Threads the policy gives ``n_items`` items of ``work_per_item`` multiply-adds each
-    (used by the other extension modules)."""
-    return _threads_for(n_items, work_per_item, _min_work, _max_threads())
-
-
 def _plan_chunks(n_items, work_per_item):
     """``(chunks, threads)`` the policy gives ``n_items`` items of ``work_per_item``
     multiply-adds (used by the other extension modules)."""
