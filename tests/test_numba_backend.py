@@ -83,6 +83,7 @@ def test_no_kernel_is_parallel_true():
 def threaded(monkeypatch):
     """Force the threaded paths on small problems, with two threads."""
     monkeypatch.setattr(N, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(N, "PARALLEL_MIN_BATCH", 1)
     before = numba.get_num_threads()
     numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
     yield numba.get_num_threads()

@@ -72,6 +72,10 @@ _CE, _QUAD, _LOGLOSS = 0, 1, 2
 
 #: Below this many input values (samples x input width) the threaded kernels run serially.
 PARALLEL_MIN_WORK = 200_000
+#: Batches of fewer samples are trained serially even when large enough in values: the
+#: threads are dispatched from Python once per batch (about 0.3 ms), which only pays
+#: for large batches (the full batch in particular).
+PARALLEL_MIN_BATCH = 2048
 
 
 # ======================================================================= helpers
@@ -992,7 +996,9 @@ def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimi
     args = (params, sizes, kinds, int(loss_kind), X, Y, order, batch_size, int(optimizer),
             float(lr), float(mu), float(rho), float(eps), penalty, float(lam), state)
     nt = _threads()
-    if nt > 1 and min(batch_size, order.shape[0]) * X.shape[1] >= PARALLEL_MIN_WORK:
+    B = min(batch_size, order.shape[0])
+    if nt > 1 and B * X.shape[1] >= PARALLEL_MIN_WORK and (B >= PARALLEL_MIN_BATCH
+                                                          or B == order.shape[0]):
         return float(_train_epoch_threaded(*args, nt))
     return float(_train_epoch(*args))
 
