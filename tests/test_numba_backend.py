@@ -83,6 +83,7 @@ def test_no_kernel_is_parallel_true():
 def threaded(monkeypatch):
     """Force the threaded paths on small problems, with two threads."""
     monkeypatch.setattr(N, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(N, "PARALLEL_MIN_BATCH", 1)
     before = numba.get_num_threads()
     numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
     yield numba.get_num_threads()
@@ -379,3 +380,24 @@ def test_sigmoid_intrinsic(dtype):
     inplace = z.copy()
     _call_sigmoid(inplace, inplace)
     assert np.array_equal(inplace[:-1], out[:-1])
+
+
+@numba.njit
+def _call_dots4(W, o, n, m, d0, d1, d2, d3, o0, o1, o2, o3):
+    _simd.row_dots4(W, o, n, m, d0, d1, d2, d3, o0, o1, o2, o3)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_row_dots4_on_every_width(dtype):
+    rng = np.random.default_rng(11)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    for n in WIDTHS:
+        for nin in (1, 7, 50):
+            P = (rng.random(2 + (nin + 1) * n) - 0.5).astype(dtype)
+            W = P[2:].reshape(nin + 1, n)
+            ds = [rng.random(n + 1).astype(dtype) for _ in range(4)]
+            outs = [np.full(nin + 1, 99, dtype) for _ in range(4)]
+            _call_dots4(P, 2, n, nin, *ds, *outs)
+            for d, out in zip(ds, outs):
+                np.testing.assert_allclose(out[:nin], W[1:] @ d[:n], **tol)
+                assert out[nin] == 99

@@ -38,7 +38,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = ["compact_nonzero", "compact_union4", "sparse_affine", "sparse_affine4", "rows_axpy",
-           "rows_axpy4", "row_dots", "sigmoid_into"]
+           "rows_axpy4", "row_dots", "row_dots4", "sigmoid_into"]
 
 _I1 = ir.IntType(1)
 _I8 = ir.IntType(8)
@@ -517,6 +517,85 @@ def row_dots(typingctx, W, o, n, m, d, out):
                         acc = builder.fmul(w, ds[k]) if acc is None else V.fma(w, ds[k], acc)
                     optr = builder.gep(out_ptr, [j])
                     builder.store(builder.fadd(builder.load(optr), V.hsum(acc)), optr)
+
+            _switch_nvec(builder, V, rem, emit)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _reduce4(builder, V, accs):
+    """The lane sums of four vectors, as one ``<4 x fty>`` (a transposed tree reduction:
+    the shuffles are shared by the four sums)."""
+    L = V.lanes
+    a, b, c, d = accs
+
+    def shuf(x, y, idx):
+        return builder.shuffle_vector(x, y, ir.Constant(ir.VectorType(_I32, len(idx)), idx))
+
+    h = L // 2
+    ab = builder.fadd(shuf(a, b, list(range(h)) + [L + i for i in range(h)]),
+                      shuf(a, b, [h + i for i in range(h)] + [L + h + i for i in range(h)]))
+    cd = builder.fadd(shuf(c, d, list(range(h)) + [L + i for i in range(h)]),
+                      shuf(c, d, [h + i for i in range(h)] + [L + h + i for i in range(h)]))
+    # ab = [a (h lanes) | b (h lanes)], cd likewise: halve each group once more across both
+    q = h // 2
+    lo = list(range(q)) + [h + i for i in range(q)] + [L + i for i in range(q)] + \
+        [L + h + i for i in range(q)]
+    hi = [q + i for i in range(q)] + [h + q + i for i in range(q)] + \
+        [L + q + i for i in range(q)] + [L + h + q + i for i in range(q)]
+    s = builder.fadd(shuf(ab, cd, lo), shuf(ab, cd, hi))  # four groups of q lanes
+    g = q
+    while g > 1:
+        half = g // 2
+        lo = [grp * g + i for grp in range(4) for i in range(half)]
+        hi = [grp * g + half + i for grp in range(4) for i in range(half)]
+        s = builder.fadd(shuf(s, s, lo), shuf(s, s, hi))
+        g = half
+    return s
+
+
+@intrinsic
+def row_dots4(typingctx, W, o, n, m, d0, d1, d2, d3, out0, out1, out2, out3):
+    r""":func:`row_dots` of four vectors ``d_s`` at once: ``out_s[j] = W[j + 1, :n] . d_s``,
+    each row loaded once for the four, the four lane sums reduced together."""
+    ds_t, outs_t = (d0, d1, d2, d3), (out0, out1, out2, out3)
+    if not (_float_array(W) and all(_float_array(a) and a.dtype == W.dtype
+                                    for a in ds_t + outs_t)):
+        return None
+    sig = types.void(W, types.int64, types.int64, types.int64, *ds_t, *outs_t)
+
+    def codegen(context, builder, sig, args):
+        V = _V(builder, sig.args[0].dtype)
+        L = V.lanes
+        w_ptr = _data(context, builder, sig.args[0], args[0])
+        o, n, m = args[1], args[2], args[3]
+        d_ptrs = [_data(context, builder, sig.args[4 + s], args[4 + s]) for s in range(4)]
+        o_ptrs = [_data(context, builder, sig.args[8 + s], args[8 + s]) for s in range(4)]
+        for op in o_ptrs:
+            with _loop(builder, ir.Constant(_I64, 0), m) as (j, _):
+                builder.store(ir.Constant(V.fty, 0.0), builder.gep(op, [j]))
+        with _loop(builder, ir.Constant(_I64, 0), n, _BLOCK * L) as (kb, _):
+            rem = builder.sub(n, kb)
+
+            def emit(nvec, masks):
+                ds = [[V.load(builder.gep(builder.gep(dp, [kb]), [ir.Constant(_I64, k * L)]),
+                              masks[k]) for k in range(nvec)] for dp in d_ptrs]
+                with _loop(builder, ir.Constant(_I64, 0), m) as (j, _):
+                    row = _row_ptr(builder, w_ptr, o, j, n, kb)
+                    ws = [V.load(builder.gep(row, [ir.Constant(_I64, k * L)]), masks[k])
+                          for k in range(nvec)]
+                    accs = []
+                    for s in range(4):
+                        acc = builder.fmul(ws[0], ds[s][0])
+                        for k in range(1, nvec):
+                            acc = V.fma(ws[k], ds[s][k], acc)
+                        accs.append(acc)
+                    sums = _reduce4(builder, V, accs)
+                    for s, op in enumerate(o_ptrs):
+                        ptr = builder.gep(op, [j])
+                        lane = builder.extract_element(sums, ir.Constant(_I32, s))
+                        builder.store(builder.fadd(builder.load(ptr), lane), ptr)
 
             _switch_nvec(builder, V, rem, emit)
         return context.get_dummy_value()

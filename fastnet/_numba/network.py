@@ -61,7 +61,7 @@ from numba import njit
 
 from fastnet._numba._common import (FASTMATH, LOG_CLIP, sigmoid, act, dact, dact_from_a)
 from fastnet._numba._simd import (compact_nonzero, compact_union4, sparse_affine, sparse_affine4,
-                                  rows_axpy, rows_axpy4, row_dots, sigmoid_into)
+                                  rows_axpy, rows_axpy4, row_dots, row_dots4, sigmoid_into)
 
 __all__ = ["KERNELS", "activation", "activation_grad", "loss", "penalty_value", "penalty_grad",
            "optimizer_step", "forward_network", "backprop_samples", "backprop_batch",
@@ -72,6 +72,10 @@ _CE, _QUAD, _LOGLOSS = 0, 1, 2
 
 #: Below this many input values (samples x input width) the threaded kernels run serially.
 PARALLEL_MIN_WORK = 200_000
+#: Batches of fewer samples are trained serially even when large enough in values: the
+#: threads are dispatched from Python once per batch (about 0.3 ms), which only pays
+#: for large batches (the full batch in particular).
+PARALLEL_MIN_BATCH = 2048
 
 
 # ======================================================================= helpers
@@ -329,8 +333,15 @@ def _panel_backward(params, sizes, offs, kinds, x0, x1, x2, x3, A, aoffs, nz, no
         rows_axpy4(G, o, n, v0, v1, v2, v3, nz[noffs[l]:noffs[l + 1]], cnt[l], d0, d1, d2, d3)
         if l > 0:
             nxt = 1 - cur
+            nin = sizes[l]
+            p0, p1, p2, p3 = D[nxt, 0], D[nxt, 1], D[nxt, 2], D[nxt, 3]
+            row_dots4(params, o, n, nin, d0, d1, d2, d3, p0, p1, p2, p3)
+            kind = kinds[l - 1]
             for s in range(4):
-                _backprop_deltas(params, sizes, offs, kinds, A[s], aoffs, l, D[cur, s], D[nxt, s])
+                ap = A[s, aoffs[l - 1]:aoffs[l]]
+                dp = D[nxt, s]
+                for j in range(nin):
+                    dp[j] *= dact_from_a(kind, ap[j])
             cur = nxt
 
 
@@ -985,7 +996,9 @@ def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimi
     args = (params, sizes, kinds, int(loss_kind), X, Y, order, batch_size, int(optimizer),
             float(lr), float(mu), float(rho), float(eps), penalty, float(lam), state)
     nt = _threads()
-    if nt > 1 and min(batch_size, order.shape[0]) * X.shape[1] >= PARALLEL_MIN_WORK:
+    B = min(batch_size, order.shape[0])
+    if nt > 1 and B * X.shape[1] >= PARALLEL_MIN_WORK and (B >= PARALLEL_MIN_BATCH
+                                                          or B == order.shape[0]):
         return float(_train_epoch_threaded(*args, nt))
     return float(_train_epoch(*args))
 
