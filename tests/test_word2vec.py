@@ -516,6 +516,11 @@ def test_bad_corpus(tmp_path):
         m.train([["x", "y"]], total_examples=1, epochs=1)
     with pytest.raises(TypeError, match="unexpected keyword"):
         m.train([["a"]], bogus=1)
+    gen = (s for s in [["a", "b"]])
+    m2 = Word2Vec(min_count=1, max_vocab_size=100)   # no kept encoding: train reads again
+    m2.build_vocab(gen)
+    with pytest.raises(ValueError, match="already consumed"):
+        m2.train(gen, total_examples=1, epochs=1)
 
 
 @pytest.mark.parametrize("kwargs,exc,match", [

@@ -520,6 +520,10 @@ class Word2Vec:
         progress_bar = self.progress_bar if progress_bar is None else bool(progress_bar)
 
         enc = self._encode(reader, source, ref)
+        if enc.n_sentences_read == 0:
+            raise ValueError("the corpus yielded no sentence: an iterator or generator that was "
+                             "already consumed (by build_vocab)? pass a corpus that can be "
+                             "iterated again (a list, LineSentence, corpus_file=)")
         if enc.n_words == 0:
             raise ValueError(f"none of the corpus's {enc.total_tokens} words is in the "
                              f"vocabulary ({len(self.wv)} words): nothing to train on")
