@@ -236,6 +236,8 @@ def test_hypothesis_shapes(data):
     want = REF.backprop_batch(params, sz, kinds, loss_kind, X, Y, want_g)
     ref_out = np.empty((m, sizes[-1]), dtype)
     REF.forward_network(params, sz, kinds, X, ref_out)
+    truth = np.empty(ref_out.shape)
+    REF.forward_network(params.astype(np.float64), sz, kinds, X.astype(np.float64), truth)
     for name in COMPILED:
         K = kernels_of(name)
         out = np.empty_like(ref_out)
@@ -244,6 +246,11 @@ def test_hypothesis_shapes(data):
             # probabilities: compare absolutely (a sigmoid output of 1e-21 carries the
             # relative error of exp(z), i.e. |z| times that of z, whatever the backend)
             r = 1e-10 if dtype == np.float64 else 1e-5
+            if dtype == np.float32:
+                # deep nets with |z| in the hundreds: float32 rounding alone moves outputs by
+                # more than 1e-5, so also accept anything no further from the float64 truth
+                # than twice the float32 reference itself is
+                r = max(r, 2 * float(np.max(np.abs(ref_out - truth))))
             np.testing.assert_allclose(out, ref_out, rtol=r, atol=r,
                                        err_msg=f"forward_network on {name}")
         else:
