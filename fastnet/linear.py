@@ -21,7 +21,7 @@ def _fit(X, y, lr, tol, max_iter, theta, logistic):
     history = np.empty(max_iter, dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):  # divergence: raised by finish()
         n = _backend.kernels().linear_gd(X_, y_, theta, lr, tol, max_iter, logistic, history)
-    return finish(theta, history, int(n), lr)
+    return finish(theta, history, int(n), lr, tol)
 
 
 def linear_regression(X, y, lr=0.01, tol=1e-9, max_iter=100_000, theta=None):

@@ -110,7 +110,7 @@ def check_gd_args(lr, tol, max_iter):
             check_int(max_iter, "max_iter", lo=1))
 
 
-def finish(theta, history, n, lr):
+def finish(theta, history, n, lr, tol):
     """History of a gradient-descent run; DivergenceError when its cost stopped being finite."""
     J = history[:n]
     if not np.all(np.isfinite(J)):
@@ -120,7 +120,8 @@ def finish(theta, history, n, lr):
                               f"(or standardise the features)")
     hist = History(J=[float(v) for v in J])
     hist["epochs"] = n
-    hist["converged"] = bool(n < len(history))  # stopped on tol before max_iter
+    # stopped on tol (possibly on the very last allowed iteration)
+    hist["converged"] = bool(n >= 2 and abs(J[n - 1] - J[n - 2]) < tol)
     return theta, hist
 
 
@@ -177,7 +178,7 @@ def linear_regression(X, y, lr=0.01, tol=1e-9, max_iter=100_000, theta=None):
     theta = check_theta_vec(theta, X_.shape[1], X_.dtype)
     with np.errstate(over="ignore", invalid="ignore"):  # divergence: raised by finish()
         n, history = _gd(X_, y_, theta, lr, tol, max_iter, False)
-    return finish(theta, history, n, lr)
+    return finish(theta, history, n, lr, tol)
 
 
 def logistic_regression(X, y, lr=0.1, tol=1e-9, max_iter=100_000, theta=None):
@@ -190,4 +191,4 @@ def logistic_regression(X, y, lr=0.1, tol=1e-9, max_iter=100_000, theta=None):
     theta = check_theta_vec(theta, X_.shape[1], X_.dtype)
     with np.errstate(over="ignore", invalid="ignore"):  # divergence: raised by finish()
         n, history = _gd(X_, y_, theta, lr, tol, max_iter, True)
-    return finish(theta, history, n, lr)
+    return finish(theta, history, n, lr, tol)
