@@ -598,10 +598,8 @@ def build_parser():
                        description="Print the words whose vectors are most similar (cosine) to "
                        "WORD's.")
     p.add_argument("word")
-    p.add_argument("--vectors", default="vectors.bin",
-                   help="word2vec file (default vectors.bin)")
     p.add_argument("--topn", type=_positive_int, default=10)
-    _add_format_flags(p)
+    _add_vectors_flags(p)
     p.set_defaults(func=cmd_similar)
 
     p = sub.add_parser("analogy", parents=[common], help="a : b :: c : ? in saved vectors",
@@ -610,10 +608,8 @@ def build_parser():
     p.add_argument("a")
     p.add_argument("b")
     p.add_argument("c")
-    p.add_argument("--vectors", default="vectors.bin",
-                   help="word2vec file (default vectors.bin)")
     p.add_argument("--topn", type=_positive_int, default=5)
-    _add_format_flags(p)
+    _add_vectors_flags(p)
     p.set_defaults(func=cmd_analogy)
 
     p = sub.add_parser("bench", parents=[common], help="run the benchmark suite and print "
@@ -625,6 +621,13 @@ def build_parser():
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_bench)
     return parser
+
+
+def _add_vectors_flags(p):
+    """--vectors FILE and its format, for the commands that read saved vectors."""
+    p.add_argument("--vectors", default="vectors.bin",
+                   help="word2vec file (default vectors.bin)")
+    _add_format_flags(p)
 
 
 def _add_format_flags(p):
