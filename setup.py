@@ -95,6 +95,7 @@ def _extensions():
             extra_compile_args=compile_args,
             extra_link_args=link_args,
             depends=sorted(glob.glob(os.path.join("src_cython", "*.pxd"))
+                           + glob.glob(os.path.join("src_cython", "*.pxi"))
                            + glob.glob(os.path.join("src_cython", "*.h"))),
         ))
     directives = {

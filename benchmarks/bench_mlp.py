@@ -127,7 +127,7 @@ def _epoch_method(method, mnist, batch):
         sizes = np.array([N0, N1, N2], dtype=np.int64)
         kinds = np.array([1, 1], dtype=np.int64)
         p0 = pack([T1, T2], np.float32)
-        params, state = p0.copy(), np.zeros_like(p0)
+        params, state = p0.copy(), np.zeros(2 * p0.size, p0.dtype)
 
         def setup():
             params[...] = p0
@@ -135,7 +135,7 @@ def _epoch_method(method, mnist, batch):
 
         def fn():
             return K.train_epoch(params, sizes, kinds, 0, X32, Y32, order, batch, 0, LR, 0.0, 0.9,
-                                 1e-8, 0, 0.0, state)
+                                 1e-8, 0, 0.0, state, 0)
         return fn, setup, SLOW[batch] if method == "reference" else FAST, _label(method)
     if method == "torch":
         torch = peer("torch")

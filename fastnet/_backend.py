@@ -18,17 +18,23 @@ callables; it is imported the first time the backend is used, never at
 
 The active backend is chosen by :func:`use_backend`, else by the
 ``FASTNET_BACKEND`` environment variable, else it is the fastest available
-one.  Asking for a backend that is not available raises
+one.  The choice of :func:`use_backend` is per thread and per context (a
+:class:`contextvars.ContextVar`): a thread or an ``asyncio`` task that
+chooses a backend does not change another one's.  A new thread starts with
+the process-wide default.  Asking for a backend that is not available raises
 :class:`BackendUnavailableError` saying why and how to get it: nothing falls
 back silently.
 """
 from __future__ import annotations
 
+import contextvars
 import importlib
 import importlib.util
 import os
 import threading
 from types import SimpleNamespace
+
+from fastnet import _codes
 
 __all__ = [
     "BACKENDS",
@@ -80,14 +86,13 @@ WORD2VEC_KERNELS = ("w2v_sg_batch", "w2v_cbow_batch")
 #: Every kernel a complete backend implements.
 KERNEL_NAMES = NETWORK_KERNELS + WORD2VEC_KERNELS
 
-#: Activation codes shared by every backend.
-ACTIVATION_CODES = {"linear": 0, "sigmoid": 1, "relu": 2, "tanh": 3, "softmax": 4}
-#: Loss codes shared by every backend.
-LOSS_CODES = {"cross_entropy": 0, "quadratic": 1, "log_loss": 2}
-#: Penalty codes shared by every backend.
-PENALTY_CODES = {None: 0, "none": 0, "l2": 1, "l1": 2}
-#: Optimiser codes shared by every backend.
-OPTIMIZER_CODES = {"sgd": 0, "gd": 0, "momentum": 1, "rmsprop": 2}
+# The codes of the kernels' choices, as name -> int dicts (the API's names; the enums of
+# fastnet._codes are the one definition).
+ACTIVATION_CODES = {n: int(c) for n, c in _codes.NAMES[_codes.Act].items()
+                    if n in ("linear", "sigmoid", "relu", "tanh", "softmax")}
+LOSS_CODES = {n: int(c) for n, c in _codes.NAMES[_codes.Loss].items()}
+PENALTY_CODES = {n: int(c) for n, c in _codes.NAMES[_codes.Penalty].items()}
+OPTIMIZER_CODES = {n: int(c) for n, c in _codes.NAMES[_codes.Optimizer].items()}
 
 
 class BackendUnavailableError(ImportError):
@@ -104,8 +109,10 @@ _HOW_TO_GET = {
 }
 
 _lock = threading.RLock()
-_loaded: dict = {}        # name -> SimpleNamespace of kernels
-_active: str | None = None  # None: not chosen yet (env var, then default)
+_loaded: dict = {}          # name -> SimpleNamespace of kernels
+_default: str | None = None  # the process-wide default, resolved once (env var, else fastest)
+#: The backend chosen by use_backend in this thread / context (None: the default).
+_active = contextvars.ContextVar("fastnet_backend", default=None)
 
 
 def _has_module(name: str) -> bool:
@@ -220,25 +227,34 @@ def _resolve_default() -> str:
 def get_backend() -> str:
     """Name of the active backend (``'reference'``, ``'numba'`` or ``'cython'``).
 
-    The first call resolves ``FASTNET_BACKEND`` or the default (the fastest
-    available backend).
+    The backend chosen by :func:`use_backend` in this thread or context,
+    else the process-wide default: ``FASTNET_BACKEND``, else the fastest
+    available backend (resolved at the first call).
     """
-    global _active
+    global _default
+    name = _active.get()
+    if name is not None:
+        return name
     with _lock:
-        if _active is None:
-            _active = _resolve_default()
-        return _active
+        if _default is None:
+            _default = _resolve_default()
+        return _default
 
 
 class use_backend:
-    """Choose the backend that fastnet's functions dispatch to.
+    """Choose the backend that fastnet's functions dispatch to, in this thread.
 
     Usable as a plain call (``fastnet.use_backend('numba')``, which lasts
-    until the next call) or as a context manager, which restores the
-    previous backend on exit::
+    until the next call in the same thread or context) or as a context
+    manager, which restores the previous choice on exit::
 
         with fastnet.use_backend("reference"):
             J, grads = fastnet.backprop(model, X, y)
+
+    The choice is held in a :class:`contextvars.ContextVar`, so two threads
+    may train with different backends at the same time; a new thread starts
+    with the process-wide default (``FASTNET_BACKEND`` or the fastest
+    available backend).
 
     Parameters
     ----------
@@ -254,21 +270,20 @@ class use_backend:
     """
 
     def __init__(self, name: str):
-        global _active
         key = _check_name(name)
         _load(key)  # fail now, not at the first kernel call
-        with _lock:
-            self._previous = _active
-            _active = key
+        self._token = _active.set(key)
         self.name = key
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        global _active
-        with _lock:
-            _active = self._previous
+        try:
+            _active.reset(self._token)
+        except ValueError:  # exited in another context than the one it was entered in
+            _active.set(self._token.old_value if self._token.old_value is not contextvars.Token.MISSING
+                        else None)
         return False
 
     def __repr__(self):

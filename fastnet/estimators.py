@@ -694,7 +694,8 @@ class _Network(_Estimator):
             sizes = np.array([Xv.shape[1], *c["hidden"], n_out], dtype=np.int64)
             acts = c["activations"] + [c["output"]]
             params = self._init_params(sizes, acts, rng, dtype)
-            state = np.zeros_like(params)
+            state = np.zeros(2 * params.shape[0], dtype=params.dtype)
+            steps = 0
         else:
             sizes, acts = self._sizes(), list(self.activations_)
             if acts[:-1] != c["activations"] or acts[-1] != c["output"] or \
@@ -702,8 +703,10 @@ class _Network(_Estimator):
                 raise ValueError("partial_fit cannot change hidden_layer_sizes or the "
                                  "activations after the first call; call fit to start over")
             params = self.params_.copy()
-            state = self._opt_state if self._opt_state.shape == params.shape \
-                else np.zeros_like(params)
+            fresh = self._opt_state.shape != (2 * params.shape[0],)
+            state = np.zeros(2 * params.shape[0], dtype=params.dtype) if fresh \
+                else self._opt_state
+            steps = 0 if fresh else self._opt_t
         kinds = np.array([ACTIVATION_CODES[a] for a in acts], dtype=np.int64)
         optimizer = c["optimizer"]
         batch_size = c["batch_size"]
@@ -727,7 +730,7 @@ class _Network(_Estimator):
         trainer = EpochTrainer(params, sizes, kinds, loss=c["loss"], optimizer=optimizer,
                                lr=lr, batch_size=batch_size, momentum=c["momentum"],
                                rho=c["rho"], eps=c["eps"], penalty=c["penalty"], lam=c["lam"],
-                               shuffle=c["shuffle"], rng=rng, state=state)
+                               shuffle=c["shuffle"], rng=rng, state=state, t=steps)
         hist = History(J=[], seconds=[]) if first else self.history_
         track = c["track_accuracy"] and labels is not None
         if first:
@@ -811,6 +814,7 @@ class _Network(_Estimator):
         self.params_ = params
         self.lr_ = float(lr)
         self._opt_state = trainer.state
+        self._opt_t = trainer.t
         self._rng = rng
         self.n_iter_ += n
         self.t_ += n * m
@@ -891,6 +895,7 @@ class _Network(_Estimator):
         meta = {"layer_sizes": self.layer_sizes_, "activations": self.activations_,
                 "loss_function": self.loss_function_, "n_features_in": self.n_features_in_,
                 "n_outputs": self.n_outputs_, "n_iter": self.n_iter_, "t": self.t_,
+                "opt_steps": int(getattr(self, "_opt_t", 0)),
                 "y_2d": bool(getattr(self, "_y_2d", False)),
                 "history": {k: v for k, v in self.history_.items()}}
         arrays = {"params": self.params_, "opt_state": self._opt_state}
@@ -898,8 +903,9 @@ class _Network(_Estimator):
 
     def _restore_state(self, meta, arrays):
         self.params_ = np.ascontiguousarray(arrays["params"])
-        self._opt_state = np.ascontiguousarray(arrays.get("opt_state",
-                                                          np.zeros_like(self.params_)))
+        self._opt_state = np.ascontiguousarray(arrays.get(
+            "opt_state", np.zeros(2 * self.params_.shape[0], self.params_.dtype)))
+        self._opt_t = int(meta.get("opt_steps", 0))
         self.layer_sizes_ = [int(s) for s in meta["layer_sizes"]]
         self.activations_ = list(meta["activations"])
         self.loss_function_ = meta["loss_function"]

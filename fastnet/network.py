@@ -11,8 +11,8 @@ from fastnet._backend import LOSS_CODES, PENALTY_CODES
 from fastnet._params import pack, unpack, sizes_of
 from fastnet._validation import (as_float_array, check_input_width, check_model, check_theta,
                                  resolve_activation)
-from fastnet.reference.network import (init_weights, one_hot, accuracy, _prep_X,
-                                       _check_backprop_args)
+from fastnet._args import prep_X, check_backprop_args, labels_from_outputs
+from fastnet.reference.network import init_weights, one_hot, accuracy
 
 __all__ = ["init_weights", "one_hot", "forward", "feedforward", "predict", "accuracy",
            "backprop", "backprop_vectorized", "NetworkSpec"]
@@ -51,7 +51,7 @@ def forward(Theta, X, active):
     """
     act = resolve_activation(active, "active")
     theta = check_theta(Theta, "Theta")
-    X_, single = _prep_X(X)
+    X_, single = prep_X(X)
     check_input_width(X_, [theta], "X", "Theta")
     out = NetworkSpec([theta], [act], X_.dtype).output(X_)
     return out[0] if single else out
@@ -60,7 +60,7 @@ def forward(Theta, X, active):
 def feedforward(model, X):
     """Output of the whole network for inputs ``X``."""
     thetas, acts = check_model(model)
-    X_, single = _prep_X(X)
+    X_, single = prep_X(X)
     check_input_width(X_, thetas)
     out = NetworkSpec(thetas, acts, X_.dtype).output(X_)
     return out[0] if single else out
@@ -71,16 +71,12 @@ def predict(model, X):
 
     See :func:`fastnet.reference.predict`.
     """
-    out = feedforward(model, X)
-    if out.shape[-1] == 1:
-        lab = (out[..., 0] >= 0.5).astype(np.int64)
-    else:
-        lab = np.argmax(out, axis=-1).astype(np.int64)
+    lab = labels_from_outputs(feedforward(model, X))
     return int(lab) if np.ndim(lab) == 0 else lab
 
 
 def _backprop(kernel_name, model, X, y, lam, penalty, loss):
-    thetas, acts, X_, Y, lam, pen, L = _check_backprop_args(model, X, y, lam, penalty, loss)
+    thetas, acts, X_, Y, lam, pen, L = check_backprop_args(model, X, y, lam, penalty, loss)
     spec = NetworkSpec(thetas, acts, X_.dtype)
     K = _backend.kernels()
     grad = np.empty_like(spec.params)

@@ -2,7 +2,7 @@
 import numpy as np
 
 from fastnet import _backend
-from fastnet.reference.perceptron import predict, check_train_args, _store
+from fastnet.reference.perceptron import predict, check_train_args, store_weights
 
 __all__ = ["predict", "train"]
 
@@ -12,4 +12,4 @@ def train(weights, X, y, epochs=100, lr=1.0):
     X_, lab, w, epochs, lr = check_train_args(weights, X, y, epochs, lr)
     errors = np.zeros(epochs, dtype=np.int64)
     _backend.kernels().perceptron_train(X_, lab, w, epochs, lr, errors)
-    return _store(weights, w)
+    return store_weights(weights, w)

@@ -17,17 +17,11 @@ import numpy as np
 from fastnet import _backend
 from fastnet._backend import LOSS_CODES, OPTIMIZER_CODES, PENALTY_CODES
 from fastnet.network import NetworkSpec
-from fastnet.reference.training import (History, DivergenceError, OPTIMIZERS, _Args, make_loops,
-                                        check_finite_cost, write_back)
+from fastnet._args import TrainingArgs, OPTIMIZERS, labels_from_outputs, make_loops, write_back
+from fastnet._history import History, DivergenceError, check_finite_cost
 
 __all__ = ["History", "DivergenceError", "EpochTrainer", "train", "gradient_descent",
            "train_online", "train_minibatch", "train_momentum", "train_rmsprop", "OPTIMIZERS"]
-
-
-def _labels_of(out):
-    if out.shape[1] == 1:
-        return (out[:, 0] >= 0.5).astype(np.int64)
-    return np.argmax(out, axis=1)
 
 
 class EpochTrainer:
@@ -61,14 +55,17 @@ class EpochTrainer:
     lam : float
     shuffle : bool
     rng : numpy.random.Generator
-    state : ndarray (P,), optional
-        The optimiser's state (velocity or running mean square), kept across
-        calls (``partial_fit``); zeros when not given.
+    state : ndarray (2 P,), optional
+        The optimiser's state (velocity, running mean square, Adam's moments),
+        kept across calls (``partial_fit``); zeros when not given.
+    t : int
+        Optimiser steps already taken with ``state`` (Adam's bias correction);
+        :meth:`epoch` advances it by the number of batches.
     """
 
     def __init__(self, params, sizes, kinds, *, loss, optimizer="gd", lr=0.1, batch_size=None,
                  momentum=0.9, rho=0.9, eps=1e-8, penalty=None, lam=0.0, shuffle=True, rng=None,
-                 state=None):
+                 state=None, t=0):
         self.params = params
         self.sizes = np.ascontiguousarray(sizes, dtype=np.int64)
         self.kinds = np.ascontiguousarray(kinds, dtype=np.int64)
@@ -81,7 +78,8 @@ class EpochTrainer:
         self.lam = float(lam)
         self.shuffle = bool(shuffle)
         self.rng = rng if rng is not None else np.random.default_rng()
-        self.state = np.zeros_like(params) if state is None else state
+        self.state = np.zeros(2 * params.shape[0], params.dtype) if state is None else state
+        self.t = int(t)
         self._backup = np.empty_like(params)
         self._arange = np.empty(0, dtype=np.int64)
 
@@ -114,13 +112,14 @@ class EpochTrainer:
         with np.errstate(over="ignore", invalid="ignore"):
             total = K.train_epoch(params, self.sizes, self.kinds, self.loss_code, X, Y, order,
                                   bs, self.opt_code, self.lr, self.momentum, self.rho,
-                                  self.eps, self.pen_code, self.lam, self.state)
+                                  self.eps, self.pen_code, self.lam, self.state, self.t)
         if not np.isfinite(params).all():
             total = np.nan  # weights that overflowed diverged, even if the cost looked finite
         J = total / m + start_penalty
         if not np.isfinite(J):
             np.copyto(params, self._backup)
             check_finite_cost(J, epoch, self.lr)
+        self.t += -(-m // bs)   # one optimiser step per batch
         return float(J)
 
     def run(self, X, Y, epochs, *, tol=None, n_iter_no_change=1, callback=None, first_epoch=1):
@@ -160,7 +159,7 @@ def train(model, X, y, *, optimizer="gd", lr=0.1, epochs=100, batch_size=None, m
 
     Parameters and result as :func:`fastnet.reference.train`.
     """
-    a = _Args(model, X, y, optimizer, lr, epochs, batch_size, momentum, rho, eps, lam,
+    a = TrainingArgs(model, X, y, optimizer, lr, epochs, batch_size, momentum, rho, eps, lam,
               penalty, loss, tol, shuffle, rng, X_test, y_test)
     spec = NetworkSpec(a.thetas, a.acts, a.dtype)
     trainer = EpochTrainer(spec.params, spec.sizes, spec.kinds, loss=a.loss,
@@ -175,8 +174,8 @@ def train(model, X, y, *, optimizer="gd", lr=0.1, epochs=100, batch_size=None, m
     def record(epoch, J):
         hist["J"].append(J)
         if a.X_test is not None:
-            hist["train_acc"].append(100.0 * float(np.mean(_labels_of(spec.output(a.X)) == a.labels)))
-            hist["test_acc"].append(100.0 * float(np.mean(_labels_of(spec.output(a.X_test)) == a.y_test)))
+            hist["train_acc"].append(100.0 * float(np.mean(labels_from_outputs(spec.output(a.X)) == a.labels)))
+            hist["test_acc"].append(100.0 * float(np.mean(labels_from_outputs(spec.output(a.X_test)) == a.y_test)))
         now = time.perf_counter()
         hist["seconds"].append(now - clock[0])
         clock[0] = now

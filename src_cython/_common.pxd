@@ -16,31 +16,9 @@ ctypedef fused floating:
     float
     double
 
-# Activation codes: the same numbers as fastnet._backend.ACTIVATION_CODES.
-cdef enum:
-    ACT_LINEAR = 0
-    ACT_SIGMOID = 1
-    ACT_RELU = 2
-    ACT_TANH = 3
-    ACT_SOFTMAX = 4
-
-# Loss codes (fastnet._backend.LOSS_CODES).
-cdef enum:
-    LOSS_CE = 0
-    LOSS_QUAD = 1
-    LOSS_LOGLOSS = 2
-
-# Penalty codes (fastnet._backend.PENALTY_CODES).
-cdef enum:
-    PEN_NONE = 0
-    PEN_L2 = 1
-    PEN_L1 = 2
-
-# Optimiser codes (fastnet._backend.OPTIMIZER_CODES).
-cdef enum:
-    OPT_SGD = 0
-    OPT_MOMENTUM = 1
-    OPT_RMSPROP = 2
+# The codes of activations, losses, penalties and optimisers (ACT_*, LOSS_*, PEN_*, OPT_*),
+# generated from fastnet/_codes.py.
+include "_codes.pxi"
 
 cdef extern from *:
     """
@@ -353,12 +331,12 @@ cdef inline double loss_term(int loss_kind, floating a, floating y) noexcept nog
     labels need one ``log`` per output (cross-entropy) or per sample (log-loss).
     """
     cdef double ad = a, yd = y, t = 0, r
-    if loss_kind == LOSS_QUAD:
+    if loss_kind == LOSS_QUADRATIC:
         r = ad - yd
         return 0.5 * r * r
     if yd != 0:
         t -= yd * log(ad if ad > FASTNET_LOG_CLIP else FASTNET_LOG_CLIP)
-    if loss_kind == LOSS_CE and 1 - yd != 0:
+    if loss_kind == LOSS_CROSS_ENTROPY and 1 - yd != 0:
         r = 1 - ad
         t -= (1 - yd) * log(r if r > FASTNET_LOG_CLIP else FASTNET_LOG_CLIP)
     return t
@@ -368,19 +346,19 @@ cdef inline floating loss_grad(int loss_kind, floating a, floating y) noexcept n
     r"""d(loss)/da of the clipped loss, in the dtype of ``a`` (0 where the clip is active)."""
     cdef floating g = 0, one = 1
     cdef floating clip = <floating>FASTNET_LOG_CLIP
-    if loss_kind == LOSS_QUAD:
+    if loss_kind == LOSS_QUADRATIC:
         return a - y
     if a > clip:
         g = -y / a
-    if loss_kind == LOSS_CE and one - a > clip:
+    if loss_kind == LOSS_CROSS_ENTROPY and one - a > clip:
         g = g + (one - y) / (one - a)
     return g
 
 
 cdef inline bint fused_output(int kind, int loss_kind) noexcept nogil:
     """True when the output error term is simply ``a - y`` (sigmoid + CE, softmax + log-loss)."""
-    return ((kind == ACT_SIGMOID and loss_kind == LOSS_CE)
-            or (kind == ACT_SOFTMAX and loss_kind == LOSS_LOGLOSS))
+    return ((kind == ACT_SIGMOID and loss_kind == LOSS_CROSS_ENTROPY)
+            or (kind == ACT_SOFTMAX and loss_kind == LOSS_LOG_LOSS))
 
 
 cdef inline void softmax_inplace(floating[::1] v, Py_ssize_t lo, Py_ssize_t n) noexcept nogil:

@@ -21,7 +21,7 @@ from libc.math cimport isnan, isinf, fabs
 from libc.stdint cimport int64_t
 from scipy.linalg.cython_blas cimport sgemv, dgemv, sdot, ddot
 
-from _common cimport floating, sigmoid, loss_term, f_fma, LOSS_CE, FASTNET_SIMD, simd_dot
+from _common cimport floating, sigmoid, loss_term, f_fma, LOSS_CROSS_ENTROPY, FASTNET_SIMD, simd_dot
 
 from fastnet._cython import _checks as chk
 from fastnet._cython import mlp as _mlp
@@ -105,7 +105,7 @@ cdef Py_ssize_t _linear_gd(const floating[:, ::1] X, const floating[::1] y, floa
         if logistic:
             for i in range(m):
                 h[i] = sigmoid(h[i])
-                terms[i] = loss_term(LOSS_CE, h[i], y[i])
+                terms[i] = loss_term(LOSS_CROSS_ENTROPY, h[i], y[i])
             J = _pairwise_sum(terms, 0, m) / m
         else:
             for i in range(m):
@@ -145,7 +145,7 @@ cdef double _gd_rows(const floating[:, ::1] X, const floating[::1] y,
         h = _dot_rows(X, i, theta) + theta[0]
         if logistic:
             h = sigmoid(h)
-            J += loss_term(LOSS_CE, h, y[i])
+            J += loss_term(LOSS_CROSS_ENTROPY, h, y[i])
         r = h - y[i]
         if not logistic:
             rd = r

@@ -1073,8 +1073,25 @@ def backprop_batch(params, sizes, kinds, loss_kind, X, Y, grad):
     return _backprop_common("backprop_batch", params, sizes, kinds, loss_kind, X, Y, grad)
 
 
+def _old_optimizer(K, optimizer):
+    opt = chk.code(K, "optimizer", optimizer, chk.OPTIMIZERS)
+    if opt > OPT_RMSPROP:
+        raise NotImplementedError(f"{K}: optimizer {opt} ({chk.OPTIMIZERS[opt]}) is not "
+                                  f"implemented by the cython backend yet; use "
+                                  f"fastnet.use_backend('reference')")
+    return opt
+
+
+def _state_half(K, state, params):
+    """The first half of ``state`` (``2 * len(params)`` entries, the contract's layout)."""
+    chk.float_array(K, "state", state, ndim=1, dtype=params.dtype)
+    chk.writable(K, "state", state)
+    chk.shape(K, "state", state, (2 * params.shape[0],))
+    return state[:params.shape[0]]
+
+
 def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer, lr, mu,
-                rho, eps, penalty_kind, lam, state):
+                rho, eps, penalty_kind, lam, state, t):
     """One epoch of (mini-)batch training, updating ``params`` and ``state`` in place.
 
     Batches ``order[0:bs], order[bs:2bs], ...``; for each: the summed gradient
@@ -1092,13 +1109,11 @@ def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimi
         raise ValueError(f"{K}: order must hold row indices of X in [0, {X.shape[0]}), got "
                          f"values from {order.min()} to {order.max()}")
     bs = chk.integer(K, "batch_size", batch_size, 1)
-    opt = chk.code(K, "optimizer", optimizer, chk.OPTIMIZERS)
+    opt = _old_optimizer(K, optimizer)
     pen = chk.code(K, "penalty_kind", penalty_kind, chk.PENALTIES)
     lr, mu, rho, eps, lam = (chk.real(K, n, v) for n, v in
                              (("lr", lr), ("mu", mu), ("rho", rho), ("eps", eps), ("lam", lam)))
-    chk.float_array(K, "state", state, ndim=1, dtype=params.dtype)
-    chk.writable(K, "state", state)
-    chk.shape(K, "state", state, params.shape)
+    state = _state_half(K, state, params)
     if lam == 0:
         pen = 0
     cdef int tmax = _max_threads()
@@ -1247,7 +1262,7 @@ cdef void _opt(floating[::1] P, const floating[::1] G, floating[::1] S, int opt,
         _opt_range(P, G, S, t * chunk, min(n, t * chunk + chunk), opt, lr, mu, rho, eps)
 
 
-def optimizer_step(optimizer, params, grad, state, lr, mu, rho, eps):
+def optimizer_step(optimizer, params, grad, state, lr, mu, rho, eps, t):
     r"""One update of ``params`` (and ``state``) in place from the gradient ``grad``.
 
     * 0 sgd: :math:`w \leftarrow w - \eta g`
@@ -1256,13 +1271,12 @@ def optimizer_step(optimizer, params, grad, state, lr, mu, rho, eps):
       w \leftarrow w - \eta g / (\sqrt{s} + \epsilon)`
     """
     K = "optimizer_step"
-    opt = chk.code(K, "optimizer", optimizer, chk.OPTIMIZERS)
+    opt = _old_optimizer(K, optimizer)
     chk.float_array(K, "params", params, ndim=1)
     chk.writable(K, "params", params)
-    for name, arr in (("grad", grad), ("state", state)):
-        chk.float_array(K, name, arr, ndim=1, dtype=params.dtype)
-        chk.shape(K, name, arr, params.shape)
-    chk.writable(K, "state", state)
+    chk.float_array(K, "grad", grad, ndim=1, dtype=params.dtype)
+    chk.shape(K, "grad", grad, params.shape)
+    state = _state_half(K, state, params)
     lr, mu, rho, eps = (chk.real(K, n, v) for n, v in
                         (("lr", lr), ("mu", mu), ("rho", rho), ("eps", eps)))
     cdef int T = _threads_for(params.shape[0], 1, _min_elems, _max_threads())

@@ -132,15 +132,22 @@ def numerical_gradient(f, x, eps=1e-6):
     return g
 
 
-def assert_close(actual, desired, err_msg="", rtol=None, atol_scale=1.0):
-    """Compare with the dtype's tolerance: float64 1e-10 relative, float32 1e-5.
+def assert_close(actual, desired, err_msg="", rtol=None, atol_scale=1.0, dtype=None):
+    """Compare with the tolerance of the computation's dtype: float64 1e-10 relative, float32 1e-5.
 
-    The absolute tolerance is the relative one times the largest magnitude of
-    ``desired`` (so entries near zero of a large array don't fail on rounding).
+    ``dtype`` is the dtype the values were computed in; pass it whenever that
+    is not the dtype of ``actual`` (a loss is returned as a float64 number
+    even when it was accumulated from float32 activations, and BLAS kernels
+    sum in another order on another CPU).  The absolute tolerance is the
+    relative one times the largest magnitude of ``desired`` (so entries near
+    zero of a large array don't fail on rounding).
     """
     actual = np.asarray(actual)
     desired = np.asarray(desired)
-    dt = actual.dtype if actual.dtype in RTOL else np.dtype(np.float64)
+    if dtype is not None:
+        dt = np.dtype(dtype)
+    else:
+        dt = actual.dtype if actual.dtype in RTOL else np.dtype(np.float64)
     r = RTOL[dt] if rtol is None else rtol
     scale = float(np.max(np.abs(desired))) if desired.size else 0.0
     np.testing.assert_allclose(actual, desired, rtol=r, atol=r * max(scale, 1e-30) * atol_scale,

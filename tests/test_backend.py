@@ -31,9 +31,10 @@ def _run(code, **env):
 def restore_backend():
     """Put the active backend back as it was (tests here call use_backend without `with`
     and resolve the default under simulated installations)."""
-    saved = _backend._active
+    saved = _backend._active.get(), _backend._default
     yield
-    _backend._active = saved
+    _backend._active.set(saved[0])
+    _backend._default = saved[1]
 
 
 def test_available_backends():
@@ -240,3 +241,52 @@ print(json.dumps(sorted(m for m in sys.modules if m == 'numba' or m.startswith((
     rc, out, err = _run(code, FASTNET_BACKEND="reference")
     assert rc == 0, err
     assert json.loads(out) == []
+
+
+def test_use_backend_is_per_thread():
+    """Two threads choose different backends at the same time and each sees its own."""
+    import threading
+    names = [n for n in fastnet.available_backends()]
+    if len(names) < 2:
+        pytest.skip("needs two backends")
+    a, b = names[0], names[-1]
+    barrier = threading.Barrier(2)
+    seen = {}
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 5))
+    y = rng.integers(0, 3, 64)
+
+    def fit():
+        model = [fastnet.init_weights(5, 4, rng=1), fastnet.Sigmoid,
+                 fastnet.init_weights(4, 3, rng=2), fastnet.Sigmoid]
+        h = fastnet.train(model, X, y, optimizer="sgd", batch_size=8, lr=0.5, epochs=5, rng=3)
+        return model[0], h["J"]
+
+    expected = {}
+    for name in (a, b):
+        with fastnet.use_backend(name):
+            expected[name] = fit()
+
+    def worker(name):
+        with fastnet.use_backend(name):
+            barrier.wait()            # both threads are inside their `with` now
+            seen[name] = [fastnet.get_backend(), _backend.kernels().__backend__]
+            trained = fit()           # both train at the same time
+            barrier.wait()
+            seen[name].append(fastnet.get_backend())
+        seen[name].append(fastnet.get_backend())
+        seen[name].append(trained)
+
+    before = fastnet.get_backend()
+    threads = [threading.Thread(target=worker, args=(n,)) for n in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen[a][:3] == [a, a, a] and seen[b][:3] == [b, b, b]
+    assert seen[a][3] == seen[b][3] == before   # each restored to the default
+    for name in (a, b):   # each trained on its own backend: bit for bit as that backend alone
+        np.testing.assert_array_equal(seen[name][4][0], expected[name][0])
+        assert seen[name][4][1] == expected[name][1]
+    assert fastnet.get_backend() == before      # the main thread never changed

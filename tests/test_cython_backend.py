@@ -189,15 +189,15 @@ class TestCheckedWrappers:
                                    np.empty((8, 3)))
 
     def test_codes_and_ranges(self):
-        state = np.zeros_like(self.params)
+        state = np.zeros(2 * self.params.size)
         order = np.arange(8, dtype=np.int64)
         args = (self.params, self.sizes, self.kinds, 0, self.X, self.Y)
         with pytest.raises(ValueError, match="order must hold row indices of X in"):
-            self.K.train_epoch(*args, order + 1, 2, 0, 0.1, 0.9, 0.9, 1e-8, 0, 0.0, state)
+            self.K.train_epoch(*args, order + 1, 2, 0, 0.1, 0.9, 0.9, 1e-8, 0, 0.0, state, 0)
         with pytest.raises(ValueError, match="batch_size must be >= 1"):
-            self.K.train_epoch(*args, order, 0, 0, 0.1, 0.9, 0.9, 1e-8, 0, 0.0, state)
+            self.K.train_epoch(*args, order, 0, 0, 0.1, 0.9, 0.9, 1e-8, 0, 0.0, state, 0)
         with pytest.raises(ValueError, match="optimizer must be one of"):
-            self.K.train_epoch(*args, order, 2, 7, 0.1, 0.9, 0.9, 1e-8, 0, 0.0, state)
+            self.K.train_epoch(*args, order, 2, 7, 0.1, 0.9, 0.9, 1e-8, 0, 0.0, state, 0)
         with pytest.raises(ValueError, match="softmax .4. is allowed only as the last layer"):
             self.K.forward_network(self.params, self.sizes, np.array([4, 1]), self.X,
                                    np.empty((8, 3)))
@@ -240,10 +240,10 @@ def test_threaded_train_epoch_matches_reference(threaded, dtype, batch_size, opt
     X, Y = make_data(rng, 150, 37, 6, dtype)
     order = rng.permutation(150).astype(np.int64)
     got_p, want_p = params.copy(), params.copy()
-    got_s, want_s = np.zeros_like(params), np.zeros_like(params)
+    got_s, want_s = np.zeros(2 * params.size, dtype), np.zeros(2 * params.size, dtype)
     args = (0, X, Y, order, batch_size, optimizer, 0.05, 0.9, 0.9, 1e-8, 1, 0.01)
-    got = threaded.train_epoch(got_p, sizes, kinds, *args, got_s)
-    want = REF.train_epoch(want_p, sizes, kinds, *args, want_s)
+    got = threaded.train_epoch(got_p, sizes, kinds, *args, got_s, 0)
+    want = REF.train_epoch(want_p, sizes, kinds, *args, want_s, 0)
     # 150 sequential float32 updates (momentum, RMSprop) accumulate rounding: looser there
     rtol = 1e-8 if dtype == np.float64 else 2e-4
     assert_close(got, want, rtol=1e-10 if dtype == np.float64 else 1e-4)
@@ -280,9 +280,9 @@ def test_results_are_deterministic_for_a_thread_count(mlp, threads):
         order = rng.permutation(400).astype(np.int64)
         runs = []
         for _ in range(3):
-            p, s = params.copy(), np.zeros_like(params)
+            p, s = params.copy(), np.zeros(2 * params.size, params.dtype)
             J = mlp.train_epoch(p, sizes, kinds, 0, X, Y, order, 64, 1, 0.1, 0.9, 0.9, 1e-8,
-                                0, 0.0, s)
+                                0, 0.0, s, 0)
             g = np.empty_like(params)
             Jg = mlp.backprop_samples(params, sizes, kinds, 0, X, Y, g)
             runs.append((J, p, Jg, g))
@@ -321,9 +321,9 @@ def test_online_sgd_in_place_matches_reference(mlp):
     X, Y = make_data(rng, 120, 30, 5, np.float64)
     order = rng.permutation(120).astype(np.int64)
     a, b = params.copy(), params.copy()
-    sa, sb = np.zeros_like(a), np.zeros_like(b)
-    ja = mlp.train_epoch(a, sizes, kinds, 2, X, Y, order, 1, 0, 0.1, 0.9, 0.9, 1e-8, 0, 0.0, sa)
-    jb = REF.train_epoch(b, sizes, kinds, 2, X, Y, order, 1, 0, 0.1, 0.9, 0.9, 1e-8, 0, 0.0, sb)
+    sa, sb = np.zeros(2 * a.size), np.zeros(2 * b.size)
+    ja = mlp.train_epoch(a, sizes, kinds, 2, X, Y, order, 1, 0, 0.1, 0.9, 0.9, 1e-8, 0, 0.0, sa, 0)
+    jb = REF.train_epoch(b, sizes, kinds, 2, X, Y, order, 1, 0, 0.1, 0.9, 0.9, 1e-8, 0, 0.0, sb, 0)
     assert_close(ja, jb)
     assert_close(a, b)
     assert not sa.any()  # sgd leaves the state alone
@@ -358,9 +358,9 @@ def test_chunks_on_one_thread_give_the_same_bits(mlp, dtype):
         old = mlp._set_threading(num_threads=3, min_work=0, min_elems=0, big_work=1e300,
                                  small_batches=small_batches)
         try:
-            p, s = params.copy(), np.zeros_like(params)
+            p, s = params.copy(), np.zeros(2 * params.size, params.dtype)
             J = mlp.train_epoch(p, sizes, kinds, 2, X, Y, order, 50, 2, 0.01, 0.9, 0.9, 1e-8,
-                                1, 0.01, s)
+                                1, 0.01, s, 0)
             results.append((J, p, s))
         finally:
             mlp._set_threading(**old)

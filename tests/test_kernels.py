@@ -136,12 +136,12 @@ def test_optimizer_step(name, dtype, optimizer):
     rng = np.random.default_rng(optimizer)
     p = rng.standard_normal(501).astype(dtype)
     g = rng.standard_normal(501).astype(dtype)
-    s = np.abs(rng.standard_normal(501)).astype(dtype)
+    s = np.abs(rng.standard_normal(2 * 501)).astype(dtype)
     got = [p.copy(), s.copy()]
     want = [p.copy(), s.copy()]
-    for _ in range(3):
-        kernels_of(name).optimizer_step(optimizer, got[0], g, got[1], 0.1, 0.9, 0.95, 1e-8)
-        REF.optimizer_step(optimizer, want[0], g, want[1], 0.1, 0.9, 0.95, 1e-8)
+    for t in range(3):
+        kernels_of(name).optimizer_step(optimizer, got[0], g, got[1], 0.1, 0.9, 0.95, 1e-8, t)
+        REF.optimizer_step(optimizer, want[0], g, want[1], 0.1, 0.9, 0.95, 1e-8, t)
     assert_close(got[0], want[0], err_msg=f"optimizer_step[{optimizer}] params on {name}")
     assert_close(got[1], want[1], err_msg=f"optimizer_step[{optimizer}] state on {name}")
 
@@ -171,7 +171,7 @@ def test_forward_and_backprop(name, dtype, hidden, output):
         assert_close(g, want_g, err_msg=f"{kern} gradient on {name} ({hidden}, {output})")
     # the reference's own two forms agree
     g2 = np.empty_like(params)
-    assert_close(REF.backprop_batch(params, sizes, kinds, loss_kind, X, Y, g2), want)
+    assert_close(REF.backprop_batch(params, sizes, kinds, loss_kind, X, Y, g2), want, dtype=dtype)
     assert_close(g2, want_g)
 
 
@@ -186,10 +186,10 @@ def test_train_epoch(name, dtype, optimizer, batch_size, penalty):
     X, Y = make_data(rng, 101, 30, 5, dtype)
     order = rng.permutation(101).astype(np.int64)
     got_p, want_p = params.copy(), params.copy()
-    got_s, want_s = np.zeros_like(params), np.zeros_like(params)
+    got_s, want_s = np.zeros(2 * params.size, dtype), np.zeros(2 * params.size, dtype)
     args = (0, X, Y, order, batch_size, optimizer, 0.05, 0.9, 0.9, 1e-8, penalty, 0.01)
-    got = kernels_of(name).train_epoch(got_p, sizes, kinds, *args, got_s)
-    want = REF.train_epoch(want_p, sizes, kinds, *args, want_s)
+    got = kernels_of(name).train_epoch(got_p, sizes, kinds, *args, got_s, 0)
+    want = REF.train_epoch(want_p, sizes, kinds, *args, want_s, 0)
     # RMSprop divides by sqrt of running squares: rounding is amplified, loosen a little
     rtol = (1e-8 if dtype == np.float64 else 1e-4) if optimizer == 2 else None
     assert_close(got, want, rtol=rtol or (1e-10 if dtype == np.float64 else 1e-5),
@@ -206,10 +206,11 @@ def test_train_epoch_partial_order(name):
     X, Y = make_data(rng, 50, 8, 3, np.float64)
     order = rng.choice(50, 17, replace=False).astype(np.int64)
     a, b = params.copy(), params.copy()
-    sa, sb = np.zeros_like(a), np.zeros_like(b)
+    sa, sb = np.zeros(2 * a.size), np.zeros(2 * b.size)
     ja = kernels_of(name).train_epoch(a, sizes, kinds, 2, X, Y, order, 5, 1, 0.1, 0.9, 0.9, 1e-8,
-                                      1, 0.001, sa)
-    jb = REF.train_epoch(b, sizes, kinds, 2, X, Y, order, 5, 1, 0.1, 0.9, 0.9, 1e-8, 1, 0.001, sb)
+                                      1, 0.001, sa, 0)
+    jb = REF.train_epoch(b, sizes, kinds, 2, X, Y, order, 5, 1, 0.1, 0.9, 0.9, 1e-8, 1, 0.001, sb,
+                         0)
     assert_close(ja, jb)
     assert_close(a, b)
 

@@ -117,9 +117,9 @@ def test_threaded_kernels_deterministic_and_match_reference(threaded, dtype):
     order = rng.permutation(203).astype(np.int64)
     runs = []
     for K in (NB, NB, REF):
-        p, s = params.copy(), np.zeros_like(params)
+        p, s = params.copy(), np.zeros(2 * params.size, params.dtype)
         J = K.train_epoch(p, sizes, kinds, 0, X, Y, order, 120, 1, 0.1, 0.9, 0.9, 1e-8, 1, 0.01,
-                          s)
+                          s, 0)
         runs.append((J, p, s))
     assert runs[0][0] == runs[1][0] and np.array_equal(runs[0][1], runs[1][1])
     assert_close(runs[0][0], runs[2][0], rtol=jtol)
@@ -221,7 +221,8 @@ def test_kernels_refuse_mixed_dtypes():
     with pytest.raises(TypeError, match=r"params must be float32 or float64"):
         NB.penalty_value(1, 0.1, params.astype(np.float16), sizes)
     with pytest.raises(TypeError, match=r"grad must be a numpy array"):
-        NB.optimizer_step(0, params, list(params), np.zeros_like(params), 0.1, 0.9, 0.9, 1e-8)
+        NB.optimizer_step(0, params, list(params), np.zeros(2 * params.size), 0.1, 0.9, 0.9, 1e-8,
+                          0)
 
 
 def test_public_api_copies_non_contiguous_and_converts_integers():
@@ -245,7 +246,7 @@ def test_train_epoch_refuses_bad_batch_size():
     X, Y = _data(rng, 6, 5, 2, np.float64)
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         NB.train_epoch(params, sizes, kinds, 0, X, Y, np.arange(6), 0, 0, 0.1, 0.9, 0.9, 1e-8,
-                       0, 0.0, np.zeros_like(params))
+                       0, 0.0, np.zeros(2 * params.size), 0)
 
 
 def test_divergence_stops_with_an_error_naming_the_epoch():

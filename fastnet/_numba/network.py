@@ -938,13 +938,30 @@ def penalty_grad(penalty_kind, lam, params, sizes, grad):
     _penalty_grad(int(penalty_kind), float(lam), params, sizes, grad)
 
 
-def optimizer_step(optimizer, params, grad, state, lr, mu, rho, eps):
+def _optimizer_code(optimizer):
+    code = int(optimizer)
+    if code not in (0, 1, 2):
+        raise NotImplementedError(f"optimizer code {code} is not implemented by the numba backend "
+                                  f"yet; use fastnet.use_backend('reference')")
+    return code
+
+
+def _state_half(state, n):
+    """The first half of ``state`` (length ``2 * n``, the contract's layout)."""
+    if state.shape[0] != 2 * n:
+        raise ValueError(f"state has {state.shape[0]} entries; expected 2 * {n} (two per parameter)")
+    return state[:n]
+
+
+def optimizer_step(optimizer, params, grad, state, lr, mu, rho, eps, t):
     """One optimiser update in place (see :func:`fastnet.reference.kernels.optimizer_step`)."""
     dt = _float_dtype("params", params)
     _need("grad", grad, dt)
     _need("state", state, dt)
-    _optimizer_step(int(optimizer), params.reshape(-1), grad.reshape(-1), state.reshape(-1),
-                    float(lr), float(mu), float(rho), float(eps))
+    p = params.reshape(-1)
+    _optimizer_step(_optimizer_code(optimizer), p, grad.reshape(-1),
+                    _state_half(state.reshape(-1), p.shape[0]), float(lr), float(mu), float(rho),
+                    float(eps))
 
 
 def forward_network(params, sizes, kinds, X, out):
@@ -982,7 +999,7 @@ def backprop_batch(params, sizes, kinds, loss_kind, X, Y, grad):
 
 
 def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer, lr, mu, rho,
-                eps, penalty_kind, lam, state):
+                eps, penalty_kind, lam, state, t):
     """One epoch of (mini-)batch training (see :func:`fastnet.reference.kernels.train_epoch`)."""
     dt = _net_arrays(params, sizes, kinds)
     _need("X", X, dt, 2)
@@ -993,8 +1010,9 @@ def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimi
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     penalty = int(penalty_kind) if lam else 0
-    args = (params, sizes, kinds, int(loss_kind), X, Y, order, batch_size, int(optimizer),
-            float(lr), float(mu), float(rho), float(eps), penalty, float(lam), state)
+    args = (params, sizes, kinds, int(loss_kind), X, Y, order, batch_size,
+            _optimizer_code(optimizer), float(lr), float(mu), float(rho), float(eps), penalty,
+            float(lam), _state_half(state, params.shape[0]))
     nt = _threads()
     B = min(batch_size, order.shape[0])
     if nt > 1 and B * X.shape[1] >= PARALLEL_MIN_WORK and (B >= PARALLEL_MIN_BATCH

@@ -16,6 +16,8 @@ stays float32, and integer input is promoted to float64.
 """
 import numpy as np
 
+from fastnet._codes import Act
+
 __all__ = ["Linear", "Sigmoid", "ReLu", "TanH", "Softmax", "ACTIVATIONS"]
 
 
@@ -27,7 +29,7 @@ def _float_array(z):
 
 
 class Activation:
-    """Base class: ``name`` is the activation's key, ``code`` its kernel code."""
+    """Base class: ``name`` is the activation's key, ``code`` its kernel code (:class:`fastnet._codes.Act`)."""
     name = None
     code = None
 
@@ -37,7 +39,7 @@ class Activation:
 
 class Linear(Activation):
     r"""Identity: :math:`f(z) = z`, :math:`f'(z) = 1`."""
-    name, code = "linear", 0
+    name, code = "linear", Act.LINEAR
 
     @staticmethod
     def f(z):
@@ -54,7 +56,7 @@ class Sigmoid(Activation):
     Computed as :math:`1/(1+e^{-|z|})` for :math:`z \ge 0` and
     :math:`e^{-|z|}/(1+e^{-|z|})` otherwise, so no ``exp`` overflows.
     """
-    name, code = "sigmoid", 1
+    name, code = "sigmoid", Act.SIGMOID
 
     @staticmethod
     def f(z):
@@ -71,7 +73,7 @@ class Sigmoid(Activation):
 
 class ReLu(Activation):
     r"""Rectified linear unit :math:`f(z) = \max(0, z)`, :math:`f'(z) = [z > 0]`."""
-    name, code = "relu", 2
+    name, code = "relu", Act.RELU
 
     @staticmethod
     def f(z):
@@ -86,7 +88,7 @@ class ReLu(Activation):
 
 class TanH(Activation):
     r"""Hyperbolic tangent :math:`f(z) = \tanh z`, :math:`f'(z) = 1 - \tanh^2 z`."""
-    name, code = "tanh", 3
+    name, code = "tanh", Act.TANH
 
     @staticmethod
     def f(z):
@@ -105,7 +107,7 @@ class Softmax(Activation):
     gradient of ``log_loss(softmax(z), y)`` with respect to ``z`` is
     ``a - y``, so backprop never needs its Jacobian and ``df`` is not defined.
     """
-    name, code = "softmax", 4
+    name, code = "softmax", Act.SOFTMAX
 
     @staticmethod
     def f(z):

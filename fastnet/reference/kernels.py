@@ -16,12 +16,14 @@ Conventions
 Networks use the flat layout of :mod:`fastnet._params`: ``sizes`` =
 ``[n0, ..., nL]``; ``params`` holds, for each layer, ``W_l = Theta_l.T`` of
 shape ``(n_l + 1, n_{l+1})`` with the bias in row 0; ``grad`` and ``state``
-have the layout of ``params``.  ``kinds[l]`` is layer ``l``'s activation
-code (0 linear, 1 sigmoid, 2 relu, 3 tanh, 4 softmax: last layer only, with
-log-loss).  Loss codes: 0 cross-entropy (binary, summed over outputs),
-1 quadratic (:math:`\tfrac12\lVert a-y\rVert^2`), 2 log-loss (categorical).
-Penalty codes: 0 none, 1 L2, 2 L1.  Optimiser codes: 0 sgd, 1 momentum,
-2 RMSprop.
+has the layout of ``params``; ``state`` (the optimiser's memory) is
+``2 * len(params)`` long: momentum, Nesterov and RMSprop use its first half,
+Adam both halves.  The integer codes are the enums of :mod:`fastnet._codes`:
+``kinds[l]`` is layer ``l``'s :class:`~fastnet._codes.Act` (SOFTMAX last layer
+only, with LOG_LOSS); :class:`~fastnet._codes.Loss`: cross-entropy (binary,
+summed over outputs), quadratic (:math:`\tfrac12\lVert a-y\rVert^2`),
+log-loss (categorical); :class:`~fastnet._codes.Penalty`: none, L2, L1;
+:class:`~fastnet._codes.Optimizer`: sgd, momentum, RMSprop, Adam, Nesterov.
 
 Losses are returned as float64 *sums* over samples (the caller divides by
 ``m``); they are accumulated in float64 from the ``T`` activations, logs
@@ -32,13 +34,12 @@ loss (see :mod:`fastnet.reference.losses`).
 """
 import numpy as np
 
+from fastnet._codes import Act, Loss, Penalty, Optimizer
 from fastnet._params import layer_views
 from fastnet.reference.activations import ACTIVATIONS
 from fastnet.reference.losses import LOG_CLIP
 
 _ACT = {cls.code: cls for cls in ACTIVATIONS.values()}
-_SIGMOID, _SOFTMAX = 1, 4
-_CE, _QUAD, _LOGLOSS = 0, 1, 2
 
 
 # --------------------------------------------------------------------- elementwise
@@ -53,7 +54,7 @@ def activation(kind, Z, out):
 
 def activation_grad(kind, Z, out):
     """``out[...] = f'(Z)`` elementwise, for codes 0..3 (not softmax)."""
-    if kind == _SOFTMAX:
+    if kind == Act.SOFTMAX:
         raise ValueError("activation_grad: softmax has no elementwise derivative")
     out[...] = _ACT[kind].df(Z)
 
@@ -61,9 +62,9 @@ def activation_grad(kind, Z, out):
 def _loss_terms(loss_kind, A, Y):
     A = A.astype(np.float64)
     Y = Y.astype(np.float64)
-    if loss_kind == _CE:
+    if loss_kind == Loss.CROSS_ENTROPY:
         return -Y * np.log(np.maximum(A, LOG_CLIP)) - (1 - Y) * np.log(np.maximum(1 - A, LOG_CLIP))
-    if loss_kind == _QUAD:
+    if loss_kind == Loss.QUADRATIC:
         return 0.5 * (A - Y) ** 2
     return -Y * np.log(np.maximum(A, LOG_CLIP))
 
@@ -78,17 +79,17 @@ def loss(loss_kind, A, Y):
 
 def _loss_grad_a(loss_kind, A, Y):
     """d(per-sample loss)/da of the clipped loss, in the dtype of A."""
-    if loss_kind == _QUAD:
+    if loss_kind == Loss.QUADRATIC:
         return A - Y
     with np.errstate(divide="ignore", invalid="ignore"):
         g = np.where(A > LOG_CLIP, -Y / A, 0)
-        if loss_kind == _CE:
+        if loss_kind == Loss.CROSS_ENTROPY:
             g = g + np.where(1 - A > LOG_CLIP, (1 - Y) / (1 - A), 0)
     return g.astype(A.dtype)
 
 
 def _output_delta(kind, loss_kind, A, Z, Y):
-    if (kind == _SIGMOID and loss_kind == _CE) or (kind == _SOFTMAX and loss_kind == _LOGLOSS):
+    if (kind, loss_kind) in ((Act.SIGMOID, Loss.CROSS_ENTROPY), (Act.SOFTMAX, Loss.LOG_LOSS)):
         return A - Y
     return _loss_grad_a(loss_kind, A, Y) * _ACT[kind].df(Z)
 
@@ -99,48 +100,75 @@ def penalty_value(penalty_kind, lam, params, sizes):
 
     L2: :math:`\frac{\lambda}{2}\sum w^2`; L1: :math:`\lambda\sum|w|`; none: 0.
     """
-    if penalty_kind == 0 or lam == 0:
+    if penalty_kind == Penalty.NONE or lam == 0:
         return 0.0
     total = 0.0
     for W in layer_views(params, sizes):
         w = W[1:].astype(np.float64)
-        total += lam / 2 * np.sum(w * w) if penalty_kind == 1 else lam * np.sum(np.abs(w))
+        total += lam / 2 * np.sum(w * w) if penalty_kind == Penalty.L2 else lam * np.sum(np.abs(w))
     return float(total)
 
 
 def penalty_grad(penalty_kind, lam, params, sizes, grad):
     r"""``grad += d(penalty)/d(params)`` in place: :math:`\lambda w` (L2) or
     :math:`\lambda\,\mathrm{sign}(w)` (L1); bias rows get nothing."""
-    if penalty_kind == 0 or lam == 0:
+    if penalty_kind == Penalty.NONE or lam == 0:
         return
     lam = params.dtype.type(lam)
     for W, G in zip(layer_views(params, sizes), layer_views(grad, sizes)):
-        G[1:] += lam * W[1:] if penalty_kind == 1 else lam * np.sign(W[1:])
+        G[1:] += lam * W[1:] if penalty_kind == Penalty.L2 else lam * np.sign(W[1:])
 
 
-def optimizer_step(optimizer, params, grad, state, lr, mu, rho, eps):
-    r"""One update of ``params`` (and ``state``) in place from the gradient ``grad``.
+def optimizer_step(optimizer, params, grad, state, lr, mu, rho, eps, t):
+    r"""One update of ``params`` (and ``state``) in place from the gradient ``g = grad``.
 
-    * 0 sgd: :math:`w \leftarrow w - \eta g`
-    * 1 momentum: :math:`v \leftarrow \mu v - \eta g,\; w \leftarrow w + v`
-    * 2 RMSprop: :math:`s \leftarrow \rho s + (1-\rho) g^2,\;
+    * SGD: :math:`w \leftarrow w - \eta g`
+    * MOMENTUM: :math:`v \leftarrow \mu v - \eta g,\; w \leftarrow w + v`
+    * NESTEROV (scikit-learn's form): :math:`v \leftarrow \mu v - \eta g,\;
+      w \leftarrow w + \mu v - \eta g`
+    * RMSPROP: :math:`s \leftarrow \rho s + (1-\rho) g^2,\;
       w \leftarrow w - \eta g / (\sqrt{s} + \epsilon)`
+    * ADAM (Kingma and Ba; :math:`\beta_1 = \mu`, :math:`\beta_2 = \rho`):
+      :math:`m \leftarrow \beta_1 m + (1-\beta_1) g,\;
+      v \leftarrow \beta_2 v + (1-\beta_2) g^2,\;
+      w \leftarrow w - \eta_t\, m / (\sqrt{v} + \epsilon)` with
+      :math:`\eta_t = \eta \sqrt{1-\beta_2^{t+1}} / (1-\beta_1^{t+1})`.
 
-    ``state`` is the velocity (momentum) or the running mean square (RMSprop);
-    unused by sgd.  Scalars are applied in the dtype of ``params``.
+    ``state`` has length ``2 * len(params)``: ``v``/``s``/``m`` in its first
+    half, Adam's ``v`` in its second.  ``t`` is the number of steps taken
+    before this one (only Adam uses it).  :math:`\eta_t` is computed in
+    float64; every other scalar is applied in the dtype of ``params``.
     """
-    t = params.dtype.type
-    lr, mu, rho, eps = t(lr), t(mu), t(rho), t(eps)
-    if optimizer == 0:
-        params -= lr * grad
-    elif optimizer == 1:
-        state *= mu
-        state -= lr * grad
-        params += state
+    T = params.dtype.type
+    n = params.shape[0]
+    s1, s2 = state[:n], state[n:]
+    lr_, mu_, rho_, eps_ = T(lr), T(mu), T(rho), T(eps)
+    if optimizer == Optimizer.SGD:
+        params -= lr_ * grad
+    elif optimizer in (Optimizer.MOMENTUM, Optimizer.NESTEROV):
+        s1 *= mu_
+        s1 -= lr_ * grad
+        if optimizer == Optimizer.MOMENTUM:
+            params += s1
+        else:
+            params += mu_ * s1 - lr_ * grad
+    elif optimizer == Optimizer.RMSPROP:
+        s1 *= rho_
+        s1 += (T(1) - rho_) * grad * grad
+        params -= lr_ * grad / (np.sqrt(s1) + eps_)
     else:
-        state *= rho
-        state += (t(1) - rho) * grad * grad
-        params -= lr * grad / (np.sqrt(state) + eps)
+        s1 *= mu_
+        s1 += (T(1) - mu_) * grad
+        s2 *= rho_
+        s2 += (T(1) - rho_) * grad * grad
+        lr_t = T(adam_lr(lr, mu, rho, t))
+        params -= lr_t * s1 / (np.sqrt(s2) + eps_)
+
+
+def adam_lr(lr, beta1, beta2, t):
+    r"""Adam's bias-corrected step :math:`\eta\sqrt{1-\beta_2^{t+1}}/(1-\beta_1^{t+1})` (float64)."""
+    k = float(t) + 1.0
+    return float(lr) * np.sqrt(1.0 - float(beta2) ** k) / (1.0 - float(beta1) ** k)
 
 
 # ------------------------------------------------------------------------ networks
@@ -208,32 +236,33 @@ def backprop_batch(params, sizes, kinds, loss_kind, X, Y, grad):
 
 
 def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer,
-                lr, mu, rho, eps, penalty_kind, lam, state):
+                lr, mu, rho, eps, penalty_kind, lam, state, t):
     """One epoch of (mini-)batch training, updating ``params`` and ``state`` in place.
 
     The samples ``order[0:bs], order[bs:2bs], ...`` form the batches (the
     last one may be smaller).  For each batch: the summed gradient is
     computed as by :func:`backprop_batch`, divided by the batch's size, the
     penalty's gradient is added (:func:`penalty_grad`), and
-    :func:`optimizer_step` updates the weights.  ``batch_size`` 1 is the
-    course's online learning; ``batch_size >= len(order)`` is full-batch
-    gradient descent.
+    :func:`optimizer_step` updates the weights, the ``b``-th batch of the
+    epoch as step ``t + b``.  ``batch_size`` 1 is the course's online
+    learning; ``batch_size >= len(order)`` is full-batch gradient descent.
 
     Returns
     -------
     float
         The sum over samples of the data loss, each measured with the
-        weights before its batch's update (no penalty).
+        weights before its batch's update (no penalty).  The caller's step
+        count advances by the number of batches, ``ceil(len(order) / batch_size)``.
     """
     m = order.shape[0]
     grad = np.empty_like(params)
     total = 0.0
-    for start in range(0, m, batch_size):
+    for b, start in enumerate(range(0, m, batch_size)):
         idx = order[start:start + batch_size]
         total += backprop_batch(params, sizes, kinds, loss_kind, X[idx], Y[idx], grad)
         grad /= params.dtype.type(idx.shape[0])
         penalty_grad(penalty_kind, lam, params, sizes, grad)
-        optimizer_step(optimizer, params, grad, state, lr, mu, rho, eps)
+        optimizer_step(optimizer, params, grad, state, lr, mu, rho, eps, t + b)
     return total
 
 
@@ -265,8 +294,8 @@ def linear_gd(X, y, theta, lr, tol, max_iter, logistic, history):
     for it in range(max_iter):
         h = X @ theta[1:] + theta[0]
         if logistic:
-            h = _ACT[_SIGMOID].f(h)
-            J = loss(_CE, h[:, None], y[:, None]) / m
+            h = _ACT[Act.SIGMOID].f(h)
+            J = loss(Loss.CROSS_ENTROPY, h[:, None], y[:, None]) / m
         else:
             r = (h - y).astype(np.float64)
             J = 0.5 * float(r @ r) / m

@@ -19,7 +19,7 @@ import numpy as np
 from fastnet._validation import as_float_array, check_scalar, check_int, check_labels
 from fastnet.reference.activations import Sigmoid
 from fastnet.reference.losses import LOG_CLIP
-from fastnet.reference.training import History, DivergenceError
+from fastnet._history import History, DivergenceError
 
 __all__ = ["linear_cost", "linear_gradient", "linear_predict", "linear_regression",
            "logistic_cost", "logistic_gradient", "logistic_predict", "logistic_regression"]

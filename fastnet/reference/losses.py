@@ -15,6 +15,8 @@ penalised) and the strength ``lam``.
 """
 import numpy as np
 
+from fastnet._codes import Loss, Penalty
+
 __all__ = ["LOG_CLIP", "CrossEntropy", "Quadratic", "LogLoss", "L1", "L2",
            "LOSSES", "PENALTIES"]
 
@@ -37,7 +39,7 @@ class CrossEntropy:
     .. math:: J = \frac{1}{m}\sum_{i=1}^m \sum_{k=1}^K
               \left[-y_k^{(i)} \log a_k^{(i)} - (1 - y_k^{(i)}) \log(1 - a_k^{(i)})\right]
     """
-    name, code = "cross_entropy", 0
+    name, code = "cross_entropy", Loss.CROSS_ENTROPY
 
     @staticmethod
     def f(a, y):
@@ -55,7 +57,7 @@ class CrossEntropy:
 
 class Quadratic:
     r"""Quadratic (squared error) cost :math:`J = \frac{1}{2m}\sum_i \lVert a^{(i)} - y^{(i)}\rVert^2`."""
-    name, code = "quadratic", 1
+    name, code = "quadratic", Loss.QUADRATIC
 
     @staticmethod
     def f(a, y):
@@ -70,7 +72,7 @@ class Quadratic:
 
 class LogLoss:
     r"""Categorical log-loss (for a softmax output) :math:`J = -\frac{1}{m}\sum_i\sum_k y_k^{(i)}\log a_k^{(i)}`."""
-    name, code = "log_loss", 2
+    name, code = "log_loss", Loss.LOG_LOSS
 
     @staticmethod
     def f(a, y):
@@ -86,7 +88,7 @@ class LogLoss:
 
 class L2:
     r"""Ridge penalty :math:`\frac{\lambda}{2}\sum_{j,k\ge1} \Theta_{jk}^2`, gradient :math:`\lambda\Theta` (bias column 0 excluded)."""
-    name, code = "l2", 1
+    name, code = "l2", Penalty.L2
 
     @staticmethod
     def f(theta, lam):
@@ -103,7 +105,7 @@ class L2:
 
 class L1:
     r"""Lasso penalty :math:`\lambda\sum_{j,k\ge1} |\Theta_{jk}|`, gradient :math:`\lambda\,\mathrm{sign}(\Theta)` (bias column 0 excluded)."""
-    name, code = "l1", 2
+    name, code = "l1", Penalty.L1
 
     @staticmethod
     def f(theta, lam):

@@ -22,6 +22,7 @@ from fastnet._validation import (as_float_array, check_distributions, check_mode
                                  check_input_width, check_targets, check_theta, check_labels,
                                  check_int, check_scalar, check_rng, check_choice,
                                  resolve_activation, result_dtype)
+from fastnet._args import prep_X, check_backprop_args, labels_from_outputs
 from fastnet.reference.losses import LOSSES, PENALTIES
 
 __all__ = ["init_weights", "one_hot", "forward", "predict", "accuracy", "backprop",
@@ -87,12 +88,6 @@ def one_hot(K, pos):
     return Y
 
 
-def _prep_X(X, name="X"):
-    Xa = as_float_array(X, name, ndim=(1, 2))  # names X for None, ragged lists, strings...
-    single = Xa.ndim == 1
-    return (Xa.reshape(1, -1) if single else Xa), single
-
-
 def forward(Theta, X, active):
     r"""One layer of forward propagation: :math:`f([1, X]\,\Theta^T)`.
 
@@ -111,7 +106,7 @@ def forward(Theta, X, active):
     """
     act = resolve_activation(active, "active")
     theta = check_theta(Theta, "Theta")
-    X_, single = _prep_X(X)
+    X_, single = prep_X(X)
     check_input_width(X_, [theta], "X", "Theta")
     theta = np.asarray(theta, dtype=X_.dtype)
     X1 = np.concatenate((np.ones((X_.shape[0], 1), dtype=X_.dtype), X_), axis=1)
@@ -122,7 +117,7 @@ def forward(Theta, X, active):
 def feedforward(model, X):
     """Output of the whole network ``model`` for inputs ``X`` (the course's chain of ``forward``)."""
     thetas, acts = check_model(model)
-    X_, single = _prep_X(X)
+    X_, single = prep_X(X)
     check_input_width(X_, thetas)
     A = X_
     for theta, act in zip(thetas, acts):
@@ -144,11 +139,7 @@ def predict(model, X):
     ndarray of int64 (m,), or an int for a single sample.  A network with a
     single output predicts ``1`` where the output is at least 0.5.
     """
-    out = feedforward(model, X)
-    if out.shape[-1] == 1:
-        lab = (out[..., 0] >= 0.5).astype(np.int64)
-    else:
-        lab = np.argmax(out, axis=-1).astype(np.int64)
+    lab = labels_from_outputs(feedforward(model, X))
     return int(lab) if np.ndim(lab) == 0 else lab
 
 
@@ -169,24 +160,6 @@ def accuracy(y_, y):
     if a.size == 0:
         raise ValueError("y_ and y are empty; expected at least one label")
     return float(100.0 * np.mean(a == b))
-
-
-def _check_backprop_args(model, X, y, lam, penalty, loss):
-    thetas, acts = check_model(model)
-    X_ = as_float_array(X, "X", ndim=2)
-    check_input_width(X_, thetas)
-    dtype = X_.dtype
-    thetas = [np.asarray(t, dtype=dtype) for t in thetas]
-    Y = check_targets(y, X_.shape[0], thetas[-1].shape[0], dtype)
-    lam = check_scalar(lam, "lam", lo=0)
-    pen = check_choice(penalty, "penalty", (None, "none", "l1", "l2"))
-    pen = None if pen == "none" else pen
-    loss_name = check_choice(loss, "loss", tuple(LOSSES))
-    if acts[-1].name == "softmax" and loss_name != "log_loss":
-        raise ValueError(f"loss must be 'log_loss' with a Softmax output layer, got {loss!r}")
-    if acts[-1].name == "softmax":
-        check_distributions(Y)
-    return thetas, acts, X_, Y, lam, pen, LOSSES[loss_name]
 
 
 def output_delta(a, z, y, act, loss):
@@ -239,7 +212,7 @@ def backprop(model, X, y, lam=0.0, penalty=None, loss="cross_entropy"):
         The cost (float) and a list of gradients aligned with the Thetas
         (:math:`\Delta^{(l)}/m` plus the penalty's gradient).
     """
-    thetas, acts, X_, Y, lam, pen, L = _check_backprop_args(model, X, y, lam, penalty, loss)
+    thetas, acts, X_, Y, lam, pen, L = check_backprop_args(model, X, y, lam, penalty, loss)
     m = X_.shape[0]
     dtype = X_.dtype
     Deltas = [np.zeros_like(t) for t in thetas]
@@ -271,7 +244,7 @@ def backprop_vectorized(model, X, y, lam=0.0, penalty=None, loss="cross_entropy"
 
     Agrees with :func:`backprop` to rounding (1e-12 relative in float64).
     """
-    thetas, acts, X_, Y, lam, pen, L = _check_backprop_args(model, X, y, lam, penalty, loss)
+    thetas, acts, X_, Y, lam, pen, L = check_backprop_args(model, X, y, lam, penalty, loss)
     m = X_.shape[0]
     dtype = X_.dtype
     A = X_

@@ -37,7 +37,8 @@ def check_train_args(weights, X, y, epochs, lr):
     return X_, lab, w, epochs, lr
 
 
-def _store(weights, w):
+def store_weights(weights, w):
+    """``w`` into ``weights`` in place when it is a writable float array (returned), else ``w``."""
     if isinstance(weights, np.ndarray) and weights.flags.writeable and weights.dtype.kind == "f":
         weights[...] = w
         return weights
@@ -73,4 +74,4 @@ def train(weights, X, y, epochs=100, lr=1.0):
                 errors += 1
         if errors == 0:
             break
-    return _store(weights, w)
+    return store_weights(weights, w)

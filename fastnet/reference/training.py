@@ -21,104 +21,12 @@ import time
 
 import numpy as np
 
-from fastnet._validation import (as_float_array, check_distributions, check_model,
-                                 check_input_width, check_targets, check_scalar, check_int,
-                                 check_choice, check_rng, check_labels)
-from fastnet.reference.losses import LOSSES, PENALTIES
+from fastnet._args import TrainingArgs, OPTIMIZERS, labels_from_outputs, make_loops, write_back
+from fastnet._history import History, DivergenceError, check_finite_cost
+from fastnet.reference.losses import PENALTIES
 
 __all__ = ["History", "DivergenceError", "train", "gradient_descent", "train_online",
            "train_minibatch", "train_momentum", "train_rmsprop", "OPTIMIZERS"]
-
-OPTIMIZERS = ("gd", "sgd", "momentum", "rmsprop")
-
-
-class DivergenceError(ValueError):
-    """Training stopped because the cost became NaN or infinite."""
-
-
-class History(dict):
-    """What a training loop recorded, one entry per epoch.
-
-    Keys: ``'J'`` (cost), ``'train_acc'`` and ``'test_acc'`` (percent; present
-    when test data were given), ``'seconds'`` (wall time of each epoch), and
-    ``'epochs'`` (number of epochs run) and ``'converged'`` (stopped on ``tol``).
-    """
-
-    @property
-    def J(self):
-        return self["J"]
-
-    def __repr__(self):
-        n = self.get("epochs", len(self.get("J", [])))
-        last = self["J"][-1] if self.get("J") else float("nan")
-        return f"History(epochs={n}, J={last:.6g})"
-
-
-class _Args:
-    """Validated arguments of a training loop (shared by reference and compiled loops)."""
-
-    def __init__(self, model, X, y, optimizer, lr, epochs, batch_size, momentum, rho, eps, lam,
-                 penalty, loss, tol, shuffle, rng, X_test, y_test):
-        self.thetas, self.acts = check_model(model)
-        if not isinstance(model, list):
-            raise TypeError("model must be a list (it is updated in place), got a "
-                            f"{type(model).__name__}")
-        self.X = as_float_array(X, "X", ndim=2)
-        check_input_width(self.X, self.thetas)
-        self.dtype = self.X.dtype
-        m = self.X.shape[0]
-        K = np.shape(self.thetas[-1])[0]
-        self.Y = check_targets(y, m, K, self.dtype)
-        self.optimizer = check_choice(optimizer, "optimizer", OPTIMIZERS)
-        self.lr = check_scalar(lr, "lr", lo=0, lo_open=True)
-        self.epochs = check_int(epochs, "epochs", lo=1)
-        if batch_size is None:
-            batch_size = 1 if self.optimizer == "sgd" else m
-        self.batch_size = min(check_int(batch_size, "batch_size", lo=1), m)
-        if self.optimizer == "gd":
-            self.batch_size = m
-        self.momentum = check_scalar(momentum, "momentum", lo=0, hi=1, hi_open=True)
-        self.rho = check_scalar(rho, "rho", lo=0, hi=1, hi_open=True)
-        self.eps = check_scalar(eps, "eps", lo=0, lo_open=True)
-        self.lam = check_scalar(lam, "lam", lo=0)
-        pen = check_choice(penalty, "penalty", (None, "none", "l1", "l2"))
-        self.penalty = None if pen == "none" else pen
-        self.loss = check_choice(loss, "loss", tuple(LOSSES))
-        if self.acts[-1].name == "softmax" and self.loss != "log_loss":
-            raise ValueError(f"loss must be 'log_loss' with a Softmax output layer, got {loss!r}")
-        if self.acts[-1].name == "softmax":
-            check_distributions(self.Y)
-        self.tol = check_scalar(tol, "tol", lo=0, allow_none=True)
-        self.shuffle = bool(shuffle) and self.batch_size < m
-        self.rng = check_rng(rng)
-        self.labels = self._labels(y, self.Y)
-        self.X_test = self.y_test = None
-        if (X_test is None) != (y_test is None):
-            raise ValueError("X_test and y_test must be given together")
-        if X_test is not None:
-            self.X_test = as_float_array(X_test, "X_test", ndim=2, dtype=self.dtype)
-            check_input_width(self.X_test, self.thetas, "X_test")
-            Yt = check_targets(y_test, self.X_test.shape[0], K, self.dtype, "y_test")
-            self.y_test = self._labels(y_test, Yt)
-
-    @staticmethod
-    def _labels(y, Y):
-        if Y.shape[1] == 1:
-            return (Y[:, 0] >= 0.5).astype(np.int64)
-        return np.argmax(Y, axis=1)
-
-    def order(self, m):
-        """The sample order of one epoch (draws from ``rng`` only when shuffling)."""
-        if self.shuffle:
-            return self.rng.permutation(m).astype(np.int64)
-        return np.arange(m, dtype=np.int64)
-
-
-def check_finite_cost(J, epoch, lr):
-    if not np.isfinite(J):
-        raise DivergenceError(
-            f"training diverged at epoch {epoch}: the cost became {J}; try a smaller learning "
-            f"rate than lr={lr:g} (or scale the inputs)")
 
 
 def _theta_penalty(thetas, lam, pen):
@@ -169,7 +77,7 @@ def train(model, X, y, *, optimizer="gd", lr=0.1, epochs=100, batch_size=None, m
     -------
     History
     """
-    args = _Args(model, X, y, optimizer, lr, epochs, batch_size, momentum, rho, eps, lam,
+    args = TrainingArgs(model, X, y, optimizer, lr, epochs, batch_size, momentum, rho, eps, lam,
                  penalty, loss, tol, shuffle, rng, X_test, y_test)
     return _train_reference(model, args, verbose)
 
@@ -239,46 +147,6 @@ def _train_reference(model, a, verbose):
     hist["epochs"] = len(hist["J"])
     hist["converged"] = converged
     return hist
-
-
-def write_back(model, thetas):
-    """Store trained weights into the model list: in place when possible, else replace the entry."""
-    for l, theta in enumerate(thetas):
-        cur = model[2 * l]
-        if isinstance(cur, np.ndarray) and cur.flags.writeable and cur.dtype.kind == "f" \
-                and cur.shape == theta.shape:
-            cur[...] = theta
-        else:
-            model[2 * l] = theta
-
-
-def make_loops(train):
-    """The course's named loops, each a thin call of ``train`` (reference or compiled)."""
-
-    def gradient_descent(model, X, y, lr=0.1, tol=1e-6, max_epochs=1000, **kw):
-        """Full-batch gradient descent until :math:`|\\Delta J| < tol` or ``max_epochs``."""
-        return train(model, X, y, optimizer="gd", lr=lr, tol=tol, epochs=max_epochs, **kw)
-
-    def train_online(model, X, y, lr=0.1, epochs=10, **kw):
-        """Online learning: one update per sample (shuffled each epoch)."""
-        return train(model, X, y, optimizer="sgd", batch_size=1, lr=lr, epochs=epochs, **kw)
-
-    def train_minibatch(model, X, y, batch_size=32, lr=0.1, epochs=10, **kw):
-        """Mini-batch stochastic gradient descent."""
-        return train(model, X, y, optimizer="sgd", batch_size=batch_size, lr=lr, epochs=epochs,
-                     **kw)
-
-    def train_momentum(model, X, y, batch_size=32, lr=0.1, momentum=0.9, epochs=10, **kw):
-        """Mini-batch gradient descent with momentum."""
-        return train(model, X, y, optimizer="momentum", batch_size=batch_size, lr=lr,
-                     momentum=momentum, epochs=epochs, **kw)
-
-    def train_rmsprop(model, X, y, batch_size=32, lr=0.001, rho=0.9, eps=1e-8, epochs=10, **kw):
-        """Mini-batch RMSprop."""
-        return train(model, X, y, optimizer="rmsprop", batch_size=batch_size, lr=lr, rho=rho,
-                     eps=eps, epochs=epochs, **kw)
-
-    return gradient_descent, train_online, train_minibatch, train_momentum, train_rmsprop
 
 
 gradient_descent, train_online, train_minibatch, train_momentum, train_rmsprop = make_loops(train)

@@ -1,0 +1,90 @@
+"""The integer codes every backend's kernels share: one definition.
+
+The kernels take small integers for the choices of a call (which activation
+a layer has, which loss, penalty and optimiser); this module is the only
+place they are defined.  The numpy reference, the Numba kernels and the
+API layer use these enums; the Cython kernels use ``src_cython/_codes.pxi``,
+which is generated from this file (``python -m fastnet._codes``) and checked
+against it by ``tests/test_codes.py``.
+
+Adding an activation (say) means: a member here, the regenerated ``.pxd``,
+and one branch in each backend's elementwise helper.
+"""
+from enum import IntEnum
+
+__all__ = ["Act", "Loss", "Penalty", "Optimizer", "ENUMS", "NAMES", "by_name", "pxd_source"]
+
+
+class Act(IntEnum):
+    """Activation of a layer (``kinds[l]``); SOFTMAX only as the output, with LOGLOSS."""
+    LINEAR = 0
+    SIGMOID = 1
+    RELU = 2
+    TANH = 3
+    SOFTMAX = 4
+
+
+class Loss(IntEnum):
+    """Data loss: binary cross-entropy, half squared error, or log-loss (softmax output)."""
+    CROSS_ENTROPY = 0
+    QUADRATIC = 1
+    LOG_LOSS = 2
+
+
+class Penalty(IntEnum):
+    """Weight penalty (bias rows excluded): none, L2 (lam/2 w^2) or L1 (lam |w|)."""
+    NONE = 0
+    L2 = 1
+    L1 = 2
+
+
+class Optimizer(IntEnum):
+    """Update rule of one step (see :func:`fastnet.reference.kernels.optimizer_step`)."""
+    SGD = 0
+    MOMENTUM = 1
+    RMSPROP = 2
+    ADAM = 3
+    NESTEROV = 4
+
+
+#: The enums, with the prefix of their members in the generated Cython file.
+ENUMS = {"ACT": Act, "LOSS": Loss, "PEN": Penalty, "OPT": Optimizer}
+
+#: The names the API accepts for each code (lower case); 'gd' is full-batch sgd.
+NAMES = {
+    Act: {"linear": Act.LINEAR, "identity": Act.LINEAR, "sigmoid": Act.SIGMOID,
+          "logistic": Act.SIGMOID, "relu": Act.RELU, "tanh": Act.TANH,
+          "softmax": Act.SOFTMAX},
+    Loss: {"cross_entropy": Loss.CROSS_ENTROPY, "quadratic": Loss.QUADRATIC,
+           "log_loss": Loss.LOG_LOSS},
+    Penalty: {None: Penalty.NONE, "none": Penalty.NONE, "l2": Penalty.L2, "l1": Penalty.L1},
+    Optimizer: {"gd": Optimizer.SGD, "sgd": Optimizer.SGD, "momentum": Optimizer.MOMENTUM,
+                "rmsprop": Optimizer.RMSPROP, "adam": Optimizer.ADAM,
+                "nesterov": Optimizer.NESTEROV},
+}
+
+
+def by_name(enum, name):
+    """The member of ``enum`` that the API name ``name`` stands for (``KeyError`` if none)."""
+    key = name.strip().lower() if isinstance(name, str) else name
+    return NAMES[enum][key]
+
+
+def pxd_source() -> str:
+    """The text of ``src_cython/_codes.pxi`` (anonymous ``cdef enum`` blocks)."""
+    lines = ["# Generated from fastnet/_codes.py by `python -m fastnet._codes`: do not edit.",
+             "# tests/test_codes.py checks that this file matches it."]
+    for prefix, enum in ENUMS.items():
+        lines.append("")
+        lines.append(f"# {enum.__name__}: {enum.__doc__.splitlines()[0]}")
+        lines.append("cdef enum:")
+        for member in enum:
+            lines.append(f"    {prefix}_{member.name} = {int(member)}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover - a developer's command
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[1] / "src_cython" / "_codes.pxi"
+    path.write_text(pxd_source())
+    print(f"wrote {path}")

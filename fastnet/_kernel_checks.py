@@ -1,0 +1,176 @@
+"""Argument checks for the wrappers of the compiled kernels (every compiled backend).
+
+The public API validates and converts its inputs before calling a kernel, so
+these checks should never fire in normal use; they make a direct call with a
+wrong array (wrong dtype, not C-contiguous, inconsistent shapes) fail with a
+``TypeError``/``ValueError`` that names the kernel and the argument, instead
+of a memoryview error or, worse, a read out of bounds in a ``nogil`` loop
+compiled without bounds checking.
+
+Everything here runs once per kernel call, never per sample.
+"""
+import numbers
+
+import numpy as np
+
+from fastnet._codes import Act, Loss, Penalty, Optimizer
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_I64 = np.dtype(np.int64)
+
+
+def float_array(kernel, name, arr, ndim=None, dtype=None):
+    """``arr`` as a C-contiguous float32/float64 ndarray of ``ndim`` dims (and ``dtype``)."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{kernel}: {name} must be a numpy.ndarray, got {type(arr).__name__}")
+    if arr.dtype not in _FLOATS:
+        raise TypeError(f"{kernel}: {name} must have dtype float32 or float64, got {arr.dtype}")
+    if dtype is not None and arr.dtype != dtype:
+        raise TypeError(f"{kernel}: {name} has dtype {arr.dtype}, expected {np.dtype(dtype)} "
+                        f"(every float array of one call shares one dtype)")
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{kernel}: {name} must be {ndim}-D, got shape {arr.shape}")
+    if not arr.flags.c_contiguous:
+        raise ValueError(f"{kernel}: {name} must be C-contiguous (use np.ascontiguousarray)")
+    return arr
+
+
+def writable(kernel, name, arr):
+    if not arr.flags.writeable:
+        raise ValueError(f"{kernel}: {name} is written in place but is read-only")
+    return arr
+
+
+def int_array(kernel, name, arr, ndim=1):
+    """``arr`` as a C-contiguous int64 ndarray of ``ndim`` dims."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{kernel}: {name} must be a numpy.ndarray, got {type(arr).__name__}")
+    if arr.dtype != _I64:
+        raise TypeError(f"{kernel}: {name} must have dtype int64, got {arr.dtype}")
+    if arr.ndim != ndim:
+        raise ValueError(f"{kernel}: {name} must be {ndim}-D, got shape {arr.shape}")
+    if not arr.flags.c_contiguous:
+        raise ValueError(f"{kernel}: {name} must be C-contiguous")
+    return arr
+
+
+def shape(kernel, name, arr, expected):
+    if arr.shape != tuple(expected):
+        raise ValueError(f"{kernel}: {name} has shape {arr.shape}, expected {tuple(expected)}")
+
+
+def code(kernel, name, value, allowed):
+    """An integer code among ``allowed`` (a dict code -> meaning)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{kernel}: {name} must be an integer code, got {value!r}")
+    value = int(value)
+    if value not in allowed:
+        choices = ", ".join(f"{k} ({v})" for k, v in allowed.items())
+        raise ValueError(f"{kernel}: {name} must be one of {choices}; got {value}")
+    return value
+
+
+def integer(kernel, name, value, lo):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{kernel}: {name} must be an integer, got {value!r}")
+    value = int(value)
+    if value < lo:
+        raise ValueError(f"{kernel}: {name} must be >= {lo}, got {value}")
+    return value
+
+
+def real(kernel, name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{kernel}: {name} must be a real number, got {value!r}")
+    return float(value)
+
+
+# code -> name of every kernel code (the enums of fastnet._codes), for the messages
+ACTIVATIONS = {int(c): c.name.lower() for c in Act}
+LOSSES = {int(c): c.name.lower() for c in Loss}
+PENALTIES = {int(c): c.name.lower() for c in Penalty}
+OPTIMIZERS = {int(c): c.name.lower() for c in Optimizer}
+
+
+def network_shape(kernel, params, sizes):
+    """Check the layer widths ``sizes`` and the flat ``params``; return ``(sizes, offsets)``."""
+    sizes = int_array(kernel, "sizes", sizes)
+    if sizes.shape[0] < 2:
+        raise ValueError(f"{kernel}: sizes must hold at least 2 layer widths, got {sizes}")
+    if (sizes < 1).any():
+        raise ValueError(f"{kernel}: every layer width in sizes must be >= 1, got {sizes}")
+    offs = np.zeros(sizes.shape[0], dtype=np.int64)
+    np.cumsum((sizes[:-1] + 1) * sizes[1:], out=offs[1:])
+    float_array(kernel, "params", params, ndim=1)
+    if params.shape[0] != offs[-1]:
+        raise ValueError(f"{kernel}: params has {params.shape[0]} entries, expected "
+                         f"{int(offs[-1])} for layer widths {sizes.tolist()}")
+    return sizes, offs
+
+
+class Layout:
+    """A checked network: ``sizes``, ``kinds``, per-layer offsets ``offs`` into ``params``
+    ``aoff`` of the layers' activations within one sample's slot (layer ``l``'s output at
+    ``aoff[l]``, each layer padded to 16 entries; ``aoff[L]`` = the slot's size) and
+    ``noff`` of each layer's list of non-zero inputs in the index workspace."""
+
+    __slots__ = ("sizes", "kinds", "offs", "aoff", "noff", "n_params", "segments", "L")
+
+    #: elements per segment of the parallel optimiser pass
+    SEGMENT = 4096
+
+    def __init__(self, kernel, params, sizes, kinds):
+        sizes, offs = network_shape(kernel, params, sizes)
+        kinds = int_array(kernel, "kinds", kinds)
+        L = sizes.shape[0] - 1
+        if kinds.shape[0] != L:
+            raise ValueError(f"{kernel}: kinds has {kinds.shape[0]} entries, expected one per "
+                             f"layer ({L})")
+        if ((kinds < 0) | (kinds > max(ACTIVATIONS))).any():
+            raise ValueError(f"{kernel}: kinds must be activation codes 0..{max(ACTIVATIONS)} "
+                             f"({', '.join(f'{k} {v}' for k, v in ACTIVATIONS.items())}), got {kinds}")
+        if (kinds[:-1] == Act.SOFTMAX).any():
+            raise ValueError(f"{kernel}: softmax (4) is allowed only as the last layer's "
+                             f"activation, got kinds {kinds}")
+        self.sizes, self.kinds, self.offs, self.L = sizes, kinds, offs, L
+        self.n_params = int(offs[-1])
+        # each layer's slot rounded up to 16 entries (whole 64-byte vectors of float32)
+        aoff = np.zeros(L + 1, dtype=np.int64)
+        np.cumsum((sizes[1:] + 15) // 16 * 16, out=aoff[1:])
+        self.aoff = aoff
+        # the non-zero input lists of each layer (an index buffer: its width + 16)
+        noff = np.zeros(L + 1, dtype=np.int64)
+        np.cumsum(sizes[:-1] + 16, out=noff[1:])
+        self.noff = noff
+        self.segments = None
+
+    def segs(self):
+        """Rows ``(lo, hi, penalised)`` cutting ``params`` into bias rows and weight chunks."""
+        if self.segments is None:
+            rows = []
+            for l in range(self.L):
+                off, n_out = int(self.offs[l]), int(self.sizes[l + 1])
+                rows.append((off, off + n_out, 0))
+                for lo in range(off + n_out, int(self.offs[l + 1]), self.SEGMENT):
+                    rows.append((lo, min(lo + self.SEGMENT, int(self.offs[l + 1])), 1))
+            self.segments = np.array(rows, dtype=np.int64).reshape(-1, 3)
+        return self.segments
+
+
+def loss_pair(kernel, loss_kind, kinds):
+    loss_kind = code(kernel, "loss_kind", loss_kind, LOSSES)
+    if kinds[-1] == Act.SOFTMAX and loss_kind != Loss.LOG_LOSS:
+        raise ValueError(f"{kernel}: a softmax output layer needs loss_kind 2 (log-loss), "
+                         f"got {loss_kind} ({LOSSES[loss_kind]})")
+    return loss_kind
+
+
+def data(kernel, layout, X, Y=None, dtype=None):
+    """Check ``X`` (m, n0) and ``Y`` (m, nL) against the network."""
+    float_array(kernel, "X", X, ndim=2, dtype=dtype)
+    if X.shape[1] != layout.sizes[0]:
+        raise ValueError(f"{kernel}: X has {X.shape[1]} columns, expected the input width "
+                         f"{int(layout.sizes[0])}")
+    if Y is not None:
+        float_array(kernel, "Y", Y, ndim=2, dtype=dtype)
+        shape(kernel, "Y", Y, (X.shape[0], int(layout.sizes[-1])))

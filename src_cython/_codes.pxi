@@ -1,0 +1,30 @@
+# Generated from fastnet/_codes.py by `python -m fastnet._codes`: do not edit.
+# tests/test_codes.py checks that this file matches it.
+
+# Act: Activation of a layer (``kinds[l]``); SOFTMAX only as the output, with LOGLOSS.
+cdef enum:
+    ACT_LINEAR = 0
+    ACT_SIGMOID = 1
+    ACT_RELU = 2
+    ACT_TANH = 3
+    ACT_SOFTMAX = 4
+
+# Loss: Data loss: binary cross-entropy, half squared error, or log-loss (softmax output).
+cdef enum:
+    LOSS_CROSS_ENTROPY = 0
+    LOSS_QUADRATIC = 1
+    LOSS_LOG_LOSS = 2
+
+# Penalty: Weight penalty (bias rows excluded): none, L2 (lam/2 w^2) or L1 (lam |w|).
+cdef enum:
+    PEN_NONE = 0
+    PEN_L2 = 1
+    PEN_L1 = 2
+
+# Optimizer: Update rule of one step (see :func:`fastnet.reference.kernels.optimizer_step`).
+cdef enum:
+    OPT_SGD = 0
+    OPT_MOMENTUM = 1
+    OPT_RMSPROP = 2
+    OPT_ADAM = 3
+    OPT_NESTEROV = 4
