@@ -1,0 +1,162 @@
+r"""The layer contract, and the layers every architecture shares (Dense, Flatten, Activation).
+
+Every layer type subclasses :class:`Layer` and registers itself in
+:data:`LAYER_TYPES` under its ``type_name`` (what :func:`fastnet.save` writes).
+The contract:
+
+* ``output_shape(input_shape)`` -- the shape of one sample after the layer
+  (a tuple without the batch dimension); it raises ``ValueError`` naming the
+  argument when the layer cannot take that input;
+* ``n_params(input_shape)`` -- how many entries of the flat parameter vector
+  the layer owns (0 for parameter-free layers);
+* ``init_params(out, input_shape, rng)`` -- fill its block ``out`` (1-D,
+  float32 or float64) with initial values drawn from ``rng``;
+* ``get_config()`` -- its hyper-parameters as JSON-able values, so that
+  ``layer_from_config(layer.get_config())`` rebuilds it.
+
+Dense layers keep the course's layout: the block is ``W = Theta.T`` of shape
+``(n_in + 1, n_out)`` with the bias in row 0 (see :mod:`fastnet._params`).
+"""
+import numbers
+
+import numpy as np
+
+from fastnet._codes import Act, NAMES
+
+__all__ = ["Layer", "Dense", "Flatten", "Activation", "LAYER_TYPES", "layer_from_config"]
+
+#: ``type_name`` -> layer class, for :func:`layer_from_config` (and fastnet.load).
+LAYER_TYPES = {}
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _activation_name(value, name="activation"):
+    """The name of a built-in activation ('linear', 'sigmoid', 'relu', 'tanh', 'softmax')."""
+    key = getattr(value, "name", value)
+    try:
+        return Act(NAMES[Act][key.strip().lower()]).name.lower()
+    except (AttributeError, KeyError):
+        allowed = ", ".join(repr(m.name.lower()) for m in Act)
+        raise ValueError(f"{name} must be one of {allowed} (or fastnet's activation classes), "
+                         f"got {value!r}") from None
+
+
+class Layer:
+    """Base class of fastnet's layers (see the module's docstring for the contract)."""
+
+    #: the name saved files use for this layer type
+    type_name = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.type_name:
+            LAYER_TYPES[cls.type_name] = cls
+
+    def output_shape(self, input_shape):
+        raise NotImplementedError
+
+    def n_params(self, input_shape):
+        return 0
+
+    def init_params(self, out, input_shape, rng):
+        if out.shape[0]:
+            raise NotImplementedError
+
+    def get_config(self):
+        return {}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self):
+        return hash((type(self).__name__, tuple(sorted(self.get_config().items()))))
+
+
+def _flat_width(input_shape, layer):
+    if len(input_shape) != 1:
+        raise ValueError(f"{layer} takes 1-D samples, got samples of shape {tuple(input_shape)}; "
+                         f"put a Flatten() before it")
+    return int(input_shape[0])
+
+
+class Dense(Layer):
+    r"""A fully connected layer: :math:`a = f(x W_{1:} + W_0)`, the course's ``forward``.
+
+    Parameters
+    ----------
+    units : int >= 1
+        Output width.
+    activation : str or fastnet activation, default 'linear'
+        Applied to the affine map (``'linear'``: none).
+    epsilon : float > 0, optional
+        Initial weights uniform in :math:`[-\epsilon, \epsilon]` (the course's
+        ``init_weights``); default :math:`\sqrt{6/(n_{in}+n_{out})}` (Glorot).
+    """
+    type_name = "dense"
+
+    def __init__(self, units, activation="linear", epsilon=None):
+        self.units = _positive_int(units, "units")
+        self.activation = _activation_name(activation)
+        if epsilon is not None and not (isinstance(epsilon, numbers.Real) and epsilon > 0):
+            raise ValueError(f"epsilon must be a positive number or None, got {epsilon!r}")
+        self.epsilon = None if epsilon is None else float(epsilon)
+
+    def output_shape(self, input_shape):
+        _flat_width(input_shape, "Dense")
+        return (self.units,)
+
+    def n_params(self, input_shape):
+        return (_flat_width(input_shape, "Dense") + 1) * self.units
+
+    def init_params(self, out, input_shape, rng):
+        n_in = _flat_width(input_shape, "Dense")
+        eps = self.epsilon if self.epsilon is not None else np.sqrt(6.0 / (n_in + self.units))
+        W = out.reshape(n_in + 1, self.units)
+        W[...] = rng.uniform(-eps, eps, W.shape)
+        if self.epsilon is None:
+            W[0] = 0  # Glorot init: zero biases
+
+    def get_config(self):
+        return {"units": self.units, "activation": self.activation, "epsilon": self.epsilon}
+
+
+class Flatten(Layer):
+    """Reshape each sample to one dimension (``(C, H, W)`` -> ``(C*H*W,)``); no parameters."""
+    type_name = "flatten"
+
+    def output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+
+class Activation(Layer):
+    """An elementwise activation on its own (``'sigmoid'``, ``'relu'``, ``'tanh'``, ...)."""
+    type_name = "activation"
+
+    def __init__(self, activation):
+        self.activation = _activation_name(activation)
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {"activation": self.activation}
+
+
+def layer_from_config(config):
+    """Rebuild a layer from ``{"type": type_name, **get_config()}``."""
+    if not isinstance(config, dict) or "type" not in config:
+        raise ValueError(f"a layer's config must be a dict with a 'type', got {config!r}")
+    kind = config["type"]
+    if kind not in LAYER_TYPES:
+        raise ValueError(f"unknown layer type {kind!r}; expected one of {sorted(LAYER_TYPES)}")
+    args = {k: v for k, v in config.items() if k != "type"}
+    return LAYER_TYPES[kind](**args)
