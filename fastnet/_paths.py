@@ -1,0 +1,108 @@
+"""Which algorithm a network kernel runs: the dense GEMM path or the zero-skipping row path.
+
+Every compiled backend has two ways to train and evaluate a network:
+
+``'dense'``
+    whole mini-batches handed to BLAS (``sgemm``/``dgemm``) with fused
+    epilogues, and register-blocked matrix-vector loops for online learning;
+``'sparse'``
+    per-sample row kernels that skip the exact zeros of the input (the
+    course's raw MNIST pixels are about 80 % zeros).
+
+:func:`choose` picks one from the input's measured density (a sample of its
+rows) and the layer shapes; ``FASTNET_PATH=dense|sparse|auto`` or
+:func:`use_path` override it (per thread and context, like
+:func:`fastnet.use_backend`).  Both paths compute the same numbers up to the
+order of floating-point sums, which the tests check.
+"""
+import contextvars
+import os
+
+import numpy as np
+
+__all__ = ["PATHS", "use_path", "get_path", "sample_density", "choose"]
+
+PATHS = ("auto", "dense", "sparse")
+
+_chosen = contextvars.ContextVar("fastnet_path", default=None)
+
+#: Rows of X looked at to estimate its density (evenly spaced).
+DENSITY_SAMPLE_ROWS = 256
+
+#: The sparse path is used when the sampled density of X is at most this, per batch size
+#: (``None``: never).  Measured on the benchmark matrix (benchmarks/bench_matrix.py).
+SPARSE_MAX_DENSITY = {1: 0.35, 32: None, 128: None, "full": None}
+
+
+def _check(name):
+    key = name.strip().lower() if isinstance(name, str) else name
+    if key not in PATHS:
+        raise ValueError(f"path must be one of {', '.join(map(repr, PATHS))}, got {name!r}")
+    return key
+
+
+def get_path() -> str:
+    """The path asked for in this thread/context: ``use_path``, else ``FASTNET_PATH``, else 'auto'."""
+    name = _chosen.get()
+    if name is not None:
+        return name
+    env = os.environ.get("FASTNET_PATH", "").strip()
+    if env:
+        try:
+            return _check(env)
+        except ValueError as exc:
+            raise ValueError(f"FASTNET_PATH: {exc}") from None
+    return "auto"
+
+
+class use_path:
+    """Force the network kernels' path (``'dense'``, ``'sparse'``) or let them choose (``'auto'``).
+
+    A plain call lasts until the next one in this thread/context; as a context
+    manager it restores the previous choice on exit.
+    """
+
+    def __init__(self, name):
+        self.name = _check(name)
+        self._token = _chosen.set(self.name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            _chosen.reset(self._token)
+        except ValueError:  # exited in another context
+            _chosen.set(None)
+        return False
+
+    def __repr__(self):
+        return f"use_path({self.name!r})"
+
+
+def sample_density(X) -> float:
+    """Fraction of non-zero entries in up to :data:`DENSITY_SAMPLE_ROWS` evenly spaced rows of X."""
+    m = X.shape[0]
+    if m == 0 or X.size == 0:
+        return 1.0
+    if m > DENSITY_SAMPLE_ROWS:
+        rows = X[np.linspace(0, m - 1, DENSITY_SAMPLE_ROWS).astype(np.int64)]
+    else:
+        rows = X
+    return float(np.count_nonzero(rows)) / rows.size
+
+
+def choose(X, sizes, batch_size) -> str:
+    """``'dense'`` or ``'sparse'`` for training/evaluating a network of widths ``sizes`` on X.
+
+    ``batch_size`` is the samples per update (1: online; ``>= len(X)``: full batch).
+    """
+    asked = get_path()
+    if asked != "auto":
+        return asked
+    m = X.shape[0]
+    key = 1 if batch_size == 1 else ("full" if batch_size >= m else (32 if batch_size < 80 else 128))
+    limit = SPARSE_MAX_DENSITY.get(key)
+    if limit is None:
+        return "dense"
+    return "sparse" if sample_density(X) <= limit else "dense"
