@@ -14,13 +14,15 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
-import numbers
 import sys
 import warnings
 
 import numpy as np
 
-from fastnet._validation import check_rng
+from fastnet._validation import (InvalidParameterError, check_bool, check_choice, check_int,
+                                 check_rng, check_scalar, parameter_error)
+
+__all__ = ["InvalidParameterError"]  # the rest is private to fastnet.estimators
 
 _HIDDEN_ACTIVATIONS = ("sigmoid", "relu", "tanh", "linear")
 _ALIASES = {"logistic": "sigmoid", "identity": "linear", "relu": "relu", "tanh": "tanh"}
@@ -29,10 +31,6 @@ _DEFAULT_BATCH = 32
 
 
 # --------------------------------------------------------------------------- errors, warnings
-class InvalidParameterError(ValueError, TypeError):
-    """A hyper-parameter has a wrong type or value (scikit-learn's wording)."""
-
-
 class _NotFittedError(ValueError, AttributeError):
     """The estimator is used before ``fit`` (raised when scikit-learn is not installed)."""
 
@@ -77,68 +75,33 @@ def _warning_class(name, fallback):
 
 
 # ----------------------------------------------------------------------- parameter checks
+# The checks are fastnet._validation's (one set of validators); ``owner`` gives them
+# scikit-learn's wording.  Each reads the attribute ``name`` of the estimator.
 def _param_error(est, name, expected, value):
-    return InvalidParameterError(
-        f"The {name!r} parameter of {type(est).__name__} must be {expected}. "
-        f"Got {value!r} instead.")
+    return parameter_error(type(est).__name__, name, expected, value)
 
 
 def _p_real(est, name, lo=None, hi=None, lo_open=False, hi_open=False, allow_none=False):
-    value = getattr(est, name)
-    if value is None and allow_none:
-        return None
-    left = "(" if lo_open else "["
-    right = ")" if hi_open or hi is None else "]"
-    rng = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
-    expected = f"a float in the range {rng}" + (" or None" if allow_none else "")
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise _param_error(est, name, expected, value)
-    v = float(value)
-    if not np.isfinite(v) or (lo is not None and (v <= lo if lo_open else v < lo)) or \
-            (hi is not None and (v >= hi if hi_open else v > hi)):
-        raise _param_error(est, name, expected, value)
-    return v
+    return check_scalar(getattr(est, name), name, lo=lo, hi=hi, lo_open=lo_open,
+                        hi_open=hi_open, allow_none=allow_none, owner=type(est).__name__)
 
 
 def _p_int(est, name, lo=1, allow_none=False):
-    value = getattr(est, name)
-    if value is None and allow_none:
-        return None
-    expected = f"an int in the range [{lo}, inf)" + (" or None" if allow_none else "")
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
-        raise _param_error(est, name, expected, value)
-    return int(value)
+    return check_int(getattr(est, name), name, lo=lo, allow_none=allow_none,
+                     owner=type(est).__name__)
 
 
 def _p_choice(est, name, choices, allow_none=False):
-    value = getattr(est, name)
-    if value is None and allow_none:
-        return None
-    key = value.strip().lower() if isinstance(value, str) else None
-    key = _ALIASES.get(key, key)
-    if key not in choices:
-        shown = "{" + ", ".join(repr(c) for c in choices) + "}"
-        expected = f"a str among {shown}" + (" or None" if allow_none else "")
-        raise _param_error(est, name, expected, value)
-    return key
+    return check_choice(getattr(est, name), name, choices, aliases=_ALIASES,
+                        allow_none=allow_none, owner=type(est).__name__)
 
 
 def _p_bool(est, name):
-    value = getattr(est, name)
-    if not isinstance(value, (bool, np.bool_, numbers.Integral)) or value not in (0, 1):
-        raise _param_error(est, name, "a bool", value)
-    return bool(value)
+    return check_bool(getattr(est, name), name, owner=type(est).__name__)
 
 
 def _p_random_state(est):
-    value = est.random_state
-    if value is None or isinstance(value, (np.random.Generator, np.random.RandomState)) or (
-            isinstance(value, numbers.Integral) and not isinstance(value, bool)
-            and 0 <= value < 2**32):
-        return check_rng(value)
-    raise _param_error(est, "random_state",
-                       "an int in the range [0, 4294967295], a numpy Generator or RandomState, "
-                       "or None", value)
+    return check_rng(est.random_state, "random_state", owner=type(est).__name__)
 
 
 # ----------------------------------------------------------------------------- data checks
