@@ -16,10 +16,35 @@ from fastnet._validation import (as_float_array, check_distributions, check_mode
 from fastnet.reference.losses import LOSSES
 
 __all__ = ["prep_X", "check_backprop_args", "TrainingArgs", "OPTIMIZERS", "labels_from_outputs",
-           "write_back", "make_loops"]
+           "write_back", "make_loops", "cast_weights", "start_rows", "check_outputs"]
 
-#: The optimisers of the training loops.
-OPTIMIZERS = ("gd", "sgd", "momentum", "rmsprop")
+#: The optimisers of the training loops ('gd' is full-batch 'sgd').
+OPTIMIZERS = ("gd", "sgd", "momentum", "rmsprop", "adam", "nesterov")
+
+
+def cast_weights(thetas, dtype, name="model"):
+    """The weight matrices in ``dtype`` (the data's); a cast that overflows is an error.
+
+    Weights that are finite in float64 but too large for float32 would become
+    ``inf`` on the cast: that is reported here, as what it is, rather than
+    later as a diverging training run.
+    """
+    dtype = np.dtype(dtype)
+    out = []
+    for l, theta in enumerate(thetas):
+        t = np.asarray(theta)
+        if t.dtype != dtype:
+            with np.errstate(over="ignore"):
+                c = t.astype(dtype)
+            if not np.isfinite(c).all():
+                big = float(np.max(np.abs(t.astype(np.float64))))
+                raise ValueError(
+                    f"{name}[{2 * l}] holds values up to {big:.3g}, which overflow "
+                    f"{dtype.name} (the dtype of X, the computation's dtype; its largest value "
+                    f"is {np.finfo(dtype).max:.3g}): pass X as float64, or rescale the weights")
+            t = c
+        out.append(t)
+    return out
 
 
 def labels_from_outputs(out):
@@ -28,6 +53,22 @@ def labels_from_outputs(out):
     if out.shape[-1] == 1:
         return (out[..., 0] >= 0.5).astype(np.int64)
     return np.argmax(out, axis=-1).astype(np.int64)
+
+
+def check_outputs(out, what="the network"):
+    """Raise ``FloatingPointError`` when a forward pass gave non-finite outputs.
+
+    Finite weights and inputs give a non-finite output only when a value on
+    the way (a hidden unit, or the output before its activation) overflowed
+    the dtype: that is an error, never a silent NaN.
+    """
+    if not np.isfinite(out).all():
+        dt = np.dtype(out.dtype)
+        raise FloatingPointError(
+            f"the forward pass of {what} overflowed: a hidden or output value exceeded the "
+            f"largest {dt.name} ({np.finfo(dt).max:.3g}) and the outputs are not finite; "
+            f"scale the inputs, check the weights' size, or compute in float64")
+    return out
 
 
 def prep_X(X, name="X"):
@@ -43,7 +84,7 @@ def check_backprop_args(model, X, y, lam, penalty, loss):
     X_ = as_float_array(X, "X", ndim=2)
     check_input_width(X_, thetas)
     dtype = X_.dtype
-    thetas = [np.asarray(t, dtype=dtype) for t in thetas]
+    thetas = cast_weights(thetas, dtype)
     Y = check_targets(y, X_.shape[0], thetas[-1].shape[0], dtype)
     lam = check_scalar(lam, "lam", lo=0)
     pen = check_choice(penalty, "penalty", (None, "none", "l1", "l2"))
@@ -60,7 +101,7 @@ class TrainingArgs:
     """Validated arguments of a training loop (shared by reference and compiled loops)."""
 
     def __init__(self, model, X, y, optimizer, lr, epochs, batch_size, momentum, rho, eps, lam,
-                 penalty, loss, tol, shuffle, rng, X_test, y_test):
+                 penalty, loss, tol, shuffle, rng, X_test, y_test, beta1=0.9, beta2=0.999):
         self.thetas, self.acts = check_model(model)
         if not isinstance(model, list):
             raise TypeError("model must be a list (it is updated in place), got a "
@@ -68,6 +109,7 @@ class TrainingArgs:
         self.X = as_float_array(X, "X", ndim=2)
         check_input_width(self.X, self.thetas)
         self.dtype = self.X.dtype
+        self.thetas = cast_weights(self.thetas, self.dtype)
         m = self.X.shape[0]
         K = np.shape(self.thetas[-1])[0]
         self.Y = check_targets(y, m, K, self.dtype)
@@ -82,6 +124,11 @@ class TrainingArgs:
         self.momentum = check_scalar(momentum, "momentum", lo=0, hi=1, hi_open=True)
         self.rho = check_scalar(rho, "rho", lo=0, hi=1, hi_open=True)
         self.eps = check_scalar(eps, "eps", lo=0, lo_open=True)
+        beta1 = check_scalar(beta1, "beta1", lo=0, hi=1, hi_open=True)
+        beta2 = check_scalar(beta2, "beta2", lo=0, hi=1, hi_open=True)
+        # the kernels' (mu, rho): Adam's betas for 'adam', else momentum and RMSprop's decay
+        self.mu, self.rho2 = (beta1, beta2) if self.optimizer == "adam" else \
+            (self.momentum, self.rho)
         self.lam = check_scalar(lam, "lam", lo=0)
         pen = check_choice(penalty, "penalty", (None, "none", "l1", "l2"))
         self.penalty = None if pen == "none" else pen
@@ -112,6 +159,12 @@ class TrainingArgs:
         if self.shuffle:
             return self.rng.permutation(m).astype(np.int64)
         return np.arange(m, dtype=np.int64)
+
+
+def start_rows(m):
+    """The samples on which the cost before training is measured (the divergence rule's J_0)."""
+    from fastnet._history import START_SAMPLES
+    return slice(0, min(m, START_SAMPLES))
 
 
 def write_back(model, thetas):

@@ -9,13 +9,14 @@ import numpy as np
 from fastnet import _backend
 from fastnet._backend import LOSS_CODES, PENALTY_CODES
 from fastnet._params import pack, unpack, sizes_of
-from fastnet._validation import (as_float_array, check_input_width, check_model, check_theta,
+from fastnet._validation import (check_input_width, check_model, check_theta,
                                  resolve_activation)
-from fastnet._args import prep_X, check_backprop_args, labels_from_outputs
+from fastnet._args import (prep_X, check_backprop_args, labels_from_outputs, cast_weights,
+                           check_outputs)
 from fastnet.reference.network import init_weights, one_hot, accuracy
 
 __all__ = ["init_weights", "one_hot", "forward", "feedforward", "predict", "accuracy",
-           "backprop", "backprop_vectorized", "NetworkSpec"]
+           "backprop", "backprop_vectorized", "NetworkSpec", "penalty_terms"]
 
 
 class NetworkSpec:
@@ -24,7 +25,7 @@ class NetworkSpec:
     __slots__ = ("params", "sizes", "kinds", "acts")
 
     def __init__(self, thetas, acts, dtype):
-        self.params = pack(thetas, dtype)
+        self.params = pack(cast_weights(thetas, dtype), dtype)
         self.sizes = sizes_of(thetas)
         self.kinds = np.array([a.code for a in acts], dtype=np.int64)
         self.acts = list(acts)
@@ -37,10 +38,12 @@ class NetworkSpec:
     def thetas(self):
         return unpack(self.params, self.sizes)
 
-    def output(self, X):
+    def output(self, X, checked=True):
+        """The network's outputs for ``X``; ``FloatingPointError`` if a value overflowed."""
         out = np.empty((X.shape[0], int(self.sizes[-1])), dtype=X.dtype)
-        _backend.kernels().forward_network(self.params, self.sizes, self.kinds, X, out)
-        return out
+        with np.errstate(over="ignore", invalid="ignore"):
+            _backend.kernels().forward_network(self.params, self.sizes, self.kinds, X, out)
+        return check_outputs(out) if checked else out
 
 
 def forward(Theta, X, active):
@@ -75,6 +78,20 @@ def predict(model, X):
     return int(lab) if np.ndim(lab) == 0 else lab
 
 
+def penalty_terms(K, code, lam, params, sizes, grad=None):
+    r"""The penalty of the weights (bias rows excluded), and its gradient added to ``grad``.
+
+    The one place the API asks for it: :math:`\frac{\lambda}{2}\sum w^2`
+    (L2) or :math:`\lambda\sum|w|` (L1), by the kernels ``K``'s
+    ``penalty_value`` / ``penalty_grad``; 0 without a penalty.
+    """
+    if not code or not lam:
+        return 0.0
+    if grad is not None:
+        K.penalty_grad(code, lam, params, sizes, grad)
+    return K.penalty_value(code, lam, params, sizes)
+
+
 def _backprop(kernel_name, model, X, y, lam, penalty, loss):
     thetas, acts, X_, Y, lam, pen, L = check_backprop_args(model, X, y, lam, penalty, loss)
     spec = NetworkSpec(thetas, acts, X_.dtype)
@@ -84,11 +101,7 @@ def _backprop(kernel_name, model, X, y, lam, penalty, loss):
     total = getattr(K, kernel_name)(spec.params, spec.sizes, spec.kinds, LOSS_CODES[L.name],
                                     X_, Y, grad)
     grad /= grad.dtype.type(m)
-    J = total / m
-    code = PENALTY_CODES[pen]
-    if code and lam:
-        J += K.penalty_value(code, lam, spec.params, spec.sizes)
-        K.penalty_grad(code, lam, spec.params, spec.sizes, grad)
+    J = total / m + penalty_terms(K, PENALTY_CODES[pen], lam, spec.params, spec.sizes, grad)
     return [float(J), unpack(grad, spec.sizes)]
 
 

@@ -10,35 +10,37 @@ vector (:mod:`fastnet._params`) and is shared by :func:`train` and the
 scikit-learn-style estimators of :mod:`fastnet.estimators` (which add early
 stopping, ``partial_fit`` and a progress bar through its ``callback``).
 """
-import time
-
 import numpy as np
 
 from fastnet import _backend
 from fastnet._backend import LOSS_CODES, OPTIMIZER_CODES, PENALTY_CODES
-from fastnet.network import NetworkSpec
-from fastnet._args import TrainingArgs, OPTIMIZERS, labels_from_outputs, make_loops, write_back
-from fastnet._history import History, DivergenceError, check_finite_cost
+from fastnet.network import NetworkSpec, penalty_terms
+from fastnet._args import (TrainingArgs, OPTIMIZERS, labels_from_outputs, make_loops, write_back,
+                           start_rows)
+from fastnet._history import History, DivergenceError, EpochRunner, HistoryRecorder
 
-__all__ = ["History", "DivergenceError", "EpochTrainer", "train", "gradient_descent",
+__all__ = ["History", "DivergenceError", "EpochTrainer", "EarlyStopping", "AccuracyTracker",
+           "train", "gradient_descent",
            "train_online", "train_minibatch", "train_momentum", "train_rmsprop", "OPTIMIZERS"]
 
 
-class EpochTrainer:
+class EpochTrainer(EpochRunner):
     r"""Epochs of (mini-)batch training on a flat parameter vector, one kernel call each.
 
     The engine under :func:`train` and the estimators.  Its arguments are
     trusted (validated by the caller): ``params`` is the flat layout of
     :mod:`fastnet._params` (updated in place), ``X`` and ``Y`` passed to
-    :meth:`epoch` are C-contiguous arrays of ``params``' dtype with
-    ``Y`` of shape ``(m, sizes[-1])``.
+    :meth:`epoch` / :meth:`run` are C-contiguous arrays of ``params``' dtype
+    with ``Y`` of shape ``(m, sizes[-1])``.
 
     One epoch draws the sample order (a permutation from ``rng`` when
     ``shuffle`` and the batches are smaller than the data, else the natural
     order), measures the penalty at the start of the epoch, and calls the
     active backend's ``train_epoch`` kernel once.  Its cost is the mean data
     loss over the epoch plus that penalty, as in
-    :func:`fastnet.reference.train`.
+    :func:`fastnet.reference.train`.  The loop around the epochs, with its
+    backup and the divergence rule, is :class:`fastnet._history.EpochRunner`'s
+    (shared with the reference's loop).
 
     Parameters
     ----------
@@ -47,8 +49,10 @@ class EpochTrainer:
     sizes, kinds : int64 arrays
         Layer widths and activation codes.
     loss : {'cross_entropy', 'quadratic', 'log_loss'}
-    optimizer : {'gd', 'sgd', 'momentum', 'rmsprop'}
+    optimizer : {'gd', 'sgd', 'momentum', 'rmsprop', 'adam', 'nesterov'}
     lr, momentum, rho, eps : float
+        ``momentum`` and ``rho`` are the kernels' :math:`\mu` and
+        :math:`\rho`: Adam's :math:`\beta_1` and :math:`\beta_2` for ``'adam'``.
     batch_size : int or None
         None (and ``optimizer='gd'``) means full batches.
     penalty : {None, 'l1', 'l2'}
@@ -60,12 +64,16 @@ class EpochTrainer:
         kept across calls (``partial_fit``); zeros when not given.
     t : int
         Optimiser steps already taken with ``state`` (Adam's bias correction);
-        :meth:`epoch` advances it by the number of batches.
+        each epoch advances it by the number of batches.
+    guard : fastnet._history.DivergenceGuard, optional
+        The divergence rule's memory of an earlier part of the same run
+        (``partial_fit``); a new one is started from the current weights
+        when not given.
     """
 
     def __init__(self, params, sizes, kinds, *, loss, optimizer="gd", lr=0.1, batch_size=None,
                  momentum=0.9, rho=0.9, eps=1e-8, penalty=None, lam=0.0, shuffle=True, rng=None,
-                 state=None, t=0):
+                 state=None, t=0, guard=None):
         self.params = params
         self.sizes = np.ascontiguousarray(sizes, dtype=np.int64)
         self.kinds = np.ascontiguousarray(kinds, dtype=np.int64)
@@ -80,7 +88,11 @@ class EpochTrainer:
         self.rng = rng if rng is not None else np.random.default_rng()
         self.state = np.zeros(2 * params.shape[0], params.dtype) if state is None else state
         self.t = int(t)
+        self.guard = guard
+        self.X = self.Y = None
         self._backup = np.empty_like(params)
+        self._state_backup = np.empty_like(self.state)
+        self._t_backup = self.t
         self._arange = np.empty(0, dtype=np.int64)
 
     def _order(self, m, batch_size):
@@ -90,45 +102,67 @@ class EpochTrainer:
             self._arange = np.arange(m, dtype=np.int64)
         return self._arange
 
+    # ---- the hooks of EpochRunner
+    def start_cost(self):
+        rows = start_rows(self.X.shape[0])
+        X, Y = self.X[rows], self.Y[rows]
+        K = _backend.kernels()
+        out = np.empty((X.shape[0], int(self.sizes[-1])), dtype=self.params.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            K.forward_network(self.params, self.sizes, self.kinds, X, out)
+            return (K.loss(self.loss_code, out, Y) / X.shape[0]
+                    + penalty_terms(K, self.pen_code, self.lam, self.params, self.sizes))
+
+    def _epoch(self, epoch):
+        K = _backend.kernels()
+        X, Y = self.X, self.Y
+        m = X.shape[0]
+        bs = m if self.batch_size is None else min(int(self.batch_size), m)
+        order = self._order(m, bs)
+        start_penalty = penalty_terms(K, self.pen_code, self.lam, self.params, self.sizes)
+        total = K.train_epoch(self.params, self.sizes, self.kinds, self.loss_code, X, Y, order,
+                              bs, self.opt_code, self.lr, self.momentum, self.rho, self.eps,
+                              self.pen_code, self.lam, self.state, self.t)
+        self.t += -(-m // bs)   # one optimiser step per batch
+        return total / m + start_penalty
+
+    def _save(self):
+        np.copyto(self._backup, self.params)
+        np.copyto(self._state_backup, self.state)
+        self._t_backup = self.t
+
+    def _restore(self):
+        np.copyto(self.params, self._backup)
+        np.copyto(self.state, self._state_backup)
+        self.t = self._t_backup
+
+    def _weights(self):
+        return (self.params,)
+
+    # ---- public
+    def set_data(self, X, Y):
+        """Train on ``(X, Y)`` from now on."""
+        self.X, self.Y = X, Y
+
     def epoch(self, X, Y, epoch=1):
         """Run one epoch on ``(X, Y)``; return its cost.
 
         Raises
         ------
         DivergenceError
-            The cost is not finite; ``params`` are restored to their values
-            at the start of this epoch.
+            Training diverged (:class:`fastnet._history.DivergenceGuard`);
+            ``params``, ``state`` and ``t`` are restored to their values at
+            the start of this epoch.
         """
-        K = _backend.kernels()
-        m = X.shape[0]
-        bs = m if self.batch_size is None else min(int(self.batch_size), m)
-        order = self._order(m, bs)
-        params = self.params
-        start_penalty = (K.penalty_value(self.pen_code, self.lam, params, self.sizes)
-                         if self.pen_code else 0.0)
-        np.copyto(self._backup, params)
-        # a diverging run overflows: that is detected below as a non-finite cost (and raised
-        # as DivergenceError), not warned about
-        with np.errstate(over="ignore", invalid="ignore"):
-            total = K.train_epoch(params, self.sizes, self.kinds, self.loss_code, X, Y, order,
-                                  bs, self.opt_code, self.lr, self.momentum, self.rho,
-                                  self.eps, self.pen_code, self.lam, self.state, self.t)
-        if not np.isfinite(params).all():
-            total = np.nan  # weights that overflowed diverged, even if the cost looked finite
-        J = total / m + start_penalty
-        if not np.isfinite(J):
-            np.copyto(params, self._backup)
-            check_finite_cost(J, epoch, self.lr)
-        self.t += -(-m // bs)   # one optimiser step per batch
-        return float(J)
+        self.set_data(X, Y)
+        return self.checked_epoch(epoch)
 
-    def run(self, X, Y, epochs, *, tol=None, n_iter_no_change=1, callback=None, first_epoch=1):
-        """Run up to ``epochs`` epochs.
+    def run(self, X, Y, epochs, *, tol=None, n_iter_no_change=1, callback=None, callbacks=(),
+            first_epoch=1):
+        """Run up to ``epochs`` epochs on ``(X, Y)`` (see :meth:`fastnet._history.EpochRunner.run`).
 
-        Stops early when ``tol`` is given and the cost changed by less than
-        ``tol`` (:math:`|J_t - J_{t-1}| < tol`) for ``n_iter_no_change``
-        consecutive epochs (1: the course's rule), or when
-        ``callback(epoch, J)`` returns True.
+        ``callback(epoch, J)`` (or each of ``callbacks``) is called after each
+        epoch; one that returns True stops training.
 
         Returns
         -------
@@ -136,62 +170,113 @@ class EpochTrainer:
         converged : bool
             Stopped on ``tol``.
         """
-        prev = None
-        calm = 0
-        n = 0
-        for epoch in range(first_epoch, first_epoch + epochs):
-            J = self.epoch(X, Y, epoch)
-            n += 1
-            if callback is not None and callback(epoch, J):
-                return n, False
-            if tol is not None and prev is not None:
-                calm = calm + 1 if abs(J - prev) < tol else 0
-                if calm >= n_iter_no_change:
-                    return n, True
-            prev = J
-        return n, False
+        self.set_data(X, Y)
+        cbs = list(callbacks) + ([callback] if callback is not None else [])
+        return self.run_epochs(epochs, tol=tol, n_iter_no_change=n_iter_no_change,
+                               callbacks=cbs, first_epoch=first_epoch)
+
+
+def _outputs(trainer, X):
+    out = np.empty((X.shape[0], int(trainer.sizes[-1])), dtype=trainer.params.dtype)
+    _backend.kernels().forward_network(trainer.params, trainer.sizes, trainer.kinds, X, out)
+    return out
+
+
+class AccuracyTracker:
+    """Callback of :class:`EpochTrainer`: the training accuracy (percent) after each epoch.
+
+    One forward pass over ``X`` per epoch, appended to ``history[key]``.
+    """
+
+    def __init__(self, trainer, X, labels, history, key="train_acc"):
+        self.trainer, self.X, self.labels = trainer, X, labels
+        self.history, self.key = history, key
+        history.setdefault(key, [])
+
+    def __call__(self, epoch, J):
+        pred = labels_from_outputs(_outputs(self.trainer, self.X))
+        self.history[self.key].append(100.0 * float(np.mean(pred == self.labels)))
+        return False
+
+
+class EarlyStopping:
+    """Callback of :class:`EpochTrainer`: stop when a held-out score stops improving.
+
+    After each epoch the network is run on the validation data ``(X_val,
+    Y_val)``; its score is the accuracy (a fraction) when ``labels`` are given
+    (classifiers), else minus the mean validation loss.  Training stops when
+    the score has not improved by more than ``tol`` for ``n_iter_no_change``
+    epochs in a row; :meth:`restore_best` then puts back the weights of the
+    best epoch.  ``history['val_J']`` (and ``'val_acc'``, percent) record each epoch.
+
+    Attributes
+    ----------
+    best_score : float
+    best_epoch : int
+    """
+
+    def __init__(self, trainer, X_val, Y_val, labels=None, *, tol=1e-4, n_iter_no_change=10,
+                 history=None):
+        self.trainer, self.X, self.Y, self.labels = trainer, X_val, Y_val, labels
+        self.tol, self.patience = tol, n_iter_no_change
+        self.history = history if history is not None else History()
+        self.history.setdefault("val_J", [])
+        if labels is not None:
+            self.history.setdefault("val_acc", [])
+        self.best_score, self.best_epoch, self.calm = -np.inf, 0, 0
+        self._best = None
+
+    def __call__(self, epoch, J):
+        t = self.trainer
+        out = _outputs(t, self.X)
+        vJ = float(_backend.kernels().loss(t.loss_code, out, self.Y) / self.X.shape[0])
+        self.history["val_J"].append(vJ)
+        if self.labels is not None:
+            acc = float(np.mean(labels_from_outputs(out) == self.labels))
+            self.history["val_acc"].append(100.0 * acc)
+            score = acc
+        else:
+            score = -vJ
+        if score > self.best_score + self.tol:
+            self.best_score, self.best_epoch, self.calm = score, epoch, 0
+            if self._best is None:
+                self._best = np.empty_like(t.params)
+            np.copyto(self._best, t.params)
+            return False
+        self.calm += 1
+        return self.calm >= self.patience
+
+    def restore_best(self):
+        """Put the weights of the best epoch back into the trainer's parameters."""
+        if self._best is not None:
+            np.copyto(self.trainer.params, self._best)
 
 
 def train(model, X, y, *, optimizer="gd", lr=0.1, epochs=100, batch_size=None, momentum=0.9,
           rho=0.9, eps=1e-8, lam=0.0, penalty=None, loss="cross_entropy", tol=None, shuffle=True,
-          rng=None, X_test=None, y_test=None, verbose=0):
+          rng=None, X_test=None, y_test=None, verbose=0, beta1=0.9, beta2=0.999):
     """Train ``model`` in place on the active backend.
 
     Parameters and result as :func:`fastnet.reference.train`.
     """
     a = TrainingArgs(model, X, y, optimizer, lr, epochs, batch_size, momentum, rho, eps, lam,
-              penalty, loss, tol, shuffle, rng, X_test, y_test)
+                     penalty, loss, tol, shuffle, rng, X_test, y_test, beta1, beta2)
     spec = NetworkSpec(a.thetas, a.acts, a.dtype)
     trainer = EpochTrainer(spec.params, spec.sizes, spec.kinds, loss=a.loss,
                            optimizer=a.optimizer, lr=a.lr, batch_size=a.batch_size,
-                           momentum=a.momentum, rho=a.rho, eps=a.eps, penalty=a.penalty,
+                           momentum=a.mu, rho=a.rho2, eps=a.eps, penalty=a.penalty,
                            lam=a.lam, shuffle=a.shuffle, rng=a.rng)
-    hist = History(J=[], seconds=[])
-    if a.X_test is not None:
-        hist["train_acc"], hist["test_acc"] = [], []
-    clock = [time.perf_counter()]
 
-    def record(epoch, J):
-        hist["J"].append(J)
-        if a.X_test is not None:
-            hist["train_acc"].append(100.0 * float(np.mean(labels_from_outputs(spec.output(a.X)) == a.labels)))
-            hist["test_acc"].append(100.0 * float(np.mean(labels_from_outputs(spec.output(a.X_test)) == a.y_test)))
-        now = time.perf_counter()
-        hist["seconds"].append(now - clock[0])
-        clock[0] = now
-        if verbose and epoch % verbose == 0:
-            print(f"epoch {epoch}: J = {J:.6f}")
-        return False
+    def accuracies():
+        return (100.0 * float(np.mean(labels_from_outputs(spec.output(a.X)) == a.labels)),
+                100.0 * float(np.mean(labels_from_outputs(spec.output(a.X_test)) == a.y_test)))
 
+    recorder = HistoryRecorder(accuracies if a.X_test is not None else None, verbose)
     try:
-        _, converged = trainer.run(a.X, a.Y, a.epochs, tol=a.tol, callback=record)
-    except DivergenceError:
-        write_back(model, spec.thetas())  # the weights of the last epoch whose cost was finite
-        raise
-    write_back(model, spec.thetas())
-    hist["epochs"] = len(hist["J"])
-    hist["converged"] = converged
-    return hist
+        _, converged = trainer.run(a.X, a.Y, a.epochs, tol=a.tol, callbacks=[recorder])
+    finally:  # also after a DivergenceError: the weights of the last epoch that passed the rule
+        write_back(model, spec.thetas())
+    return recorder.finish(converged)
 
 
 gradient_descent, train_online, train_minibatch, train_momentum, train_rmsprop = make_loops(train)

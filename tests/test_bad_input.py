@@ -198,8 +198,9 @@ def test_softmax_output_needs_log_loss(fn):
 
 
 TRAIN_ARGS = [
-    (dict(optimizer="adam"), ValueError,
-     r"optimizer must be one of 'gd', 'sgd', 'momentum', 'rmsprop', got 'adam'"),
+    (dict(optimizer="adagrad"), ValueError,
+     r"optimizer must be one of 'gd', 'sgd', 'momentum', 'rmsprop', 'adam', 'nesterov', "
+     r"got 'adagrad'"),
     (dict(lr=-0.1), ValueError, r"lr must be in \(0, inf\], got -0\.1"),
     (dict(lr=0), ValueError, r"lr must be in \(0, inf\], got 0"),
     (dict(lr=np.inf), ValueError, r"lr must be finite"),

@@ -17,16 +17,24 @@ import warnings
 import numpy as np
 
 from fastnet import _backend
-from fastnet._backend import ACTIVATION_CODES, LOSS_CODES
+from fastnet._args import check_outputs, labels_from_outputs
+from fastnet._backend import ACTIVATION_CODES
 from fastnet._params import layer_views, n_params, unpack
 from fastnet._progress import Progress
 from fastnet._validation import check_rng
-from fastnet.training import EpochTrainer, History
+from fastnet.training import AccuracyTracker, EarlyStopping, EpochTrainer, History
 from fastnet.estimators._base import (
     _ALIASES, _DEFAULT_BATCH, _HIDDEN_ACTIVATIONS, _OPTIMIZERS, InvalidParameterError,
     _ClassifierMixin, _ConvergenceWarning, _Estimator, _RegressorMixin, _as_numeric,
     _nonfinite_message, _p_bool, _p_choice, _p_int, _p_random_state, _p_real, _param_error,
     _warning_class)
+
+
+class _Run:
+    """What the steps of one ``fit`` / ``partial_fit`` pass to each other."""
+
+    def __init__(self, c, *, partial, first):
+        self.c, self.partial, self.first = c, partial, first
 
 
 def _auto_lr(X, loss, output, optimizer, batch_size, momentum, penalty, lam):
@@ -196,9 +204,10 @@ class _Network(_Estimator):
             kinds[-1] = ACTIVATION_CODES["linear"]
         sizes = self._sizes()
         out = np.empty((X.shape[0], int(sizes[-1])), dtype=X.dtype)
-        _backend.kernels().forward_network(self.params_ if params is None else params, sizes,
-                                           kinds, X, out)
-        return out
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: raised just below
+            _backend.kernels().forward_network(self.params_ if params is None else params,
+                                               sizes, kinds, X, out)
+        return check_outputs(out, f"this {type(self).__name__}")
 
     def _init_params(self, sizes, acts, rng, dtype):
         params = np.zeros(n_params(sizes), dtype=dtype)
@@ -230,160 +239,170 @@ class _Network(_Estimator):
     def _partial_fit(self, X, y, classes=None):
         return self._fit(X, y, partial=True, classes=classes)
 
+    # ---- fit, in named steps
     def _fit(self, X, y, *, partial, classes):
         c = self._config()
-        first = not partial or not self.__sklearn_is_fitted__()
-        if partial and not first and classes is not None and \
+        run = _Run(c, partial=partial,
+                   first=not partial or not self.__sklearn_is_fitted__())
+        self._check_partial_classes(run, classes)
+        self._prepare_data(run, X, y, classes)
+        self._start_network(run)
+        self._split_validation(run)
+        self._make_trainer(run)
+        self._train(run)
+        self._warn_if_unconverged(run)
+        self._commit(run)
+        return self
+
+    def _check_partial_classes(self, run, classes):
+        if run.partial and not run.first and classes is not None and \
                 self._estimator_type == "classifier":
             given = np.unique(np.asarray(classes))
             if not np.array_equal(given, self.classes_):
                 raise ValueError(f"classes={given.tolist()} differs from classes_="
                                  f"{self.classes_.tolist()} of the first call to partial_fit")
-        Xv, names = self._validate_X(X, reset=first)
-        dtype = Xv.dtype
-        Y, labels = self._targets(y, Xv, reset=first, classes=classes, output=c["output"],
-                                  dtype=dtype)
-        rng = c["rng"] if first else self._rng
-        if first:
-            n_out = Y.shape[1]
-            sizes = np.array([Xv.shape[1], *c["hidden"], n_out], dtype=np.int64)
-            acts = c["activations"] + [c["output"]]
-            params = self._init_params(sizes, acts, rng, dtype)
-            state = np.zeros(2 * params.shape[0], dtype=params.dtype)
-            steps = 0
+
+    def _prepare_data(self, run, X, y, classes):
+        """Checked ``X``, the targets ``Y`` (one-hot for classifiers) and the integer labels."""
+        run.X, run.names = self._validate_X(X, reset=run.first)
+        run.dtype = run.X.dtype
+        run.Y, run.labels = self._targets(y, run.X, reset=run.first, classes=classes,
+                                          output=run.c["output"], dtype=run.dtype)
+        run.rng = run.c["rng"] if run.first else self._rng
+
+    def _start_network(self, run):
+        """Layer sizes, activations and the starting weights and optimiser state."""
+        c = run.c
+        if run.first:
+            run.sizes = np.array([run.X.shape[1], *c["hidden"], run.Y.shape[1]], dtype=np.int64)
+            run.acts = c["activations"] + [c["output"]]
+            run.params = self._init_params(run.sizes, run.acts, run.rng, run.dtype)
+            run.state = np.zeros(2 * run.params.shape[0], dtype=run.params.dtype)
+            run.steps, run.guard = 0, None
         else:
-            sizes, acts = self._sizes(), list(self.activations_)
-            if acts[:-1] != c["activations"] or acts[-1] != c["output"] or \
-                    tuple(sizes[1:-1]) != c["hidden"]:
+            run.sizes, run.acts = self._sizes(), list(self.activations_)
+            if run.acts[:-1] != c["activations"] or run.acts[-1] != c["output"] or \
+                    tuple(run.sizes[1:-1]) != c["hidden"]:
                 raise ValueError("partial_fit cannot change hidden_layer_sizes or the "
                                  "activations after the first call; call fit to start over")
-            params = self.params_.copy()
-            fresh = self._opt_state.shape != (2 * params.shape[0],)
-            state = np.zeros(2 * params.shape[0], dtype=params.dtype) if fresh \
-                else self._opt_state
-            steps = 0 if fresh else self._opt_t
-        kinds = np.array([ACTIVATION_CODES[a] for a in acts], dtype=np.int64)
-        optimizer = c["optimizer"]
-        batch_size = c["batch_size"]
-        if batch_size is None and optimizer != "gd":
-            batch_size = _DEFAULT_BATCH
+            run.params = self.params_.copy()
+            fresh = self._opt_state.shape != (2 * run.params.shape[0],)
+            run.state = np.zeros(2 * run.params.shape[0], dtype=run.params.dtype) if fresh \
+                else self._opt_state.copy()
+            run.steps = 0 if fresh else self._opt_t
+            run.guard = getattr(self, "_guard", None)
+        run.kinds = np.array([ACTIVATION_CODES[a] for a in run.acts], dtype=np.int64)
 
-        # validation split (fit with early stopping only)
-        X_tr, Y_tr, lab_tr = Xv, Y, labels
-        X_val = Y_val = lab_val = None
-        if c["early_stopping"] and not partial:
-            tr, val = self._split(Xv.shape[0], labels, c["validation_fraction"], rng)
-            X_tr, Y_tr = np.ascontiguousarray(Xv[tr]), np.ascontiguousarray(Y[tr])
-            X_val, Y_val = np.ascontiguousarray(Xv[val]), np.ascontiguousarray(Y[val])
-            if labels is not None:
-                lab_tr, lab_val = labels[tr], labels[val]
+    def _split_validation(self, run):
+        """The training part and (``fit`` with early stopping) the held-out validation part."""
+        run.X_tr, run.Y_tr, run.lab_tr = run.X, run.Y, run.labels
+        run.X_val = run.Y_val = run.lab_val = None
+        if run.c["early_stopping"] and not run.partial:
+            tr, val = self._split(run.X.shape[0], run.labels, run.c["validation_fraction"],
+                                  run.rng)
+            run.X_tr, run.Y_tr = np.ascontiguousarray(run.X[tr]), np.ascontiguousarray(run.Y[tr])
+            run.X_val = np.ascontiguousarray(run.X[val])
+            run.Y_val = np.ascontiguousarray(run.Y[val])
+            if run.labels is not None:
+                run.lab_tr, run.lab_val = run.labels[tr], run.labels[val]
 
-        lr = c["lr"]
-        if lr == "auto":
-            lr = _auto_lr(X_tr, c["loss"], c["output"], optimizer, batch_size, c["momentum"],
-                          c["penalty"], c["lam"])
-        trainer = EpochTrainer(params, sizes, kinds, loss=c["loss"], optimizer=optimizer,
-                               lr=lr, batch_size=batch_size, momentum=c["momentum"],
-                               rho=c["rho"], eps=c["eps"], penalty=c["penalty"], lam=c["lam"],
-                               shuffle=c["shuffle"], rng=rng, state=state, t=steps)
-        hist = History(J=[], seconds=[]) if first else self.history_
-        track = c["track_accuracy"] and labels is not None
-        if first:
-            if track:
-                hist["train_acc"] = []
-            if X_val is not None:
-                hist["val_J"] = []
-                if labels is not None:
-                    hist["val_acc"] = []
-        lcode = LOSS_CODES[c["loss"]]
-        K = _backend.kernels()
-        epochs = 1 if partial else c["max_epochs"]
-        clock = [time.perf_counter()]
-        best = {"score": -np.inf, "params": None, "epoch": 0, "calm": 0}
-        m = X_tr.shape[0]
+    def _make_trainer(self, run):
+        """The learning rate (``'auto'`` resolved) and the :class:`EpochTrainer`."""
+        c = run.c
+        run.batch_size = c["batch_size"]
+        if run.batch_size is None and c["optimizer"] != "gd":
+            run.batch_size = _DEFAULT_BATCH
+        run.lr = c["lr"]
+        if run.lr == "auto":
+            run.lr = _auto_lr(run.X_tr, c["loss"], c["output"], c["optimizer"], run.batch_size,
+                              c["momentum"], c["penalty"], c["lam"])
+        run.trainer = EpochTrainer(
+            run.params, run.sizes, run.kinds, loss=c["loss"], optimizer=c["optimizer"],
+            lr=run.lr, batch_size=run.batch_size, momentum=c["momentum"], rho=c["rho"],
+            eps=c["eps"], penalty=c["penalty"], lam=c["lam"], shuffle=c["shuffle"], rng=run.rng,
+            state=run.state, t=run.steps, guard=run.guard)
 
-        def labels_of(out):
-            return (out[:, 0] >= 0.5).astype(np.int64) if out.shape[1] == 1 \
-                else np.argmax(out, axis=1)
+    def _train(self, run):
+        """The epochs, with their callbacks: accuracy, early stopping, history and progress."""
+        c = run.c
+        hist = History(J=[], seconds=[]) if run.first else self.history_
+        callbacks = []
+        if c["track_accuracy"] and run.labels is not None:
+            callbacks.append(AccuracyTracker(run.trainer, run.X_tr, run.lab_tr, hist))
+        run.stopper = None
+        if run.X_val is not None:
+            run.stopper = EarlyStopping(run.trainer, run.X_val, run.Y_val, run.lab_val,
+                                        tol=c["tol"], n_iter_no_change=c["n_iter_no_change"],
+                                        history=hist)
+            callbacks.append(run.stopper)
+        run.epochs = 1 if run.partial else c["max_epochs"]
+        m = run.X_tr.shape[0]
+        acc_key = "val_acc" if run.stopper is not None and run.lab_val is not None else \
+            "train_acc" if callbacks and isinstance(callbacks[0], AccuracyTracker) else None
+        with Progress(total=run.epochs, verbose=c["verbose"], desc=type(self).__name__) as bar:
+            clock = [time.perf_counter()]
 
-        with Progress(total=epochs, verbose=c["verbose"], desc=type(self).__name__) as bar:
-            def on_epoch(epoch, J):
+            def record(epoch, J):
                 hist["J"].append(J)
-                acc = None
-                stop = False
-                if track:
-                    out = np.empty((m, int(sizes[-1])), dtype=dtype)
-                    K.forward_network(params, sizes, kinds, X_tr, out)
-                    acc = 100.0 * float(np.mean(labels_of(out) == lab_tr))
-                    hist["train_acc"].append(acc)
-                if X_val is not None:
-                    out = np.empty((X_val.shape[0], int(sizes[-1])), dtype=dtype)
-                    K.forward_network(params, sizes, kinds, X_val, out)
-                    vJ = K.loss(lcode, out, Y_val) / X_val.shape[0]
-                    hist["val_J"].append(float(vJ))
-                    if lab_val is not None:
-                        acc = 100.0 * float(np.mean(labels_of(out) == lab_val))
-                        hist["val_acc"].append(acc)
-                        score = acc / 100.0
-                    else:
-                        score = -float(vJ)
-                    if score > best["score"] + c["tol"]:
-                        best.update(score=score, params=params.copy(), epoch=epoch, calm=0)
-                    else:
-                        best["calm"] += 1
-                        stop = best["calm"] >= c["n_iter_no_change"]
                 now = time.perf_counter()
                 hist["seconds"].append(now - clock[0])
                 clock[0] = now
-                bar.update(loss=J, acc=acc, samples=m)
-                return stop
+                bar.update(loss=J, acc=hist[acc_key][-1] if acc_key else None, samples=m)
+                return False
 
-            first_epoch = len(hist["J"]) + 1
-            n, converged = trainer.run(
-                X_tr, Y_tr, epochs, tol=None if (X_val is not None or partial) else c["tol"],
-                n_iter_no_change=c["n_iter_no_change"], callback=on_epoch,
-                first_epoch=first_epoch)
+            callbacks.append(record)
+            run.n, run.converged = run.trainer.run(
+                run.X_tr, run.Y_tr, run.epochs,
+                tol=None if (run.stopper is not None or run.partial) else c["tol"],
+                n_iter_no_change=c["n_iter_no_change"], callbacks=callbacks,
+                first_epoch=len(hist["J"]) + 1)
+        run.history = hist
+        run.stopped_early = run.stopper is not None and run.n < run.epochs
+        if run.stopper is not None:
+            run.stopper.restore_best()
 
-        stopped_early = X_val is not None and n < epochs
-        if X_val is not None and best["params"] is not None:
-            params[...] = best["params"]
-        if not partial and not converged and not stopped_early:
+    def _warn_if_unconverged(self, run):
+        c = run.c
+        if not run.partial and not run.converged and not run.stopped_early:
             warnings.warn(
-                f"{type(self).__name__}: max_epochs={epochs} reached before the cost settled "
+                f"{type(self).__name__}: max_epochs={run.epochs} reached before the cost settled "
                 f"(|dJ| < tol={c['tol']:g} for {c['n_iter_no_change']} epoch(s)); increase "
                 f"max_epochs, or tol, or adjust lr",
-                _warning_class("ConvergenceWarning", _ConvergenceWarning), stacklevel=3)
+                _warning_class("ConvergenceWarning", _ConvergenceWarning), stacklevel=4)
 
-        # commit the fitted state only now (a failed fit leaves no half-fitted estimator)
-        if first:
-            self._set_input_attributes(Xv, names)
-            self.layer_sizes_ = [int(s) for s in sizes]
-            self.activations_ = acts
+    def _commit(self, run):
+        """Store the fitted state, only now: a failed fit leaves the estimator as it was."""
+        c = run.c
+        if run.first:
+            self._set_input_attributes(run.X, run.names)
+            self.layer_sizes_ = [int(s) for s in run.sizes]
+            self.activations_ = run.acts
             self.loss_function_ = c["loss"]
-            self.n_outputs_ = int(sizes[-1])
+            self.n_outputs_ = int(run.sizes[-1])
             self._y_2d = getattr(self, "_new_y_2d", False)
             if self._estimator_type == "classifier":
                 self.classes_ = self._new_classes
             self.n_iter_ = 0
             self.t_ = 0
-        self.params_ = params
-        self.lr_ = float(lr)
+        trainer, hist = run.trainer, run.history
+        self.params_ = run.params
+        self.lr_ = float(run.lr)
         self._opt_state = trainer.state
         self._opt_t = trainer.t
-        self._rng = rng
-        self.n_iter_ += n
-        self.t_ += n * m
+        self._guard = trainer.guard
+        self._rng = run.rng
+        self.n_iter_ += run.n
+        self.t_ += run.n * run.X_tr.shape[0]
         hist["epochs"] = len(hist["J"])
-        hist["converged"] = bool(converged)
-        hist["stopped_early"] = bool(stopped_early)
-        if X_val is not None:
-            hist["best_epoch"] = best["epoch"]
-            self.best_validation_score_ = best["score"]
+        hist["converged"] = bool(run.converged)
+        hist["stopped_early"] = bool(run.stopped_early)
+        if run.stopper is not None:
+            hist["best_epoch"] = run.stopper.best_epoch
+            self.best_validation_score_ = run.stopper.best_score
         self.history_ = hist
         self.loss_ = hist["J"][-1]
         self.__dict__.pop("_new_classes", None)
         self.__dict__.pop("_new_y_2d", None)
-        return self
 
     @staticmethod
     def _split(m, labels, fraction, rng):
@@ -537,12 +556,7 @@ class _NetworkClassifier(_ClassifierMixin, _Network):
         """Predicted class labels (from ``classes_``): the most probable class."""
         self._check_fitted()
         Xv, _ = self._validate_X(X, reset=False)
-        out = self._forward(Xv)
-        if out.shape[1] == 1:
-            idx = (out[:, 0] >= 0.5).astype(np.int64)
-        else:
-            idx = np.argmax(out, axis=1)
-        return self.classes_[idx]
+        return self.classes_[labels_from_outputs(self._forward(Xv))]
 
     def _fitted_state(self):
         meta, arrays = super()._fitted_state()

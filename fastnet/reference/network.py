@@ -18,12 +18,11 @@ layers; this handles any depth and any mix of activations.
 """
 import numpy as np
 
-from fastnet._validation import (as_float_array, check_distributions, check_model,
-                                 check_input_width, check_targets, check_theta, check_labels,
-                                 check_int, check_scalar, check_rng, check_choice,
-                                 resolve_activation, result_dtype)
-from fastnet._args import prep_X, check_backprop_args, labels_from_outputs
-from fastnet.reference.losses import LOSSES, PENALTIES
+from fastnet._validation import (check_model, check_input_width, check_theta, check_labels,
+                                 check_int, check_scalar, check_rng, resolve_activation)
+from fastnet._args import (prep_X, check_backprop_args, labels_from_outputs, check_outputs,
+                           cast_weights)
+from fastnet.reference.losses import PENALTIES
 
 __all__ = ["init_weights", "one_hot", "forward", "predict", "accuracy", "backprop",
            "backprop_vectorized", "feedforward"]
@@ -108,10 +107,15 @@ def forward(Theta, X, active):
     theta = check_theta(Theta, "Theta")
     X_, single = prep_X(X)
     check_input_width(X_, [theta], "X", "Theta")
-    theta = np.asarray(theta, dtype=X_.dtype)
-    X1 = np.concatenate((np.ones((X_.shape[0], 1), dtype=X_.dtype), X_), axis=1)
-    A = act.f(X1 @ theta.T)
+    A = check_outputs(_layer(cast_weights([theta], X_.dtype, "Theta")[0], X_, act), "the layer")
     return A[0] if single else A
+
+
+def _layer(theta, X, act):
+    r""":math:`f([1, X]\,\Theta^T)`, overflow not warned about (the callers check the result)."""
+    X1 = np.concatenate((np.ones((X.shape[0], 1), dtype=X.dtype), X), axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return act.f(X1 @ theta.T)
 
 
 def feedforward(model, X):
@@ -120,8 +124,9 @@ def feedforward(model, X):
     X_, single = prep_X(X)
     check_input_width(X_, thetas)
     A = X_
-    for theta, act in zip(thetas, acts):
-        A = forward(theta, A, act)
+    for theta, act in zip(cast_weights(thetas, X_.dtype), acts):
+        A = _layer(theta, A, act)
+    check_outputs(A)
     return A[0] if single else A
 
 

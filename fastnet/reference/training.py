@@ -4,40 +4,38 @@ Every loop updates the model's weight matrices in place and returns a
 :class:`History`.  One epoch is: draw the order of the samples (shuffled
 with ``rng`` except for full-batch gradient descent), cut it into batches of
 ``batch_size``, and for each batch compute the mean gradient with
-:func:`~fastnet.reference.backprop`, add the penalty's gradient and update:
+:func:`~fastnet.reference.backprop`, add the penalty's gradient and update
+each :math:`\Theta` with :func:`fastnet.reference.kernels.optimizer_step`
+(the one definition of every optimiser), for example
 
 * ``'gd'`` / ``'sgd'``: :math:`\Theta \leftarrow \Theta - \eta\,\nabla J`
 * ``'momentum'``: :math:`v \leftarrow \mu v - \eta\,\nabla J,\ \Theta \leftarrow \Theta + v`
 * ``'rmsprop'``: :math:`s \leftarrow \rho s + (1-\rho)(\nabla J)^2,\ \Theta \leftarrow \Theta - \eta\,\nabla J / (\sqrt{s} + \epsilon)`
+* ``'adam'`` and ``'nesterov'``: as in :func:`~fastnet.reference.kernels.optimizer_step`.
 
 The cost recorded for an epoch is the mean over samples of the loss each
 sample had before its batch's update, plus the penalty of the weights at the
 start of the epoch; for full-batch gradient descent this is exactly
 :math:`J(\Theta_t)`.  Training stops early when ``tol`` is given and
-:math:`|J_t - J_{t-1}| < tol`, and raises :class:`DivergenceError` when the
-cost stops being finite.
+:math:`|J_t - J_{t-1}| < tol`.  The epoch loop and the divergence rule are
+:class:`fastnet._history.EpochRunner`'s, shared with the compiled backends:
+a diverging run raises :class:`DivergenceError`.
 """
-import time
-
 import numpy as np
 
-from fastnet._args import TrainingArgs, OPTIMIZERS, labels_from_outputs, make_loops, write_back
-from fastnet._history import History, DivergenceError, check_finite_cost
-from fastnet.reference.losses import PENALTIES
+from fastnet._args import TrainingArgs, OPTIMIZERS, make_loops, write_back, start_rows
+from fastnet._codes import Optimizer, by_name
+from fastnet._history import History, DivergenceError, EpochRunner, HistoryRecorder
+from fastnet.reference.kernels import optimizer_step
+from fastnet.reference.losses import LOSSES, PENALTIES
 
 __all__ = ["History", "DivergenceError", "train", "gradient_descent", "train_online",
            "train_minibatch", "train_momentum", "train_rmsprop", "OPTIMIZERS"]
 
 
-def _theta_penalty(thetas, lam, pen):
-    if pen is None or lam == 0:
-        return 0.0
-    return sum(PENALTIES[pen].f(t, lam) for t in thetas)
-
-
 def train(model, X, y, *, optimizer="gd", lr=0.1, epochs=100, batch_size=None, momentum=0.9,
           rho=0.9, eps=1e-8, lam=0.0, penalty=None, loss="cross_entropy", tol=None, shuffle=True,
-          rng=None, X_test=None, y_test=None, verbose=0):
+          rng=None, X_test=None, y_test=None, verbose=0, beta1=0.9, beta2=0.999):
     r"""Train ``model`` in place; the course's loops in one function.
 
     Parameters
@@ -46,19 +44,20 @@ def train(model, X, y, *, optimizer="gd", lr=0.1, epochs=100, batch_size=None, m
         ``[Theta1, act1, ..., ThetaL, actL]``; the Thetas are updated in place.
     X : ndarray (m, n)
     y : ndarray (m,) of labels 0..K-1, or (m, K) targets
-    optimizer : {'gd', 'sgd', 'momentum', 'rmsprop'}
+    optimizer : {'gd', 'sgd', 'momentum', 'rmsprop', 'adam', 'nesterov'}
         ``'gd'`` is full-batch gradient descent; ``'sgd'`` defaults to
         ``batch_size=1`` (the course's online learning); the others default
-        to full batches.
+        to full batches.  The update rules are those of
+        :func:`fastnet.reference.kernels.optimizer_step`.
     lr : float > 0
         Learning rate :math:`\eta`.
     epochs : int >= 1
         Maximum number of passes over the data.
     batch_size : int, optional
     momentum : float in [0, 1)
-        :math:`\mu` for ``'momentum'``.
+        :math:`\mu` for ``'momentum'`` and ``'nesterov'``.
     rho, eps : float
-        RMSprop's decay :math:`\rho` in [0, 1) and :math:`\epsilon > 0`.
+        RMSprop's decay :math:`\rho` in [0, 1) and :math:`\epsilon > 0` (also Adam's).
     lam : float >= 0
     penalty : {None, 'l2', 'l1'}
     loss : {'cross_entropy', 'quadratic', 'log_loss'}
@@ -72,81 +71,102 @@ def train(model, X, y, *, optimizer="gd", lr=0.1, epochs=100, batch_size=None, m
         When given, the history records train and test accuracy per epoch.
     verbose : int
         Print a line every ``verbose`` epochs (0: silent).
+    beta1, beta2 : float in [0, 1)
+        Adam's decay rates of the first and second moments.
 
     Returns
     -------
     History
+
+    Raises
+    ------
+    DivergenceError
+        Training diverged (the rule of :mod:`fastnet._history`); ``model``
+        holds the weights of the last epoch that passed the rule.
     """
     args = TrainingArgs(model, X, y, optimizer, lr, epochs, batch_size, momentum, rho, eps, lam,
-                 penalty, loss, tol, shuffle, rng, X_test, y_test)
+                        penalty, loss, tol, shuffle, rng, X_test, y_test, beta1, beta2)
     return _train_reference(model, args, verbose)
 
 
-def _train_reference(model, a, verbose):
-    from fastnet.reference.network import backprop, predict
-    thetas = [np.asarray(t, dtype=a.dtype).copy() for t in a.thetas]
-    state = [np.zeros_like(t) for t in thetas]
-    m = a.X.shape[0]
-    t = a.dtype.type
-    hist = History(J=[], seconds=[])
-    if a.X_test is not None:
-        hist["train_acc"], hist["test_acc"] = [], []
-    converged = False
-    backup = [th.copy() for th in thetas]
-    for epoch in range(1, a.epochs + 1):
-        t0 = time.perf_counter()
-        order = a.order(m)
-        start_penalty = _theta_penalty(thetas, a.lam, a.penalty)
-        total = 0.0
-        # A diverging run overflows: that is detected below as a non-finite cost (and
-        # raised as DivergenceError), not warned about.
+class _ReferenceTrainer(EpochRunner):
+    """The reference's epochs: the course's ``backprop`` per batch, then one optimiser step per Theta."""
+
+    def __init__(self, a):
+        self.a = a
+        self.lr = a.lr
+        self.thetas = [np.array(t, dtype=a.dtype) for t in a.thetas]  # copies, C order
+        self.states = [np.zeros(2 * t.size, dtype=a.dtype) for t in self.thetas]
+        self.code = by_name(Optimizer, a.optimizer)
+        self.t = 0
+        self._backup = None
+
+    def model(self):
+        return [x for pair in zip(self.thetas, self.a.acts) for x in pair]
+
+    def _penalty(self):
+        a = self.a
+        if a.penalty is None or a.lam == 0:
+            return 0.0
+        return sum(PENALTIES[a.penalty].f(t, a.lam) for t in self.thetas)
+
+    def start_cost(self):
+        from fastnet.reference.network import _layer
+        rows = start_rows(self.a.X.shape[0])
+        out = self.a.X[rows]
+        for theta, act in zip(self.thetas, self.a.acts):
+            out = _layer(theta, out, act)
         with np.errstate(over="ignore", invalid="ignore"):
-            for s in range(0, m, a.batch_size):
-                idx = order[s:s + a.batch_size]
-                if not all(np.isfinite(th).all() for th in thetas):
-                    total = np.nan  # the loss of non-finite weights, as a kernel finds it
-                    break
-                cur = [x for pair in zip(thetas, a.acts) for x in pair]
-                Jb, grads = backprop(cur, a.X[idx], a.Y[idx], loss=a.loss)
-                total += Jb * idx.shape[0]
-                for l, theta in enumerate(thetas):
-                    g = grads[l]
-                    if a.penalty is not None and a.lam:
-                        g = g + PENALTIES[a.penalty].df(theta, a.lam).astype(a.dtype)
-                    if a.optimizer in ("gd", "sgd"):
-                        theta -= t(a.lr) * g
-                    elif a.optimizer == "momentum":
-                        state[l] *= t(a.momentum)
-                        state[l] -= t(a.lr) * g
-                        theta += state[l]
-                    else:
-                        state[l] *= t(a.rho)
-                        state[l] += (t(1) - t(a.rho)) * g * g
-                        theta -= t(a.lr) * g / (np.sqrt(state[l]) + t(a.eps))
-        if not all(np.isfinite(th).all() for th in thetas):
-            total = np.nan  # weights that overflowed diverged, even if the cost looked finite
-        J = total / m + start_penalty
-        try:
-            check_finite_cost(J, epoch, a.lr)
-        except DivergenceError:
-            write_back(model, backup)  # the weights of the last epoch whose cost was finite
-            raise
-        backup = [th.copy() for th in thetas]
-        hist["J"].append(J)
-        if a.X_test is not None:
-            cur = [x for pair in zip(thetas, a.acts) for x in pair]
-            hist["train_acc"].append(100.0 * np.mean(predict(cur, a.X) == a.labels))
-            hist["test_acc"].append(100.0 * np.mean(predict(cur, a.X_test) == a.y_test))
-        hist["seconds"].append(time.perf_counter() - t0)
-        if verbose and epoch % verbose == 0:
-            print(f"epoch {epoch}: J = {J:.6f}")
-        if a.tol is not None and epoch > 1 and abs(hist["J"][-1] - hist["J"][-2]) < a.tol:
-            converged = True
-            break
-    write_back(model, thetas)
-    hist["epochs"] = len(hist["J"])
-    hist["converged"] = converged
-    return hist
+            return LOSSES[self.a.loss].f(out, self.a.Y[rows]) + self._penalty()
+
+    def _epoch(self, epoch):
+        from fastnet.reference.network import backprop
+        a = self.a
+        m = a.X.shape[0]
+        order = a.order(m)
+        start_penalty = self._penalty()
+        total = 0.0
+        for s in range(0, m, a.batch_size):
+            idx = order[s:s + a.batch_size]
+            if not all(np.isfinite(th).all() for th in self.thetas):
+                return np.nan  # the loss of non-finite weights, as a kernel finds it
+            Jb, grads = backprop(self.model(), a.X[idx], a.Y[idx], loss=a.loss)
+            total += Jb * idx.shape[0]
+            for theta, g, state in zip(self.thetas, grads, self.states):
+                if a.penalty is not None and a.lam:
+                    g = g + PENALTIES[a.penalty].df(theta, a.lam).astype(a.dtype)
+                optimizer_step(self.code, theta.reshape(-1), np.ascontiguousarray(g).reshape(-1),
+                               state, a.lr, a.mu, a.rho2, a.eps, self.t)
+            self.t += 1
+        return total / m + start_penalty
+
+    def _save(self):
+        self._backup = ([t.copy() for t in self.thetas], [s.copy() for s in self.states], self.t)
+
+    def _restore(self):
+        thetas, states, self.t = self._backup
+        for dst, src in zip(self.thetas + self.states, thetas + states):
+            dst[...] = src
+
+    def _weights(self):
+        return self.thetas
+
+
+def _train_reference(model, a, verbose):
+    from fastnet.reference.network import predict
+    trainer = _ReferenceTrainer(a)
+
+    def accuracies():
+        cur = trainer.model()
+        return (100.0 * float(np.mean(predict(cur, a.X) == a.labels)),
+                100.0 * float(np.mean(predict(cur, a.X_test) == a.y_test)))
+
+    recorder = HistoryRecorder(accuracies if a.X_test is not None else None, verbose)
+    try:
+        _, converged = trainer.run_epochs(a.epochs, tol=a.tol, callbacks=[recorder])
+    finally:  # also after a DivergenceError: the weights of the last epoch that passed the rule
+        write_back(model, trainer.thetas)
+    return recorder.finish(converged)
 
 
 gradient_descent, train_online, train_minibatch, train_momentum, train_rmsprop = make_loops(train)
