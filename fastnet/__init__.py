@@ -44,6 +44,10 @@ _LAZY = {
 
 
 def __getattr__(name):
+    if name in ("ConvergenceWarning", "DataConversionWarning", "NotFittedError"):
+        # made on first use: scikit-learn's subclass when scikit-learn is installed
+        from fastnet import estimators
+        return getattr(estimators, name)
     try:
         module_name, attr = _LAZY[name]
     except KeyError:
@@ -56,7 +60,7 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"ConvergenceWarning", "NotFittedError"})
 
 
 __all__ = [
@@ -71,4 +75,5 @@ __all__ = [
     "logistic_gradient", "logistic_predict", "linear_predict", "perceptron",
     "Rescaler", "Standardizer", "Normalizer", "rescale", "standardize", "normalize",
     "train_test_split", "KFold", "cross_val_score", "load_mnist",
+    "ConvergenceWarning", "NotFittedError",
 ]

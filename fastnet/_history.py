@@ -3,7 +3,7 @@ r"""What a training run returns, how it fails, and the epoch loop: shared by the
 * :class:`History`: the per-epoch record every training loop returns;
 * :class:`DivergenceError`: raised when training diverges;
 * :class:`DivergenceGuard`: the one divergence rule, for every model and loop;
-* :class:`EpochRunner`: the one epoch loop (backup, divergence check and restore,
+* :class:`EpochRunner`: the one epoch loop (backups, divergence check and restore,
   ``tol`` stopping, callbacks), run by the compiled engine
   (:class:`fastnet.training.EpochTrainer`) and the reference's loop alike;
 * :class:`HistoryRecorder`: the callback that fills a :class:`History`.
@@ -23,7 +23,9 @@ The second case catches runaway training with a bounded output (sigmoid,
 tanh): its cost never overflows, it only climbs while the weights grow by
 orders of magnitude.  Either way training stops with :class:`DivergenceError`,
 naming the epoch and suggesting a smaller learning rate, and the weights and
-the optimiser's state are those of the last epoch that passed the rule.
+the optimiser's state are put back to those with which the best epoch started
+(the last good state: for full-batch gradient descent, the weights that had
+the lowest cost).
 """
 import time
 
@@ -152,22 +154,24 @@ class EpochRunner:
     """The epoch loop every network trainer shares.
 
     A subclass provides :meth:`_epoch` (one epoch, returning its cost),
-    :meth:`_save` / :meth:`_restore` (a backup of everything an epoch
-    changes: weights, optimiser state, step count), :meth:`_weights` (the
-    weight arrays the rule checks) and :meth:`start_cost` (the cost before
-    training).  :meth:`run_epochs` does the rest.
+    :meth:`_arrays` (every array an epoch changes in place: the weights and
+    the optimiser's state), :meth:`_weights` (the weight arrays the rule
+    checks), an int attribute ``t`` (the optimiser's step count) and
+    :meth:`start_cost` (the cost before training).  :meth:`run_epochs` does
+    the rest: it keeps the state with which the best epoch so far started
+    (the weights before training count as epoch 0), and when an epoch
+    diverges it puts that state back, so that a failed run leaves the weights
+    of the last good state, never blown-up or non-finite ones.
     """
 
     guard = None
     lr = 0.0
+    t = 0
 
     def _epoch(self, epoch):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _save(self):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _restore(self):  # pragma: no cover - abstract
+    def _arrays(self):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _weights(self):  # pragma: no cover - abstract
@@ -180,25 +184,52 @@ class EpochRunner:
         """A :class:`DivergenceGuard` started from the current weights."""
         return DivergenceGuard(self.start_cost(), max_abs(self._weights()), self.lr)
 
+    def _snapshot(self, slot):
+        bufs = getattr(self, "_slots", None)
+        if bufs is None:
+            arrays = self._arrays()
+            bufs = self._slots = {k: [np.empty_like(a) for a in arrays] for k in ("start", "best")}
+            self._slot_t = {}
+        for dst, src in zip(bufs[slot], self._arrays()):
+            np.copyto(dst, src)
+        self._slot_t[slot] = self.t
+
+    def _promote(self):
+        """The epoch that just ended is the best so far: its starting state becomes the best."""
+        for dst, src in zip(self._slots["best"], self._slots["start"]):
+            np.copyto(dst, src)
+        self._slot_t["best"] = self._slot_t["start"]
+
+    def _restore(self, slot):
+        for dst, src in zip(self._arrays(), self._slots[slot]):
+            np.copyto(dst, src)
+        self.t = self._slot_t[slot]
+
     def checked_epoch(self, epoch=1):
         """Run one epoch and apply the divergence rule; return its cost.
 
         Raises
         ------
         DivergenceError
-            Everything the epoch changed is restored to its start.
+            The state (weights, optimiser state, step count) is put back to
+            the one with which the best epoch started.
         """
         if self.guard is None:
             self.guard = self.new_guard()
-        self._save()
+        if getattr(self, "_slots", None) is None:
+            self._snapshot("best")
+        self._snapshot("start")
+        best_before = self.guard.best
         # a diverging run overflows: that is caught below by the rule, not warned about
         with np.errstate(over="ignore", invalid="ignore"):
             J = float(self._epoch(epoch))
         try:
             self.guard.check(epoch, J, max_abs(self._weights()))
         except DivergenceError:
-            self._restore()
+            self._restore("best")
             raise
+        if J < best_before:
+            self._promote()
         return J
 
     def run_epochs(self, epochs, *, tol=None, n_iter_no_change=1, callbacks=(), first_epoch=1):
@@ -207,7 +238,8 @@ class EpochRunner:
         Stops early when ``tol`` is given and the cost changed by less than
         ``tol`` (:math:`|J_t - J_{t-1}| < tol`) for ``n_iter_no_change``
         consecutive epochs (1: the course's rule), or when a callback
-        ``cb(epoch, J)`` returns True (every callback is called each epoch).
+        ``cb(epoch, J)`` returns True (every callback is called each epoch,
+        in order; one with a ``start()`` method has it called first).
 
         Returns
         -------
@@ -234,7 +266,6 @@ class EpochRunner:
                     return n, True
             prev = J
         return n, False
-
 
 class HistoryRecorder:
     """The callback that records each epoch into a :class:`History`.

@@ -18,10 +18,11 @@ def _fit(X, y, lr, tol, max_iter, theta, logistic):
     X_, y_ = check_xy(X, y, binary=logistic)
     lr, tol, max_iter = check_gd_args(lr, tol, max_iter)
     theta = check_theta_vec(theta, X_.shape[1], X_.dtype)
+    start = float(np.max(np.abs(theta))) if theta.size else 0.0
     history = np.empty(max_iter, dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):  # divergence: raised by finish()
         n = _backend.kernels().linear_gd(X_, y_, theta, lr, tol, max_iter, logistic, history)
-    return finish(theta, history, int(n), lr, tol)
+    return finish(theta, history, int(n), lr, tol, start)
 
 
 def linear_regression(X, y, lr=0.01, tol=1e-9, max_iter=100_000, theta=None):

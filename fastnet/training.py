@@ -20,7 +20,7 @@ from fastnet._args import (TrainingArgs, OPTIMIZERS, labels_from_outputs, make_l
 from fastnet._history import History, DivergenceError, EpochRunner, HistoryRecorder
 
 __all__ = ["History", "DivergenceError", "EpochTrainer", "EarlyStopping", "AccuracyTracker",
-           "train", "gradient_descent",
+           "Plateau", "LossPlateau", "InvScaling", "train", "gradient_descent",
            "train_online", "train_minibatch", "train_momentum", "train_rmsprop", "OPTIMIZERS"]
 
 
@@ -90,9 +90,6 @@ class EpochTrainer(EpochRunner):
         self.t = int(t)
         self.guard = guard
         self.X = self.Y = None
-        self._backup = np.empty_like(params)
-        self._state_backup = np.empty_like(self.state)
-        self._t_backup = self.t
         self._arange = np.empty(0, dtype=np.int64)
 
     def _order(self, m, batch_size):
@@ -126,15 +123,8 @@ class EpochTrainer(EpochRunner):
         self.t += -(-m // bs)   # one optimiser step per batch
         return total / m + start_penalty
 
-    def _save(self):
-        np.copyto(self._backup, self.params)
-        np.copyto(self._state_backup, self.state)
-        self._t_backup = self.t
-
-    def _restore(self):
-        np.copyto(self.params, self._backup)
-        np.copyto(self.state, self._state_backup)
-        self.t = self._t_backup
+    def _arrays(self):
+        return (self.params, self.state)
 
     def _weights(self):
         return (self.params,)
@@ -151,8 +141,8 @@ class EpochTrainer(EpochRunner):
         ------
         DivergenceError
             Training diverged (:class:`fastnet._history.DivergenceGuard`);
-            ``params``, ``state`` and ``t`` are restored to their values at
-            the start of this epoch.
+            ``params``, ``state`` and ``t`` are put back to their values at
+            the start of the best epoch so far.
         """
         self.set_data(X, Y)
         return self.checked_epoch(epoch)
@@ -199,15 +189,83 @@ class AccuracyTracker:
         return False
 
 
+class Plateau:
+    r"""scikit-learn's no-improvement rule, on a value to minimise.
+
+    Each :meth:`update` with a value :math:`v` counts one more epoch
+    without improvement when :math:`v > \text{best} - tol`, else restarts the
+    count; the best value is kept.  Training stops when the count exceeds
+    ``n_iter_no_change``, except that with the ``'adaptive'`` schedule the
+    learning rate is first divided by 5 (and the count restarted) until it
+    falls to :math:`10^{-6}`.
+    """
+
+    def __init__(self, tol, n_iter_no_change, trainer=None, adaptive=False):
+        self.tol, self.patience = float(tol), int(n_iter_no_change)
+        self.trainer, self.adaptive = trainer, adaptive
+        self.best = np.inf
+        self.count = 0
+
+    def update(self, value):
+        """Record ``value``; True when training should stop."""
+        self.count = self.count + 1 if value > self.best - self.tol else 0
+        self.best = min(self.best, value)
+        if self.count <= self.patience:
+            return False
+        if self.adaptive and self.trainer is not None and self.trainer.lr > 1e-6:
+            self.trainer.lr /= 5.0
+            self.count = 0
+            return False
+        return True
+
+
+class LossPlateau:
+    """Callback of :class:`EpochTrainer`: stop when the cost stops improving (:class:`Plateau`).
+
+    ``converged`` is True once it has stopped training.
+    """
+
+    def __init__(self, trainer, tol, n_iter_no_change, adaptive=False):
+        self.plateau = Plateau(tol, n_iter_no_change, trainer, adaptive)
+        self.converged = False
+
+    @property
+    def best_loss(self):
+        return self.plateau.best
+
+    def __call__(self, epoch, J):
+        self.converged = self.plateau.update(J)
+        return self.converged
+
+
+class InvScaling:
+    r"""Callback of :class:`EpochTrainer`: scikit-learn's ``'invscaling'`` learning rate.
+
+    After each epoch :math:`\eta = \eta_0 / (t + 1)^{p}`, with :math:`t` the
+    samples seen so far (``samples_per_epoch`` per epoch, from ``t0``).
+    """
+
+    def __init__(self, trainer, lr0, power_t, samples_per_epoch, t0=0):
+        self.trainer, self.lr0, self.power_t = trainer, float(lr0), float(power_t)
+        self.m, self.t = int(samples_per_epoch), int(t0)
+
+    def __call__(self, epoch, J):
+        self.t += self.m
+        self.trainer.lr = self.lr0 / (self.t + 1) ** self.power_t
+        return False
+
+
 class EarlyStopping:
     """Callback of :class:`EpochTrainer`: stop when a held-out score stops improving.
 
     After each epoch the network is run on the validation data ``(X_val,
     Y_val)``; its score is the accuracy (a fraction) when ``labels`` are given
-    (classifiers), else minus the mean validation loss.  Training stops when
-    the score has not improved by more than ``tol`` for ``n_iter_no_change``
-    epochs in a row; :meth:`restore_best` then puts back the weights of the
-    best epoch.  ``history['val_J']`` (and ``'val_acc'``, percent) record each epoch.
+    (classifiers), else the coefficient of determination :math:`R^2`
+    (regressors), as scikit-learn's.  Training stops by scikit-learn's rule
+    (:class:`Plateau` on minus the score: ``n_iter_no_change`` epochs in a
+    row without an improvement of more than ``tol``); :meth:`restore_best`
+    then puts back the weights of the best epoch.  ``history['val_J']``,
+    ``'val_score'`` (and ``'val_acc'``, percent) record each epoch.
 
     Attributes
     ----------
@@ -216,35 +274,42 @@ class EarlyStopping:
     """
 
     def __init__(self, trainer, X_val, Y_val, labels=None, *, tol=1e-4, n_iter_no_change=10,
-                 history=None):
+                 history=None, adaptive=False):
         self.trainer, self.X, self.Y, self.labels = trainer, X_val, Y_val, labels
-        self.tol, self.patience = tol, n_iter_no_change
+        self.plateau = Plateau(tol, n_iter_no_change, trainer, adaptive)
         self.history = history if history is not None else History()
         self.history.setdefault("val_J", [])
+        self.history.setdefault("val_score", [])
         if labels is not None:
             self.history.setdefault("val_acc", [])
-        self.best_score, self.best_epoch, self.calm = -np.inf, 0, 0
+        self.best_score, self.best_epoch = -np.inf, 0
         self._best = None
+
+    def _score(self, out):
+        if self.labels is not None:
+            return float(np.mean(labels_from_outputs(out) == self.labels))
+        Y = self.Y.astype(np.float64)
+        ss_res = ((Y - out) ** 2).sum(axis=0)
+        ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+        r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1),
+                      np.where(ss_res > 0, 0.0, 1.0))
+        return float(np.mean(r2))
 
     def __call__(self, epoch, J):
         t = self.trainer
         out = _outputs(t, self.X)
-        vJ = float(_backend.kernels().loss(t.loss_code, out, self.Y) / self.X.shape[0])
-        self.history["val_J"].append(vJ)
+        self.history["val_J"].append(
+            float(_backend.kernels().loss(t.loss_code, out, self.Y) / self.X.shape[0]))
+        score = self._score(out)
+        self.history["val_score"].append(score)
         if self.labels is not None:
-            acc = float(np.mean(labels_from_outputs(out) == self.labels))
-            self.history["val_acc"].append(100.0 * acc)
-            score = acc
-        else:
-            score = -vJ
-        if score > self.best_score + self.tol:
-            self.best_score, self.best_epoch, self.calm = score, epoch, 0
+            self.history["val_acc"].append(100.0 * score)
+        if score > self.best_score:
+            self.best_score, self.best_epoch = score, epoch
             if self._best is None:
                 self._best = np.empty_like(t.params)
             np.copyto(self._best, t.params)
-            return False
-        self.calm += 1
-        return self.calm >= self.patience
+        return self.plateau.update(-score)
 
     def restore_best(self):
         """Put the weights of the best epoch back into the trainer's parameters."""

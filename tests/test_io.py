@@ -31,10 +31,10 @@ def _data(dtype=np.float64, n=60):
 CASES = [
     (lambda: LogisticRegression(max_epochs=50), "clf"),
     (lambda: LogisticRegression(output_activation="softmax", max_epochs=50), "clf"),
-    (lambda: MLPClassifier((5, 4), activation=["relu", "tanh"], max_epochs=20,
-                           random_state=0), "clf"),
+    (lambda: MLPClassifier((5, 4), activation=["relu", "tanh"], optimizer="sgd", lr=0.1,
+                           max_epochs=20, random_state=0), "clf"),
     (lambda: Perceptron(max_epochs=20), "clf"),
-    (lambda: MLPRegressor((6,), max_epochs=20, random_state=0), "reg"),
+    (lambda: MLPRegressor((6,), optimizer="sgd", lr=0.01, max_epochs=20, random_state=0), "reg"),
     (lambda: LinearRegression(max_epochs=50), "reg"),
 ]
 
@@ -115,7 +115,8 @@ def test_course_weights_round_trip(tmp_path, seed_data):
 
 def test_metadata(tmp_path):
     X, y = _data(np.float32)
-    est = MLPClassifier((4,), max_epochs=3, random_state=0).fit(X, y)
+    est = MLPClassifier((4,), activation="logistic", output_activation="sigmoid", optimizer="sgd",
+                        lr=0.1, max_epochs=3, random_state=0).fit(X, y)
     est.save(tmp_path / "m.npz", metadata={"note": "hello", "scale": [1, 2]})
     meta = fio.read_metadata(tmp_path / "m.npz")
     assert meta["format"] == "fastnet" and meta["format_version"] == fio.FORMAT_VERSION

@@ -57,7 +57,8 @@ def test_learning_curves(tmp_path):
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 1 and len(fig.axes[1].lines) == 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est = MLPClassifier((4,), max_epochs=10, early_stopping=True, random_state=0).fit(X, y)
+        est = MLPClassifier((4,), optimizer="sgd", lr=0.1, max_epochs=10, early_stopping=True,
+                            random_state=0).fit(X, y)
     fig = plot.learning_curves(est, path=tmp_path / "lc2.png")
     check_png(tmp_path / "lc2.png")
     assert len(fig.axes[0].lines) == 2  # train and validation J
@@ -83,9 +84,10 @@ def test_decision_boundary(tmp_path, kind):
             model = LogisticRegression().fit(X, np.array(["neg", "pos"])[y])
             y = np.array(["neg", "pos"])[y]
         elif kind == "mlp":
-            model = MLPClassifier((6,), max_epochs=50, random_state=0).fit(X, y)
+            model = MLPClassifier((6,), optimizer="sgd", lr=0.1, max_epochs=50, random_state=0).fit(X, y)
         else:
-            model = MLPClassifier((6,), max_epochs=50, random_state=0).fit(X, y).model_
+            model = MLPClassifier((6,), optimizer="sgd", lr=0.1, max_epochs=50,
+                                  random_state=0).fit(X, y).model_
     fig = plot.decision_boundary(model, X, y, path=tmp_path / "db.png", resolution=60)
     check_png(tmp_path / "db.png")
     ax = fig.axes[0]

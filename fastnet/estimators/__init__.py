@@ -28,8 +28,7 @@ The package: :mod:`._base` (the scikit-learn contract and the parameter
 checks), :mod:`._network` (the machinery of the network estimators),
 :mod:`._mlp`, :mod:`._linear`, :mod:`._perceptron`.
 """
-from fastnet.estimators._base import (InvalidParameterError, _ConvergenceWarning,
-                                      _DataConversionWarning, _not_fitted_class, _warning_class)
+from fastnet.estimators._base import InvalidParameterError, _not_fitted_class, warning_class
 from fastnet.estimators._linear import LinearRegression, LogisticRegression
 from fastnet.estimators._mlp import MLPClassifier, MLPRegressor
 from fastnet.estimators._perceptron import Perceptron
@@ -42,9 +41,9 @@ def __getattr__(name):
     if name == "NotFittedError":
         return _not_fitted_class()
     if name == "ConvergenceWarning":
-        return _warning_class("ConvergenceWarning", _ConvergenceWarning)
+        return warning_class("ConvergenceWarning")
     if name == "DataConversionWarning":
-        return _warning_class("DataConversionWarning", _DataConversionWarning)
+        return warning_class("DataConversionWarning")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

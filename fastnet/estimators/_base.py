@@ -26,7 +26,6 @@ __all__ = ["InvalidParameterError"]  # the rest is private to fastnet.estimators
 
 _HIDDEN_ACTIVATIONS = ("sigmoid", "relu", "tanh", "linear")
 _ALIASES = {"logistic": "sigmoid", "identity": "linear", "relu": "relu", "tanh": "tanh"}
-_OPTIMIZERS = ("gd", "sgd", "momentum", "rmsprop")
 _DEFAULT_BATCH = 32
 
 
@@ -38,40 +37,48 @@ class _NotFittedError(ValueError, AttributeError):
 _NotFittedError.__name__ = _NotFittedError.__qualname__ = "NotFittedError"
 
 
-class _ConvergenceWarning(UserWarning):
-    """Training stopped at ``max_epochs`` before its cost settled."""
-
-
-_ConvergenceWarning.__name__ = _ConvergenceWarning.__qualname__ = "ConvergenceWarning"
-
-
-class _DataConversionWarning(UserWarning):
-    """The input was converted (for example a column vector of labels raveled)."""
-
-
-_DataConversionWarning.__name__ = _DataConversionWarning.__qualname__ = "DataConversionWarning"
-
-
 def _not_fitted_class():
     """scikit-learn's NotFittedError when scikit-learn is installed, else fastnet's."""
-    if importlib.util.find_spec("sklearn") is not None:
-        try:
-            return importlib.import_module("sklearn.exceptions").NotFittedError
-        except Exception:  # a broken scikit-learn install
-            pass
-    return _NotFittedError
+    exc = _sklearn_exceptions()
+    return exc.NotFittedError if exc is not None else _NotFittedError
 
 
-def _warning_class(name, fallback):
-    """scikit-learn's warning class when scikit-learn is already imported (importing it
-    just to warn would cost a second), else fastnet's class of the same name."""
-    if "sklearn" in sys.modules:
-        try:
-            return getattr(importlib.import_module("sklearn.exceptions"), name)
-        except Exception:
-            pass
-    return fallback
+def _sklearn_exceptions():
+    """``sklearn.exceptions`` when scikit-learn is installed (imported on first need), else None."""
+    if "sklearn.exceptions" not in sys.modules and importlib.util.find_spec("sklearn") is None:
+        return None
+    try:
+        return importlib.import_module("sklearn.exceptions")
+    except Exception:  # noqa: BLE001 - a broken scikit-learn install: fastnet's own classes
+        return None
 
+
+_WARNING_DOCS = {
+    "ConvergenceWarning": "Training stopped at max_iter before its cost settled.",
+    "DataConversionWarning": "The input was converted (for example a column vector of labels "
+                             "raveled).",
+}
+_WARNINGS = {}
+
+
+def warning_class(name):
+    """fastnet's ``ConvergenceWarning`` / ``DataConversionWarning``: one class per process.
+
+    When scikit-learn is installed the class is a subclass of scikit-learn's
+    warning of the same name, so that scikit-learn's filters (``warnings.
+    filterwarnings('ignore', category=sklearn.exceptions.ConvergenceWarning)``)
+    catch fastnet's warnings too, whether scikit-learn was imported before or
+    after fastnet.  It is made on first use (scikit-learn is imported then,
+    never at ``import fastnet``).
+    """
+    cls = _WARNINGS.get(name)
+    if cls is None:
+        exc = _sklearn_exceptions()
+        base = getattr(exc, name, None) if exc is not None else None
+        cls = type(name, (base if base is not None else UserWarning,),
+                   {"__doc__": _WARNING_DOCS[name], "__module__": "fastnet"})
+        _WARNINGS[name] = cls
+    return cls
 
 
 # ----------------------------------------------------------------------- parameter checks
@@ -321,7 +328,7 @@ class _ClassifierMixin:
         if arr.ndim == 2 and arr.shape[1] == 1:
             warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
                           "change the shape of y to (n_samples,), for example using ravel().",
-                          _warning_class("DataConversionWarning", _DataConversionWarning),
+                          warning_class("DataConversionWarning"),
                           stacklevel=4)
             arr = arr.ravel()
         if arr.ndim != 1:

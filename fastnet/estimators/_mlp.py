@@ -1,102 +1,199 @@
-r"""The multi-layer perceptrons: :class:`MLPClassifier` and :class:`MLPRegressor`."""
+r"""The multi-layer perceptrons: :class:`MLPClassifier` and :class:`MLPRegressor`.
+
+They take scikit-learn's parameters, with its names, meanings and defaults
+(``from fastnet import MLPClassifier`` replaces ``from sklearn.neural_network
+import MLPClassifier``), and the course's names as aliases.
+"""
 from __future__ import annotations
 
-from fastnet.estimators._network import _NetworkClassifier, _NetworkRegressor, _doc
+from fastnet.estimators._network import _NetworkClassifier, _NetworkRegressor
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+_PARAMS_DOC = r"""
+    Parameters (scikit-learn's names, the primary set)
+    ---------------------------------------------------
+    hidden_layer_sizes : tuple of int, default=(100,)
+        Units of each hidden layer (``()``: no hidden layer).
+    activation : {'relu', 'logistic', 'tanh', 'identity'} or list, default='relu'
+        Hidden activation (fastnet also takes ``'sigmoid'`` and ``'linear'``,
+        and a list with one per hidden layer).
+    solver : {'adam', 'sgd'}, default='adam'
+        ``'sgd'`` is stochastic gradient descent with ``momentum``
+        (Nesterov's when ``nesterovs_momentum``); there is no ``'lbfgs'``.
+    alpha : float >= 0, default=1e-4
+        L2 strength: a batch of :math:`B` samples adds
+        :math:`\frac{\alpha}{2B}\lVert W\rVert^2` to its mean loss (as
+        scikit-learn), i.e. the course's :math:`\lambda = \alpha/B`.
+    batch_size : int or 'auto', default='auto'
+        ``'auto'`` is ``min(200, n_samples)``.
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        The schedule of the non-Adam solvers: ``'invscaling'``
+        :math:`\eta_t = \eta_0 / (t + 1)^{power\_t}` (:math:`t` samples seen);
+        ``'adaptive'`` divides :math:`\eta` by 5 whenever the cost (or the
+        validation score) stalls, until :math:`10^{-6}`.
+    learning_rate_init : float > 0, default=0.001
+    power_t : float >= 0, default=0.5
+    max_iter : int >= 1, default=200
+        Most epochs.
+    shuffle : bool, default=True
+    random_state : int, numpy Generator or RandomState, or None, default=None
+        Seeds the initial weights, the validation split and the shuffles.
+    tol : float >= 0, default=1e-4
+    verbose : bool or int, default=False
+        True/1: a progress bar (epoch, loss, accuracy, samples/s) once
+        training has lasted two seconds; 2: from the start.
+    warm_start : bool, default=False
+        ``fit`` continues from the fitted weights.
+    momentum : float in [0, 1), default=0.9
+    nesterovs_momentum : bool, default=True
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data (stratified for
+        classifiers) and stop when its score (accuracy; :math:`R^2` for
+        regressors) has not improved by ``tol`` for ``n_iter_no_change``
+        epochs; the best weights are kept.
+    validation_fraction : float in (0, 1), default=0.1
+    beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
+        Adam's.
+    n_iter_no_change : int >= 1, default=10
+        Training stops (scikit-learn's rule) once the cost has not improved
+        by more than ``tol`` for more than ``n_iter_no_change`` epochs in a row.
+    max_fun : int, default=15000
+        Accepted for compatibility (L-BFGS only; unused).
+
+    Parameters (fastnet's and the course's)
+    ---------------------------------------
+    output_activation : {None, 'sigmoid', 'softmax'%(more_out)s}, default=%(out_default)r
+        %(out_doc)s
+    loss : str or None, default=None
+        %(loss_doc)s
+    penalty : {'l2', 'l1', None}, default='l2'
+        The penalty ``alpha`` (or ``lam``) weighs; None: no penalty.
+    lr, lam, max_epochs, optimizer : default=None
+        The course's names of ``learning_rate_init``, the penalty's
+        :math:`\lambda` (used as it is, not divided by the batch size),
+        ``max_iter`` and the solver.  ``optimizer`` is one of ``'gd'``
+        (full batches), ``'sgd'`` (plain, no momentum), ``'momentum'``,
+        ``'nesterov'``, ``'rmsprop'``, ``'adam'``.  Giving both a course name
+        and its scikit-learn counterpart is an error.
+    rho : float in [0, 1), default=0.9
+        RMSprop's decay (``optimizer='rmsprop'``).
+    eps : float or None, default=None
+        The course's name of ``epsilon``.
+    track_accuracy : bool, default=False
+        Record the training accuracy of each epoch in ``history_['train_acc']``
+        (one forward pass over the training data per epoch).
+
+    Attributes
+    ----------
+    loss_, loss_curve_, best_loss_, n_iter_, t_ :
+        The last cost, the cost of each epoch, the lowest one (None with early
+        stopping), epochs run, samples seen.
+    coefs_, intercepts_ : lists of ndarray
+        Per-layer weights ``(n_in, n_out)`` and biases (views of ``params_``).
+    validation_scores_, best_validation_score_ :
+        With early stopping.
+    n_features_in_, feature_names_in_, n_outputs_, n_layers_, out_activation_ :
+        As scikit-learn's.%(classes_doc)s
+    thetas_, model_ :
+        The course's ``Theta`` matrices and model list ``[Theta1, ReLu, ...]``.
+    history_ : fastnet.History
+        ``'J'`` (cost per epoch), ``'seconds'``, ``'train_acc'`` (with
+        ``track_accuracy``), ``'val_J'``, ``'val_score'``, ``'val_acc'``
+        (with early stopping).
+    params_, layer_sizes_, activations_, loss_function_, lr_ :
+        The flat weights, the layer widths, every layer's activation (output
+        last), the loss and the learning rate used.
+"""
 
 
-class MLPClassifier(_NetworkClassifier):
-    def __init__(self, hidden_layer_sizes=(100,), *, activation="sigmoid",
-                 output_activation="sigmoid", loss=None, optimizer="sgd", lr=0.1,
-                 batch_size=None, momentum=0.9, rho=0.9, eps=1e-8, penalty=None, lam=1e-4,
-                 max_epochs=200, tol=1e-4, n_iter_no_change=10, early_stopping=False,
-                 validation_fraction=0.1, shuffle=True, random_state=None, verbose=1,
-                 track_accuracy=True):
+class _MLP:
+    """The constructor shared by the two MLPs (scikit-learn's parameters, then fastnet's)."""
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 output_activation=None, loss=None, penalty="l2", lr=None, lam=None,
+                 max_epochs=None, optimizer=None, rho=0.9, eps=None, track_accuracy=False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
-        self.output_activation = output_activation
-        self.loss = loss
-        self.optimizer = optimizer
-        self.lr = lr
+        self.solver = solver
+        self.alpha = alpha
         self.batch_size = batch_size
-        self.momentum = momentum
-        self.rho = rho
-        self.eps = eps
-        self.penalty = penalty
-        self.lam = lam
-        self.max_epochs = max_epochs
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
         self.shuffle = shuffle
         self.random_state = random_state
+        self.tol = tol
         self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.output_activation = output_activation
+        self.loss = loss
+        self.penalty = penalty
+        self.lr = lr
+        self.lam = lam
+        self.max_epochs = max_epochs
+        self.optimizer = optimizer
+        self.rho = rho
+        self.eps = eps
         self.track_accuracy = track_accuracy
 
 
-_HIDDEN_DOC = r"""    hidden_layer_sizes : tuple of int, default=(100,)
-        Units of each hidden layer (``()``: no hidden layer).
-    activation : str or list of str, default='sigmoid'
-        Hidden activation, ``'sigmoid'``, ``'relu'``, ``'tanh'`` or
-        ``'linear'`` (scikit-learn's ``'logistic'`` and ``'identity'`` are
-        accepted), or a list with one per hidden layer.
-"""
-
-_doc(MLPClassifier, r"""A multi-layer perceptron classifier: the course's network.
-
-    ``[Theta1, Sigmoid, Theta2, Sigmoid]`` for ``hidden_layer_sizes=(n,)``:
-    forward propagation :math:`a^{(l+1)} = f(\Theta^{(l)} [1; a^{(l)}])`,
-    backpropagation of the cross-entropy summed over the outputs, trained by
-    the chosen optimiser.  Two classes use one sigmoid output; K classes
-    use K outputs (one-hot targets).  Weights start uniform in
-    :math:`\pm\sqrt{6/(n_{in}+n_{out})}` (:math:`\sqrt{2/\ldots}` before a
-    sigmoid), as scikit-learn's.
-""", _HIDDEN_DOC + r"""    output_activation : {'sigmoid', 'softmax'}, default='sigmoid'
-    loss : {None, 'cross_entropy', 'log_loss', 'quadratic'}, default=None
-        None: cross-entropy for sigmoid outputs, log-loss for softmax.
-    track_accuracy : bool, default=True
-        Record the training accuracy of each epoch in ``history_['train_acc']``
-        (one forward pass over the training data per epoch).
-""", dict(optimizer="sgd", lr=0.1, lam=1e-4, max_epochs=200, tol=1e-4, n_iter_no_change=10),
-     r"""    classes_ : ndarray
-        The class labels, sorted.
-""")
+class MLPClassifier(_MLP, _NetworkClassifier):
+    __init__ = _MLP.__init__
 
 
-class MLPRegressor(_NetworkRegressor):
-    def __init__(self, hidden_layer_sizes=(100,), *, activation="sigmoid",
-                 output_activation="linear", loss=None, optimizer="sgd", lr=0.01,
-                 batch_size=None, momentum=0.9, rho=0.9, eps=1e-8, penalty=None, lam=1e-4,
-                 max_epochs=200, tol=1e-4, n_iter_no_change=10, early_stopping=False,
-                 validation_fraction=0.1, shuffle=True, random_state=None, verbose=1):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.output_activation = output_activation
-        self.loss = loss
-        self.optimizer = optimizer
-        self.lr = lr
-        self.batch_size = batch_size
-        self.momentum = momentum
-        self.rho = rho
-        self.eps = eps
-        self.penalty = penalty
-        self.lam = lam
-        self.max_epochs = max_epochs
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.verbose = verbose
+MLPClassifier.__doc__ = r"""A multi-layer perceptron classifier: scikit-learn's, on the course's network.
+
+    Forward propagation :math:`a^{(l+1)} = f(\Theta^{(l)} [1; a^{(l)}])`,
+    backpropagation of the loss, trained by the chosen optimiser, one
+    kernel call per epoch.  Two classes use one logistic output with the
+    cross-entropy, more classes a softmax with the log-loss (as
+    scikit-learn); ``output_activation='sigmoid'`` gives the course's K
+    sigmoid outputs with the cross-entropy summed over them.  Weights start
+    uniform in :math:`\pm\sqrt{6/(n_{in}+n_{out})}` (:math:`\sqrt{2/\ldots}`
+    before a sigmoid), as scikit-learn's.  Labels may be of any type.
+""" + _PARAMS_DOC % dict(
+    more_out="", out_default=None,
+    out_doc="None: a logistic unit for two classes, else softmax (scikit-learn's); "
+            "'sigmoid': one sigmoid per class (the course's).",
+    loss_doc="None: cross-entropy for sigmoid outputs, log-loss for softmax; also "
+             "'quadratic'.",
+    classes_doc="\n    classes_ : ndarray\n        The class labels, sorted.")
 
 
-_doc(MLPRegressor, r"""A multi-layer perceptron regressor: hidden layers and a linear output.
+class MLPRegressor(_MLP, _NetworkRegressor):
+    __init__ = _MLP.__init__
 
-    The quadratic cost :math:`\frac{1}{2m}\sum_i \lVert a^{(i)} - y^{(i)}\rVert^2`
-    by default; ``y`` may have several columns.  Scale the targets (and
-    features) to order one for gradient descent.
-""", _HIDDEN_DOC + r"""    output_activation : {'linear', 'sigmoid', 'relu', 'tanh'}, default='linear'
-    loss : {None, 'quadratic', 'cross_entropy'}, default=None
-        None: quadratic (cross-entropy needs targets in [0, 1] and a sigmoid output).
-""", dict(optimizer="sgd", lr=0.01, lam=1e-4, max_epochs=200, tol=1e-4, n_iter_no_change=10))
+    def _output_activation(self):
+        if getattr(self, "output_activation", None) is None:
+            return "linear"
+        return super()._output_activation()
+
+
+MLPRegressor.__doc__ = r"""A multi-layer perceptron regressor: scikit-learn's, on the course's network.
+
+    Hidden layers and (by default) a linear output, the quadratic cost
+    :math:`\frac{1}{2m}\sum_i \lVert a^{(i)} - y^{(i)}\rVert^2` (scikit-learn's
+    ``'squared_error'``); ``y`` may have several columns.  Scale the targets
+    (and features) to order one.
+""" + _PARAMS_DOC % dict(
+    more_out=", 'linear', 'relu', 'tanh'", out_default=None,
+    out_doc="None: linear (scikit-learn's identity output).",
+    loss_doc="None or 'squared_error': quadratic; 'cross_entropy' needs targets in [0, 1] and "
+             "a sigmoid output.",
+    classes_doc="")

@@ -22,12 +22,12 @@ from fastnet._backend import ACTIVATION_CODES
 from fastnet._params import layer_views, n_params, unpack
 from fastnet._progress import Progress
 from fastnet._validation import check_rng
-from fastnet.training import AccuracyTracker, EarlyStopping, EpochTrainer, History
+from fastnet.training import (AccuracyTracker, EarlyStopping, EpochTrainer, History, InvScaling,
+                              LossPlateau)
 from fastnet.estimators._base import (
-    _ALIASES, _DEFAULT_BATCH, _HIDDEN_ACTIVATIONS, _OPTIMIZERS, InvalidParameterError,
-    _ClassifierMixin, _ConvergenceWarning, _Estimator, _RegressorMixin, _as_numeric,
-    _nonfinite_message, _p_bool, _p_choice, _p_int, _p_random_state, _p_real, _param_error,
-    _warning_class)
+    _DEFAULT_BATCH, _ClassifierMixin, _Estimator, _RegressorMixin, _as_numeric, _nonfinite_message,
+    _p_choice, _param_error, warning_class)
+from fastnet.estimators._config import OUT_NAMES, read_config
 
 
 class _Run:
@@ -35,6 +35,26 @@ class _Run:
 
     def __init__(self, c, *, partial, first):
         self.c, self.partial, self.first = c, partial, first
+
+
+class _NoIntercept:
+    """Callback of :class:`EpochTrainer`: keeps the biases (and their optimiser state) at zero.
+
+    Exact for full batches (one update per epoch), the only case it is used in:
+    the biases are zero whenever a gradient is taken.
+    """
+
+    def __init__(self, trainer):
+        n = trainer.params.shape[0]
+        self.params, self.state = trainer.params, trainer.state
+        self.rows = [W[0] for W in layer_views(trainer.params, trainer.sizes)]
+        self.state_rows = [S[0] for half in (trainer.state[:n], trainer.state[n:])
+                           for S in layer_views(half, trainer.sizes)]
+
+    def __call__(self, epoch, J):
+        for row in self.rows + self.state_rows:
+            row[...] = 0
+        return False
 
 
 def _auto_lr(X, loss, output, optimizer, batch_size, momentum, penalty, lam):
@@ -87,82 +107,18 @@ def _auto_lr(X, loss, output, optimizer, batch_size, momentum, penalty, lam):
 class _Network(_Estimator):
     """The machinery of every estimator that is a course network (trained by EpochTrainer)."""
 
-    _hidden_default = ()
     _output_choices = ("linear", "sigmoid", "relu", "tanh")
     _loss_choices = ("quadratic", "cross_entropy")
-    _init_zero = False  # linear models start from zeros, as the course does
-    _lr_auto = False    # linear models accept lr='auto'
+    _loss_aliases = {"squared_error": "quadratic", "log_loss": "log_loss",
+                     "binary_crossentropy": "cross_entropy"}
+    _init_zero = False       # linear models start from zeros, as the course does
+    _lr_auto = False         # linear models accept lr='auto'
+    _max_iter_default = 200  # the default of max_iter (so that max_epochs may replace it)
+    _stop_rule = "plateau"   # scikit-learn's rule; the linear models keep the course's |dJ| < tol
 
     # ---- hyper-parameters
     def _config(self):
-        c = {}
-        hidden = getattr(self, "hidden_layer_sizes", self._hidden_default)
-        if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
-            hidden = (hidden,)
-        try:
-            hidden = tuple(hidden)
-        except TypeError:
-            raise _param_error(self, "hidden_layer_sizes",
-                               "a tuple of positive ints (one per hidden layer)", hidden) from None
-        if any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1
-               for h in hidden):
-            raise _param_error(self, "hidden_layer_sizes",
-                               "a tuple of positive ints (one per hidden layer)", hidden)
-        c["hidden"] = tuple(int(h) for h in hidden)
-        acts = getattr(self, "activation", "sigmoid")
-        if isinstance(acts, str):
-            acts = [acts] * len(c["hidden"])
-        else:
-            try:
-                acts = list(acts)
-            except TypeError:
-                acts = [acts]
-            if len(acts) != len(c["hidden"]):
-                raise _param_error(self, "activation",
-                                   f"a str or a list of {len(c['hidden'])} strs (one per hidden "
-                                   f"layer) among {set(_HIDDEN_ACTIVATIONS)}", self.activation)
-        names = []
-        for a in acts:
-            key = _ALIASES.get(a.strip().lower(), a.strip().lower()) if isinstance(a, str) else None
-            if key not in _HIDDEN_ACTIVATIONS:
-                shown = "{" + ", ".join(repr(x) for x in _HIDDEN_ACTIVATIONS) + "}"
-                raise _param_error(self, "activation",
-                                   f"a str among {shown} (or a list of them, one per hidden "
-                                   f"layer)", self.activation)
-            names.append(key)
-        c["activations"] = names
-        c["output"] = self._output_activation()
-        c["loss"] = self._loss_name(c["output"])
-        c["optimizer"] = _p_choice(self, "optimizer", _OPTIMIZERS)
-        if self._lr_auto and isinstance(self.lr, str) and self.lr == "auto":
-            c["lr"] = "auto"
-        else:
-            try:
-                c["lr"] = _p_real(self, "lr", lo=0, lo_open=True)
-            except InvalidParameterError:
-                if not self._lr_auto:
-                    raise
-                raise _param_error(self, "lr", "'auto' or a float in the range (0, inf)",
-                                   self.lr) from None
-        c["batch_size"] = _p_int(self, "batch_size", lo=1, allow_none=True)
-        c["momentum"] = _p_real(self, "momentum", lo=0, hi=1, hi_open=True)
-        c["rho"] = _p_real(self, "rho", lo=0, hi=1, hi_open=True)
-        c["eps"] = _p_real(self, "eps", lo=0, lo_open=True)
-        pen = _p_choice(self, "penalty", ("l1", "l2", "none"), allow_none=True)
-        c["penalty"] = None if pen == "none" else pen
-        c["lam"] = _p_real(self, "lam", lo=0)
-        c["max_epochs"] = _p_int(self, "max_epochs", lo=1)
-        c["tol"] = _p_real(self, "tol", lo=0)
-        c["n_iter_no_change"] = _p_int(self, "n_iter_no_change", lo=1)
-        c["early_stopping"] = _p_bool(self, "early_stopping")
-        c["validation_fraction"] = _p_real(self, "validation_fraction", lo=0, hi=1,
-                                           lo_open=True, hi_open=True)
-        c["shuffle"] = _p_bool(self, "shuffle")
-        c["verbose"] = _p_int(self, "verbose", lo=0)
-        c["track_accuracy"] = _p_bool(self, "track_accuracy") \
-            if hasattr(self, "track_accuracy") else False
-        c["rng"] = _p_random_state(self)
-        return c
+        return read_config(self)
 
     def _output_activation(self):
         return _p_choice(self, "output_activation", self._output_choices)
@@ -171,7 +127,12 @@ class _Network(_Estimator):
         loss = getattr(self, "loss", None)
         if loss is None:
             return {"softmax": "log_loss", "sigmoid": "cross_entropy"}.get(output, "quadratic")
-        key = _p_choice(self, "loss", self._loss_choices)
+        if isinstance(loss, str) and loss.strip().lower() in self._loss_aliases:
+            key = self._loss_aliases[loss.strip().lower()]
+            if key not in self._loss_choices:
+                key = _p_choice(self, "loss", self._loss_choices)
+        else:
+            key = _p_choice(self, "loss", self._loss_choices)
         if output == "softmax" and key != "log_loss":
             raise _param_error(self, "loss", "'log_loss' (or None) with "
                                "output_activation='softmax'", loss)
@@ -222,13 +183,15 @@ class _Network(_Estimator):
 
     # ---- public API
     def fit(self, X, y):
-        """Train from scratch on ``X`` (n_samples, n_features) and ``y``.
+        """Train on ``X`` (n_samples, n_features) and ``y``: from scratch, or from the current
+        weights with ``warm_start=True``.
 
-        Trains for up to ``max_epochs`` epochs; stops earlier when the cost
-        changed by less than ``tol`` for ``n_iter_no_change`` consecutive
-        epochs, or (``early_stopping=True``) when the score on the held-out
-        ``validation_fraction`` did not improve by more than ``tol`` for
-        ``n_iter_no_change`` epochs, in which case the best weights are kept.
+        Trains for up to ``max_iter`` epochs.  The MLPs stop, as scikit-learn's
+        do, when the cost has not improved by more than ``tol`` for
+        ``n_iter_no_change`` epochs in a row (with ``early_stopping``: the
+        validation score, and the best weights are kept); the linear models
+        stop when the cost changed by less than ``tol`` for
+        ``n_iter_no_change`` epochs (the course's rule).
 
         Returns
         -------
@@ -242,8 +205,8 @@ class _Network(_Estimator):
     # ---- fit, in named steps
     def _fit(self, X, y, *, partial, classes):
         c = self._config()
-        run = _Run(c, partial=partial,
-                   first=not partial or not self.__sklearn_is_fitted__())
+        warm = partial or c["warm_start"]
+        run = _Run(c, partial=partial, first=not warm or not self.__sklearn_is_fitted__())
         self._check_partial_classes(run, classes)
         self._prepare_data(run, X, y, classes)
         self._start_network(run)
@@ -263,11 +226,14 @@ class _Network(_Estimator):
                                  f"{self.classes_.tolist()} of the first call to partial_fit")
 
     def _prepare_data(self, run, X, y, classes):
-        """Checked ``X``, the targets ``Y`` (one-hot for classifiers) and the integer labels."""
+        """Checked ``X``, the targets ``Y`` (one-hot for classifiers), the integer labels, and
+        the output activation and loss they call for."""
         run.X, run.names = self._validate_X(X, reset=run.first)
         run.dtype = run.X.dtype
-        run.Y, run.labels = self._targets(y, run.X, reset=run.first, classes=classes,
-                                          output=run.c["output"], dtype=run.dtype)
+        output = run.c["output"] if run.first else self.activations_[-1]
+        run.Y, run.labels, run.output = self._targets(y, run.X, reset=run.first, classes=classes,
+                                                      output=output, dtype=run.dtype)
+        run.loss = self._loss_name(run.output) if run.first else self.loss_function_
         run.rng = run.c["rng"] if run.first else self._rng
 
     def _start_network(self, run):
@@ -275,22 +241,24 @@ class _Network(_Estimator):
         c = run.c
         if run.first:
             run.sizes = np.array([run.X.shape[1], *c["hidden"], run.Y.shape[1]], dtype=np.int64)
-            run.acts = c["activations"] + [c["output"]]
+            run.acts = c["activations"] + [run.output]
             run.params = self._init_params(run.sizes, run.acts, run.rng, run.dtype)
             run.state = np.zeros(2 * run.params.shape[0], dtype=run.params.dtype)
-            run.steps, run.guard = 0, None
+            run.steps, run.guard, run.t0 = 0, None, 0
         else:
             run.sizes, run.acts = self._sizes(), list(self.activations_)
-            if run.acts[:-1] != c["activations"] or run.acts[-1] != c["output"] or \
-                    tuple(run.sizes[1:-1]) != c["hidden"]:
-                raise ValueError("partial_fit cannot change hidden_layer_sizes or the "
-                                 "activations after the first call; call fit to start over")
+            if run.acts[:-1] != c["activations"] or tuple(run.sizes[1:-1]) != c["hidden"]:
+                raise ValueError("partial_fit and warm_start cannot change hidden_layer_sizes "
+                                 "or the activations of a fitted network; call fit with "
+                                 "warm_start=False to start over")
             run.params = self.params_.copy()
-            fresh = self._opt_state.shape != (2 * run.params.shape[0],)
+            fresh = self._opt_state.shape != (2 * run.params.shape[0],) or \
+                getattr(self, "_opt_name", None) != c["optimizer"]
             run.state = np.zeros(2 * run.params.shape[0], dtype=run.params.dtype) if fresh \
                 else self._opt_state.copy()
             run.steps = 0 if fresh else self._opt_t
             run.guard = getattr(self, "_guard", None)
+            run.t0 = self.t_
         run.kinds = np.array([ACTIVATION_CODES[a] for a in run.acts], dtype=np.int64)
 
     def _split_validation(self, run):
@@ -307,38 +275,66 @@ class _Network(_Estimator):
                 run.lab_tr, run.lab_val = run.labels[tr], run.labels[val]
 
     def _make_trainer(self, run):
-        """The learning rate (``'auto'`` resolved) and the :class:`EpochTrainer`."""
+        """Batch size, penalty strength and learning rate (``'auto'`` resolved); the trainer."""
         c = run.c
-        run.batch_size = c["batch_size"]
-        if run.batch_size is None and c["optimizer"] != "gd":
-            run.batch_size = _DEFAULT_BATCH
+        m = run.X_tr.shape[0]
+        bs = c["batch_size"]
+        if c["optimizer"] == "gd":
+            bs = m
+        elif bs == "auto":
+            bs = min(200, m)
+        elif bs is None:
+            bs = _DEFAULT_BATCH
+        run.batch_size = min(int(bs), m)
+        lam = c["lam"] if c["penalty"] is not None else 0.0
+        if c["lam_divisor"] == "batch":
+            lam /= run.batch_size
+        elif c["lam_divisor"] == "samples":
+            lam /= m
+        run.lam = lam
+        if not c["fit_intercept"] and run.batch_size < m:
+            raise ValueError(f"fit_intercept=False needs full batches (optimizer='gd'), got "
+                             f"batches of {run.batch_size} of {m} samples")
         run.lr = c["lr"]
         if run.lr == "auto":
-            run.lr = _auto_lr(run.X_tr, c["loss"], c["output"], c["optimizer"], run.batch_size,
-                              c["momentum"], c["penalty"], c["lam"])
+            run.lr = _auto_lr(run.X_tr, run.loss, run.output, c["optimizer"], run.batch_size,
+                              c["mu"], c["penalty"], lam)
         run.trainer = EpochTrainer(
-            run.params, run.sizes, run.kinds, loss=c["loss"], optimizer=c["optimizer"],
-            lr=run.lr, batch_size=run.batch_size, momentum=c["momentum"], rho=c["rho"],
-            eps=c["eps"], penalty=c["penalty"], lam=c["lam"], shuffle=c["shuffle"], rng=run.rng,
-            state=run.state, t=run.steps, guard=run.guard)
+            run.params, run.sizes, run.kinds, loss=run.loss, optimizer=c["optimizer"],
+            lr=run.lr, batch_size=run.batch_size, momentum=c["mu"], rho=c["rho"], eps=c["eps"],
+            penalty=c["penalty"], lam=lam, shuffle=c["shuffle"], rng=run.rng, state=run.state,
+            t=run.steps, guard=run.guard)
+        if not c["fit_intercept"]:
+            _NoIntercept(run.trainer)(0, 0.0)
 
     def _train(self, run):
-        """The epochs, with their callbacks: accuracy, early stopping, history and progress."""
+        """The epochs, with their callbacks: accuracy, schedule, stopping rule, history, progress."""
         c = run.c
+        trainer = run.trainer
         hist = History(J=[], seconds=[]) if run.first else self.history_
-        callbacks = []
-        if c["track_accuracy"] and run.labels is not None:
-            callbacks.append(AccuracyTracker(run.trainer, run.X_tr, run.lab_tr, hist))
-        run.stopper = None
-        if run.X_val is not None:
-            run.stopper = EarlyStopping(run.trainer, run.X_val, run.Y_val, run.lab_val,
-                                        tol=c["tol"], n_iter_no_change=c["n_iter_no_change"],
-                                        history=hist)
-            callbacks.append(run.stopper)
-        run.epochs = 1 if run.partial else c["max_epochs"]
         m = run.X_tr.shape[0]
+        adaptive = c["schedule"] == "adaptive" and c["optimizer"] != "adam"
+        callbacks = []
+        if not c["fit_intercept"]:
+            callbacks.append(_NoIntercept(trainer))
+        if c["track_accuracy"] and run.labels is not None:
+            callbacks.append(AccuracyTracker(trainer, run.X_tr, run.lab_tr, hist))
+        if c["schedule"] == "invscaling" and c["optimizer"] != "adam":
+            callbacks.append(InvScaling(trainer, run.lr, c["power_t"], m, run.t0))
+        run.stopper = run.plateau = None
+        tol = None
+        if run.X_val is not None:
+            run.stopper = EarlyStopping(trainer, run.X_val, run.Y_val, run.lab_val, tol=c["tol"],
+                                        n_iter_no_change=c["n_iter_no_change"], history=hist,
+                                        adaptive=adaptive)
+            callbacks.append(run.stopper)
+        elif not run.partial and c["stop_rule"] == "plateau":
+            run.plateau = LossPlateau(trainer, c["tol"], c["n_iter_no_change"], adaptive)
+        elif not run.partial:
+            tol = c["tol"]
+        run.epochs = 1 if run.partial else c["max_epochs"]
         acc_key = "val_acc" if run.stopper is not None and run.lab_val is not None else \
-            "train_acc" if callbacks and isinstance(callbacks[0], AccuracyTracker) else None
+            "train_acc" if c["track_accuracy"] and run.labels is not None else None
         with Progress(total=run.epochs, verbose=c["verbose"], desc=type(self).__name__) as bar:
             clock = [time.perf_counter()]
 
@@ -351,11 +347,13 @@ class _Network(_Estimator):
                 return False
 
             callbacks.append(record)
-            run.n, run.converged = run.trainer.run(
-                run.X_tr, run.Y_tr, run.epochs,
-                tol=None if (run.stopper is not None or run.partial) else c["tol"],
-                n_iter_no_change=c["n_iter_no_change"], callbacks=callbacks,
-                first_epoch=len(hist["J"]) + 1)
+            if run.plateau is not None:  # last: it decides on the epoch that was just recorded
+                callbacks.append(run.plateau)
+            run.n, run.converged = trainer.run(
+                run.X_tr, run.Y_tr, run.epochs, tol=tol, n_iter_no_change=c["n_iter_no_change"],
+                callbacks=callbacks, first_epoch=len(hist["J"]) + 1)
+        if run.plateau is not None:
+            run.converged = run.plateau.converged
         run.history = hist
         run.stopped_early = run.stopper is not None and run.n < run.epochs
         if run.stopper is not None:
@@ -365,10 +363,11 @@ class _Network(_Estimator):
         c = run.c
         if not run.partial and not run.converged and not run.stopped_early:
             warnings.warn(
-                f"{type(self).__name__}: max_epochs={run.epochs} reached before the cost settled "
-                f"(|dJ| < tol={c['tol']:g} for {c['n_iter_no_change']} epoch(s)); increase "
-                f"max_epochs, or tol, or adjust lr",
-                _warning_class("ConvergenceWarning", _ConvergenceWarning), stacklevel=4)
+                f"{type(self).__name__}: the maximum number of epochs (max_iter={run.epochs}) "
+                f"was reached and the optimization hasn't converged yet (the cost did not settle "
+                f"within tol={c['tol']:g} for {c['n_iter_no_change']} epoch(s)); increase "
+                f"max_iter, or tol, or adjust the learning rate",
+                warning_class("ConvergenceWarning"), stacklevel=4)
 
     def _commit(self, run):
         """Store the fitted state, only now: a failed fit leaves the estimator as it was."""
@@ -377,7 +376,7 @@ class _Network(_Estimator):
             self._set_input_attributes(run.X, run.names)
             self.layer_sizes_ = [int(s) for s in run.sizes]
             self.activations_ = run.acts
-            self.loss_function_ = c["loss"]
+            self.loss_function_ = run.loss
             self.n_outputs_ = int(run.sizes[-1])
             self._y_2d = getattr(self, "_new_y_2d", False)
             if self._estimator_type == "classifier":
@@ -389,9 +388,10 @@ class _Network(_Estimator):
         self.lr_ = float(run.lr)
         self._opt_state = trainer.state
         self._opt_t = trainer.t
+        self._opt_name = c["optimizer"]
         self._guard = trainer.guard
         self._rng = run.rng
-        self.n_iter_ += run.n
+        self.n_iter_ = self.n_iter_ + run.n if not run.first else run.n
         self.t_ += run.n * run.X_tr.shape[0]
         hist["epochs"] = len(hist["J"])
         hist["converged"] = bool(run.converged)
@@ -399,6 +399,9 @@ class _Network(_Estimator):
         if run.stopper is not None:
             hist["best_epoch"] = run.stopper.best_epoch
             self.best_validation_score_ = run.stopper.best_score
+        else:
+            self.__dict__.pop("best_validation_score_", None)
+        self._early_stopping = run.stopper is not None
         self.history_ = hist
         self.loss_ = hist["J"][-1]
         self.__dict__.pop("_new_classes", None)
@@ -444,6 +447,40 @@ class _Network(_Estimator):
         return [W[0] for W in layer_views(self.params_, self._sizes())]
 
     @property
+    def loss_curve_(self):
+        """The cost of each epoch (scikit-learn's name for ``history_['J']``)."""
+        self._require_fitted_attribute("loss_curve_")
+        return list(self.history_["J"])
+
+    @property
+    def best_loss_(self):
+        """The lowest cost of an epoch (None with early stopping, as scikit-learn)."""
+        self._require_fitted_attribute("best_loss_")
+        if getattr(self, "_early_stopping", False) or not self.history_["J"]:
+            return None
+        return float(min(self.history_["J"]))
+
+    @property
+    def validation_scores_(self):
+        """The validation score of each epoch with early stopping (accuracy as a fraction for
+        classifiers, :math:`R^2` for regressors), else None."""
+        self._require_fitted_attribute("validation_scores_")
+        scores = self.history_.get("val_score")
+        return list(scores) if getattr(self, "_early_stopping", False) and scores else None
+
+    @property
+    def out_activation_(self):
+        """scikit-learn's name of the output activation (``'logistic'``, ``'softmax'``, ...)."""
+        self._require_fitted_attribute("out_activation_")
+        return OUT_NAMES[self.activations_[-1]]
+
+    @property
+    def n_layers_(self):
+        """Layers including the input and the output (scikit-learn's count)."""
+        self._require_fitted_attribute("n_layers_")
+        return len(self.layer_sizes_)
+
+    @property
     def thetas_(self):
         """The course's weight matrices ``Theta_l`` of shape ``(L_out, L_in + 1)`` (copies)."""
         self._require_fitted_attribute("thetas_")
@@ -470,6 +507,8 @@ class _Network(_Estimator):
                 "loss_function": self.loss_function_, "n_features_in": self.n_features_in_,
                 "n_outputs": self.n_outputs_, "n_iter": self.n_iter_, "t": self.t_,
                 "opt_steps": int(getattr(self, "_opt_t", 0)),
+                "optimizer": getattr(self, "_opt_name", None),
+                "early_stopping": bool(getattr(self, "_early_stopping", False)),
                 "y_2d": bool(getattr(self, "_y_2d", False)),
                 "history": {k: v for k, v in self.history_.items()}}
         arrays = {"params": self.params_, "opt_state": self._opt_state}
@@ -480,6 +519,8 @@ class _Network(_Estimator):
         self._opt_state = np.ascontiguousarray(arrays.get(
             "opt_state", np.zeros(2 * self.params_.shape[0], self.params_.dtype)))
         self._opt_t = int(meta.get("opt_steps", 0))
+        self._opt_name = meta.get("optimizer")
+        self._early_stopping = bool(meta.get("early_stopping", False))
         self.layer_sizes_ = [int(s) for s in meta["layer_sizes"]]
         self.activations_ = list(meta["activations"])
         self.loss_function_ = meta["loss_function"]
@@ -497,9 +538,14 @@ class _NetworkClassifier(_ClassifierMixin, _Network):
     _output_choices = ("sigmoid", "softmax")
     _loss_choices = ("cross_entropy", "log_loss", "quadratic")
 
+    def _output_activation(self):
+        return _p_choice(self, "output_activation", self._output_choices, allow_none=True)
+
     def _targets(self, y, X, *, reset, classes, output, dtype):
         codes = self._encode(y, X.shape[0], reset=reset, classes=classes)
         K = (self._new_classes if reset else self.classes_).shape[0]
+        if output is None:  # scikit-learn's choice: one logistic unit for two classes, else softmax
+            output = "sigmoid" if K == 2 else "softmax"
         n_out = 1 if (K == 2 and output == "sigmoid") else K
         if not reset and n_out != self.n_outputs_:
             raise ValueError("partial_fit cannot change output_activation after the first call")
@@ -508,7 +554,7 @@ class _NetworkClassifier(_ClassifierMixin, _Network):
         else:
             Y = np.zeros((codes.shape[0], n_out), dtype=dtype)
             Y[np.arange(codes.shape[0]), codes] = 1
-        return Y, codes
+        return Y, codes, output
 
     def partial_fit(self, X, y, classes=None):
         """One epoch on ``(X, y)``, continuing from the current weights.
@@ -597,7 +643,7 @@ class _NetworkRegressor(_RegressorMixin, _Network):
         elif Y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {Y.shape[1]} outputs, but {type(self).__name__} was "
                              f"fitted with {self.n_outputs_}")
-        return Y, None
+        return Y, None, output
 
     def partial_fit(self, X, y):
         """One epoch on ``(X, y)``, continuing from the current weights."""
@@ -609,83 +655,3 @@ class _NetworkRegressor(_RegressorMixin, _Network):
         Xv, _ = self._validate_X(X, reset=False)
         out = self._forward(Xv)
         return out if self._y_2d else out[:, 0] if out.shape[1] == 1 else out
-
-
-_COMMON_DOC = r"""
-    optimizer : {'gd', 'sgd', 'momentum', 'rmsprop'}, default=%(optimizer)r
-        ``'gd'``: full-batch gradient descent; ``'sgd'``: (mini-)batches of
-        ``batch_size`` (1 is the course's online learning); ``'momentum'``:
-        :math:`v \leftarrow \mu v - \eta\nabla J,\ w \leftarrow w + v`;
-        ``'rmsprop'``: :math:`s \leftarrow \rho s + (1-\rho)(\nabla J)^2,\
-        w \leftarrow w - \eta\nabla J/(\sqrt{s}+\epsilon)`.
-    lr : float > 0%(lr_auto)s, default=%(lr)r
-        Learning rate :math:`\eta`.%(lr_auto_doc)s
-    batch_size : int >= 1 or None, default=None
-        Samples per update; None means the whole data for ``'gd'`` and 32
-        for the other optimisers.
-    momentum : float in [0, 1), default=0.9
-        :math:`\mu` of ``'momentum'``.
-    rho, eps : float, default=0.9, 1e-8
-        RMSprop's decay and :math:`\epsilon`.
-    penalty : {None, 'l2', 'l1'}, default=None
-        ``'l2'`` adds :math:`\frac{\lambda}{2}\sum w^2`, ``'l1'`` adds
-        :math:`\lambda\sum|w|` to the cost (biases are never penalised).
-    lam : float >= 0, default=%(lam)r
-        :math:`\lambda`, the penalty's strength (used when ``penalty`` is set).
-    max_epochs : int >= 1, default=%(max_epochs)r
-        Most passes over the data.
-    tol : float >= 0, default=%(tol)r
-        Training stops when the cost changes by less than ``tol`` for
-        ``n_iter_no_change`` consecutive epochs (with ``early_stopping``:
-        when the validation score does not improve by more than ``tol``).
-    n_iter_no_change : int >= 1, default=%(n_iter_no_change)r
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data (stratified for
-        classifiers), monitor the validation score (accuracy for
-        classifiers, minus the loss for regressors) and keep the best
-        weights.
-    validation_fraction : float in (0, 1), default=0.1
-    shuffle : bool, default=True
-        Shuffle the samples each epoch (mini-batch and online learning).
-    random_state : int, numpy Generator or None, default=None
-        Seeds the initial weights, the validation split and the shuffles.
-    verbose : int >= 0, default=1
-        1: a progress bar (epoch, loss, accuracy, samples/s) when training
-        lasts more than about two seconds; 2: from the start; 0: silent.
-"""
-
-_ATTRS_DOC = r"""
-    Attributes
-    ----------
-    params_ : ndarray
-        All weights in fastnet's flat layout (see :mod:`fastnet._params`).
-    coefs_, intercepts_ : lists of ndarray
-        Per-layer weights ``(n_in, n_out)`` and biases (views of ``params_``).
-    thetas_, model_ :
-        The course's ``Theta`` matrices and model list ``[Theta1, Sigmoid, ...]``.
-    layer_sizes_ : list of int
-    activations_ : list of str
-        Activation of each layer, output last.
-    loss_function_ : str
-    n_features_in_, n_outputs_, n_iter_ : int
-    history_ : fastnet.History
-        ``'J'`` (cost per epoch), ``'train_acc'`` (classifiers, percent),
-        ``'val_J'`` and ``'val_acc'`` (with early stopping), ``'seconds'``.
-    loss_ : float
-        The last epoch's cost.
-"""
-
-
-_LR_AUTO_DOC = r"""  ``'auto'``: :math:`1/L` with :math:`L` a bound on
-        the cost's curvature (the largest eigenvalue of :math:`\tilde X^T\tilde X/m`
-        for full batches), which converges whatever the scale of the
-        features; the value used is ``lr_``."""
-
-
-def _doc(cls, summary, params_doc, defaults, extra_attrs=""):
-    auto = defaults.get("lr") == "auto"
-    defaults = dict(defaults, lr_auto=" or 'auto'" if auto else "",
-                    lr_auto_doc=_LR_AUTO_DOC if auto else "")
-    cls.__doc__ = summary + "\n    Parameters\n    ----------\n" + params_doc + \
-        (_COMMON_DOC.lstrip("\n") % defaults) + _ATTRS_DOC + extra_attrs
-    return cls

@@ -5,9 +5,10 @@ import numpy as np
 
 from fastnet import _backend
 from fastnet._validation import check_rng
-from fastnet.training import History
+from fastnet.training import History, Plateau
 from fastnet.estimators._base import (_ClassifierMixin, _Estimator, _p_bool, _p_int,
-                                      _p_random_state, _p_real)
+                                      _p_random_state, _p_real, _param_error)
+from fastnet.estimators._config import _aliased
 
 
 class Perceptron(_ClassifierMixin, _Estimator):
@@ -22,13 +23,25 @@ class Perceptron(_ClassifierMixin, _Estimator):
 
     Parameters
     ----------
-    lr : float > 0, default=1.0
-        Learning rate :math:`\eta`.
-    max_epochs : int >= 1, default=100
+    eta0 : float > 0, default=1.0
+        Learning rate :math:`\eta` (scikit-learn's name; the course's ``lr``
+        is accepted too).
+    max_iter : int >= 1, default=100
+        Most epochs (the course's ``max_epochs`` is accepted too).
+    tol : float >= 0 or None, default=None
+        None: the course's rule only (stop after an epoch without a mistake).
+        A number: also stop when the mistakes of an epoch have not fallen by
+        more than ``tol * n_samples`` below the fewest so far for more than
+        ``n_iter_no_change`` epochs (scikit-learn's rule, on the mistakes).
+    n_iter_no_change : int >= 1, default=5
+    fit_intercept : bool, default=True
+        Only True: the course's perceptron always learns its bias :math:`w_0`.
     shuffle : bool, default=False
         Shuffle the samples before each epoch (the course does not).
     random_state : int, numpy Generator or None, default=None
         Seeds the shuffles.
+    lr, max_epochs : default=None
+        The course's names of ``eta0`` and ``max_iter``.
 
     Attributes
     ----------
@@ -44,15 +57,26 @@ class Perceptron(_ClassifierMixin, _Estimator):
         perceptrons).
     """
 
-    def __init__(self, *, lr=1.0, max_epochs=100, shuffle=False, random_state=None):
-        self.lr = lr
-        self.max_epochs = max_epochs
+    def __init__(self, *, eta0=1.0, max_iter=100, tol=None, n_iter_no_change=5,
+                 fit_intercept=True, shuffle=False, random_state=None, lr=None, max_epochs=None):
+        self.eta0 = eta0
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.fit_intercept = fit_intercept
         self.shuffle = shuffle
         self.random_state = random_state
+        self.lr = lr
+        self.max_epochs = max_epochs
 
     def _config(self):
-        return {"lr": _p_real(self, "lr", lo=0, lo_open=True),
-                "max_epochs": _p_int(self, "max_epochs", lo=1),
+        if not _p_bool(self, "fit_intercept"):
+            raise _param_error(self, "fit_intercept", "True (the course's perceptron always "
+                               "learns its bias w0)", self.fit_intercept)
+        return {"lr": _p_real(self, _aliased(self, "lr", "eta0", 1.0), lo=0, lo_open=True),
+                "max_epochs": _p_int(self, _aliased(self, "max_epochs", "max_iter", 100), lo=1),
+                "tol": _p_real(self, "tol", lo=0, allow_none=True),
+                "n_iter_no_change": _p_int(self, "n_iter_no_change", lo=1),
                 "shuffle": _p_bool(self, "shuffle"),
                 "rng": _p_random_state(self)}
 
@@ -92,16 +116,21 @@ class Perceptron(_ClassifierMixin, _Estimator):
         for k in range(n_units):
             target = (codes == (1 if n_units == 1 else k)).astype(Xv.dtype)
             w = np.ascontiguousarray(W[k])
-            if c["shuffle"]:
+            if c["shuffle"] or c["tol"] is not None:  # one kernel call per epoch
                 ran = 0
                 one = np.zeros(1, dtype=np.int64)
+                plateau = Plateau(c["tol"] * m, c["n_iter_no_change"]) \
+                    if c["tol"] is not None and not partial else None
                 for e in range(epochs):
-                    perm = rng.permutation(m)
-                    K.perceptron_train(np.ascontiguousarray(Xv[perm]), target[perm], w, 1,
-                                       c["lr"], one)
+                    if c["shuffle"]:
+                        perm = rng.permutation(m)
+                        Xe, te = np.ascontiguousarray(Xv[perm]), target[perm]
+                    else:
+                        Xe, te = Xv, target
+                    K.perceptron_train(Xe, te, w, 1, c["lr"], one)
                     errors_total[e] += one[0]
                     ran += 1
-                    if one[0] == 0:
+                    if one[0] == 0 or (plateau is not None and plateau.update(float(one[0]))):
                         break
             else:
                 errs = np.zeros(epochs, dtype=np.int64)

@@ -19,7 +19,7 @@ import numpy as np
 from fastnet._validation import as_float_array, check_scalar, check_int, check_labels
 from fastnet.reference.activations import Sigmoid
 from fastnet.reference.losses import LOG_CLIP
-from fastnet._history import History, DivergenceError
+from fastnet._history import History, DivergenceError, DivergenceGuard, COST_GROWTH, max_abs
 
 __all__ = ["linear_cost", "linear_gradient", "linear_predict", "linear_regression",
            "logistic_cost", "logistic_gradient", "logistic_predict", "logistic_regression"]
@@ -110,14 +110,37 @@ def check_gd_args(lr, tol, max_iter):
             check_int(max_iter, "max_iter", lo=1))
 
 
-def finish(theta, history, n, lr, tol):
-    """History of a gradient-descent run; DivergenceError when its cost stopped being finite."""
+def finish(theta, history, n, lr, tol, start_weight=0.0):
+    """History of a gradient-descent run, or DivergenceError when it diverged.
+
+    The rule is :class:`fastnet._history.DivergenceGuard`'s, applied after the
+    run (the descent loop runs inside one kernel call): a non-finite cost or
+    weight, or a final cost above twice its best and above the start while the
+    largest weight is ten times its start (``start_weight``, at least 1),
+    reported at the iteration where the cost first climbed that high.
+    ``theta`` is the trainer's copy: the user's starting vector is untouched.
+    """
     J = history[:n]
-    if not np.all(np.isfinite(J)):
-        bad = int(np.argmin(np.isfinite(J)))
-        raise DivergenceError(f"gradient descent diverged at iteration {bad + 1}: the cost became "
-                              f"{J[bad]}; try a smaller learning rate than lr={lr:g} "
-                              f"(or standardise the features)")
+    hint = "or standardise the features"
+    if not np.all(np.isfinite(J)) or not np.isfinite(theta).all():
+        bad = int(np.argmin(np.isfinite(J))) if not np.all(np.isfinite(J)) else n - 1
+        what = f"the cost became {J[bad]}" if not np.isfinite(J[bad]) else \
+            "the weights became infinite or NaN"
+        raise DivergenceError(f"gradient descent diverged at iteration {bad + 1}: {what}; "
+                              f"try a smaller learning rate than lr={lr:g} ({hint})",
+                              epoch=bad + 1, cost=float(J[bad]))
+    guard = DivergenceGuard(J[0], start_weight, lr, unit="iteration", hint=hint)
+    guard.best = float(np.min(J))
+    if n >= 2 and guard.runaway(float(J[-1]), max_abs([theta])):
+        best_before = np.minimum.accumulate(J)
+        climbed = (J[1:] > COST_GROWTH * best_before[:-1]) & (J[1:] > J[0])
+        first = int(np.argmax(climbed)) + 1 if climbed.any() else n - 1
+        guard.best = float(best_before[first - 1])
+        try:
+            guard.check(first + 1, float(J[first]), max_abs([theta]))
+        except DivergenceError as exc:
+            raise DivergenceError(f"gradient descent {str(exc)[len('training '):]}",
+                                  epoch=exc.epoch, cost=exc.cost) from None
     hist = History(J=[float(v) for v in J])
     hist["epochs"] = n
     # stopped on tol (possibly on the very last allowed iteration)
@@ -176,9 +199,10 @@ def linear_regression(X, y, lr=0.01, tol=1e-9, max_iter=100_000, theta=None):
     X_, y_ = check_xy(X, y)
     lr, tol, max_iter = check_gd_args(lr, tol, max_iter)
     theta = check_theta_vec(theta, X_.shape[1], X_.dtype)
+    start = max_abs([theta])
     with np.errstate(over="ignore", invalid="ignore"):  # divergence: raised by finish()
         n, history = _gd(X_, y_, theta, lr, tol, max_iter, False)
-    return finish(theta, history, n, lr, tol)
+    return finish(theta, history, n, lr, tol, start)
 
 
 def logistic_regression(X, y, lr=0.1, tol=1e-9, max_iter=100_000, theta=None):
@@ -189,6 +213,7 @@ def logistic_regression(X, y, lr=0.1, tol=1e-9, max_iter=100_000, theta=None):
     X_, y_ = check_xy(X, y, binary=True)
     lr, tol, max_iter = check_gd_args(lr, tol, max_iter)
     theta = check_theta_vec(theta, X_.shape[1], X_.dtype)
+    start = max_abs([theta])
     with np.errstate(over="ignore", invalid="ignore"):  # divergence: raised by finish()
         n, history = _gd(X_, y_, theta, lr, tol, max_iter, True)
-    return finish(theta, history, n, lr, tol)
+    return finish(theta, history, n, lr, tol, start)

@@ -99,7 +99,6 @@ class _ReferenceTrainer(EpochRunner):
         self.states = [np.zeros(2 * t.size, dtype=a.dtype) for t in self.thetas]
         self.code = by_name(Optimizer, a.optimizer)
         self.t = 0
-        self._backup = None
 
     def model(self):
         return [x for pair in zip(self.thetas, self.a.acts) for x in pair]
@@ -140,13 +139,8 @@ class _ReferenceTrainer(EpochRunner):
             self.t += 1
         return total / m + start_penalty
 
-    def _save(self):
-        self._backup = ([t.copy() for t in self.thetas], [s.copy() for s in self.states], self.t)
-
-    def _restore(self):
-        thetas, states, self.t = self._backup
-        for dst, src in zip(self.thetas + self.states, thetas + states):
-            dst[...] = src
+    def _arrays(self):
+        return self.thetas + self.states
 
     def _weights(self):
         return self.thetas
