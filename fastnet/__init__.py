@@ -23,7 +23,7 @@ from fastnet.linear import (linear_regression, logistic_regression, linear_cost,
 from fastnet import perceptron
 from fastnet.preprocessing import (Rescaler, Standardizer, Normalizer, rescale, standardize,
                                    normalize)
-from fastnet.model_selection import train_test_split, KFold, cross_val_score
+from fastnet.model_selection import train_test_split, KFold, StratifiedKFold, cross_val_score
 from fastnet.datasets import load_mnist
 
 # Heavier or optional parts load on first access (PEP 562).
@@ -74,6 +74,6 @@ __all__ = [
     "linear_regression", "logistic_regression", "linear_cost", "linear_gradient", "logistic_cost",
     "logistic_gradient", "logistic_predict", "linear_predict", "perceptron",
     "Rescaler", "Standardizer", "Normalizer", "rescale", "standardize", "normalize",
-    "train_test_split", "KFold", "cross_val_score", "load_mnist",
+    "train_test_split", "KFold", "StratifiedKFold", "cross_val_score", "load_mnist",
     "ConvergenceWarning", "NotFittedError",
 ]

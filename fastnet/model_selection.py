@@ -1,7 +1,8 @@
 """Train/test split and k-fold cross-validation, as the course does them.
 
-:func:`train_test_split` and :class:`KFold` follow scikit-learn's names and
-return values; :func:`cross_val_score` accepts a scikit-learn-style
+:func:`train_test_split`, :class:`KFold` and :class:`StratifiedKFold` follow
+scikit-learn's names and return values; :func:`cross_val_score` (shuffled,
+seeded, stratified for classifiers) accepts a scikit-learn-style
 estimator (``fit`` and ``score``) or a plain function
 ``fn(X_train, y_train, X_test, y_test) -> score``.
 """
@@ -11,7 +12,7 @@ import numpy as np
 
 from fastnet._validation import check_int, check_rng, check_scalar
 
-__all__ = ["train_test_split", "KFold", "cross_val_score"]
+__all__ = ["train_test_split", "KFold", "StratifiedKFold", "cross_val_score"]
 
 
 def _n_samples(X, name="X"):
@@ -109,8 +110,62 @@ class KFold:
         return f"KFold(n_splits={self.n_splits}, shuffle={self.shuffle})"
 
 
-def cross_val_score(model, X, y, cv=5, rng=None):
+class StratifiedKFold(KFold):
+    """K-fold splitter that keeps each class's share in every fold (scikit-learn's).
+
+    Each class's samples (shuffled with ``rng`` when ``shuffle``) are dealt to
+    the folds in turn, so fold sizes differ by at most one per class.
+    """
+
+    def split(self, X, y, groups=None):
+        """Yield ``(train_index, test_index)`` for each fold."""
+        m = _n_samples(X)
+        if y is None:
+            raise ValueError("StratifiedKFold needs the labels y to stratify by")
+        labels = np.asarray(y)
+        if labels.shape[0] != m:
+            raise ValueError(f"y has {labels.shape[0]} entries but X has {m} rows; expected equal "
+                             f"lengths")
+        classes, codes = np.unique(labels, return_inverse=True)
+        counts = np.bincount(codes)
+        if self.n_splits > counts.max():
+            raise ValueError(f"n_splits={self.n_splits} is larger than the number of samples of "
+                             f"every class (at most {counts.max()}); expected fewer folds")
+        gen = check_rng(self.rng) if self.shuffle else None
+        fold = np.empty(m, dtype=np.int64)
+        start = 0
+        for k in range(classes.shape[0]):
+            idx = np.flatnonzero(codes == k)
+            if gen is not None:
+                idx = gen.permutation(idx)
+            fold[idx] = (np.arange(idx.shape[0]) + start) % self.n_splits
+            start += idx.shape[0]  # the next class starts where this one stopped: balanced sizes
+        for f in range(self.n_splits):
+            yield np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+
+    def __repr__(self):
+        return f"StratifiedKFold(n_splits={self.n_splits}, shuffle={self.shuffle})"
+
+
+def _stratify(model, y, n_splits):
+    """Whether an int ``cv`` stratifies: for classifiers (see :func:`cross_val_score`)."""
+    if getattr(model, "_estimator_type", None) == "classifier":
+        return True
+    if hasattr(model, "fit"):
+        return False
+    labels = np.asarray(y)  # a function: discrete labels, each frequent enough to stratify by
+    if labels.ndim != 1 or labels.dtype.kind not in "biuUSO":
+        return False
+    return bool(np.unique(labels, return_counts=True)[1].min() >= n_splits)
+
+
+def cross_val_score(model, X, y, cv=5, rng=0, shuffle=True, stratify=None):
     """Scores of ``model`` on each fold of a k-fold cross-validation.
+
+    As scikit-learn's ``cross_val_score`` for classifiers, the folds are
+    stratified (each keeps the classes' shares); unlike it they are also
+    shuffled by default (seeded, so the scores are reproducible), so that
+    sorted data (the iris file, say) do not put whole classes in one fold.
 
     Parameters
     ----------
@@ -119,17 +174,34 @@ def cross_val_score(model, X, y, cv=5, rng=None):
         when it has ``get_params``), or a function
         ``fn(X_train, y_train, X_test, y_test) -> float``.
     X, y : arrays
-    cv : int or KFold
-    rng : seed for the shuffle of an int ``cv`` (no shuffle when None)
+    cv : int >= 2 or splitter
+        The number of folds, or an object with ``split(X, y)`` (``KFold``,
+        ``StratifiedKFold``, scikit-learn's splitters).
+    rng : None, int or numpy.random.Generator, default=0
+        Seeds the shuffle of an int ``cv``.
+    shuffle : bool, default=True
+        Shuffle before splitting (an int ``cv`` only).
+    stratify : bool or None, default=None
+        None: stratify for classifiers (an estimator whose ``_estimator_type``
+        is ``'classifier'``, or a function given integer, boolean or string
+        labels of which every class has at least ``cv`` samples).
 
     Returns
     -------
     ndarray (n_splits,)
     """
-    folds = cv if hasattr(cv, "split") else KFold(cv, shuffle=rng is not None, rng=rng)
     m = _n_samples(X)
-    if len(y) != m:
-        raise ValueError(f"y has {len(y)} entries but X has {m} rows; expected equal lengths")
+    if y is None or len(y) != m:
+        raise ValueError(f"y has {None if y is None else len(y)} entries but X has {m} rows; "
+                         f"expected one label or target per row")
+    if hasattr(cv, "split") and not isinstance(cv, str):
+        folds = cv
+    else:
+        if isinstance(cv, bool) or not isinstance(cv, numbers.Integral) or cv < 2:
+            raise ValueError(f"cv must be the number of folds (an integer >= 2) or a splitter "
+                             f"with a split method, got {cv!r}")
+        strat = _stratify(model, y, cv) if stratify is None else bool(stratify)
+        folds = (StratifiedKFold if strat else KFold)(int(cv), shuffle=shuffle, rng=rng)
     scores = []
     for train, test in folds.split(X, y):
         Xtr, Xte, ytr, yte = _take(X, train), _take(X, test), _take(y, train), _take(y, test)

@@ -143,10 +143,15 @@ def test_cross_val_score_with_an_estimator():
     y = np.array([1] * 9 + [0] * 3)
     est = _MeanClassifier(offset=0)
     _MeanClassifier.fits = 0
-    scores = cross_val_score(est, X, y, cv=3)
+    scores = cross_val_score(est, X, y, cv=3, shuffle=False)
     assert _MeanClassifier.fits == 3
     assert not hasattr(est, "label_")  # each fold fits a clone
     np.testing.assert_allclose(scores, [1.0, 1.0, 0.25])
+    _MeanClassifier._estimator_type = "classifier"
+    try:  # a classifier: stratified folds, each with 3 ones and 1 zero
+        np.testing.assert_allclose(cross_val_score(est, X, y, cv=3), [0.75] * 3)
+    finally:
+        del _MeanClassifier._estimator_type
     scores = cross_val_score(est, X, y, cv=KFold(3, shuffle=True, rng=0))
     assert scores.shape == (3,)
 
@@ -164,6 +169,40 @@ def test_cross_val_score_with_a_fastnet_model():
 
     scores = cross_val_score(fit_score, X, y, cv=3, rng=0)
     assert scores.shape == (3,) and scores.min() >= 80
+
+
+def test_cross_val_score_shuffles_and_stratifies_sorted_iris_like_data():
+    """Sorted labels (as in the iris file): unshuffled, unstratified folds hold whole classes."""
+    X = np.repeat(np.arange(3.0), 30)[:, None] + np.tile(np.linspace(0, 0.1, 30), 3)[:, None]
+    y = np.repeat(["a", "b", "c"], 30)
+    seen = []
+
+    def fn(X_tr, y_tr, X_te, y_te):
+        seen.append(np.unique(y_te, return_counts=True)[1].tolist())
+        return 1.0
+
+    cross_val_score(fn, X, y, cv=5)
+    assert seen == [[6, 6, 6]] * 5
+    a = cross_val_score(lambda *d: float(d[3][0] == "a"), X, y, cv=5, rng=1)
+    b = cross_val_score(lambda *d: float(d[3][0] == "a"), X, y, cv=5, rng=1)
+    np.testing.assert_array_equal(a, b)  # seeded: reproducible
+
+
+@pytest.mark.parametrize("cv", [0, 1, -3, 2.5, True, "5"])
+def test_cross_val_score_bad_cv_names_cv(cv):
+    X, y = _data(10)
+    with pytest.raises(ValueError, match=r"cv must be the number of folds \(an integer >= 2\)"):
+        cross_val_score(lambda *a: 0.0, X, y, cv=cv)
+
+
+def test_stratified_kfold():
+    y = np.array([0] * 10 + [1] * 5)
+    folds = list(fastnet.StratifiedKFold(5, shuffle=True, rng=0).split(np.zeros((15, 1)), y))
+    for tr, te in folds:
+        assert sorted(y[te].tolist()) == [0, 0, 1]
+        assert np.array_equal(np.sort(np.r_[tr, te]), np.arange(15))
+    with pytest.raises(ValueError, match="larger than the number of samples of every class"):
+        list(fastnet.StratifiedKFold(11).split(np.zeros((15, 1)), y))
 
 
 def test_cross_val_score_errors():

@@ -314,6 +314,16 @@ class _Estimator:
             del self.feature_names_in_
 
 
+def _label_kind(arr):
+    """``'string'`` or ``'numeric'`` (numbers and booleans compare with each other)."""
+    arr = np.asarray(arr)
+    if arr.dtype.kind in "US":
+        return "string"
+    if arr.dtype.kind == "O" and arr.size and all(isinstance(v, str) for v in arr.ravel()[:100]):
+        return "string"
+    return "numeric"
+
+
 class _ClassifierMixin:
     """Label encoding, ``score`` as accuracy, for every classifier."""
 
@@ -393,6 +403,12 @@ class _ClassifierMixin:
             y = y.ravel()
         if y.shape[0] != pred.shape[0]:
             raise ValueError(f"y has {y.shape[0]} labels but X has {pred.shape[0]} samples")
+        if _label_kind(y) != _label_kind(self.classes_):
+            raise ValueError(
+                f"Labels in y and the predictions should be of the same type: y holds "
+                f"{_label_kind(y)} labels, but {type(self).__name__} was fitted on "
+                f"{_label_kind(self.classes_)} labels ({self.classes_[:5].tolist()}...); pass "
+                f"the labels as they were given to fit")
         hits = (pred == y).astype(np.float64)
         if sample_weight is not None:
             return float(np.average(hits, weights=np.asarray(sample_weight, dtype=np.float64)))
