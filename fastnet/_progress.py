@@ -1,10 +1,13 @@
 """A progress bar for long training: epoch, loss, accuracy, samples per second.
 
 :class:`Progress` shows nothing for work that ends within ``delay`` seconds
-(2 s by default), so short fits stay silent; after that it draws a bar with
-``tqdm`` when it is installed, otherwise a plain one-line display rewritten
-in place with ``\\r``.  ``verbose=0`` silences it; ``verbose >= 2`` shows it
-from the first update.
+(2 s by default), so short fits stay silent; after that, on a terminal, it
+draws a bar with ``tqdm`` when it is installed, otherwise a plain one-line
+display rewritten in place with ``\\r``.  When its stream is not a terminal
+(a log file, a pipe, CI) it writes whole lines instead, one per update and at
+most one a second (and the last one at the end), so that logs hold no ``\\r``
+fragments.  ``verbose=0`` silences it; ``verbose >= 2`` shows it from the
+first update.  This is fastnet's one progress display.
 
 Used by the estimators (:mod:`fastnet.estimators`) and usable by any loop::
 
@@ -22,6 +25,13 @@ __all__ = ["Progress", "DEFAULT_DELAY"]
 
 #: Seconds of work before a progress display appears.
 DEFAULT_DELAY = 2.0
+
+
+def _is_terminal(file):
+    try:
+        return bool(file.isatty())
+    except (AttributeError, ValueError, OSError):  # closed or file-like without isatty
+        return False
 
 
 def _tqdm_class():
@@ -49,14 +59,19 @@ class Progress:
         Seconds before anything is shown (when ``verbose == 1``).
     file : file-like, optional
         Where to write (standard error by default).
-    style : {'auto', 'tqdm', 'plain'}
-        ``'auto'`` uses tqdm when it is installed.
+    style : {'auto', 'tqdm', 'plain', 'lines'}
+        ``'auto'``: on a terminal tqdm when it is installed, else ``'plain'``
+        (one line rewritten with ``\\r``); elsewhere ``'lines'`` (a new line
+        per update, at most one every ``interval`` seconds).
+    interval : float
+        Seconds between two lines of the ``'lines'`` style.
     """
 
     def __init__(self, total=None, *, verbose=1, desc="training", unit="epoch",
-                 delay=DEFAULT_DELAY, file=None, style="auto"):
-        if style not in ("auto", "tqdm", "plain"):
-            raise ValueError(f"style must be one of 'auto', 'tqdm', 'plain', got {style!r}")
+                 delay=DEFAULT_DELAY, file=None, style="auto", interval=1.0):
+        if style not in ("auto", "tqdm", "plain", "lines"):
+            raise ValueError(f"style must be one of 'auto', 'tqdm', 'plain', 'lines', got "
+                             f"{style!r}")
         self.total = total
         self.verbose = int(verbose or 0)
         self.desc = desc
@@ -73,10 +88,18 @@ class Progress:
         self._width = 0
         self._closed = False
         self._tqdm = None
-        if self.enabled and style in ("auto", "tqdm"):
+        self.interval = float(interval)
+        self._drawn_n = -1
+        asked = style
+        if style == "auto":
+            style = "tqdm" if _is_terminal(self.file) else "lines"
+        self.style = style
+        if self.enabled and style == "tqdm":
             self._tqdm = _tqdm_class()
-            if style == "tqdm" and self._tqdm is None:
-                raise ImportError("style='tqdm' needs tqdm: pip install tqdm")
+            if self._tqdm is None:
+                if asked == "tqdm":
+                    raise ImportError("style='tqdm' needs tqdm: pip install tqdm")
+                self.style = "plain"
 
     @property
     def enabled(self) -> bool:
@@ -124,7 +147,8 @@ class Progress:
             self._bar.set_postfix(post, refresh=False)
             self._bar.update(n)
             return
-        if now - self._last_draw >= 0.1 or not self._shown:
+        if not self._shown or now - self._last_draw >= \
+                (self.interval if self.style == "lines" else 0.1):
             self._draw(now)
 
     def line(self) -> str:
@@ -137,6 +161,13 @@ class Progress:
 
     def _draw(self, now):
         text = self.line()
+        self._drawn_n = self.n
+        if self.style == "lines":
+            self.file.write(text + "\n")
+            self.file.flush()
+            self._shown = True
+            self._last_draw = now
+            return
         pad = " " * max(0, self._width - len(text))
         self.file.write("\r" + text + pad)
         self.file.flush()
@@ -151,6 +182,9 @@ class Progress:
         self._closed = True
         if self._bar is not None:
             self._bar.close()
+        elif self._shown and self.style == "lines":
+            if self._drawn_n != self.n:  # the last state, when the interval held it back
+                self._draw(time.perf_counter())
         elif self._shown:
             self._draw(time.perf_counter())
             self.file.write("\n")

@@ -52,3 +52,29 @@ def test_appears_after_the_delay(monkeypatch):
 def test_bad_style():
     with pytest.raises(ValueError, match="style must be one of"):
         Progress(style="fancy")
+
+
+def test_lines_when_the_stream_is_not_a_terminal(monkeypatch):
+    """A log file gets whole lines (no carriage returns), at most one a second, and the last."""
+    import fastnet._progress as P
+    now = [0.0]
+    monkeypatch.setattr(P.time, "perf_counter", lambda: now[0])
+    out = io.StringIO()  # not a terminal
+    with Progress(total=10, verbose=2, desc="fit", file=out) as bar:
+        assert bar.style == "lines"
+        for i in range(10):
+            now[0] = 0.4 * (i + 1)  # an update every 0.4 s
+            bar.update(loss=1.0 / (i + 1), samples=10)
+    text = out.getvalue()
+    assert "\r" not in text and text.endswith("\n")
+    lines = text.splitlines()
+    assert lines[0].startswith("fit: epoch 1/10") and lines[-1].startswith("fit: epoch 10/10")
+    assert 3 <= len(lines) <= 6  # throttled to one a second over ~4 s, plus the last
+
+
+def test_terminal_gets_the_bar(monkeypatch):
+    out = io.StringIO()
+    monkeypatch.setattr(out, "isatty", lambda: True, raising=False)
+    bar = Progress(total=3, verbose=2, file=out)
+    assert bar.style in ("tqdm", "plain")
+    bar.close()
