@@ -231,6 +231,11 @@ def _hidden_sizes(values):
     return tuple(sizes)
 
 
+#: The learning rate of each optimiser when --lr is not given.
+_DEFAULT_LR = {"adam": 0.001, "rmsprop": 0.001, "sgd": 0.1, "momentum": 0.1, "nesterov": 0.1,
+               "gd": 0.5}
+
+
 def cmd_train(args):
     import fastnet
     from fastnet.estimators import MLPClassifier
@@ -240,21 +245,23 @@ def cmd_train(args):
     X = _apply_scaling(scaling, X, dtype)
     if args.test_fraction:
         X, X_test, y, y_test = fastnet.train_test_split(X, y, test_size=args.test_fraction,
-                                                        rng=args.seed)
+                                                        rng=args.seed, stratify=y)
     else:
         X_test = y_test = None
     if args.l1 is not None and args.l2 is not None:
         raise UsageError("give --l1 or --l2, not both")
-    penalty, lam = (("l1", args.l1) if args.l1 is not None else
-                    ("l2", args.l2) if args.l2 is not None else (None, 1e-4))
+    penalty = {"penalty": "l1", "lam": args.l1} if args.l1 is not None else \
+        {"penalty": "l2", "lam": args.l2} if args.l2 is not None else {}
     acts = args.activation.split(",")
     hidden = _hidden_sizes(args.hidden)
+    lr = args.lr if args.lr is not None else _DEFAULT_LR[args.optimizer]
     est = MLPClassifier(hidden, activation=acts[0] if len(acts) == 1 else acts,
-                        output_activation=args.output, optimizer=args.optimizer, lr=args.lr,
-                        batch_size=args.batch_size, momentum=args.momentum, penalty=penalty,
-                        lam=lam, max_epochs=args.epochs, tol=args.tol,
+                        output_activation=None if args.output == "auto" else args.output,
+                        optimizer=args.optimizer, lr=lr,
+                        batch_size="auto" if args.batch_size is None else args.batch_size,
+                        momentum=args.momentum, max_epochs=args.epochs, tol=args.tol,
                         early_stopping=args.early_stopping, random_state=args.seed,
-                        verbose=0 if args.quiet else 1)
+                        verbose=0 if args.quiet else 1, **penalty)
     print(f"data: {desc}")
     t0 = time.perf_counter()
     import warnings
@@ -263,7 +270,7 @@ def cmd_train(args):
         est.fit(X, y)
     wall = time.perf_counter() - t0
     print(f"model: layers {'-'.join(str(n) for n in est.layer_sizes_)}, "
-          f"{'/'.join(est.activations_)}, {est.loss_function_}; {args.optimizer} lr={args.lr:g}, "
+          f"{'/'.join(est.activations_)}, {est.loss_function_}; {args.optimizer} lr={lr:g}, "
           f"{len(y)} training samples, backend {fastnet.get_backend()}, {dtype.name}")
     secs = est.history_["seconds"]
     per_epoch = float(np.median(secs[1:] if len(secs) > 1 else secs))
@@ -531,23 +538,34 @@ def build_parser():
                    "name when omitted)")
     p.add_argument("--label-column", help="CSV: the label column's name or index (default: a "
                    "column named label/class/target/species, else the last)")
-    p.add_argument("--hidden", nargs="+", default=["50"], metavar="N",
-                   help="hidden layer sizes, e.g. --hidden 50 or --hidden 100 50 (0: none)")
-    p.add_argument("--activation", default="sigmoid",
-                   help="hidden activation: sigmoid, relu, tanh, linear (comma-separated: one "
-                        "per layer)")
-    p.add_argument("--output", choices=("sigmoid", "softmax"), default="sigmoid",
-                   help="output units: sigmoid + cross-entropy (the course) or softmax + "
-                        "log-loss")
-    p.add_argument("--epochs", type=_positive_int, default=20, help="maximum epochs (default 20)")
+    p.add_argument("--hidden", nargs="+", default=["100"], metavar="N",
+                   help="hidden layer sizes, e.g. --hidden 50 or --hidden 100 50 (0: none; "
+                        "default 100)")
+    p.add_argument("--activation", default="relu",
+                   help="hidden activation: relu (default), sigmoid, tanh, linear "
+                        "(comma-separated: one per layer)")
+    p.add_argument("--output", choices=("auto", "sigmoid", "softmax"), default="auto",
+                   help="output units: auto (default: one sigmoid for two classes, else "
+                        "softmax + log-loss), sigmoid (one per class + cross-entropy, the "
+                        "course's) or softmax")
+    p.add_argument("--epochs", type=_positive_int, default=200,
+                   help="maximum epochs (default 200; training stops earlier once the cost "
+                        "stops improving by --tol)")
     p.add_argument("--batch-size", type=_positive_int, default=None,
-                   help="samples per update (default 32; full batch for gd)")
-    p.add_argument("--lr", type=_positive_float, default=0.1, help="learning rate (default 0.1)")
-    p.add_argument("--optimizer", choices=("gd", "sgd", "momentum", "rmsprop"), default="sgd")
+                   help="samples per update (default min(200, samples); full batch for gd)")
+    p.add_argument("--lr", type=_positive_float, default=None,
+                   help="learning rate (default 0.001 for adam and rmsprop, 0.1 for sgd, "
+                        "momentum and nesterov, 0.5 for gd)")
+    p.add_argument("--optimizer", choices=("adam", "sgd", "momentum", "nesterov", "rmsprop",
+                                           "gd"), default="adam",
+                   help="the update rule (default adam)")
     p.add_argument("--momentum", type=float, default=0.9, help="momentum coefficient (0.9)")
-    p.add_argument("--l2", type=float, default=None, metavar="LAM", help="L2 penalty strength")
+    p.add_argument("--l2", type=float, default=None, metavar="LAM",
+                   help="L2 penalty strength, the course's lambda (default: scikit-learn's "
+                        "alpha=1e-4 over the batch size)")
     p.add_argument("--l1", type=float, default=None, metavar="LAM", help="L1 penalty strength")
-    p.add_argument("--tol", type=float, default=1e-4, help="stop when the cost settles (1e-4)")
+    p.add_argument("--tol", type=float, default=1e-4,
+                   help="stop once the cost has not improved by tol for 10 epochs (1e-4)")
     p.add_argument("--early-stopping", action="store_true",
                    help="hold out 10 %% of the training data and stop when its accuracy stalls")
     p.add_argument("--scale", choices=("auto", "none", "255", "standardize"), default="auto",

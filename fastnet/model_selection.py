@@ -33,7 +33,19 @@ def _take(a, idx):
     return np.asarray(a)[idx]
 
 
-def train_test_split(X, y=None, test_size=0.25, shuffle=True, rng=None):
+def _stratified_test(labels, n_test, gen):
+    """Test indices with each class's share of ``n_test`` (largest remainders), shuffled."""
+    classes, codes = np.unique(labels, return_inverse=True)
+    counts = np.bincount(codes)
+    quota = counts * n_test / labels.shape[0]
+    take = np.floor(quota).astype(np.int64)
+    for k in np.argsort(-(quota - take), kind="stable")[:n_test - int(take.sum())]:
+        take[k] += 1
+    test = [gen.permutation(np.flatnonzero(codes == k))[:take[k]] for k in range(classes.shape[0])]
+    return gen.permutation(np.concatenate(test))
+
+
+def train_test_split(X, y=None, test_size=0.25, shuffle=True, rng=None, stratify=None):
     """Split data into a training and a test part.
 
     Parameters
@@ -45,6 +57,9 @@ def train_test_split(X, y=None, test_size=0.25, shuffle=True, rng=None):
     shuffle : bool
         Shuffle before splitting (with ``rng``); otherwise the last samples are the test part.
     rng : None, int or numpy.random.Generator
+    stratify : array (m,), optional
+        Class labels whose shares the test part keeps (scikit-learn's
+        ``stratify``; needs ``shuffle``).
 
     Returns
     -------
@@ -61,10 +76,23 @@ def train_test_split(X, y=None, test_size=0.25, shuffle=True, rng=None):
         if not 1 <= n_test <= m - 1:
             raise ValueError(f"test_size={test_size} leaves {n_test} of {m} samples for testing; "
                              f"expected at least one sample in each part")
-    idx = check_rng(rng).permutation(m) if shuffle else np.arange(m)
-    test, train = idx[m - n_test:], idx[:m - n_test]
-    if shuffle:
-        test, train = idx[:n_test], idx[n_test:]
+    if stratify is not None:
+        labels = np.asarray(stratify)
+        if labels.shape != (m,):
+            raise ValueError(f"stratify has shape {labels.shape}; expected ({m},): one label per "
+                             f"row of X")
+        if not shuffle:
+            raise ValueError("stratify needs shuffle=True")
+        gen = check_rng(rng)
+        test = _stratified_test(labels, n_test, gen)
+        mask = np.ones(m, dtype=bool)
+        mask[test] = False
+        train = gen.permutation(np.flatnonzero(mask))
+    else:
+        idx = check_rng(rng).permutation(m) if shuffle else np.arange(m)
+        test, train = idx[m - n_test:], idx[:m - n_test]
+        if shuffle:
+            test, train = idx[:n_test], idx[n_test:]
     out = [_take(X, train), _take(X, test)]
     if y is not None:
         out += [_take(y, train), _take(y, test)]

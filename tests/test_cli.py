@@ -87,7 +87,8 @@ def test_train_and_evaluate_csv(tmp_path, capsys):
     write_csv(tmp_path / "data.csv")
     model = tmp_path / "model.npz"
     code, out, err = run(["train", str(tmp_path / "data.csv"), "--hidden", "6", "--epochs",
-                          "60", "--lr", "0.5", "--out", str(model), "--quiet"], capsys)
+                          "60", "--optimizer", "sgd", "--lr", "0.5", "--out", str(model),
+                          "--quiet"], capsys)
     assert code == 0, err
     assert "labels in 'colour'" in out and "test accuracy" in out and "s/epoch" in out
     assert model.exists()
@@ -101,6 +102,32 @@ def test_train_and_evaluate_csv(tmp_path, capsys):
     rows = out.split("confusion matrix")[1].strip().splitlines()[2:]
     assert [r.split()[0] for r in rows] == ["blue", "green", "red"]
     assert sum(int(v) for r in rows for v in r.split()[1:]) == 90
+
+
+def _adam_backend():
+    """The default backend when it has Adam (the defaults' optimiser), else the reference."""
+    from _api_helpers import optimizer_missing
+    return fastnet.get_backend() if optimizer_missing("adam") is None else "reference"
+
+
+def test_readme_iris_command_gives_a_good_model(data_dir, capsys):
+    """The README's `fastnet train iris.csv --label-column species --scale standardize`."""
+    from conftest import need
+    iris = need(data_dir, "seed", "iris.csv")
+    code, out, err = run(["train", str(iris), "--label-column", "species", "--scale",
+                          "standardize", "--quiet", "--backend", _adam_backend()], capsys)
+    assert code == 0, err
+    test_acc = float(out.split("test accuracy ")[1].split(" %")[0])
+    assert test_acc >= 90.0, out
+
+
+def test_train_defaults_on_csv(tmp_path, capsys):
+    write_csv(tmp_path / "data.csv")
+    code, out, err = run(["train", str(tmp_path / "data.csv"), "--quiet", "--backend",
+                          _adam_backend()], capsys)
+    assert code == 0, err
+    assert "adam lr=0.001" in out and "relu/softmax" in out
+    assert float(out.split("test accuracy ")[1].split(" %")[0]) > 80
 
 
 def test_train_options(tmp_path, capsys):
@@ -192,6 +219,8 @@ def test_failure_exits_1_and_debug_shows_traceback(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------ demo
 def test_demo_with_plots(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="--plots needs matplotlib (pip install "
+                        "'fastnet[plot]')")
     source = "sklearn" if importlib.util.find_spec("sklearn") else "generated"
     code, out, err = run(["demo", "--epochs", "2", "--reference-epochs", "1", "--source",
                           source, "--plots", str(tmp_path / "plots")], capsys)
@@ -202,6 +231,34 @@ def test_demo_with_plots(tmp_path, capsys):
         path = tmp_path / "plots" / f"{name}.png"
         assert path.exists() and path.stat().st_size > 5000, name
         assert f"wrote {path}" in out
+
+
+def test_demo_plots_without_matplotlib_fails_before_any_work(tmp_path):
+    code = ("import sys; sys.modules['matplotlib'] = None\n"
+            "from fastnet.__main__ import main\n"
+            f"sys.exit(main(['demo', '--epochs', '1', '--source', 'generated', '--plots', "
+            f"{str(tmp_path)!r}]))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 1
+    assert "needs matplotlib" in proc.stderr and "pip install" in proc.stderr
+    assert "data:" not in proc.stdout and "epoch" not in proc.stdout  # nothing was trained
+
+
+def test_demo_says_its_backend_before_it_works(capsys):
+    code, out, err = run(["demo", "--epochs", "1", "--reference-epochs", "0", "--source",
+                          "generated", "--backend", "reference"], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    first = next(i for i, l in enumerate(lines) if l.startswith("backend:"))
+    assert first < next(i for i, l in enumerate(lines) if l.startswith("data:"))
+    assert "nothing to compile" in lines[first]
+
+
+def test_demo_backend_notes():
+    from fastnet.demo import backend_note
+    assert "compiled ahead of time" in backend_note("cython")
+    assert "Numba" in backend_note("numba")  # compiling now, or from the disk cache
 
 
 def test_demo_run_reports_speedup_on_compiled_backend(capsys):

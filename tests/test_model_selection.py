@@ -240,3 +240,14 @@ def test_hypothesis_split_partitions(m, frac, seed):
         return
     assert len(te) == int(np.ceil(frac * m)) and len(tr) + len(te) == m
     assert np.array_equal(np.sort(np.r_[tr, te]), X)
+
+
+def test_train_test_split_stratified():
+    X = np.arange(150.0)[:, None]
+    y = np.repeat(["a", "b", "c"], [50, 60, 40])
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, rng=0, stratify=y)
+    assert Xte.shape == (30, 1) and Xtr.shape == (120, 1)
+    assert dict(zip(*np.unique(yte, return_counts=True))) == {"a": 10, "b": 12, "c": 8}
+    assert sorted(np.r_[Xtr[:, 0], Xte[:, 0]].tolist()) == list(range(150))
+    with pytest.raises(ValueError, match="stratify has shape"):
+        train_test_split(X, y, stratify=y[:3])
