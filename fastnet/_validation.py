@@ -18,6 +18,7 @@ __all__ = [
     "check_distributions",
     "check_model",
     "resolve_activation",
+    "UserActivation",
     "check_scalar",
     "check_int",
     "check_choice",
@@ -188,29 +189,101 @@ def check_distributions(Y, name: str = "y") -> np.ndarray:
     return Y
 
 
+class UserActivation:
+    """A user-defined activation in the course's style: an object with ``f(z)`` and ``df(z)``.
+
+    The course writes its activations as classes with two static methods,
+    ``f`` (the function) and ``df`` (its derivative), both taking and returning
+    arrays of pre-activations ``z``; any class or object of that shape (a
+    softplus, say) may appear in a model list.  This wrapper calls the user's
+    functions as they are and checks their results (an array of ``z``'s shape,
+    in ``z``'s dtype), so that a wrong result is an error naming the class,
+    never a silent broadcast.  ``name`` and ``code`` are None: no built-in kernel
+    knows it (see :mod:`fastnet._layerwise` for how the backends run it).
+    """
+
+    name = None
+    code = None
+
+    def __init__(self, source):
+        self.source = source
+        self.label = getattr(source, "__name__", None) or type(source).__name__
+
+    def _call(self, which, z):
+        z = np.asarray(z)
+        out = getattr(self.source, which)(z)
+        try:
+            arr = np.asarray(out, dtype=z.dtype if z.dtype.kind == "f" else np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{self.label}.{which}(z) must return an array of numbers, got "
+                            f"{type(out).__name__}") from None
+        if arr.shape != z.shape:
+            arr = np.broadcast_to(arr, z.shape).copy() if arr.ndim == 0 else arr
+        if arr.shape != z.shape:
+            raise ValueError(f"{self.label}.{which}(z) returned shape {arr.shape} for z of shape "
+                             f"{z.shape}; an activation's f and df work elementwise (same shape)")
+        return arr
+
+    def f(self, z):
+        return self._call("f", z)
+
+    def df(self, z):
+        return self._call("df", z)
+
+    def __eq__(self, other):
+        return isinstance(other, UserActivation) and other.source is self.source
+
+    def __hash__(self):
+        return hash(id(self.source))
+
+    def __repr__(self):
+        return f"UserActivation({self.label})"
+
+
+def _builtin_activations():
+    from fastnet.reference.activations import ACTIVATIONS
+    known = {cls: cls for cls in ACTIVATIONS.values()}
+    try:
+        from fastnet import activations as api
+        known.update({cls: ACTIVATIONS[cls.name] for cls in api.ACTIVATIONS.values()})
+    except ImportError:  # pragma: no cover - while fastnet.activations is being imported
+        pass
+    return ACTIVATIONS, known
+
+
 def resolve_activation(obj, name: str = "activation"):
-    """The reference activation class for ``obj``.
+    """The activation ``obj`` stands for: a reference activation class, or a :class:`UserActivation`.
 
     ``obj`` may be one of fastnet's activation classes (from ``fastnet`` or
-    ``fastnet.reference``, or an instance of one) or a name such as
-    ``'sigmoid'``.
+    ``fastnet.reference``, or an instance of one), a name such as
+    ``'sigmoid'``, or any object with callable ``f`` and ``df`` (the course's
+    ``class Sigmoid(Activation)`` with static methods, a softplus...), which
+    is used as it is.
     """
-    from fastnet.reference.activations import ACTIVATIONS
-
-    key = None
+    ACTIVATIONS, known = _builtin_activations()
     if isinstance(obj, str):
         key = obj.strip().lower()
-        aliases = {"logistic": "sigmoid", "identity": "linear", "relu": "relu",
-                   "tanh": "tanh"}
-        key = aliases.get(key, key)
+        key = {"logistic": "sigmoid", "identity": "linear"}.get(key, key)
+        if key in ACTIVATIONS:
+            return ACTIVATIONS[key]
+    elif isinstance(obj, UserActivation):
+        return obj
     else:
+        try:
+            if obj in known:
+                return known[obj]
+            if type(obj) in known:
+                return known[type(obj)]
+        except TypeError:  # unhashable
+            pass
+        if callable(getattr(obj, "f", None)) and callable(getattr(obj, "df", None)):
+            return UserActivation(obj)
         key = getattr(obj, "name", None)
-        if key is not None and not isinstance(key, str):
-            key = None
-    if key in ACTIVATIONS:
-        return ACTIVATIONS[key]
+        if isinstance(key, str) and key in ACTIVATIONS:
+            return ACTIVATIONS[key]
     allowed = "Linear, Sigmoid, ReLu, TanH, Softmax (or their names 'linear', 'sigmoid', " \
-              "'relu', 'tanh', 'softmax')"
+              "'relu', 'tanh', 'softmax'), or an object with methods f(z) and df(z) (the " \
+              "course's style)"
     raise TypeError(f"{name} must be one of fastnet's activations {allowed}, got {obj!r}")
 
 

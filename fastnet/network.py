@@ -8,6 +8,7 @@ import numpy as np
 
 from fastnet import _backend
 from fastnet._backend import LOSS_CODES, PENALTY_CODES
+from fastnet._layerwise import USER_KIND, has_user_activation, network_kernels
 from fastnet._params import pack, unpack, sizes_of
 from fastnet._validation import (check_input_width, check_model, check_theta,
                                  resolve_activation)
@@ -20,15 +21,26 @@ __all__ = ["init_weights", "one_hot", "forward", "feedforward", "predict", "accu
 
 
 class NetworkSpec:
-    """A model list packed for the kernels: flat ``params``, ``sizes``, ``kinds``."""
+    """A model list packed for the kernels: flat ``params``, ``sizes``, ``kinds``.
 
-    __slots__ = ("params", "sizes", "kinds", "acts")
+    A layer with a user-defined activation has the kind
+    :data:`fastnet._layerwise.USER_KIND`; :meth:`kernels` then gives the kernel
+    table that runs it (:func:`fastnet._layerwise.network_kernels`).
+    """
+
+    __slots__ = ("params", "sizes", "kinds", "acts", "user")
 
     def __init__(self, thetas, acts, dtype):
         self.params = pack(cast_weights(thetas, dtype), dtype)
         self.sizes = sizes_of(thetas)
-        self.kinds = np.array([a.code for a in acts], dtype=np.int64)
+        self.kinds = np.array([USER_KIND if a.code is None else a.code for a in acts],
+                              dtype=np.int64)
         self.acts = list(acts)
+        self.user = has_user_activation(acts)
+
+    def kernels(self):
+        """The active backend's kernels for this network (user activations included)."""
+        return network_kernels(self.acts) if self.user else _backend.kernels()
 
     @classmethod
     def from_model(cls, model, dtype):
@@ -42,7 +54,7 @@ class NetworkSpec:
         """The network's outputs for ``X``; ``FloatingPointError`` if a value overflowed."""
         out = np.empty((X.shape[0], int(self.sizes[-1])), dtype=X.dtype)
         with np.errstate(over="ignore", invalid="ignore"):
-            _backend.kernels().forward_network(self.params, self.sizes, self.kinds, X, out)
+            self.kernels().forward_network(self.params, self.sizes, self.kinds, X, out)
         return check_outputs(out) if checked else out
 
 
@@ -69,13 +81,40 @@ def feedforward(model, X):
     return out[0] if single else out
 
 
-def predict(model, X):
-    """Class labels (argmax of the output; ``output >= 0.5`` for a single output).
+def predict(model, X, *more):
+    """Class labels (argmax of the network's output) for inputs ``X``.
 
-    See :func:`fastnet.reference.predict`.
+    ``predict(model, X)`` with the course's model list, or
+    ``predict(Theta1, Theta2, X)``: the MNIST slide's two-matrix form, the
+    network ``[Theta1, Sigmoid, Theta2, Sigmoid]``.
+
+    Parameters
+    ----------
+    model : list
+        ``[Theta1, Sigmoid, Theta2, Sigmoid, ...]``.
+    X : ndarray (m, n) or (n,)
+
+    Returns
+    -------
+    ndarray of int64 (m,), or an int for a single sample.  A network with a
+    single output predicts ``1`` where the output is at least 0.5.
     """
+    model, X = _predict_args(model, X, more)
     lab = labels_from_outputs(feedforward(model, X))
     return int(lab) if np.ndim(lab) == 0 else lab
+
+
+def _predict_args(model, X, more):
+    if not more:
+        return model, X
+    if len(more) > 1:
+        raise TypeError(f"predict takes (model, X) or (Theta1, Theta2, X), got {2 + len(more)} "
+                        f"arguments")
+    if isinstance(model, (list, tuple)):
+        raise TypeError("predict(Theta1, Theta2, X) takes two weight matrices and the inputs; "
+                        "for a model list call predict(model, X)")
+    from fastnet.reference.activations import Sigmoid
+    return [model, Sigmoid, X, Sigmoid], more[0]
 
 
 def penalty_terms(K, code, lam, params, sizes, grad=None):
@@ -95,7 +134,7 @@ def penalty_terms(K, code, lam, params, sizes, grad=None):
 def _backprop(kernel_name, model, X, y, lam, penalty, loss):
     thetas, acts, X_, Y, lam, pen, L = check_backprop_args(model, X, y, lam, penalty, loss)
     spec = NetworkSpec(thetas, acts, X_.dtype)
-    K = _backend.kernels()
+    K = spec.kernels()
     grad = np.empty_like(spec.params)
     m = X_.shape[0]
     total = getattr(K, kernel_name)(spec.params, spec.sizes, spec.kinds, LOSS_CODES[L.name],

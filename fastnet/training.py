@@ -69,12 +69,17 @@ class EpochTrainer(EpochRunner):
         The divergence rule's memory of an earlier part of the same run
         (``partial_fit``); a new one is started from the current weights
         when not given.
+    kernels : callable, optional
+        Returns the kernel table to use (asked once per epoch); the active
+        backend's by default (:meth:`fastnet.network.NetworkSpec.kernels` for
+        a network with user activations).
     """
 
     def __init__(self, params, sizes, kinds, *, loss, optimizer="gd", lr=0.1, batch_size=None,
                  momentum=0.9, rho=0.9, eps=1e-8, penalty=None, lam=0.0, shuffle=True, rng=None,
-                 state=None, t=0, guard=None):
+                 state=None, t=0, guard=None, kernels=None):
         self.params = params
+        self.kernels = kernels if kernels is not None else _backend.kernels
         self.sizes = np.ascontiguousarray(sizes, dtype=np.int64)
         self.kinds = np.ascontiguousarray(kinds, dtype=np.int64)
         self.loss_code = LOSS_CODES[loss]
@@ -103,7 +108,7 @@ class EpochTrainer(EpochRunner):
     def start_cost(self):
         rows = start_rows(self.X.shape[0])
         X, Y = self.X[rows], self.Y[rows]
-        K = _backend.kernels()
+        K = self.kernels()
         out = np.empty((X.shape[0], int(self.sizes[-1])), dtype=self.params.dtype)
         with np.errstate(over="ignore", invalid="ignore"):
             K.forward_network(self.params, self.sizes, self.kinds, X, out)
@@ -111,7 +116,7 @@ class EpochTrainer(EpochRunner):
                     + penalty_terms(K, self.pen_code, self.lam, self.params, self.sizes))
 
     def _epoch(self, epoch):
-        K = _backend.kernels()
+        K = self.kernels()
         X, Y = self.X, self.Y
         m = X.shape[0]
         bs = m if self.batch_size is None else min(int(self.batch_size), m)
@@ -168,7 +173,7 @@ class EpochTrainer(EpochRunner):
 
 def _outputs(trainer, X):
     out = np.empty((X.shape[0], int(trainer.sizes[-1])), dtype=trainer.params.dtype)
-    _backend.kernels().forward_network(trainer.params, trainer.sizes, trainer.kinds, X, out)
+    trainer.kernels().forward_network(trainer.params, trainer.sizes, trainer.kinds, X, out)
     return out
 
 
@@ -299,7 +304,7 @@ class EarlyStopping:
         t = self.trainer
         out = _outputs(t, self.X)
         self.history["val_J"].append(
-            float(_backend.kernels().loss(t.loss_code, out, self.Y) / self.X.shape[0]))
+            float(t.kernels().loss(t.loss_code, out, self.Y) / self.X.shape[0]))
         score = self._score(out)
         self.history["val_score"].append(score)
         if self.labels is not None:
@@ -330,7 +335,7 @@ def train(model, X, y, *, optimizer="gd", lr=0.1, epochs=100, batch_size=None, m
     trainer = EpochTrainer(spec.params, spec.sizes, spec.kinds, loss=a.loss,
                            optimizer=a.optimizer, lr=a.lr, batch_size=a.batch_size,
                            momentum=a.mu, rho=a.rho2, eps=a.eps, penalty=a.penalty,
-                           lam=a.lam, shuffle=a.shuffle, rng=a.rng)
+                           lam=a.lam, shuffle=a.shuffle, rng=a.rng, kernels=spec.kernels)
 
     def accuracies():
         return (100.0 * float(np.mean(labels_from_outputs(spec.output(a.X)) == a.labels)),

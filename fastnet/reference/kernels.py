@@ -77,8 +77,8 @@ def loss(loss_kind, A, Y):
     return float(np.sum(_loss_terms(loss_kind, A, Y)))
 
 
-def _loss_grad_a(loss_kind, A, Y):
-    """d(per-sample loss)/da of the clipped loss, in the dtype of A."""
+def loss_grad_a(loss_kind, A, Y):
+    """d(per-sample loss)/da of the clipped loss, in the dtype of A (a helper, not a kernel)."""
     if loss_kind == Loss.QUADRATIC:
         return A - Y
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -91,7 +91,7 @@ def _loss_grad_a(loss_kind, A, Y):
 def _output_delta(kind, loss_kind, A, Z, Y):
     if (kind, loss_kind) in ((Act.SIGMOID, Loss.CROSS_ENTROPY), (Act.SOFTMAX, Loss.LOG_LOSS)):
         return A - Y
-    return _loss_grad_a(loss_kind, A, Y) * _ACT[kind].df(Z)
+    return loss_grad_a(loss_kind, A, Y) * _ACT[kind].df(Z)
 
 
 # --------------------------------------------------------------- penalty, optimiser

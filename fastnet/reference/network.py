@@ -130,8 +130,12 @@ def feedforward(model, X):
     return A[0] if single else A
 
 
-def predict(model, X):
+def predict(model, X, *more):
     """Class labels (argmax of the network's output) for inputs ``X``.
+
+    ``predict(model, X)`` with the course's model list, or
+    ``predict(Theta1, Theta2, X)``: the MNIST slide's two-matrix form, the
+    network ``[Theta1, Sigmoid, Theta2, Sigmoid]``.
 
     Parameters
     ----------
@@ -144,8 +148,22 @@ def predict(model, X):
     ndarray of int64 (m,), or an int for a single sample.  A network with a
     single output predicts ``1`` where the output is at least 0.5.
     """
+    model, X = _predict_args(model, X, more)
     lab = labels_from_outputs(feedforward(model, X))
     return int(lab) if np.ndim(lab) == 0 else lab
+
+
+def _predict_args(model, X, more):
+    if not more:
+        return model, X
+    if len(more) > 1:
+        raise TypeError(f"predict takes (model, X) or (Theta1, Theta2, X), got {2 + len(more)} "
+                        f"arguments")
+    if isinstance(model, (list, tuple)):
+        raise TypeError("predict(Theta1, Theta2, X) takes two weight matrices and the inputs; "
+                        "for a model list call predict(model, X)")
+    from fastnet.reference.activations import Sigmoid
+    return [model, Sigmoid, X, Sigmoid], more[0]
 
 
 def accuracy(y_, y):
