@@ -16,7 +16,7 @@ from fastnet._validation import (as_float_array, check_distributions, check_mode
 from fastnet.reference.losses import LOSSES
 
 __all__ = ["prep_X", "check_backprop_args", "TrainingArgs", "OPTIMIZERS", "labels_from_outputs",
-           "write_back", "make_loops", "cast_weights", "start_rows", "check_outputs"]
+           "write_back", "make_loops", "cast_weights", "start_rows", "check_outputs", "predict_args"]
 
 #: The optimisers of the training loops ('gd' is full-batch 'sgd').
 OPTIMIZERS = ("gd", "sgd", "momentum", "rmsprop", "adam", "nesterov")
@@ -69,6 +69,23 @@ def check_outputs(out, what="the network"):
             f"largest {dt.name} ({np.finfo(dt).max:.3g}) and the outputs are not finite; "
             f"scale the inputs, check the weights' size, or compute in float64")
     return out
+
+
+def predict_args(model, X, more):
+    """``(model, X)`` from ``predict``'s arguments: ``(model, X)`` or ``(Theta1, Theta2, X)``.
+
+    The two-matrix form is the MNIST slide's network ``[Theta1, Sigmoid, Theta2, Sigmoid]``.
+    """
+    if not more:
+        return model, X
+    if len(more) > 1:
+        raise TypeError(f"predict takes (model, X) or (Theta1, Theta2, X), got {2 + len(more)} "
+                        f"arguments")
+    if isinstance(model, (list, tuple)):
+        raise TypeError("predict(Theta1, Theta2, X) takes two weight matrices and the inputs; "
+                        "for a model list call predict(model, X)")
+    from fastnet.reference.activations import Sigmoid
+    return [model, Sigmoid, X, Sigmoid], more[0]
 
 
 def prep_X(X, name="X"):

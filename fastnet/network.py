@@ -12,8 +12,8 @@ from fastnet._layerwise import USER_KIND, has_user_activation, network_kernels
 from fastnet._params import pack, unpack, sizes_of
 from fastnet._validation import (check_input_width, check_model, check_theta,
                                  resolve_activation)
-from fastnet._args import (prep_X, check_backprop_args, labels_from_outputs, cast_weights,
-                           check_outputs)
+from fastnet._args import (predict_args, prep_X, check_backprop_args, labels_from_outputs,
+                           cast_weights, check_outputs)
 from fastnet.reference.network import init_weights, one_hot, accuracy
 
 __all__ = ["init_weights", "one_hot", "forward", "feedforward", "predict", "accuracy",
@@ -82,39 +82,14 @@ def feedforward(model, X):
 
 
 def predict(model, X, *more):
-    """Class labels (argmax of the network's output) for inputs ``X``.
+    """Class labels: ``predict(model, X)`` or ``predict(Theta1, Theta2, X)`` (the MNIST slide's).
 
-    ``predict(model, X)`` with the course's model list, or
-    ``predict(Theta1, Theta2, X)``: the MNIST slide's two-matrix form, the
-    network ``[Theta1, Sigmoid, Theta2, Sigmoid]``.
-
-    Parameters
-    ----------
-    model : list
-        ``[Theta1, Sigmoid, Theta2, Sigmoid, ...]``.
-    X : ndarray (m, n) or (n,)
-
-    Returns
-    -------
-    ndarray of int64 (m,), or an int for a single sample.  A network with a
-    single output predicts ``1`` where the output is at least 0.5.
+    See :func:`fastnet.reference.predict`.
     """
-    model, X = _predict_args(model, X, more)
+    model, X = predict_args(model, X, more)
     lab = labels_from_outputs(feedforward(model, X))
     return int(lab) if np.ndim(lab) == 0 else lab
 
-
-def _predict_args(model, X, more):
-    if not more:
-        return model, X
-    if len(more) > 1:
-        raise TypeError(f"predict takes (model, X) or (Theta1, Theta2, X), got {2 + len(more)} "
-                        f"arguments")
-    if isinstance(model, (list, tuple)):
-        raise TypeError("predict(Theta1, Theta2, X) takes two weight matrices and the inputs; "
-                        "for a model list call predict(model, X)")
-    from fastnet.reference.activations import Sigmoid
-    return [model, Sigmoid, X, Sigmoid], more[0]
 
 
 def penalty_terms(K, code, lam, params, sizes, grad=None):

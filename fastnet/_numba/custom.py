@@ -25,12 +25,23 @@ import threading
 import types
 
 import numpy as np
-import numba
 from numba import njit
 
 from fastnet._numba._common import act, dact
-from fastnet._numba.network import (_loss_sum, _optimizer_code, _optimizer_step, _penalty_grad,
-                                    _softmax_rows)
+# The numba backend's own helpers: the loss, the row softmax, the optimiser step and penalty.
+from fastnet._numba.network import (_loss_sum, _offsets, _optimizer_code, _optimizer_step,
+                                    _penalty_grad, _softmax_rows)
+
+
+@njit
+def _step(params, grad, state, sizes, B, optimizer, lr, mu, rho, eps, penalty, lam, t):
+    """One optimiser step from the gradient ``grad`` summed over ``B`` samples (penalised)."""
+    inv = params.dtype.type(B)
+    for p in range(params.shape[0]):
+        grad[p] /= inv
+    if penalty != 0 and lam != 0:
+        _penalty_grad(penalty, lam, params, sizes, grad)
+    _optimizer_step(optimizer, params, grad, state[:params.shape[0]], lr, mu, rho, eps)
 
 __all__ = ["kernels_for", "compile_activation", "CustomKernels"]
 
@@ -118,16 +129,6 @@ def _layer_views(params, sizes, l, offs):
     n_in, n_out = sizes[l], sizes[l + 1]
     W = params[offs[l]:offs[l + 1]].reshape(n_in + 1, n_out)
     return W
-
-
-@njit
-def _offsets(sizes):
-    L = sizes.shape[0] - 1
-    offs = np.empty(L + 1, np.int64)
-    offs[0] = 0
-    for l in range(L):
-        offs[l + 1] = offs[l] + (sizes[l] + 1) * sizes[l + 1]
-    return offs
 
 
 @njit
@@ -272,18 +273,17 @@ def _backprop_batch(params, sizes, kinds, uidx, apply_f, apply_df, loss_kind, X,
 
 @njit
 def _train_epoch(params, sizes, kinds, uidx, apply_f, apply_df, loss_kind, X, Y, order,
-                 batch_size, optimizer, lr, mu, rho, eps, penalty, lam, state):
+                 batch_size, optimizer, lr, mu, rho, eps, penalty, lam, state, t):
     offs = _offsets(sizes)
     m = order.shape[0]
     B = min(batch_size, m)
     starts, Zb, Ab, Db, Eb = _workspace(sizes, B, params)
-    n = params.shape[0]
-    grad = np.empty(n, params.dtype)
+    grad = np.empty(params.shape[0], params.dtype)
     Xb = np.empty((B, X.shape[1]), X.dtype)
     Yb = np.empty((B, Y.shape[1]), Y.dtype)
     last = _buffers(sizes, m - (m - 1) // B * B, params)  # the blocks of the last batch
     total = 0.0
-    for start in range(0, m, B):
+    for b, start in enumerate(range(0, m, B)):
         rows = min(B, m - start)
         xb = Xb[:rows]
         yb = Yb[:rows]
@@ -292,12 +292,7 @@ def _train_epoch(params, sizes, kinds, uidx, apply_f, apply_df, loss_kind, X, Y,
             yb[r] = Y[order[start + r]]
         total += _backprop(params, sizes, kinds, uidx, apply_f, apply_df, loss_kind, xb, yb,
                            grad, Zb, Ab, Db, Eb, starts if rows == B else last, offs)
-        inv = params.dtype.type(rows)
-        for p in range(n):
-            grad[p] /= inv
-        if penalty != 0 and lam != 0:
-            _penalty_grad(penalty, lam, params, sizes, grad)
-        _optimizer_step(optimizer, params, grad, state, lr, mu, rho, eps)
+        _step(params, grad, state, sizes, rows, optimizer, lr, mu, rho, eps, penalty, lam, t + b)
     return total
 
 
@@ -332,11 +327,10 @@ class CustomKernels:
                     lr, mu, rho, eps, penalty_kind, lam, state, t):
         code = _optimizer_code(optimizer)
         penalty = int(penalty_kind) if lam else 0
-        n = params.shape[0]
         return float(_train_epoch(params, sizes, kinds, self.uidx, self.apply_f, self.apply_df,
                                   int(loss_kind), X, Y, order, int(batch_size), code, float(lr),
-                                  float(mu), float(rho), float(eps), penalty, float(lam),
-                                  state[:n]))
+                                  float(mu), float(rho), float(eps), penalty, float(lam), state,
+                                  int(t)))
 
 
 def kernels_for(acts, base):

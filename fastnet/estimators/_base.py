@@ -166,6 +166,16 @@ def _r2(y, pred):
 
 
 # ------------------------------------------------------------------------------- base class
+def store_params(est, values):
+    """Set each constructor parameter of ``est`` from ``values`` (the constructor's ``locals()``).
+
+    The constructors only store their arguments (scikit-learn's rule); this
+    is that one line for all of them.
+    """
+    for name in type(est)._get_param_names():
+        setattr(est, name, values[name])
+
+
 class _Estimator:
     """scikit-learn's estimator protocol without scikit-learn.
 

@@ -9,6 +9,7 @@ counterparts' main parameters (``fit_intercept``, ``max_iter``, ``tol``,
 from __future__ import annotations
 
 from fastnet._params import layer_views
+from fastnet.estimators._base import store_params
 from fastnet.estimators._network import _NetworkClassifier, _NetworkRegressor
 
 __all__ = ["LinearRegression", "LogisticRegression"]
@@ -64,25 +65,7 @@ class LinearRegression(_NetworkRegressor):
                  lam=1e-4, max_epochs=None, n_iter_no_change=1, early_stopping=False,
                  validation_fraction=0.1, shuffle=True, random_state=None, verbose=0,
                  warm_start=False):
-        self.fit_intercept = fit_intercept
-        self.max_iter = max_iter
-        self.tol = tol
-        self.optimizer = optimizer
-        self.lr = lr
-        self.batch_size = batch_size
-        self.momentum = momentum
-        self.rho = rho
-        self.eps = eps
-        self.penalty = penalty
-        self.lam = lam
-        self.max_epochs = max_epochs
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
+        store_params(self, locals())
 
     def _output_activation(self):
         return "linear"
@@ -133,28 +116,7 @@ class LogisticRegression(_NetworkClassifier):
                  lr="auto", batch_size=None, momentum=0.9, rho=0.9, eps=1e-8, penalty="l2",
                  lam=None, max_epochs=None, n_iter_no_change=1, early_stopping=False,
                  validation_fraction=0.1, shuffle=True, track_accuracy=False):
-        self.C = C
-        self.fit_intercept = fit_intercept
-        self.max_iter = max_iter
-        self.tol = tol
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.output_activation = output_activation
-        self.optimizer = optimizer
-        self.lr = lr
-        self.batch_size = batch_size
-        self.momentum = momentum
-        self.rho = rho
-        self.eps = eps
-        self.penalty = penalty
-        self.lam = lam
-        self.max_epochs = max_epochs
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.shuffle = shuffle
-        self.track_accuracy = track_accuracy
+        store_params(self, locals())
 
     def decision_function(self, X):
         r"""The logits :math:`\theta_0 + \theta^T x`: ``(n_samples,)`` for two classes (for a

@@ -6,6 +6,7 @@ import MLPClassifier``), and the course's names as aliases.
 """
 from __future__ import annotations
 
+from fastnet.estimators._base import store_params
 from fastnet.estimators._network import _NetworkClassifier, _NetworkRegressor
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -118,39 +119,7 @@ class _MLP:
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  output_activation=None, loss=None, penalty="l2", lr=None, lam=None,
                  max_epochs=None, optimizer=None, rho=0.9, eps=None, track_accuracy=False):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.output_activation = output_activation
-        self.loss = loss
-        self.penalty = penalty
-        self.lr = lr
-        self.lam = lam
-        self.max_epochs = max_epochs
-        self.optimizer = optimizer
-        self.rho = rho
-        self.eps = eps
-        self.track_accuracy = track_accuracy
+        store_params(self, locals())
 
 
 class MLPClassifier(_MLP, _NetworkClassifier):

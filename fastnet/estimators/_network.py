@@ -10,7 +10,6 @@ thin subclasses.  Also here: the docstring template they share.
 """
 from __future__ import annotations
 
-import numbers
 import time
 import warnings
 

@@ -6,7 +6,8 @@ import numpy as np
 from fastnet import _backend
 from fastnet._validation import check_rng
 from fastnet.training import History, Plateau
-from fastnet.estimators._base import (_ClassifierMixin, _Estimator, _p_bool, _p_int,
+from fastnet.estimators._base import (store_params, _ClassifierMixin, _Estimator, _p_bool,
+                                      _p_int,
                                       _p_random_state, _p_real, _param_error)
 from fastnet.estimators._config import _aliased
 
@@ -59,15 +60,7 @@ class Perceptron(_ClassifierMixin, _Estimator):
 
     def __init__(self, *, eta0=1.0, max_iter=100, tol=None, n_iter_no_change=5,
                  fit_intercept=True, shuffle=False, random_state=None, lr=None, max_epochs=None):
-        self.eta0 = eta0
-        self.max_iter = max_iter
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.fit_intercept = fit_intercept
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.lr = lr
-        self.max_epochs = max_epochs
+        store_params(self, locals())
 
     def _config(self):
         if not _p_bool(self, "fit_intercept"):

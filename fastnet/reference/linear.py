@@ -196,13 +196,7 @@ def linear_regression(X, y, lr=0.01, tol=1e-9, max_iter=100_000, theta=None):
     history : History
         ``history['J']``: the cost at each iteration.
     """
-    X_, y_ = check_xy(X, y)
-    lr, tol, max_iter = check_gd_args(lr, tol, max_iter)
-    theta = check_theta_vec(theta, X_.shape[1], X_.dtype)
-    start = max_abs([theta])
-    with np.errstate(over="ignore", invalid="ignore"):  # divergence: raised by finish()
-        n, history = _gd(X_, y_, theta, lr, tol, max_iter, False)
-    return finish(theta, history, n, lr, tol, start)
+    return _fit(X, y, lr, tol, max_iter, theta, False)
 
 
 def logistic_regression(X, y, lr=0.1, tol=1e-9, max_iter=100_000, theta=None):
@@ -210,10 +204,14 @@ def logistic_regression(X, y, lr=0.1, tol=1e-9, max_iter=100_000, theta=None):
 
     Parameters and result as :func:`linear_regression`.
     """
-    X_, y_ = check_xy(X, y, binary=True)
+    return _fit(X, y, lr, tol, max_iter, theta, True)
+
+
+def _fit(X, y, lr, tol, max_iter, theta, logistic):
+    X_, y_ = check_xy(X, y, binary=logistic)
     lr, tol, max_iter = check_gd_args(lr, tol, max_iter)
     theta = check_theta_vec(theta, X_.shape[1], X_.dtype)
     start = max_abs([theta])
     with np.errstate(over="ignore", invalid="ignore"):  # divergence: raised by finish()
-        n, history = _gd(X_, y_, theta, lr, tol, max_iter, True)
+        n, history = _gd(X_, y_, theta, lr, tol, max_iter, logistic)
     return finish(theta, history, n, lr, tol, start)

@@ -20,8 +20,8 @@ import numpy as np
 
 from fastnet._validation import (check_model, check_input_width, check_theta, check_labels,
                                  check_int, check_scalar, check_rng, resolve_activation)
-from fastnet._args import (prep_X, check_backprop_args, labels_from_outputs, check_outputs,
-                           cast_weights)
+from fastnet._args import (predict_args, prep_X, check_backprop_args, labels_from_outputs,
+                           check_outputs, cast_weights)
 from fastnet.reference.losses import PENALTIES
 
 __all__ = ["init_weights", "one_hot", "forward", "predict", "accuracy", "backprop",
@@ -148,22 +148,10 @@ def predict(model, X, *more):
     ndarray of int64 (m,), or an int for a single sample.  A network with a
     single output predicts ``1`` where the output is at least 0.5.
     """
-    model, X = _predict_args(model, X, more)
+    model, X = predict_args(model, X, more)
     lab = labels_from_outputs(feedforward(model, X))
     return int(lab) if np.ndim(lab) == 0 else lab
 
-
-def _predict_args(model, X, more):
-    if not more:
-        return model, X
-    if len(more) > 1:
-        raise TypeError(f"predict takes (model, X) or (Theta1, Theta2, X), got {2 + len(more)} "
-                        f"arguments")
-    if isinstance(model, (list, tuple)):
-        raise TypeError("predict(Theta1, Theta2, X) takes two weight matrices and the inputs; "
-                        "for a model list call predict(model, X)")
-    from fastnet.reference.activations import Sigmoid
-    return [model, Sigmoid, X, Sigmoid], more[0]
 
 
 def accuracy(y_, y):
