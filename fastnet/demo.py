@@ -8,6 +8,8 @@ scikit-learn is installed (``pip install "fastnet[demo]"``), else MNIST from
 train/test accuracy, seconds per epoch and the speed-up over the numpy
 reference on the same job.
 
+It trains with the Cython extension that the install built, when nothing
+else is asked for (it needs no compilation, so the demo starts at once).
 Before any work it says which backend it trains with and whether that
 backend compiles its kernels now (Numba's first run) or has them ready
 (Numba's disk cache, or the ahead-of-time compiled Cython extension); a
@@ -67,6 +69,22 @@ def backend_note(name):
     return "reference (numpy, nothing to compile)"
 
 
+def demo_backend():
+    """The demo's backend: the one asked for (``use_backend``, ``FASTNET_BACKEND``), else the
+    Cython extension when it is built (compiled by the install: the demo starts at once), else
+    the default backend."""
+    from fastnet import _backend
+    if _backend._active.get() is not None or os.environ.get("FASTNET_BACKEND", "").strip():
+        return fastnet.get_backend()
+    if "cython" in fastnet.available_backends():
+        try:
+            if _backend.backend_kernels("cython").__complete__:
+                return "cython"
+        except fastnet.BackendUnavailableError:
+            pass
+    return fastnet.get_backend()
+
+
 def source_tree_note():
     """A note when fastnet runs from a source checkout whose Cython extension is not built.
 
@@ -99,7 +117,8 @@ def run(epochs=30, source="auto", backend=None, batch_size=1, lr=0.5, hidden=50,
     source : {'auto', 'sklearn', 'mnist', 'generated'}
         Where the digits come from (see :func:`fastnet.datasets.load_demo_digits`).
     backend : str, optional
-        Backend to train with (default: the active one, i.e. the fastest available).
+        Backend to train with (default: the one asked for with ``use_backend`` or
+        ``FASTNET_BACKEND``, else the Cython extension when it is built, else the default).
     batch_size, lr, hidden : training settings (batch 1 is the course's online learning).
     dtype : {'float32', 'float64'}
     seed : int
@@ -116,7 +135,7 @@ def run(epochs=30, source="auto", backend=None, batch_size=1, lr=0.5, hidden=50,
         from fastnet.plot import _matplotlib
         _matplotlib()
     dtype = np.dtype(dtype)
-    name = backend or fastnet.get_backend()
+    name = backend or demo_backend()
     note = source_tree_note()
     if note:
         say(note)

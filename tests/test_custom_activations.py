@@ -153,7 +153,8 @@ def test_fallback_warns_once_naming_the_class():
     from fastnet import _layerwise
     for b in compiled:
         act = Lookup if b == "numba" else Softplus
-        _layerwise._warned.clear()
+        _layerwise._warned.clear()  # a fresh process, as far as the warning goes
+        _layerwise._cache.clear()
         with fastnet.use_backend(b), warnings.catch_warnings(record=True) as got:
             warnings.simplefilter("always")
             fastnet.feedforward(_model(act, fastnet.Sigmoid), X)
