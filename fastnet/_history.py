@@ -23,9 +23,8 @@ The second case catches runaway training with a bounded output (sigmoid,
 tanh): its cost never overflows, it only climbs while the weights grow by
 orders of magnitude.  Either way training stops with :class:`DivergenceError`,
 naming the epoch and suggesting a smaller learning rate, and the weights and
-the optimiser's state are put back to those with which the best epoch started
-(the last good state: for full-batch gradient descent, the weights that had
-the lowest cost).
+the optimiser's state are those of the last epoch that passed the rule (the
+last finite one); when the first epoch fails, those before training.
 """
 import time
 
@@ -78,12 +77,15 @@ class History(dict):
 
 
 def max_abs(arrays):
-    """The largest :math:`|w|` over ``arrays`` (NaN when one of them is not finite)."""
+    """The largest :math:`|w|` over ``arrays`` (NaN when one of them is not finite).
+
+    Two reductions per array and no temporary (``max`` and ``min`` propagate NaN).
+    """
     top = 0.0
     for a in arrays:
         if a.size:
-            v = float(np.max(np.abs(a)))
-            if not np.isfinite(v) or np.isnan(a).any():
+            v = max(float(a.max()), -float(a.min()))
+            if not np.isfinite(v):
                 return float("nan")
             top = max(top, v)
     return top
@@ -158,10 +160,9 @@ class EpochRunner:
     the optimiser's state), :meth:`_weights` (the weight arrays the rule
     checks), an int attribute ``t`` (the optimiser's step count) and
     :meth:`start_cost` (the cost before training).  :meth:`run_epochs` does
-    the rest: it keeps the state with which the best epoch so far started
-    (the weights before training count as epoch 0), and when an epoch
-    diverges it puts that state back, so that a failed run leaves the weights
-    of the last good state, never blown-up or non-finite ones.
+    the rest: it keeps the state at the start of each epoch and puts it back
+    when the epoch diverges, so that a failed run leaves the weights of the
+    last epoch that passed the rule, never non-finite ones.
     """
 
     guard = None
@@ -184,26 +185,18 @@ class EpochRunner:
         """A :class:`DivergenceGuard` started from the current weights."""
         return DivergenceGuard(self.start_cost(), max_abs(self._weights()), self.lr)
 
-    def _snapshot(self, slot):
-        bufs = getattr(self, "_slots", None)
-        if bufs is None:
-            arrays = self._arrays()
-            bufs = self._slots = {k: [np.empty_like(a) for a in arrays] for k in ("start", "best")}
-            self._slot_t = {}
-        for dst, src in zip(bufs[slot], self._arrays()):
+    def _snapshot(self):
+        """Copy the state at the start of this epoch (one copy an epoch, into one buffer)."""
+        if getattr(self, "_backup", None) is None:
+            self._backup = [np.empty_like(a) for a in self._arrays()]
+        for dst, src in zip(self._backup, self._arrays()):
             np.copyto(dst, src)
-        self._slot_t[slot] = self.t
+        self._backup_t = self.t
 
-    def _promote(self):
-        """The epoch that just ended is the best so far: its starting state becomes the best."""
-        for dst, src in zip(self._slots["best"], self._slots["start"]):
+    def _restore(self):
+        for dst, src in zip(self._arrays(), self._backup):
             np.copyto(dst, src)
-        self._slot_t["best"] = self._slot_t["start"]
-
-    def _restore(self, slot):
-        for dst, src in zip(self._arrays(), self._slots[slot]):
-            np.copyto(dst, src)
-        self.t = self._slot_t[slot]
+        self.t = self._backup_t
 
     def checked_epoch(self, epoch=1):
         """Run one epoch and apply the divergence rule; return its cost.
@@ -212,24 +205,20 @@ class EpochRunner:
         ------
         DivergenceError
             The state (weights, optimiser state, step count) is put back to
-            the one with which the best epoch started.
+            the start of this epoch: the end of the last epoch that passed the
+            rule.
         """
         if self.guard is None:
             self.guard = self.new_guard()
-        if getattr(self, "_slots", None) is None:
-            self._snapshot("best")
-        self._snapshot("start")
-        best_before = self.guard.best
+        self._snapshot()
         # a diverging run overflows: that is caught below by the rule, not warned about
         with np.errstate(over="ignore", invalid="ignore"):
             J = float(self._epoch(epoch))
         try:
             self.guard.check(epoch, J, max_abs(self._weights()))
         except DivergenceError:
-            self._restore("best")
+            self._restore()
             raise
-        if J < best_before:
-            self._promote()
         return J
 
     def run_epochs(self, epochs, *, tol=None, n_iter_no_change=1, callbacks=(), first_epoch=1):

@@ -79,6 +79,11 @@ def _label_array(arr, name):
 def _describe_model(model):
     from fastnet._validation import check_model
     thetas, acts = check_model(model)
+    for l, a in enumerate(acts):
+        if a.name is None:  # a user-defined activation: its code cannot be saved without pickle
+            raise TypeError(f"model[{2 * l + 1}] is a user-defined activation "
+                            f"({getattr(a, 'label', a)}); fastnet.save stores fastnet's built-in "
+                            f"activations only (files hold no code): save the Thetas yourself")
     arrays = {}
     for l, theta in enumerate(thetas):
         t = np.asarray(theta)

@@ -209,3 +209,9 @@ def test_predict_with_the_two_matrices_of_the_mnist_slide(impl, data_dir):
     assert impl.predict(T1, T2, X[0]) == p[0]
     with pytest.raises(TypeError, match=r"\(model, X\) or \(Theta1, Theta2, X\)"):
         impl.predict(T1, T2, X, X)
+
+
+def test_a_model_with_a_user_activation_is_not_saved(tmp_path):
+    with pytest.raises(TypeError, match=r"model\[1\] is a user-defined activation \(Softplus\)"):
+        fastnet.save(_model(Softplus), tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()

@@ -50,8 +50,8 @@ def blobs(n=150, K=3, d=2, seed=0, spread=0.6):
 
 def small(est):
     """Settings that keep a fit fast."""
-    if "hidden_layer_sizes" in est.get_params():
-        est.set_params(hidden_layer_sizes=(8,))
+    if "hidden_layer_sizes" in est.get_params() and est._estimator_type == "classifier":
+        est.set_params(hidden_layer_sizes=(8,))  # (regressors keep 100: check_regressors_train)
     if "max_iter" in est.get_params():
         est.set_params(max_iter=min(est.max_iter, 200))
     return est
