@@ -38,7 +38,7 @@ COST_GROWTH = 2.0
 #: ...while the largest weight is this many times its starting size (at least 1).
 WEIGHT_GROWTH = 10.0
 #: The cost before training is measured on the first this-many samples (one cheap pass).
-START_SAMPLES = 2048
+START_SAMPLES = 512
 
 
 class DivergenceError(ValueError):
