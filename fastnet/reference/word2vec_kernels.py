@@ -23,8 +23,11 @@ and one step of gradient descent with learning rate :math:`\alpha` is, with
 
 Kernel contract (every backend: same names, same signatures)
 ------------------------------------------------------------
-The public :class:`fastnet.Word2Vec` validates and prepares everything, so
-the kernels may assume:
+The public :class:`fastnet.Word2Vec` validates and prepares everything; every
+backend's kernels (this one included) still check their arguments once per
+call (:func:`fastnet._kernel_checks.word2vec_job`: dtypes, shapes, the job's
+offsets and word indices...), so that no argument makes a compiled kernel read
+out of bounds.  The arguments are:
 
 * ``syn0``, ``syn1neg``: float32, C-contiguous, shape ``(V, d)``, updated
   **in place** (several threads may update them at once, lock-free, as
@@ -96,11 +99,17 @@ epoch).  ``exact_sigmoid=False`` (the default of training, faster):
 word2vec.c's table, :math:`\sigma = 1` for :math:`f \ge 6`, :math:`0` for
 :math:`f \le -6`, else ``SIGMOID_TABLE[int((f + 6) * (1000 / 12))]``
 (float32 arithmetic; the table has 1001 entries so rounding at the top edge
-stays inside).  The loss is always computed exactly, in float64.
+stays inside).  The table is read only for :math:`-6 < f < 6`: a NaN ``f``
+(training that diverged) gives a NaN :math:`\sigma`, which spreads to the
+vectors, where :class:`fastnet.Word2Vec` notices it at the end of the epoch
+(``DivergenceError``); it never becomes a table index.  The loss is always
+computed exactly, in float64.
 """
 import math
 
 import numpy as np
+
+from fastnet._kernel_checks import word2vec_job
 
 __all__ = ["w2v_sg_batch", "w2v_cbow_batch", "KERNELS", "LCG_MULTIPLIER", "LCG_INCREMENT",
            "MAX_EXP", "EXP_TABLE_SIZE", "SIGMOID_TABLE", "CUM_TABLE_DOMAIN", "make_cum_table",
@@ -223,11 +232,13 @@ def _sigmoid(f, exact):
     if exact:
         with np.errstate(over="ignore"):
             return np.float32(1) / (np.float32(1) + np.exp(-f))
+    if -_F_MAX < f < _F_MAX:
+        return SIGMOID_TABLE[int((f + _F_MAX) * _F_SCALE)]
     if f >= _F_MAX:
         return np.float32(1)
     if f <= -_F_MAX:
         return np.float32(0)
-    return SIGMOID_TABLE[int((f + _F_MAX) * _F_SCALE)]
+    return f   # NaN: no table index from it; it spreads to the vectors
 
 
 def _neg_log_sigmoid(x):
@@ -299,6 +310,18 @@ def w2v_sg_batch(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sampl
         The new ``rng_state``, the number of words kept by subsampling and the
         summed loss (0.0 unless ``compute_loss``).
     """
+    sent_begin, sent_end, negative, window = word2vec_job(
+        "w2v_sg_batch", syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int,
+        cum_table, guide, negative, window, alpha_begin, alpha_end)
+    with np.errstate(over="ignore", invalid="ignore"):   # divergence: NaN/inf, noticed later
+        return _sg(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int,
+                   cum_table, negative, window, shrink_windows, alpha_begin, alpha_end,
+                   rng_state, exact_sigmoid, compute_loss)
+
+
+def _sg(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int, cum_table,
+        negative, window, shrink_windows, alpha_begin, alpha_end, rng_state, exact_sigmoid,
+        compute_loss):
     state = int(rng_state) & _MASK64
     effective = 0
     loss = 0.0
@@ -341,6 +364,18 @@ def w2v_cbow_batch(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sam
         The new ``rng_state``, the number of words kept by subsampling and the
         summed loss (0.0 unless ``compute_loss``).
     """
+    sent_begin, sent_end, negative, window = word2vec_job(
+        "w2v_cbow_batch", syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int,
+        cum_table, guide, negative, window, alpha_begin, alpha_end)
+    with np.errstate(over="ignore", invalid="ignore"):   # divergence: NaN/inf, noticed later
+        return _cbow(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int,
+                     cum_table, negative, window, shrink_windows, cbow_mean, alpha_begin,
+                     alpha_end, rng_state, exact_sigmoid, compute_loss)
+
+
+def _cbow(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int, cum_table,
+          negative, window, shrink_windows, cbow_mean, alpha_begin, alpha_end, rng_state,
+          exact_sigmoid, compute_loss):
     state = int(rng_state) & _MASK64
     effective = 0
     loss = 0.0
