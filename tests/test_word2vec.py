@@ -262,10 +262,97 @@ def test_progress_bar_freq_vocab_and_predict(planted, capsys):
         Word2Vec().build_vocab_from_freq({})
 
 
-def test_diverging_training_raises(planted):
-    with fastnet.use_backend(FAST), pytest.raises(fastnet.DivergenceError, match="smaller alpha"):
-        Word2Vec(planted[:500], vector_size=8, min_count=1, alpha=1e30, min_alpha=1e30, epochs=2,
-                 workers=1)
+@pytest.mark.parametrize("sg", [1, 0])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_diverging_training_restores_the_model(planted, backend, sg):
+    """alpha=1e6: DivergenceError naming the epoch and a smaller alpha, on every backend (no
+    SIGSEGV on cython, no 'cannot convert float NaN' on the reference), and the vectors,
+    syn1neg, losses and counters are those of the last finite epoch (nothing left NaN)."""
+    corpus = planted[:150]
+    with fastnet.use_backend(backend):
+        m = Word2Vec(corpus, vector_size=8, min_count=1, sg=sg, epochs=2, workers=2,
+                     compute_loss=True, seed=4)
+        vectors, syn1neg = m.wv.vectors, m.syn1neg
+        before = (vectors.copy(), syn1neg.copy(), m.epochs_trained, list(m.epoch_losses),
+                  len(m.training_stats), m.get_latest_training_loss(), m.train_count)
+        with pytest.raises(fastnet.DivergenceError,
+                           match=r"diverged in epoch 3.*restored to the end of epoch 2.*"
+                                 r"smaller alpha"):
+            m.train(corpus, epochs=3, start_alpha=1e6, end_alpha=1e6)
+        assert m.wv.vectors is vectors and m.syn1neg is syn1neg   # restored in place
+        np.testing.assert_array_equal(vectors, before[0])
+        np.testing.assert_array_equal(syn1neg, before[1])
+        assert (m.epochs_trained, m.epoch_losses, len(m.training_stats),
+                m.get_latest_training_loss(), m.train_count) == before[2:]
+        m.train(corpus, epochs=1)              # and it trains on from there
+        assert m.epochs_trained == 3 and np.isfinite(m.wv.vectors).all()
+        with pytest.raises(fastnet.DivergenceError, match="epoch 1: .*initial values"):
+            Word2Vec(corpus, vector_size=8, min_count=1, sg=sg, alpha=1e30, min_alpha=1e30,
+                     epochs=2, workers=1)
+
+
+def test_divergence_without_compute_loss_is_found_at_the_end_of_the_epoch(planted):
+    with fastnet.use_backend(FAST):
+        m = Word2Vec(vector_size=8, min_count=1, epochs=1, workers=1)
+        m.build_vocab(planted[:100])
+        v0 = m.wv.vectors.copy()
+        with pytest.raises(fastnet.DivergenceError):
+            m.train(planted[:100], start_alpha=1e8, end_alpha=1e8)
+    np.testing.assert_array_equal(m.wv.vectors, v0)
+    assert m.epochs_trained == 0 and m.training_stats == []
+
+
+@pytest.mark.parametrize("container", [list, tuple])
+def test_a_reused_list_with_new_content_is_read_again(planted, container):
+    """The kept encoding of a list is reused only while its content is the same (issue 13:
+    ``buf[:] = other`` trained on the old content)."""
+    a = [list(x) for x in planted[:100]]       # copies: the sentences are changed in place
+    b = [list(x) for x in planted[100:160]]
+    with fastnet.use_backend(FAST):
+        m = Word2Vec(vector_size=8, min_count=1, epochs=1, workers=1, sample=0)
+        m.build_vocab(planted[:200])
+        buf = list(a)
+        m.train(container(buf) if container is tuple else buf)
+        assert m.training_stats[-1]["raw_words"] == sum(map(len, a))
+        if container is list:
+            buf[:] = b                          # same list object, new sentences
+            m.train(buf)
+            assert m.training_stats[-1]["raw_words"] == sum(map(len, b))
+            buf[0] = buf[0] + ["the"]           # one sentence longer
+            m.train(buf)
+            assert m.training_stats[-1]["raw_words"] == sum(map(len, b)) + 1
+            buf[1][0] = "atlantis"              # a token changed in place (an unknown word)
+            m.train(buf)
+            assert m.training_stats[-1]["raw_words"] == sum(map(len, b))
+            enc = m._encoded[1]
+            m.train(buf)                        # unchanged: the kept encoding is reused
+            assert m._encoded[1] is enc
+        # build_vocab's pass is reused by train only for the same content
+        m2 = Word2Vec(vector_size=8, min_count=1, epochs=1, workers=1, sample=0)
+        buf = a + b
+        m2.build_vocab(buf)
+        buf[:] = b
+        m2.train(buf)
+        assert m2.training_stats[-1]["raw_words"] == sum(map(len, b))
+
+
+def test_a_reiterable_corpus_is_read_again_by_train():
+    class Corpus:
+        def __init__(self):
+            self.sentences = [["a", "b", "c"]] * 20
+            self.reads = 0
+
+        def __iter__(self):
+            self.reads += 1
+            return iter(self.sentences)
+
+    c = Corpus()
+    with fastnet.use_backend(FAST):
+        m = Word2Vec(c, vector_size=4, min_count=1, epochs=1, workers=1, sample=0)
+        assert c.reads == 1                     # the constructor reads it once
+        c.sentences = [["a", "b"]] * 20
+        m.train(c)
+    assert c.reads == 2 and m.training_stats[-1]["raw_words"] == 40
 
 
 # ------------------------------------------------------------------ KeyedVectors
