@@ -153,12 +153,24 @@ def make_cum_table(counts, ns_exponent=0.75):
     ndarray of int64, shape (V,)
         Non-decreasing, ``cum_table[-1] == 2**31``; word ``i`` is drawn with
         probability ``(cum_table[i] - cum_table[i-1]) / 2**31``.
+
+    Raises
+    ------
+    ValueError
+        ``count**ns_exponent`` is not a distribution (a negative count, all
+        counts 0, or a count of 0 with ``ns_exponent < 0``).
     """
     counts = np.asarray(counts, dtype=np.float64)
     if counts.size == 0:
         return np.zeros(0, dtype=np.int64)
-    p = counts ** float(ns_exponent)
-    cum = np.cumsum(p)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        p = counts ** float(ns_exponent)
+        cum = np.cumsum(p)
+    if (counts < 0).any() or not np.isfinite(cum[-1]) or cum[-1] <= 0:
+        raise ValueError(f"the noise distribution count**ns_exponent (ns_exponent="
+                         f"{ns_exponent:g}) is not a distribution for these word counts (min "
+                         f"{counts.min():g}, max {counts.max():g}): counts must be >= 0, not all "
+                         f"0, and > 0 when ns_exponent < 0")
     table = np.round(cum / cum[-1] * CUM_TABLE_DOMAIN).astype(np.int64)
     table[-1] = CUM_TABLE_DOMAIN
     return table

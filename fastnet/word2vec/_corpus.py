@@ -23,6 +23,8 @@ from operator import is_not
 
 import numpy as np
 
+from fastnet._files import open_text_stream
+
 #: Sentences longer than this (in vocabulary words) are split into pieces, not truncated.
 MAX_SENTENCE_LENGTH = 10000
 
@@ -31,7 +33,9 @@ class LineSentence:
     """A corpus file streamed as lists of tokens: one sentence per line, whitespace-separated.
 
     Lines are decoded as UTF-8 one at a time; a line that is not UTF-8 raises
-    ``ValueError`` naming the file, the line number and the byte offset.
+    ``ValueError`` naming the file, the line number and the byte offset (and
+    so does a damaged gzip or bzip2 file: compressed files are recognised by
+    their first bytes).
     Lines longer than ``max_sentence_length`` tokens are cut into several
     sentences (like gensim's ``LineSentence``).  Iterable any number of times.
 
@@ -57,7 +61,7 @@ class LineSentence:
 
     def __iter__(self):
         n = self.max_sentence_length
-        with _open_binary(self.source) as fh:
+        with open_text_stream(self.source, "corpus_file") as fh:
             offset = 0
             for line_no, raw in enumerate(fh, start=1):
                 if self.limit is not None and line_no > self.limit:
@@ -79,16 +83,6 @@ class LineSentence:
 
     def __repr__(self):
         return f"LineSentence({self.source!r})"
-
-
-def _open_binary(path):
-    if path.endswith(".gz"):
-        import gzip
-        return gzip.open(path, "rb")
-    if path.endswith(".bz2"):
-        import bz2
-        return bz2.open(path, "rb")
-    return open(path, "rb")
 
 
 class _RawIds(dict):

@@ -803,22 +803,25 @@ class Word2Vec:
         if not isinstance(fname, (str, os.PathLike)):
             raise TypeError(f"fname must be a path, got {type(fname).__name__}")
         meta, arrays = load_npz(fname, "Word2Vec")
-        params = dict(meta["params"])
-        model = cls(**{k: v for k, v in params.items() if k not in ("hs",)})
-        for s, v in meta["state"].items():
+        path = os.fspath(fname)
+        try:
+            model = cls(**{k: v for k, v in meta["params"].items() if k != "hs"})
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path!r} is a damaged fastnet word2vec file: invalid parameter "
+                             f"({exc})") from None
+        for s, v in meta.get("state", {}).items():   # known names and types (load_npz)
             setattr(model, s, v)
+        model.epoch_losses = list(model.epoch_losses)
         model.training_stats = list(meta.get("training_stats", []))
         model.wv = KeyedVectors._from_parts(meta, arrays)
         model.syn1neg = np.ascontiguousarray(arrays["syn1neg"])
-        if model.syn1neg.shape != model.wv.vectors.shape:
-            raise ValueError(f"{os.fspath(fname)!r}: corrupt model (syn1neg and vectors differ "
-                             f"in shape)")
-        counts = model.wv.expandos.get("count")
-        if counts is None or counts.shape[0] != len(model.wv):
-            raise ValueError(f"{os.fspath(fname)!r}: corrupt model (word counts missing)")
+        counts = model.wv.expandos["count"]
         if "sample_int" not in model.wv.expandos:
             model.wv.expandos["sample_int"] = sample_ints(counts, model.sample)
-        model.cum_table = make_cum_table(counts, model.ns_exponent)
+        try:
+            model.cum_table = make_cum_table(counts, model.ns_exponent)
+        except ValueError as exc:
+            raise ValueError(f"{path!r} is a damaged fastnet word2vec file: {exc}") from None
         model._guide = make_guide(model.cum_table)
         return model
 
