@@ -1,8 +1,10 @@
 """fastnet.Word2Vec / KeyedVectors: training, analogies, evaluation, files, gensim interop, bad input."""
 import gzip
+import json
 import logging
 import math
 import os
+import zipfile
 
 import numpy as np
 import pytest
@@ -566,6 +568,175 @@ def test_load_word2vec_format_errors(tmp_path):
         load(b"3" + good[1:], binary=True)
     with pytest.raises(ValueError, match="word 1 of 1 at byte 4 is not valid utf8"):
         load(b"1 2\n\xff " + np.array([1, 2], "<f4").tobytes(), binary=True)
+
+
+def test_load_word2vec_format_refuses_nan_inf_and_impossible_headers(tmp_path):
+    def load(content, binary=False, **kw):
+        p = tmp_path / "f"
+        p.write_bytes(content)
+        return KeyedVectors.load_word2vec_format(p, binary=binary, **kw)
+
+    with pytest.raises(ValueError, match=r"word 1 \('a'\) holds nan .* position 2"):
+        load(b"2 2\na 1 nan\nb 1 2\n")
+    with pytest.raises(ValueError, match=r"word 2 \('b'\) holds -inf"):
+        load(b"2 2\na 1 1\nb -inf 2\n")
+    with pytest.raises(ValueError, match=r"holds inf \(as float32\)"):
+        load(b"1 2\na 1 1e39\n")                   # beyond float32: refused, not inf
+    assert load(b"1 2\na 1 1e39\n", datatype=np.float64)["a"][1] == 1e39
+    nan = np.array([1, np.nan], "<f4").tobytes()
+    with pytest.raises(ValueError, match="holds nan"):
+        load(b"1 2\na " + nan + b"\n", binary=True)
+    # "1e11 1e6" words x dimensions: refused before allocating anything (it tried 355 PiB)
+    with pytest.raises(ValueError, match="header announces 100000000000 words"):
+        load(b"100000000000 1000000\na 1 2\n")
+    with pytest.raises(ValueError, match="more numbers than the file's"):
+        load(b"2 1000000000\na 1\nb 2\n")
+    with pytest.raises(ValueError, match="header announces 100000000000 words x 1000000"):
+        load(b"100000000000 1000000\na " + bytes(40), binary=True)
+    with pytest.raises(ValueError, match="line 1 must be the header"):
+        load(b"1e11 1e6\na 1 2\n")
+    import gzip
+    good = gzip.compress(b"2 2\na 1 2\nb 3 4\n" * 50)
+    bad = bytearray(good)
+    bad[len(bad) // 2] ^= 0xFF
+    with pytest.raises(ValueError, match=r"damaged gzip file"):
+        load(bytes(bad))
+    with pytest.raises(ValueError, match=r"damaged gzip file"):
+        load(good[:-6])
+
+
+def _saved(tmp_path, small_model):
+    m, k = tmp_path / "m.model", tmp_path / "k.kv"
+    small_model.save(m)
+    small_model.wv.save(k)
+    return str(m), str(k)
+
+
+def _edit_npz(path, meta=None, **arrays):
+    with np.load(path, allow_pickle=False) as z:
+        content = {n: z[n] for n in z.files}
+    if meta is not None:
+        data = json.loads(str(content["__meta__"][()]))
+        meta(data)
+        content["__meta__"] = np.array(json.dumps(data))
+    for n, v in arrays.items():
+        if v is None:
+            content.pop(n)
+        else:
+            content[n] = v
+    with open(path, "wb") as fh:
+        np.savez(fh, **content)
+
+
+W2V_DAMAGE = [
+    (dict(meta=lambda m: m.update(version=99)), "format version 99; .* upgrade fastnet"),
+    (dict(meta=lambda m: m.update(version="1")), "invalid format version"),
+    (dict(meta=lambda m: m.update({"class": "Doc2Vec"})), "holds a Doc2Vec"),
+    (dict(meta=lambda m: m["index_to_key"].pop()), "vectors are a float32 array of shape"),
+    (dict(meta=lambda m: m["index_to_key"].__setitem__(1, m["index_to_key"][0])),
+     "the same word twice"),
+    (dict(meta=lambda m: m["index_to_key"].__setitem__(0, 7)), "not a list of str"),
+    (dict(meta=lambda m: m["params"].update(window=0)), "invalid parameter .*window"),
+    (dict(meta=lambda m: m["params"].update(evil="x")), "unknown parameter"),
+    (dict(meta=lambda m: m["state"].update(wv=1)), "training state 'wv' = 1 is unknown"),
+    (dict(meta=lambda m: m["state"].update(epochs_trained=-2)), "not a valid count"),
+    (dict(meta=lambda m: m.update(vector_size=7)), "shape"),
+    (dict(expando_sample_int=np.zeros(3, np.uint32)), "'sample_int' is a uint32 array of shape"),
+    (dict(expando_sample_int=None, expando_count=np.zeros(3, np.int64)), "'count' is a int64"),
+    (dict(expando_count=None), "word counts are missing"),
+    (dict(expando_count="neg"), "negative count"),
+    (dict(expando_count="zero"), "not a distribution"),
+    (dict(vectors="nan"), "vectors holds NaN or inf"),
+    (dict(syn1neg="inf"), "syn1neg holds NaN or inf"),
+    (dict(syn1neg=np.zeros((2, 2), np.float32)), "syn1neg is a float32 array of shape"),
+    (dict(syn1neg=None), "syn1neg is missing"),
+    (dict(__meta__=np.array([1, 2])), "metadata is a int64 array"),
+    (dict(__meta__=np.array("{not json")), "not valid JSON"),
+]
+
+
+@pytest.mark.parametrize("change,match", W2V_DAMAGE)
+def test_word2vec_load_checks_the_file(tmp_path, small_model, change, match):
+    """Version 99 loaded; a short expando_sample_int trained reading out of bounds: every
+    inconsistency is a ValueError naming the file, before anything reaches a kernel."""
+    path, _ = _saved(tmp_path, small_model)
+    change = dict(change)
+    with np.load(path) as z:
+        V, d = z["vectors"].shape
+    special = {"nan": lambda a: np.where(np.arange(a.size).reshape(a.shape) == 5, np.nan, a),
+               "inf": lambda a: np.where(np.arange(a.size).reshape(a.shape) == 3, np.inf, a)}
+    with np.load(path) as z:
+        for k, v in list(change.items()):
+            if not isinstance(v, str):
+                continue
+            if v in special:
+                change[k] = special[v](z[k]).astype(z[k].dtype)
+            elif v == "neg":
+                change[k] = z[k] - z[k].max() - 1
+            elif v == "zero":
+                change[k] = np.zeros_like(z[k])
+    _edit_npz(path, meta=change.pop("meta", None), **change)
+    with pytest.raises(ValueError, match=match) as info:
+        Word2Vec.load(path)
+    assert path in str(info.value)
+
+
+def test_truncated_or_flipped_vector_files(tmp_path, small_model):
+    """A truncated .npz raised a bare zipfile.BadZipFile."""
+    for path in _saved(tmp_path, small_model):
+        data = open(path, "rb").read()
+        cls = Word2Vec if path.endswith(".model") else KeyedVectors
+        damaged = {"half": data[: len(data) // 2], "all but the last byte": data[:-1],
+                   "empty": b"", "PK": b"PK"}
+        with zipfile.ZipFile(path) as zf:    # a flipped bit inside each member's data
+            for info in zf.infolist():
+                start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+                flipped = bytearray(data)
+                flipped[start + info.file_size // 2] ^= 0x10
+                damaged[f"flip in {info.filename}"] = bytes(flipped)
+        for what, content in damaged.items():
+            with open(path, "wb") as fh:
+                fh.write(content)
+            try:
+                cls.load(path)
+            except ValueError as exc:
+                assert path in str(exc), (what, str(exc))
+            else:
+                raise AssertionError(f"{cls.__name__}.load accepted the file with {what}")
+    _, kv = _saved(tmp_path, small_model)
+    _edit_npz(kv, meta=lambda m: m.update(version=2))
+    with pytest.raises(ValueError, match="format version 2"):
+        KeyedVectors.load(kv)
+
+
+def test_most_similar_checks_query_vectors(small_model):
+    wv = small_model.wv
+    d = wv.vector_size
+    with pytest.raises(ValueError, match=rf"shape \(3,\), but these vectors have {d} dim"):
+        wv.most_similar(positive=[np.ones(3)])
+    with pytest.raises(ValueError, match="NaN or inf"):
+        wv.most_similar(positive=[np.full(d, np.nan)])
+    with pytest.raises(ValueError, match="NaN or inf"):
+        wv.similar_by_vector(np.r_[np.ones(d - 1), np.inf])
+    with pytest.raises(TypeError, match="real numbers"):
+        wv.most_similar(positive=[np.array(["x"] * d)])
+    with pytest.raises(ValueError, match="weights must be finite"):
+        wv.most_similar(positive=[("dog", float("nan"))])
+    with pytest.raises(ValueError, match="shapes"):
+        KeyedVectors.cosine_similarities(np.ones(3), np.ones((4, 2)))
+    top = wv.similar_by_vector(wv["dog"], topn=1)
+    assert top[0][0] == "dog" and np.isfinite(top[0][1])
+
+
+def test_damaged_gzip_corpus_names_the_file(tmp_path):
+    import gzip
+    data = gzip.compress(("the cat sat on the mat\n" * 2000).encode())
+    bad = bytearray(data)
+    bad[len(bad) // 2] ^= 0xFF
+    path = tmp_path / "c.txt.gz"
+    path.write_bytes(bytes(bad))
+    with pytest.raises(ValueError, match="corpus_file .*c.txt.gz.* damaged gzip"):
+        Word2Vec(corpus_file=path, min_count=1, vector_size=4, epochs=1)
 
 
 # ------------------------------------------------------------------ bad input
