@@ -264,7 +264,8 @@ def load(path):
 
 def _damaged(path, what):
     """The ValueError of a file fastnet.load refuses: it names the file and what is wrong."""
-    return ValueError(f"{os.fspath(path)!r} is a damaged or inconsistent fastnet model file: {what}")
+    return ValueError(f"{os.fspath(path)!r} is a damaged or inconsistent fastnet model file: "
+                      f"{what}")
 
 
 def _is_int(x, lo=0):
@@ -347,7 +348,8 @@ def _check_network_state(path, cls, meta, state, arrays):
                              f"{sorted(ACTIVATION_CODES)} per layer ({len(sizes) - 1})")
     if "softmax" in acts[:-1]:
         raise _damaged(path, "softmax is allowed as the last activation only")
-    if state.get("loss_function") not in LOSS_CODES:
+    loss = state.get("loss_function")
+    if not isinstance(loss, str) or loss not in LOSS_CODES:
         raise _damaged(path, f"unknown loss_function {state.get('loss_function')!r}")
     for key in ("n_iter", "t", "opt_steps"):
         if key in state and not _is_int(state[key]):
@@ -396,7 +398,7 @@ def _load_estimator(path, meta, arrays):
     layout (sizes, counts, classes, finite weights) before anything reaches a kernel."""
     from fastnet.estimators import ESTIMATORS, Perceptron
     name = meta.get("class")
-    if name not in ESTIMATORS:
+    if not isinstance(name, str) or name not in ESTIMATORS:
         raise ValueError(f"{os.fspath(path)!r} holds an estimator of unknown class {name!r}; "
                          f"this fastnet knows {', '.join(ESTIMATORS)}")
     cls = ESTIMATORS[name]

@@ -104,6 +104,21 @@ def _check_sentence(sentence, index):
                         f"is a {type(sentence).__name__}")
 
 
+def _bad_token(sentence, index):
+    """The TypeError of a sentence holding an unhashable token (a list, a dict...)."""
+    token = next((t for t in sentence if not _hashable(t)), None)
+    return TypeError(f"sentences must hold str tokens, but sentence {index} holds {token!r} "
+                     f"({type(token).__name__}); each sentence is a flat list of words")
+
+
+def _hashable(x):
+    try:
+        hash(x)
+        return True
+    except TypeError:
+        return False
+
+
 class Scan:
     """What one pass over the corpus learnt.
 
@@ -174,7 +189,10 @@ def scan_corpus(sentences, *, max_vocab_size=None, trim_rule=None, progress_per=
         if n_sent == 1 or type(sentence) is not list:
             _check_sentence(sentence, n_sent - 1)
         before = len(encoded)
-        encoded.extend(map(lookup, sentence))
+        try:
+            encoded.extend(map(lookup, sentence))
+        except TypeError:
+            raise _bad_token(sentence, n_sent - 1) from None
         length = len(encoded) - before
         lengths.append(length)
         total += length
@@ -198,7 +216,10 @@ def _scan_counts(sentences, max_vocab_size, trim_rule, progress_per, logger):
     for n_sent, sentence in enumerate(sentences, start=1):
         if n_sent == 1 or type(sentence) is not list:
             _check_sentence(sentence, n_sent - 1)
-        vocab.update(sentence)
+        try:
+            vocab.update(sentence)
+        except TypeError:
+            raise _bad_token(sentence, n_sent - 1) from None
         total += len(sentence)
         if max_vocab_size is not None and len(vocab) > max_vocab_size:
             before = len(vocab)
@@ -302,7 +323,10 @@ def encode_corpus(sentences, key_to_index, logger=None, progress_per=10000):
         if n_sent == 1 or type(sentence) is not list:
             _check_sentence(sentence, n_sent - 1)
         before = len(encoded)
-        encoded.extend(filter(known, map(get, sentence)))
+        try:
+            encoded.extend(filter(known, map(get, sentence)))
+        except TypeError:
+            raise _bad_token(sentence, n_sent - 1) from None
         lengths.append(len(encoded) - before)
         total += len(sentence)
         if logger is not None and progress_per and n_sent % progress_per == 0:
