@@ -812,3 +812,24 @@ def test_import_fastnet_compiles_nothing():
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("sg", [[], ["--sg"]])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_command_line_divergence_is_an_error_not_a_crash(tmp_path, backend, sg):
+    """``fastnet word2vec corpus.txt --alpha 1000 --backend cython`` segfaulted: now exit code
+    1 and one line saying the training diverged and to use a smaller alpha, on every backend,
+    and no vectors file is written."""
+    import subprocess
+    import sys
+    from conftest import REPO
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(" ".join(s) for s in planted_corpus(300)) + "\n")
+    out = tmp_path / "v.bin"
+    proc = subprocess.run([sys.executable, "-m", "fastnet", "word2vec", str(corpus), "--alpha",
+                           "1000", "--backend", backend, "--min-count", "1", "--size", "8",
+                           "--epochs", "2", "--out", str(out)] + sg, capture_output=True,
+                          text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=600)
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    assert "diverged in epoch 1" in proc.stderr and "smaller alpha" in proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()
