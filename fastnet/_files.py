@@ -132,7 +132,7 @@ def open_text_stream(path, what):
 _DEFLATE_MAX_RATIO = 1032
 
 
-def _member_header(zf, info, path):
+def _member_header(zf, info):
     """``(shape, fortran_order, dtype)`` of an ``.npy`` member, checked against its size."""
     fmt = np.lib.format
     with zf.open(info) as fh:
@@ -186,7 +186,7 @@ def read_npz(path, what):
                     raise ValueError("it is not an .npy array")
                 if info.compress_size > archive_size:
                     raise ValueError("its size exceeds the archive's")
-                _member_header(zf, info, path)
+                _member_header(zf, info)
                 with zf.open(info) as fh:
                     arrays[name[:-4]] = np.lib.format.read_array(fh, allow_pickle=False)
             except (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile,

@@ -393,6 +393,31 @@ def _check_perceptron_state(path, state, arrays):
     return W.dtype
 
 
+#: History entries that training appends to (lists of numbers); the others are numbers
+_HISTORY_LISTS = ("J", "seconds", "train_acc", "val_J", "val_acc", "errors")
+
+
+def _check_history(path, history, est):
+    """The fitted ``history_``: lists where training appends, numbers elsewhere."""
+    from fastnet.estimators import Perceptron, _ClassifierMixin
+
+    def number(v):
+        return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+    ok = isinstance(history, dict)
+    if ok:
+        required = ["errors"] if isinstance(est, Perceptron) else ["J", "seconds"]
+        if isinstance(est, _ClassifierMixin) and getattr(est, "track_accuracy", False) is True:
+            required.append("train_acc")             # partial_fit appends to it
+        ok = all(k in history for k in required) and all(
+            (isinstance(v, list) and all(map(number, v))) if k in _HISTORY_LISTS else
+            (v is None or isinstance(v, (bool, numbers.Real)))
+            for k, v in history.items())
+    if not ok:
+        raise _damaged(path, "its training history is not the mapping training keeps (lists "
+                             "of numbers for J, seconds, ...; numbers for the others)")
+
+
 def _load_estimator(path, meta, arrays):
     """The estimator of a ``kind: estimator`` file, after checking its fitted state against its
     layout (sizes, counts, classes, finite weights) before anything reaches a kernel."""
@@ -427,11 +452,7 @@ def _load_estimator(path, meta, arrays):
         if meta.get("dtype", dtype.name) != dtype.name:
             raise _damaged(path, f"its dtype is {meta.get('dtype')!r} but the weights are "
                                  f"{dtype.name}")
-        history = state.get("history", {})
-        if not isinstance(history, dict) or not all(
-                isinstance(v, (list, numbers.Real)) for v in history.values()) or \
-                not all(isinstance(j, numbers.Real) for j in history.get("J", [])):
-            raise _damaged(path, "its training history is not a mapping of numbers and lists")
+        _check_history(path, state.get("history"), est)
         names = state_arrays.get("feature_names_in")
         if names is not None and (names.ndim != 1 or names.shape[0] != state["n_features_in"]):
             raise _damaged(path, f"feature_names_in has shape {names.shape}, expected "

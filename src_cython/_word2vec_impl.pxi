@@ -53,11 +53,13 @@ cdef inline double _neg_log_sigmoid(double x) noexcept nogil:
     return log1p(exp(-fabs(x))) + (-x if x < 0 else 0.0)
 
 
-cdef inline int64_t _draw(const int64_t *cum_table, const int32_t *guide, int gshift,
-                          uint64_t r) noexcept nogil:
+cdef inline int64_t _draw(const int64_t *cum_table, int64_t V, const int32_t *guide,
+                          int gshift, uint64_t r) noexcept nogil:
     cdef int64_t target = <int64_t>(_rand32(r) >> 1)
     cdef int64_t i = guide[target >> gshift]
-    while cum_table[i] <= target:
+    if i < 0 or i >= V:              # a guide not made by make_guide: scan from 0
+        i = 0
+    while cum_table[i] <= target:    # stops at V - 1 at the latest: cum_table[V - 1] = 2**31
         i += 1
     return i
 
@@ -307,6 +309,7 @@ cdef struct Job:
     int64_t sent_end
     const uint32_t *sample_int
     const int64_t *cum_table
+    int64_t V                 # words in the vocabulary (rows of syn0, entries of cum_table)
     const int32_t *guide
     int gshift
     int negative
@@ -377,7 +380,7 @@ cdef inline int _outputs(Job *job, int64_t word) noexcept nogil:
     cdef int64_t noise
     job.outs[0] = word
     for q in range(job.negative):
-        noise = _draw(job.cum_table, job.guide, job.gshift, job.r)
+        noise = _draw(job.cum_table, job.V, job.guide, job.gshift, job.r)
         job.r = _next(job.r)
         if noise == word:
             continue
@@ -500,6 +503,7 @@ cdef object _run(bint sg, float[:, ::1] syn0, float[:, ::1] syn1neg, const int32
     job.sent_end = sent_end
     job.sample_int = &sample_int[0]
     job.cum_table = &cum_table[0]
+    job.V = cum_table.shape[0]
     job.guide = &guide[0]
     job.gshift = _gshift(guide.shape[0])
     job.negative = negative

@@ -79,7 +79,9 @@ def _neg_log_sigmoid(x):
 def _draw(cum_table, guide, gshift, r):
     target = np.int64(_rand32(r) >> _U1)
     i = np.int64(guide[target >> gshift])
-    while cum_table[i] <= target:
+    if i < 0 or i >= cum_table.shape[0]:   # a guide not made by make_guide: scan from 0
+        i = 0
+    while cum_table[i] <= target:          # stops at V - 1 at the latest: cum_table[-1] = 2**31
         i += 1
     return i
 

@@ -44,7 +44,9 @@ out of bounds.  The arguments are:
   of a power-of-two length, ``guide[g]`` = the first ``i`` with
   ``cum_table[i] > g << gshift`` (:func:`make_guide`), which lets the
   compiled kernels find a draw in ``O(1)``; the reference uses
-  ``searchsorted`` and gets the same word;
+  ``searchsorted`` and gets the same word (a guide entry outside ``0..V-1``
+  makes the compiled kernels scan from 0: same word, never out of bounds;
+  checking every entry would cost a pass over the guide per job);
 * ``negative >= 1``, ``window >= 1``; ``alpha_begin``/``alpha_end``: the
   learning rate at the first and after the last word of the job, linearly
   interpolated per sentence by the position of its first word;

@@ -14,7 +14,6 @@ word whose vector is most similar to :math:`\hat b - \hat a + \hat c`
 """
 from __future__ import annotations
 
-import io
 import logging
 import math
 import numbers
