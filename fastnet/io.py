@@ -337,7 +337,6 @@ def _check_classes(path, classes, expected=None):
 def _check_network_state(path, cls, meta, state, arrays):
     from fastnet._backend import ACTIVATION_CODES, LOSS_CODES
     from fastnet._params import n_params
-    from fastnet.estimators import _ClassifierMixin
     sizes = state.get("layer_sizes")
     if not isinstance(sizes, list) or len(sizes) < 2 or not all(_is_int(n, 1) for n in sizes):
         raise _damaged(path, f"layer_sizes {sizes!r} must be a list of at least 2 widths >= 1")
@@ -371,7 +370,7 @@ def _check_network_state(path, cls, meta, state, arrays):
         opt = _float_array(path, "opt_state", arrays["opt_state"], 1, params.dtype)
         if opt.shape[0] != 2 * P:
             raise _damaged(path, f"opt_state has {opt.shape[0]} entries, expected 2 x {P}")
-    if issubclass(cls, _ClassifierMixin):
+    if getattr(cls, "_estimator_type", None) == "classifier":
         K = _check_classes(path, arrays.get("classes"))
         n_out = 1 if (K == 2 and acts[-1] == "sigmoid") else K
         if sizes[-1] != n_out:
@@ -399,7 +398,7 @@ _HISTORY_LISTS = ("J", "seconds", "train_acc", "val_J", "val_acc", "errors")
 
 def _check_history(path, history, est):
     """The fitted ``history_``: lists where training appends, numbers elsewhere."""
-    from fastnet.estimators import Perceptron, _ClassifierMixin
+    from fastnet.estimators import Perceptron
 
     def number(v):
         return isinstance(v, numbers.Real) and not isinstance(v, bool)
@@ -407,7 +406,8 @@ def _check_history(path, history, est):
     ok = isinstance(history, dict)
     if ok:
         required = ["errors"] if isinstance(est, Perceptron) else ["J", "seconds"]
-        if isinstance(est, _ClassifierMixin) and getattr(est, "track_accuracy", False) is True:
+        if getattr(est, "_estimator_type", None) == "classifier" and \
+                getattr(est, "track_accuracy", False) is True:
             required.append("train_acc")             # partial_fit appends to it
         ok = all(k in history for k in required) and all(
             (isinstance(v, list) and all(map(number, v))) if k in _HISTORY_LISTS else
