@@ -715,8 +715,8 @@ def test_model_selection(data):
                                                                       "None", "1d"]))
     fn = draw(st.sampled_from(["split", "kfold", "cv_estimator", "cv_function"]))
     y = draw(labels(m, 2, case, values=True, damage=fn != "kfold"))
-    if fn == "split" and y is None:
-        case.bad.pop("y")                     # y is optional in train_test_split
+    if fn == "split" and case.bad.get("y") not in (None, "short"):
+        case.either["y"] = case.bad.pop("y")  # y is optional in train_test_split, and only split
     if fn == "split":
         size = scalar(draw, "test_size", case, [0.25, 0.5, 1], bad=[0.0, 1.0, -1, m, "a",
                                                                    float("nan")])
