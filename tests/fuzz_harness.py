@@ -11,6 +11,7 @@
   ``tests/test_fuzz.py``; :data:`STATS`: the counts printed at the end of a run.
 """
 import json
+import contextlib
 import os
 import queue
 import subprocess
@@ -67,7 +68,9 @@ def report(request):
             f"crashes, {STATS['known']} known problems of other parts (of which "
             f"{STATS['known crashes']} crashes)")
     if tr is not None:
-        tr.write_line(line)
+        capture = request.config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+            tr.write_line(line)
     path = os.environ.get("FASTNET_FUZZ_REPORT")
     if path:
         with open(path, "w") as fh:
