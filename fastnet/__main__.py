@@ -156,14 +156,15 @@ def load_data(path, labels=None, label_column=None):
         return X, y, f"{path} + {labels} (IDX: {X.shape[0]} images of {X.shape[1]} pixels)", True
     lower = path.lower()
     if lower.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as z:
-            keys = list(z.files)
-            xk = next((k for k in ("X", "x", "data") if k in keys), None)
-            yk = next((k for k in ("y", "Y", "labels", "target") if k in keys), None)
-            if xk is None or yk is None:
-                raise UsageError(f"{path}: expected arrays 'X' and 'y' in the .npz, found "
-                                 f"{keys}")
-            X, y = z[xk], z[yk]
+        from fastnet._files import read_npz
+        z = read_npz(path, "data file (.npz with X and y)")   # a damaged file: ValueError
+        keys = list(z)
+        xk = next((k for k in ("X", "x", "data") if k in keys), None)
+        yk = next((k for k in ("y", "Y", "labels", "target") if k in keys), None)
+        if xk is None or yk is None:
+            raise UsageError(f"{path}: expected arrays 'X' and 'y' in the .npz, found "
+                             f"{keys}")
+        X, y = z[xk], z[yk]
         if X.ndim == 3:
             X = X.reshape(X.shape[0], -1)
         pixels = X.dtype == np.uint8

@@ -174,3 +174,86 @@ def data(kernel, layout, X, Y=None, dtype=None):
     if Y is not None:
         float_array(kernel, "Y", Y, ndim=2, dtype=dtype)
         shape(kernel, "Y", Y, (X.shape[0], int(layout.sizes[-1])))
+
+
+# ------------------------------------------------------------------------------- word2vec
+#: Largest ``window`` / ``negative`` a word2vec kernel takes (their buffers are indexed by C ints).
+W2V_MAX_COUNT = (1 << 30) - 1
+
+_W2V_ARRAYS = (("syn0", np.float32, 2), ("syn1neg", np.float32, 2), ("words", np.int32, 1),
+               ("sent_offsets", np.int64, 1), ("sample_int", np.uint32, 1),
+               ("cum_table", np.int64, 1), ("guide", np.int32, 1))
+
+
+def word2vec_job(kernel, syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int,
+                 cum_table, guide, negative, window, alpha_begin, alpha_end):
+    """Check the arguments of a word2vec job (``w2v_sg_batch``, ``w2v_cbow_batch``).
+
+    Everything a kernel indexes with is checked, so that no argument can make it
+    read or write out of bounds: dtypes, contiguity, the vocabulary size ``V``
+    shared by ``syn0``/``syn1neg``/``sample_int``/``cum_table``, the job's
+    sentence range and offsets (non-decreasing, inside ``words``), the word
+    indices of the job (``0 <= w < V``), ``cum_table[-1] == 2**31`` (which
+    bounds every noise draw), a power-of-two ``guide``.  Its cost is one pass
+    over the job's words and sentence offsets.
+
+    Returns
+    -------
+    (int, int, int, int)
+        ``sent_begin, sent_end, negative, window`` as Python ints.
+    """
+    arrays = (syn0, syn1neg, words, sent_offsets, sample_int, cum_table, guide)
+    for (name, dt, nd), arr in zip(_W2V_ARRAYS, arrays):
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"{kernel}: {name} must be a numpy.ndarray, got {type(arr).__name__}")
+        if arr.dtype != dt or arr.ndim != nd:
+            raise TypeError(f"{kernel}: {name} must be a {nd}-D {np.dtype(dt).name} array, got "
+                            f"{arr.ndim}-D {arr.dtype}")
+        if not arr.flags.c_contiguous:
+            raise ValueError(f"{kernel}: {name} must be C-contiguous (use np.ascontiguousarray)")
+    writable(kernel, "syn0", syn0)
+    writable(kernel, "syn1neg", syn1neg)
+    V, d = syn0.shape
+    if V == 0 or d == 0:
+        raise ValueError(f"{kernel}: syn0 must have at least one word and one dimension, got "
+                         f"shape {syn0.shape}")
+    if d > (1 << 31) - 1:
+        raise ValueError(f"{kernel}: vectors of {d} dimensions are too long (at most 2**31 - 1)")
+    shape(kernel, "syn1neg", syn1neg, syn0.shape)
+    shape(kernel, "sample_int", sample_int, (V,))
+    shape(kernel, "cum_table", cum_table, (V,))
+    if int(cum_table[V - 1]) != 1 << 31:
+        raise ValueError(f"{kernel}: cum_table[-1] must be 2**31 (see make_cum_table), got "
+                         f"{int(cum_table[V - 1])}")
+    g = guide.shape[0]
+    if g == 0 or g & (g - 1) or g > 1 << 31:
+        raise ValueError(f"{kernel}: guide must have a power-of-two length (see make_guide), "
+                         f"got {g}")
+    sent_begin = integer(kernel, "sent_begin", sent_begin, 0)
+    sent_end = integer(kernel, "sent_end", sent_end, 0)
+    n_sent = sent_offsets.shape[0] - 1
+    if not sent_begin <= sent_end <= n_sent:
+        raise ValueError(f"{kernel}: sentences {sent_begin}:{sent_end} out of range for "
+                         f"{max(n_sent, 0)} sentences (len(sent_offsets) - 1)")
+    negative = integer(kernel, "negative", negative, 1)
+    window = integer(kernel, "window", window, 1)
+    for name, value in (("negative", negative), ("window", window)):
+        if value > W2V_MAX_COUNT:
+            raise ValueError(f"{kernel}: {name} must be at most {W2V_MAX_COUNT}, got {value}")
+    for name, value in (("alpha_begin", alpha_begin), ("alpha_end", alpha_end)):
+        if not np.isfinite(real(kernel, name, value)):
+            raise ValueError(f"{kernel}: {name} must be finite, got {value!r}")
+    if sent_end > sent_begin:
+        offs = sent_offsets[sent_begin:sent_end + 1]
+        lo, hi = int(offs[0]), int(offs[-1])
+        if lo < 0 or hi > words.shape[0] or (offs[1:] < offs[:-1]).any():
+            raise ValueError(f"{kernel}: sent_offsets[{sent_begin}:{sent_end + 1}] must be "
+                             f"non-decreasing offsets into words (0..{words.shape[0]})")
+        if hi > lo:
+            job = words[lo:hi]
+            w_min, w_max = int(job.min()), int(job.max())
+            if w_min < 0 or w_max >= V:
+                raise ValueError(f"{kernel}: words holds the index "
+                                 f"{w_min if w_min < 0 else w_max}, outside the vocabulary "
+                                 f"0..{V - 1}")
+    return sent_begin, sent_end, negative, window

@@ -3,12 +3,12 @@
 Nothing here downloads anything.  The shared data directory is found through
 the ``FASTNET_DATA`` environment variable (see :func:`data_dir`).
 """
-import gzip
 import os
 import struct
 
 import numpy as np
 
+from fastnet._files import read_bytes
 from fastnet._validation import check_int, check_rng
 
 __all__ = ["load_mnist", "data_dir", "make_digits", "load_demo_digits"]
@@ -22,14 +22,9 @@ def _read(path, name):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{name}: no such file {path!r}")
-    with open(path, "rb") as fh:
-        head = fh.read(2)
-    opener = gzip.open if head == b"\x1f\x8b" else open
-    try:
-        with opener(path, "rb") as fh:
-            return fh.read()
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"{name}: {path!r} is not a readable (gzipped) IDX file: {exc}") from None
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{name}: {path!r} is a directory, not an IDX file")
+    return read_bytes(path, f"{name}: the IDX file")   # damaged gzip: ValueError naming it
 
 
 def load_mnist(images_path, labels_path, scale=False):

@@ -21,10 +21,10 @@ from __future__ import annotations
 import json
 import numbers
 import os
-import zipfile
 
 import numpy as np
 
+from fastnet._files import atomic_write, read_npz
 from fastnet._version import __version__
 
 __all__ = ["save", "load", "read_metadata", "FORMAT_VERSION"]
@@ -175,34 +175,8 @@ def save(obj, path, *, metadata=None):
 
 
 def _atomic_savez(path, arrays):
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"cannot save to {path!r}: directory {directory!r} does not exist")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"cannot save to {path!r}: it is a directory; give a file name "
-                                f"such as {os.path.join(path, 'model.npz')!r}")
-    base = os.path.basename(path)
-    for attempt in range(100):
-        tmp = os.path.join(directory, f".{base}.{os.getpid()}.{attempt}.tmp")
-        try:  # created with the usual permissions (0666 & ~umask), unlike mkstemp's 0600
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            break
-        except FileExistsError:
-            continue
-    else:  # pragma: no cover - a hundred stale temporary files
-        raise FileExistsError(f"cannot create a temporary file next to {path!r}")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, allow_pickle=False, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_write(path) as fh:
+        np.savez(fh, allow_pickle=False, **arrays)
 
 
 # ----------------------------------------------------------------------------------- load
@@ -228,34 +202,32 @@ def _open(path):
             what = "a file of another kind"
         raise ValueError(f"{path!r} is not a fastnet model file: it is {what}, expected an .npz "
                          f"archive written by fastnet.save or model.save")
+    arrays = read_npz(path, "fastnet model file")
+    if _META not in arrays:
+        files = sorted(arrays)
+        shown = ", ".join(files[:8]) + (", ..." if len(files) > 8 else "")
+        raise ValueError(f"{path!r} is an .npz archive but not a fastnet model file: it "
+                         f"has no {_META!r} entry (its arrays: {shown}); fastnet.load "
+                         f"reads files written by fastnet.save or model.save")
+    raw = arrays.pop(_META)
     try:
-        with np.load(path, allow_pickle=False) as z:
-            files = list(z.files)
-            if _META not in files:
-                shown = ", ".join(files[:8]) + (", ..." if len(files) > 8 else "")
-                raise ValueError(f"{path!r} is an .npz archive but not a fastnet model file: it "
-                                 f"has no {_META!r} entry (its arrays: {shown}); fastnet.load "
-                                 f"reads files written by fastnet.save or model.save")
-            raw = z[_META]
-            try:
-                meta = json.loads(str(raw[()]))
-            except (ValueError, TypeError) as exc:
-                raise ValueError(f"{path!r}: its {_META!r} metadata is not valid JSON "
-                                 f"({exc}); the file is damaged") from None
-            if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
-                raise ValueError(f"{path!r} is not a fastnet model file (its metadata does not "
-                                 f"name the {_FORMAT!r} format)")
-            version = meta.get("format_version")
-            if not isinstance(version, int) or version < 1:
-                raise ValueError(f"{path!r}: invalid format version {version!r}")
-            if version > FORMAT_VERSION:
-                raise ValueError(
-                    f"{path!r} was written by fastnet {meta.get('fastnet_version', '?')} in model "
-                    f"format version {version}; this fastnet ({__version__}) reads format "
-                    f"versions up to {FORMAT_VERSION}: upgrade fastnet to load it")
-            arrays = {k: z[k] for k in files if k != _META}
-    except zipfile.BadZipFile as exc:
-        raise ValueError(f"{path!r} is a damaged or truncated archive ({exc})") from None
+        if raw.ndim != 0 or raw.dtype.kind != "U":
+            raise ValueError(f"a {raw.dtype} array of shape {raw.shape}, not a string")
+        meta = json.loads(str(raw[()]))
+    except ValueError as exc:
+        raise ValueError(f"{path!r}: its {_META!r} metadata is not valid JSON "
+                         f"({exc}); the file is damaged") from None
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+        raise ValueError(f"{path!r} is not a fastnet model file (its metadata does not "
+                         f"name the {_FORMAT!r} format)")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"{path!r}: invalid format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path!r} was written by fastnet {meta.get('fastnet_version', '?')} in model "
+            f"format version {version}; this fastnet ({__version__}) reads format "
+            f"versions up to {FORMAT_VERSION}: upgrade fastnet to load it")
     return meta, arrays
 
 
@@ -295,37 +267,206 @@ def load(path):
                      f"a newer fastnet may read it")
 
 
+def _damaged(path, what):
+    """The ValueError of a file fastnet.load refuses: it names the file and what is wrong."""
+    return ValueError(f"{os.fspath(path)!r} is a damaged or inconsistent fastnet model file: "
+                      f"{what}")
+
+
+def _is_int(x, lo=0):
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool) and x >= lo
+
+
+def _float_array(path, name, arr, ndim, dtype=None):
+    if arr is None:
+        raise _damaged(path, f"{name} is missing")
+    if arr.dtype not in (np.float32, np.float64) or arr.ndim != ndim:
+        raise _damaged(path, f"{name} is a {arr.ndim}-D {arr.dtype} array, expected a {ndim}-D "
+                             f"float32 or float64 array")
+    if dtype is not None and arr.dtype != dtype:
+        raise _damaged(path, f"{name} is {arr.dtype}, but the model's dtype is {dtype}")
+    if not np.isfinite(arr).all():
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise _damaged(path, f"{name} holds {arr[where]} at index {where}; weights must be "
+                             f"finite")
+    return arr
+
+
 def _load_model(path, meta, arrays):
+    """The model list of a ``kind: model`` file, after checking it is consistent: one finite
+    float weight matrix per activation, chained shapes matching ``layer_sizes``."""
     from fastnet.activations import ACTIVATIONS
-    acts = meta.get("activations", [])
+    from fastnet._validation import check_model
+    acts = meta.get("activations")
+    if not isinstance(acts, list) or not acts:
+        raise _damaged(path, "the model has no layer (no list of activations)")
+    expected = {f"theta_{l}" for l in range(len(acts))}
+    if set(arrays) != expected:
+        odd = sorted(set(arrays) ^ expected)
+        raise _damaged(path, f"its arrays ({', '.join(sorted(arrays)) or 'none'}) do not match "
+                             f"its {len(acts)} layers (unexpected or missing: {', '.join(odd)})")
+    dtype = meta.get("dtype")
     model = []
     for l, name in enumerate(acts):
-        key = f"theta_{l}"
-        if key not in arrays or name not in ACTIVATIONS:
-            raise ValueError(f"{os.fspath(path)!r}: layer {l} is missing or has an unknown "
-                             f"activation {name!r}; the file is damaged")
-        model += [arrays[key], ACTIVATIONS[name]]
-    if not model:
-        raise ValueError(f"{os.fspath(path)!r}: the model has no layer; the file is damaged")
+        if not isinstance(name, str) or name not in ACTIVATIONS:
+            raise _damaged(path, f"layer {l} has the unknown activation {name!r} (known: "
+                                 f"{', '.join(ACTIVATIONS)})")
+        theta = _float_array(path, f"theta_{l}", arrays[f"theta_{l}"], 2,
+                             arrays["theta_0"].dtype)
+        model += [theta, ACTIVATIONS[name]]
+    if dtype is not None and dtype != arrays["theta_0"].dtype.name:
+        raise _damaged(path, f"its dtype is {dtype!r} but the weights are "
+                             f"{arrays['theta_0'].dtype.name}")
+    try:
+        thetas, _ = check_model(model)
+    except (TypeError, ValueError) as exc:
+        raise _damaged(path, str(exc)) from None
+    sizes = [int(thetas[0].shape[1] - 1)] + [int(t.shape[0]) for t in thetas]
+    if "layer_sizes" in meta and meta["layer_sizes"] != sizes:
+        raise _damaged(path, f"layer_sizes {meta['layer_sizes']!r} differ from the weights' "
+                             f"{sizes}")
     return model
 
 
+def _check_classes(path, classes, expected=None):
+    if classes is None or classes.ndim != 1 or classes.shape[0] < 2 or classes.dtype.kind \
+            not in "biufU":
+        raise _damaged(path, "classes must be a 1-D array of at least 2 labels, got "
+                             + ("nothing" if classes is None else
+                                f"a {classes.dtype} array of shape {classes.shape}"))
+    if not (classes[1:] > classes[:-1]).all():
+        raise _damaged(path, "classes are not sorted and distinct")
+    return int(classes.shape[0])
+
+
+def _check_network_state(path, cls, meta, state, arrays):
+    from fastnet._backend import ACTIVATION_CODES, LOSS_CODES
+    from fastnet._params import n_params
+    sizes = state.get("layer_sizes")
+    if not isinstance(sizes, list) or len(sizes) < 2 or not all(_is_int(n, 1) for n in sizes):
+        raise _damaged(path, f"layer_sizes {sizes!r} must be a list of at least 2 widths >= 1")
+    acts = state.get("activations")
+    if not isinstance(acts, list) or len(acts) != len(sizes) - 1 or \
+            not all(isinstance(a, str) and a in ACTIVATION_CODES for a in acts):
+        raise _damaged(path, f"activations {acts!r} must name one activation of "
+                             f"{sorted(ACTIVATION_CODES)} per layer ({len(sizes) - 1})")
+    if "softmax" in acts[:-1]:
+        raise _damaged(path, "softmax is allowed as the last activation only")
+    loss = state.get("loss_function")
+    if not isinstance(loss, str) or loss not in LOSS_CODES:
+        raise _damaged(path, f"unknown loss_function {state.get('loss_function')!r}")
+    for key in ("n_iter", "t", "opt_steps"):
+        if key in state and not _is_int(state[key]):
+            raise _damaged(path, f"{key} {state[key]!r} is not a count")
+    if "n_iter" not in state:
+        raise _damaged(path, "n_iter is missing")
+    if state.get("n_features_in") != sizes[0] or state.get("n_outputs") != sizes[-1]:
+        raise _damaged(path, f"n_features_in {state.get('n_features_in')!r} / n_outputs "
+                             f"{state.get('n_outputs')!r} differ from layer_sizes {sizes}")
+    if meta.get("layer_sizes", sizes) != sizes or meta.get("activations", acts) != acts:
+        raise _damaged(path, "the layer sizes or activations differ between the metadata and "
+                             "the fitted state")
+    params = _float_array(path, "params", arrays.get("params"), 1)
+    P = n_params(sizes)
+    if params.shape[0] != P:
+        raise _damaged(path, f"params has {params.shape[0]} entries, but layer_sizes {sizes} "
+                             f"need {P}")
+    if "opt_state" in arrays:
+        opt = _float_array(path, "opt_state", arrays["opt_state"], 1, params.dtype)
+        if opt.shape[0] != 2 * P:
+            raise _damaged(path, f"opt_state has {opt.shape[0]} entries, expected 2 x {P}")
+    if getattr(cls, "_estimator_type", None) == "classifier":
+        K = _check_classes(path, arrays.get("classes"))
+        n_out = 1 if (K == 2 and acts[-1] == "sigmoid") else K
+        if sizes[-1] != n_out:
+            raise _damaged(path, f"it has {K} classes but {sizes[-1]} output units (expected "
+                                 f"{n_out} with a {acts[-1]} output)")
+    return params.dtype
+
+
+def _check_perceptron_state(path, state, arrays):
+    K = _check_classes(path, arrays.get("classes"))
+    n_in = state.get("n_features_in")
+    if not _is_int(n_in, 1) or not _is_int(state.get("n_iter")):
+        raise _damaged(path, "n_features_in / n_iter are missing or not counts")
+    W = _float_array(path, "W", arrays.get("W"), 2)
+    units = 1 if K == 2 else K
+    if W.shape != (units, n_in + 1):
+        raise _damaged(path, f"W has shape {W.shape}, expected ({units}, {n_in + 1}) for {K} "
+                             f"classes and {n_in} features")
+    return W.dtype
+
+
+#: History entries that training appends to (lists of numbers); the others are numbers
+_HISTORY_LISTS = ("J", "seconds", "train_acc", "val_J", "val_acc", "errors")
+
+
+def _check_history(path, history, est):
+    """The fitted ``history_``: lists where training appends, numbers elsewhere."""
+    from fastnet.estimators import Perceptron
+
+    def number(v):
+        return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+    ok = isinstance(history, dict)
+    if ok:
+        required = ["errors"] if isinstance(est, Perceptron) else ["J", "seconds"]
+        if getattr(est, "_estimator_type", None) == "classifier" and \
+                getattr(est, "track_accuracy", False) is True:
+            required.append("train_acc")             # partial_fit appends to it
+        ok = all(k in history for k in required) and all(
+            (isinstance(v, list) and all(map(number, v))) if k in _HISTORY_LISTS else
+            (v is None or isinstance(v, (bool, numbers.Real)))
+            for k, v in history.items())
+    if not ok:
+        raise _damaged(path, "its training history is not the mapping training keeps (lists "
+                             "of numbers for J, seconds, ...; numbers for the others)")
+
+
 def _load_estimator(path, meta, arrays):
-    from fastnet.estimators import ESTIMATORS
+    """The estimator of a ``kind: estimator`` file, after checking its fitted state against its
+    layout (sizes, counts, classes, finite weights) before anything reaches a kernel."""
+    from fastnet.estimators import ESTIMATORS, Perceptron
     name = meta.get("class")
-    if name not in ESTIMATORS:
+    if not isinstance(name, str) or name not in ESTIMATORS:
         raise ValueError(f"{os.fspath(path)!r} holds an estimator of unknown class {name!r}; "
                          f"this fastnet knows {', '.join(ESTIMATORS)}")
     cls = ESTIMATORS[name]
-    params = dict(meta.get("params", {}))
-    for key in meta.get("tuple_params", []):  # JSON has lists only: give tuples back
-        if isinstance(params.get(key), list):
+    params = meta.get("params", {})
+    tuple_params = meta.get("tuple_params", [])
+    if not isinstance(params, dict) or not isinstance(tuple_params, list):
+        raise _damaged(path, "its parameters are not a mapping")
+    params = dict(params)
+    for key in tuple_params:  # JSON has lists only: give tuples back
+        if isinstance(key, str) and isinstance(params.get(key), list):
             params[key] = tuple(params[key])
     valid = set(cls._get_param_names())
-    est = cls(**{k: v for k, v in params.items() if k in valid})
+    try:
+        est = cls(**{k: v for k, v in params.items() if k in valid})
+    except (TypeError, ValueError) as exc:
+        raise _damaged(path, f"invalid parameters ({exc})") from None
     if meta.get("fitted"):
+        state = meta.get("state")
+        if not isinstance(state, dict):
+            raise _damaged(path, "its fitted state is missing")
         state_arrays = {k[len("state."):]: v for k, v in arrays.items() if k.startswith("state.")}
-        est._restore_state(meta.get("state", {}), state_arrays)
-        if "feature_names_in" in state_arrays:
-            est.feature_names_in_ = state_arrays["feature_names_in"].astype(object)
+        if cls is Perceptron:
+            dtype = _check_perceptron_state(path, state, state_arrays)
+        else:
+            dtype = _check_network_state(path, cls, meta, state, state_arrays)
+        if meta.get("dtype", dtype.name) != dtype.name:
+            raise _damaged(path, f"its dtype is {meta.get('dtype')!r} but the weights are "
+                                 f"{dtype.name}")
+        _check_history(path, state.get("history"), est)
+        names = state_arrays.get("feature_names_in")
+        if names is not None and (names.ndim != 1 or names.shape[0] != state["n_features_in"]):
+            raise _damaged(path, f"feature_names_in has shape {names.shape}, expected "
+                                 f"({state['n_features_in']},)")
+        try:
+            est._restore_state(state, state_arrays)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise _damaged(path, f"its fitted state cannot be restored ({type(exc).__name__}: "
+                                 f"{exc})") from None
+        if names is not None:
+            est.feature_names_in_ = names.astype(object)
     return est

@@ -6,6 +6,7 @@ from libc.stdint cimport uint64_t, uint32_t, int64_t, int32_t
 from libc.math cimport expf, exp, log1p, fabs
 from libc.stdlib cimport malloc, free
 
+from fastnet._kernel_checks import word2vec_job
 from fastnet.reference.word2vec_kernels import (SIGMOID_TABLE as _REF_TABLE, MAX_EXP as _MAX_EXP,
                                                 EXP_TABLE_SIZE as _TABLE_SIZE)
 
@@ -39,22 +40,26 @@ cdef inline float _sigmoid(float f, bint exact) noexcept nogil:
     cdef float one = 1
     if exact:
         return one / (one + expf(-f))
+    if f < F_MAX and f > -F_MAX:
+        return SIGMOID_TABLE[<int>((f + F_MAX) * F_SCALE)]
     if f >= F_MAX:
         return one
     if f <= -F_MAX:
         return 0
-    return SIGMOID_TABLE[<int>((f + F_MAX) * F_SCALE)]
+    return f   # NaN (diverged training): converting it to an index would be undefined
 
 
 cdef inline double _neg_log_sigmoid(double x) noexcept nogil:
     return log1p(exp(-fabs(x))) + (-x if x < 0 else 0.0)
 
 
-cdef inline int64_t _draw(const int64_t *cum_table, const int32_t *guide, int gshift,
-                          uint64_t r) noexcept nogil:
+cdef inline int64_t _draw(const int64_t *cum_table, int64_t V, const int32_t *guide,
+                          int gshift, uint64_t r) noexcept nogil:
     cdef int64_t target = <int64_t>(_rand32(r) >> 1)
     cdef int64_t i = guide[target >> gshift]
-    while cum_table[i] <= target:
+    if i < 0 or i >= V:              # a guide not made by make_guide: scan from 0
+        i = 0
+    while cum_table[i] <= target:    # stops at V - 1 at the latest: cum_table[V - 1] = 2**31
         i += 1
     return i
 
@@ -304,10 +309,12 @@ cdef struct Job:
     int64_t sent_end
     const uint32_t *sample_int
     const int64_t *cum_table
+    int64_t V                 # words in the vocabulary (rows of syn0, entries of cum_table)
     const int32_t *guide
     int gshift
     int negative
     int window
+    int W                     # rows of the context buffers: min(2 window, longest sentence)
     bint shrink
     bint cbow_mean
     double alpha_begin
@@ -373,7 +380,7 @@ cdef inline int _outputs(Job *job, int64_t word) noexcept nogil:
     cdef int64_t noise
     job.outs[0] = word
     for q in range(job.negative):
-        noise = _draw(job.cum_table, job.guide, job.gshift, job.r)
+        noise = _draw(job.cum_table, job.V, job.guide, job.gshift, job.r)
         job.r = _next(job.r)
         if noise == word:
             continue
@@ -392,7 +399,8 @@ cdef inline float _alpha(Job *job, int64_t s) noexcept nogil:
 
 
 cdef void _train_sg(Job *job) noexcept nogil:
-    cdef int d = job.d, n, i, k, no, x, j, y, W = 2 * job.window, NO = job.negative + 1
+    cdef int d = job.d, n, i, k, no, x, j, y
+    cdef int64_t W = job.W, NO = job.negative + 1
     cdef int64_t s, w
     cdef float alpha
     for s in range(job.sent_begin, job.sent_end):
@@ -413,7 +421,7 @@ cdef void _train_sg(Job *job) noexcept nogil:
                     if job.ctx[y] == job.ctx[x]:
                         job.first[x] = job.first[y]
                         break
-                job.mrows[x] = job.M0 + job.first[x] * d
+                job.mrows[x] = job.M0 + job.first[x] * <int64_t>d
             # G = alpha (labels - sigma(M O^T)), one row per context position
             for x in range(k):
                 job.loss += _dots(job.syn0 + job.ctx[x] * d, job.orows, no, job.labels, alpha,
@@ -423,7 +431,7 @@ cdef void _train_sg(Job *job) noexcept nogil:
             # M += G O (O before its update), keeping M's old rows in M0
             for x in range(k):
                 _combine(2 if job.first[x] == x else 0, job.syn0 + job.ctx[x] * d,
-                         job.M0 + x * d, job.G + x * NO, job.orows, no, d)
+                         job.M0 + x * <int64_t>d, job.G + x * NO, job.orows, no, d)
             # O += G^T M (M before its update)
             for j in range(no):
                 _combine(0, job.syn1neg + job.outs[j] * d, NULL, job.Gt + j * W, job.mrows,
@@ -463,36 +471,6 @@ cdef void _train_cbow(Job *job) noexcept nogil:
 
 
 # ----------------------------------------------------------------- checked wrappers
-def _check(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int, cum_table,
-           guide, negative, window):
-    for name, arr, dt, nd in (("syn0", syn0, np.float32, 2), ("syn1neg", syn1neg, np.float32, 2),
-                              ("words", words, np.int32, 1), ("sent_offsets", sent_offsets, np.int64, 1),
-                              ("sample_int", sample_int, np.uint32, 1),
-                              ("cum_table", cum_table, np.int64, 1), ("guide", guide, np.int32, 1)):
-        if not isinstance(arr, np.ndarray):
-            raise TypeError(f"{name} must be a numpy array, got {type(arr).__name__}")
-        if arr.dtype != dt or arr.ndim != nd or not arr.flags.c_contiguous:
-            raise TypeError(f"{name} must be a C-contiguous {nd}-D {np.dtype(dt).name} array, "
-                            f"got {arr.ndim}-D {arr.dtype}")
-    V = syn0.shape[0]
-    if syn1neg.shape != syn0.shape:
-        raise ValueError(f"syn1neg has shape {syn1neg.shape}, expected syn0's {syn0.shape}")
-    if sample_int.shape[0] != V or cum_table.shape[0] != V:
-        raise ValueError(f"sample_int and cum_table must have {V} entries (the vocabulary)")
-    if V == 0 or syn0.shape[1] == 0:
-        raise ValueError("syn0 must have at least one word and one dimension")
-    if cum_table[V - 1] != (1 << 31):
-        raise ValueError("cum_table[-1] must be 2**31 (see make_cum_table)")
-    g = guide.shape[0]
-    if g == 0 or g & (g - 1) or g > (1 << 31):
-        raise ValueError(f"guide must have a power-of-two length, got {g}")
-    if not 0 <= sent_begin <= sent_end < sent_offsets.shape[0]:
-        raise ValueError(f"sentences {sent_begin}:{sent_end} out of range for "
-                         f"{sent_offsets.shape[0] - 1} sentences")
-    if negative < 1 or window < 1:
-        raise ValueError(f"negative and window must be >= 1, got {negative} and {window}")
-
-
 cdef int _gshift(int64_t n) noexcept nogil:
     cdef int bits = 0
     while (<int64_t>1 << bits) < n:
@@ -507,13 +485,15 @@ cdef object _run(bint sg, float[:, ::1] syn0, float[:, ::1] syn1neg, const int32
                  bint cbow_mean, double alpha_begin, double alpha_end, uint64_t rng_state,
                  bint exact_sigmoid, bint compute_loss):
     cdef Job job
-    cdef int64_t s, longest = 0
-    cdef int W = 2 * window, d = syn0.shape[1], q
-    if words.shape[0] and sent_offsets[sent_end] > words.shape[0]:
-        raise ValueError("sent_offsets point past the end of words")
+    cdef int64_t s, longest = 0, W
+    cdef int d = syn0.shape[1], q
+    cdef size_t NO = <size_t>negative + 1
     for s in range(sent_begin, sent_end):
         if sent_offsets[s + 1] - sent_offsets[s] > longest:
             longest = sent_offsets[s + 1] - sent_offsets[s]
+    W = min(2 * <int64_t>window, longest)      # a context has at most min(2 window, n - 1) words
+    if W < 1:
+        W = 1
     job.syn0 = &syn0[0, 0]
     job.syn1neg = &syn1neg[0, 0]
     job.d = d
@@ -523,10 +503,12 @@ cdef object _run(bint sg, float[:, ::1] syn0, float[:, ::1] syn1neg, const int32
     job.sent_end = sent_end
     job.sample_int = &sample_int[0]
     job.cum_table = &cum_table[0]
+    job.V = cum_table.shape[0]
     job.guide = &guide[0]
     job.gshift = _gshift(guide.shape[0])
     job.negative = negative
     job.window = window
+    job.W = <int>W
     job.shrink = shrink_windows
     job.cbow_mean = cbow_mean
     job.alpha_begin = alpha_begin
@@ -536,20 +518,21 @@ cdef object _run(bint sg, float[:, ::1] syn0, float[:, ::1] syn1neg, const int32
     job.compute_loss = compute_loss
     job.effective = 0
     job.loss = 0
-    job.buf = <int32_t *>malloc(max(longest, 1) * sizeof(int32_t))
-    job.ctx = <int64_t *>malloc(W * sizeof(int64_t))
-    job.first = <int64_t *>malloc(W * sizeof(int64_t))
-    job.outs = <int64_t *>malloc((negative + 1) * sizeof(int64_t))
-    job.labels = <float *>malloc((negative + 1) * sizeof(float))
-    job.G = <float *>malloc(W * (negative + 1) * sizeof(float))
-    job.Gt = <float *>malloc(W * (negative + 1) * sizeof(float))
-    job.M0 = <float *>malloc(W * d * sizeof(float))
-    job.h = <float *>malloc(d * sizeof(float))
-    job.e = <float *>malloc(d * sizeof(float))
-    job.scale = <float *>malloc(W * sizeof(float))
-    job.scale2 = <float *>malloc(W * sizeof(float))
-    job.orows = <const float **>malloc((negative + 1) * sizeof(float *))
-    job.mrows = <const float **>malloc(W * sizeof(float *))
+    # sizes in size_t: W * (negative + 1) and W * d may exceed a C int
+    job.buf = <int32_t *>malloc(<size_t>max(longest, 1) * sizeof(int32_t))
+    job.ctx = <int64_t *>malloc(<size_t>W * sizeof(int64_t))
+    job.first = <int64_t *>malloc(<size_t>W * sizeof(int64_t))
+    job.outs = <int64_t *>malloc(NO * sizeof(int64_t))
+    job.labels = <float *>malloc(NO * sizeof(float))
+    job.G = <float *>malloc(<size_t>W * NO * sizeof(float))
+    job.Gt = <float *>malloc(<size_t>W * NO * sizeof(float))
+    job.M0 = <float *>malloc(<size_t>W * <size_t>d * sizeof(float))
+    job.h = <float *>malloc(<size_t>d * sizeof(float))
+    job.e = <float *>malloc(<size_t>d * sizeof(float))
+    job.scale = <float *>malloc(<size_t>W * sizeof(float))
+    job.scale2 = <float *>malloc(<size_t>W * sizeof(float))
+    job.orows = <const float **>malloc(NO * sizeof(float *))
+    job.mrows = <const float **>malloc(<size_t>W * sizeof(float *))
     try:
         if (job.buf == NULL or job.ctx == NULL or job.first == NULL or job.outs == NULL
                 or job.labels == NULL or job.G == NULL or job.Gt == NULL or job.M0 == NULL
@@ -586,8 +569,9 @@ def w2v_sg_batch(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sampl
                  cum_table, guide, negative, window, shrink_windows, alpha_begin, alpha_end,
                  rng_state, exact_sigmoid, compute_loss):
     """Skip-gram negative-sampling job; see :func:`fastnet.reference.word2vec_kernels.w2v_sg_batch`."""
-    _check(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int, cum_table,
-           guide, negative, window)
+    sent_begin, sent_end, negative, window = word2vec_job(
+        "w2v_sg_batch", syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int,
+        cum_table, guide, negative, window, alpha_begin, alpha_end)
     return _run(True, syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int,
                 cum_table, guide, negative, window, shrink_windows, False, alpha_begin,
                 alpha_end, int(rng_state) & 0xFFFFFFFFFFFFFFFF, exact_sigmoid, compute_loss)
@@ -597,8 +581,9 @@ def w2v_cbow_batch(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sam
                    cum_table, guide, negative, window, shrink_windows, cbow_mean, alpha_begin,
                    alpha_end, rng_state, exact_sigmoid, compute_loss):
     """CBOW negative-sampling job; see :func:`fastnet.reference.word2vec_kernels.w2v_cbow_batch`."""
-    _check(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int, cum_table,
-           guide, negative, window)
+    sent_begin, sent_end, negative, window = word2vec_job(
+        "w2v_cbow_batch", syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int,
+        cum_table, guide, negative, window, alpha_begin, alpha_end)
     return _run(False, syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int,
                 cum_table, guide, negative, window, shrink_windows, cbow_mean, alpha_begin,
                 alpha_end, int(rng_state) & 0xFFFFFFFFFFFFFFFF, exact_sigmoid, compute_loss)

@@ -223,3 +223,150 @@ def test_save_bad_input(tmp_path):
     assert not (tmp_path / "x.npz").exists()
     with pytest.raises(TypeError, match="path must be"):
         fastnet.save([np.ones((2, 3)), fastnet.Sigmoid], 42)
+
+
+# ------------------------------------------------------------------ damaged files (issue 13)
+def _rewrite(path, meta_key="__fastnet__", meta=None, **arrays):
+    """Rewrite an npz: replace/add arrays, drop those given as None, edit the JSON metadata."""
+    with np.load(path, allow_pickle=False) as z:
+        content = {k: z[k] for k in z.files}
+    if meta is not None:
+        m = json.loads(str(content[meta_key][()]))
+        meta(m)
+        content[meta_key] = np.array(json.dumps(m))
+    for k, v in arrays.items():
+        if v is None:
+            content.pop(k, None)
+        else:
+            content[k] = v
+    np.savez(path, **content)
+
+
+@pytest.fixture()
+def fitted_files(tmp_path):
+    X, y = _data()
+    X4 = np.random.default_rng(3).normal(size=(60, 4))
+    y4 = np.array(["a", "b", "c", "d"] * 15)
+    paths = {}
+    for name, est, data in [("mlp", MLPClassifier((5,), max_epochs=3, random_state=0), (X4, y4)),
+                            ("logreg", LogisticRegression(max_epochs=3), (X, y)),
+                            ("perceptron", Perceptron(max_epochs=3), (X, y)),
+                            ("reg", MLPRegressor((4,), max_epochs=3, random_state=0),
+                             (X, X[:, 0]))]:
+        est.fit(*data)
+        paths[name] = str(tmp_path / f"{name}.npz")
+        est.save(paths[name])
+    model = [fastnet.init_weights(3, 4, rng=np.random.default_rng(0)), fastnet.Sigmoid,
+             fastnet.init_weights(4, 2, rng=np.random.default_rng(1)), fastnet.Softmax]
+    paths["list"] = str(tmp_path / "list.npz")
+    fastnet.save(model, paths["list"])
+    return paths
+
+
+def _edit_sizes(sizes):
+    def edit(m):
+        m["layer_sizes"] = sizes
+        if "state" in m:
+            m["state"]["layer_sizes"] = sizes
+    return edit
+
+
+DAMAGE = [
+    ("mlp", dict(meta=_edit_sizes([4, 3000000, 4])), r"params has \d+ entries, but layer_sizes"),
+    ("mlp", {"state.classes": np.array(["a", "b"])}, "2 classes but 4 output units"),
+    ("mlp", {"state.classes": np.array(["b", "a", "c", "d"])}, "not sorted and distinct"),
+    ("mlp", {"state.params": None}, "params is missing"),
+    ("logreg", {"state.params": np.full(12, np.nan)}, "params holds nan"),
+    ("logreg", {"state.params": np.zeros(5)}, "params has 5 entries"),
+    ("mlp", {"state.params": np.zeros((2, 3))}, "params is a 2-D float64"),
+    ("mlp", {"state.opt_state": np.zeros(3)}, "opt_state has 3 entries"),
+    ("mlp", dict(meta=lambda m: m["state"].update(activations=["relu", "swish"])),
+     "activations .* must name"),
+    ("mlp", dict(meta=lambda m: m["state"].update(n_features_in=7)), "n_features_in 7"),
+    ("mlp", dict(meta=lambda m: m["state"].update(n_iter=-1)), "n_iter -1 is not a count"),
+    ("mlp", dict(meta=lambda m: m["state"].update(loss_function="hinge")),
+     "unknown loss_function 'hinge'"),
+    ("mlp", dict(meta=lambda m: m["state"].update(history=[1, 2])), "training history"),
+    ("mlp", dict(meta=lambda m: m.update(dtype="float32")), "dtype is 'float32'"),
+    ("mlp", dict(meta=lambda m: m.pop("state")), "fitted state is missing"),
+    ("perceptron", {"state.W": np.zeros((2, 4))}, r"W has shape \(2, 4\), expected \(3, 4\)"),
+    ("perceptron", {"state.W": np.full((3, 4), np.inf)}, "W holds inf"),
+    ("perceptron", {"state.classes": np.array(["yes"])}, "at least 2 labels"),
+    ("reg", {"state.params": np.ones(3, dtype=np.float32)}, "params has 3 entries"),
+    ("list", {"theta_1": np.ones((2, 7))}, "columns must be the previous layer"),
+    ("list", {"theta_0": np.full((4, 4), np.nan)}, "theta_0 holds nan"),
+    ("list", {"theta_1": np.ones((2, 5), dtype=np.float32)}, "theta_1 is float32"),
+    ("list", {"theta_2": np.ones((2, 3))}, "do not match its 2 layers"),
+    ("list", {"theta_1": None}, "do not match its 2 layers"),
+    ("list", dict(meta=lambda m: m.update(activations=["softmax", "sigmoid"])),
+     "Softmax is only allowed"),
+    ("list", dict(meta=lambda m: m.update(activations=["sigmoid", "gelu"])),
+     "unknown activation 'gelu'"),
+    ("list", dict(meta=lambda m: m.update(layer_sizes=[3, 40, 2])), "layer_sizes .* differ"),
+    ("list", {"theta_0": np.array([["a"] * 4] * 4)}, "theta_0 is a 2-D <U1"),
+]
+
+
+@pytest.mark.parametrize("which,change,match", DAMAGE)
+def test_load_checks_the_file_before_anything_reaches_a_kernel(fitted_files, which, change,
+                                                               match):
+    """Edited shapes, classes, NaN weights, unknown names: ValueError naming the file (a model
+    with layer_sizes [4, 3000000, 4] segfaulted in predict; fewer classes than outputs was an
+    IndexError at predict; NaN params predicted class 0 everywhere)."""
+    path = fitted_files[which]
+    change = dict(change)
+    _rewrite(path, meta=change.pop("meta", None), **change)
+    with pytest.raises(ValueError, match=match) as info:
+        fastnet.load(path)
+    assert repr(path) in str(info.value)
+
+
+def test_load_refuses_damaged_archives(fitted_files, tmp_path):
+    data = open(fitted_files["mlp"], "rb").read()
+    flipped = bytearray(data)
+    flipped[len(data) // 3] ^= 0x40                      # inside an array: CRC mismatch
+    for name, content in [("trunc.npz", data[:-200]), ("flip.npz", bytes(flipped)),
+                          ("head.npz", data[:40])]:
+        p = tmp_path / name
+        p.write_bytes(content)
+        with pytest.raises(ValueError, match=r"damaged|truncated|not a") as info:
+            fastnet.load(p)
+        assert str(p) in str(info.value)
+    # a member whose header announces far more than the archive holds is refused unread
+    import io as _io
+    buf = _io.BytesIO()
+    np.save(buf, np.zeros(3))
+    big = buf.getvalue().replace(b"(3,)", b"(999999999999,)")
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w") as zf:
+        zf.writestr("__fastnet__.npy", big)
+    with pytest.raises(ValueError, match="announces .* but it holds"):
+        fastnet.load(tmp_path / "bomb.npz")
+    with zipfile.ZipFile(tmp_path / "obj.npz", "w") as zf:
+        buf = _io.BytesIO()
+        np.save(buf, np.array([{}], dtype=object), allow_pickle=True)
+        zf.writestr("__fastnet__.npy", buf.getvalue())
+    with pytest.raises(ValueError, match="Python objects"):
+        fastnet.load(tmp_path / "obj.npz")
+
+
+def test_saved_files_get_the_users_umask(tmp_path):
+    """Model files, word vectors (they were 0600: mkstemp) and word2vec models alike."""
+    X, y = _data()
+    est = LogisticRegression(max_epochs=2).fit(X, y)
+    w2v = fastnet.Word2Vec([["a", "b", "c"]] * 5, vector_size=3, min_count=1, epochs=1,
+                           workers=1)
+    for umask in (0o022, 0o077, 0o002):
+        old = os.umask(umask)
+        try:
+            est.save(tmp_path / "m.npz")
+            w2v.save(str(tmp_path / "w.model"))
+            w2v.wv.save(str(tmp_path / "w.kv"))
+            w2v.wv.save_word2vec_format(str(tmp_path / "w.bin"), binary=True,
+                                        fvocab=str(tmp_path / "w.vocab"))
+            w2v.wv.save_word2vec_format(str(tmp_path / "w.txt"))
+        finally:
+            os.umask(old)
+        for name in ("m.npz", "w.model", "w.kv", "w.bin", "w.vocab", "w.txt"):
+            mode = os.stat(tmp_path / name).st_mode & 0o777
+            assert mode == 0o666 & ~umask, f"{name}: {oct(mode)} with umask {oct(umask)}"
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]

@@ -151,3 +151,62 @@ def test_hypothesis_round_trip_and_finite(X, cls):
     np.testing.assert_array_equal(Z[:, const], 0.0)
     if cls is Rescaler:
         assert Z.min() >= -1e-12 and Z.max() <= 1 + 1e-12
+
+
+# ------------------------------------------------------------------------- overflow (issue 13)
+@pytest.mark.parametrize("scale", [1e30, 1e37])
+def test_float32_values_near_the_top_of_float32_scale(scale):
+    """float32 values near 1e30 standardised to zeros, near 3e38 rescaled to NaN: the
+    parameters and the results are computed in float64 now."""
+    rng = np.random.default_rng(1)
+    X = (rng.normal(size=(50, 3)) * scale).astype(np.float32)
+    for fn, cls in [(fastnet.standardize, Standardizer), (fastnet.rescale, Rescaler),
+                    (fastnet.normalize, Normalizer)]:
+        Z = fn(X)
+        assert Z.dtype == np.float32 and np.isfinite(Z).all()
+        expected = cls().fit(X.astype(np.float64)).transform(X.astype(np.float64))
+        np.testing.assert_allclose(Z, expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(fastnet.standardize(X).std(axis=0), 1, rtol=1e-5)
+
+
+def test_rescale_across_the_whole_float32_range():
+    X = np.array([[3e38, -3.4e38], [-3.3e38, 3.4e38], [1e38, 0.0]], dtype=np.float32)
+    Z = fastnet.rescale(X)
+    assert np.isfinite(Z).all() and Z.min() == 0 and Z.max() == 1
+    np.testing.assert_allclose(Z[:, 1], [0, 1, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(Rescaler().fit(X).inverse_transform(Z), X, rtol=1e-6)
+
+
+def test_float64_near_its_largest_values():
+    X = np.array([[1.7e308, 1.0], [1.6e308, 2.0], [-1e308, 3.0]])
+    Z = fastnet.standardize(X)
+    assert np.isfinite(Z).all()
+    np.testing.assert_allclose(Z.mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(Z.std(axis=0), 1, rtol=1e-12)
+    with pytest.raises(FloatingPointError, match=r"X_train: the scale of feature 0.*overflows "
+                                                 r"float64"):
+        fastnet.rescale(np.array([[1.7e308], [-1.7e308]]))   # a range beyond float64
+
+
+def test_results_that_overflow_raise_naming_the_argument():
+    train = np.array([[0.0, 0.0], [1e-30, 1.0]], dtype=np.float32)
+    with pytest.raises(FloatingPointError, match=r"X_test\[0, 0\] scales to .*overflows float32"):
+        fastnet.standardize(train, np.array([[1e10, 2]], dtype=np.float32))
+    with pytest.raises(FloatingPointError, match=r"X\[0, 0\] scales to inf.*overflows float64"):
+        Standardizer().fit([[0.0], [1e-150]]).transform([[1e200]])
+    with pytest.raises(FloatingPointError, match="maps back"):
+        Rescaler().fit(np.array([[0.0], [1e38]], np.float32)).inverse_transform(
+            np.array([[1e3]], np.float32))
+
+
+@pytest.mark.parametrize("fn", [fastnet.rescale, fastnet.standardize, fastnet.normalize])
+def test_functions_name_x_train_and_x_test(fn):
+    train, test = _data()
+    with pytest.raises(TypeError, match="X_test must be an array of numbers"):
+        fn(train, [["a", "b", "c"]])
+    with pytest.raises(ValueError, match=r"X_test has 2 features"):
+        fn(train, test[:, :2])
+    with pytest.raises(ValueError, match="X_test contains nan"):
+        fn(train, np.full((2, 3), np.nan))
+    with pytest.raises(ValueError, match="X_train contains inf"):
+        fn(np.full((2, 3), np.inf), test)

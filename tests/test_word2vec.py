@@ -1,8 +1,10 @@
 """fastnet.Word2Vec / KeyedVectors: training, analogies, evaluation, files, gensim interop, bad input."""
 import gzip
+import json
 import logging
 import math
 import os
+import zipfile
 
 import numpy as np
 import pytest
@@ -262,10 +264,97 @@ def test_progress_bar_freq_vocab_and_predict(planted, capsys):
         Word2Vec().build_vocab_from_freq({})
 
 
-def test_diverging_training_raises(planted):
-    with fastnet.use_backend(FAST), pytest.raises(fastnet.DivergenceError, match="smaller alpha"):
-        Word2Vec(planted[:500], vector_size=8, min_count=1, alpha=1e30, min_alpha=1e30, epochs=2,
-                 workers=1)
+@pytest.mark.parametrize("sg", [1, 0])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_diverging_training_restores_the_model(planted, backend, sg):
+    """alpha=1e6: DivergenceError naming the epoch and a smaller alpha, on every backend (no
+    SIGSEGV on cython, no 'cannot convert float NaN' on the reference), and the vectors,
+    syn1neg, losses and counters are those of the last finite epoch (nothing left NaN)."""
+    corpus = planted[:150]
+    with fastnet.use_backend(backend):
+        m = Word2Vec(corpus, vector_size=8, min_count=1, sg=sg, epochs=2, workers=2,
+                     compute_loss=True, seed=4)
+        vectors, syn1neg = m.wv.vectors, m.syn1neg
+        before = (vectors.copy(), syn1neg.copy(), m.epochs_trained, list(m.epoch_losses),
+                  len(m.training_stats), m.get_latest_training_loss(), m.train_count)
+        with pytest.raises(fastnet.DivergenceError,
+                           match=r"diverged in epoch 3.*restored to the end of epoch 2.*"
+                                 r"smaller alpha"):
+            m.train(corpus, epochs=3, start_alpha=1e6, end_alpha=1e6)
+        assert m.wv.vectors is vectors and m.syn1neg is syn1neg   # restored in place
+        np.testing.assert_array_equal(vectors, before[0])
+        np.testing.assert_array_equal(syn1neg, before[1])
+        assert (m.epochs_trained, m.epoch_losses, len(m.training_stats),
+                m.get_latest_training_loss(), m.train_count) == before[2:]
+        m.train(corpus, epochs=1)              # and it trains on from there
+        assert m.epochs_trained == 3 and np.isfinite(m.wv.vectors).all()
+        with pytest.raises(fastnet.DivergenceError, match="epoch 1: .*initial values"):
+            Word2Vec(corpus, vector_size=8, min_count=1, sg=sg, alpha=1e30, min_alpha=1e30,
+                     epochs=2, workers=1)
+
+
+def test_divergence_without_compute_loss_is_found_at_the_end_of_the_epoch(planted):
+    with fastnet.use_backend(FAST):
+        m = Word2Vec(vector_size=8, min_count=1, epochs=1, workers=1)
+        m.build_vocab(planted[:100])
+        v0 = m.wv.vectors.copy()
+        with pytest.raises(fastnet.DivergenceError):
+            m.train(planted[:100], start_alpha=1e8, end_alpha=1e8)
+    np.testing.assert_array_equal(m.wv.vectors, v0)
+    assert m.epochs_trained == 0 and m.training_stats == []
+
+
+@pytest.mark.parametrize("container", [list, tuple])
+def test_a_reused_list_with_new_content_is_read_again(planted, container):
+    """The kept encoding of a list is reused only while its content is the same (issue 13:
+    ``buf[:] = other`` trained on the old content)."""
+    a = [list(x) for x in planted[:100]]       # copies: the sentences are changed in place
+    b = [list(x) for x in planted[100:160]]
+    with fastnet.use_backend(FAST):
+        m = Word2Vec(vector_size=8, min_count=1, epochs=1, workers=1, sample=0)
+        m.build_vocab(planted[:200])
+        buf = list(a)
+        m.train(container(buf) if container is tuple else buf)
+        assert m.training_stats[-1]["raw_words"] == sum(map(len, a))
+        if container is list:
+            buf[:] = b                          # same list object, new sentences
+            m.train(buf)
+            assert m.training_stats[-1]["raw_words"] == sum(map(len, b))
+            buf[0] = buf[0] + ["the"]           # one sentence longer
+            m.train(buf)
+            assert m.training_stats[-1]["raw_words"] == sum(map(len, b)) + 1
+            buf[1][0] = "atlantis"              # a token changed in place (an unknown word)
+            m.train(buf)
+            assert m.training_stats[-1]["raw_words"] == sum(map(len, b))
+            enc = m._encoded[1]
+            m.train(buf)                        # unchanged: the kept encoding is reused
+            assert m._encoded[1] is enc
+        # build_vocab's pass is reused by train only for the same content
+        m2 = Word2Vec(vector_size=8, min_count=1, epochs=1, workers=1, sample=0)
+        buf = a + b
+        m2.build_vocab(buf)
+        buf[:] = b
+        m2.train(buf)
+        assert m2.training_stats[-1]["raw_words"] == sum(map(len, b))
+
+
+def test_a_reiterable_corpus_is_read_again_by_train():
+    class Corpus:
+        def __init__(self):
+            self.sentences = [["a", "b", "c"]] * 20
+            self.reads = 0
+
+        def __iter__(self):
+            self.reads += 1
+            return iter(self.sentences)
+
+    c = Corpus()
+    with fastnet.use_backend(FAST):
+        m = Word2Vec(c, vector_size=4, min_count=1, epochs=1, workers=1, sample=0)
+        assert c.reads == 1                     # the constructor reads it once
+        c.sentences = [["a", "b"]] * 20
+        m.train(c)
+    assert c.reads == 2 and m.training_stats[-1]["raw_words"] == 40
 
 
 # ------------------------------------------------------------------ KeyedVectors
@@ -481,6 +570,175 @@ def test_load_word2vec_format_errors(tmp_path):
         load(b"1 2\n\xff " + np.array([1, 2], "<f4").tobytes(), binary=True)
 
 
+def test_load_word2vec_format_refuses_nan_inf_and_impossible_headers(tmp_path):
+    def load(content, binary=False, **kw):
+        p = tmp_path / "f"
+        p.write_bytes(content)
+        return KeyedVectors.load_word2vec_format(p, binary=binary, **kw)
+
+    with pytest.raises(ValueError, match=r"word 1 \('a'\) holds nan .* position 2"):
+        load(b"2 2\na 1 nan\nb 1 2\n")
+    with pytest.raises(ValueError, match=r"word 2 \('b'\) holds -inf"):
+        load(b"2 2\na 1 1\nb -inf 2\n")
+    with pytest.raises(ValueError, match=r"holds inf \(as float32\)"):
+        load(b"1 2\na 1 1e39\n")                   # beyond float32: refused, not inf
+    assert load(b"1 2\na 1 1e39\n", datatype=np.float64)["a"][1] == 1e39
+    nan = np.array([1, np.nan], "<f4").tobytes()
+    with pytest.raises(ValueError, match="holds nan"):
+        load(b"1 2\na " + nan + b"\n", binary=True)
+    # "1e11 1e6" words x dimensions: refused before allocating anything (it tried 355 PiB)
+    with pytest.raises(ValueError, match="header announces 100000000000 words"):
+        load(b"100000000000 1000000\na 1 2\n")
+    with pytest.raises(ValueError, match="more numbers than the file's"):
+        load(b"2 1000000000\na 1\nb 2\n")
+    with pytest.raises(ValueError, match="header announces 100000000000 words x 1000000"):
+        load(b"100000000000 1000000\na " + bytes(40), binary=True)
+    with pytest.raises(ValueError, match="line 1 must be the header"):
+        load(b"1e11 1e6\na 1 2\n")
+    import gzip
+    good = gzip.compress(b"2 2\na 1 2\nb 3 4\n" * 50)
+    bad = bytearray(good)
+    bad[len(bad) // 2] ^= 0xFF
+    with pytest.raises(ValueError, match=r"damaged gzip file"):
+        load(bytes(bad))
+    with pytest.raises(ValueError, match=r"damaged gzip file"):
+        load(good[:-6])
+
+
+def _saved(tmp_path, small_model):
+    m, k = tmp_path / "m.model", tmp_path / "k.kv"
+    small_model.save(m)
+    small_model.wv.save(k)
+    return str(m), str(k)
+
+
+def _edit_npz(path, meta=None, **arrays):
+    with np.load(path, allow_pickle=False) as z:
+        content = {n: z[n] for n in z.files}
+    if meta is not None:
+        data = json.loads(str(content["__meta__"][()]))
+        meta(data)
+        content["__meta__"] = np.array(json.dumps(data))
+    for n, v in arrays.items():
+        if v is None:
+            content.pop(n)
+        else:
+            content[n] = v
+    with open(path, "wb") as fh:
+        np.savez(fh, **content)
+
+
+W2V_DAMAGE = [
+    (dict(meta=lambda m: m.update(version=99)), "format version 99; .* upgrade fastnet"),
+    (dict(meta=lambda m: m.update(version="1")), "invalid format version"),
+    (dict(meta=lambda m: m.update({"class": "Doc2Vec"})), "holds a Doc2Vec"),
+    (dict(meta=lambda m: m["index_to_key"].pop()), "vectors are a float32 array of shape"),
+    (dict(meta=lambda m: m["index_to_key"].__setitem__(1, m["index_to_key"][0])),
+     "the same word twice"),
+    (dict(meta=lambda m: m["index_to_key"].__setitem__(0, 7)), "not a list of str"),
+    (dict(meta=lambda m: m["params"].update(window=0)), "invalid parameter .*window"),
+    (dict(meta=lambda m: m["params"].update(evil="x")), "unknown parameter"),
+    (dict(meta=lambda m: m["state"].update(wv=1)), "training state 'wv' = 1 is unknown"),
+    (dict(meta=lambda m: m["state"].update(epochs_trained=-2)), "not a valid count"),
+    (dict(meta=lambda m: m.update(vector_size=7)), "shape"),
+    (dict(expando_sample_int=np.zeros(3, np.uint32)), "'sample_int' is a uint32 array of shape"),
+    (dict(expando_sample_int=None, expando_count=np.zeros(3, np.int64)), "'count' is a int64"),
+    (dict(expando_count=None), "word counts are missing"),
+    (dict(expando_count="neg"), "negative count"),
+    (dict(expando_count="zero"), "not a distribution"),
+    (dict(vectors="nan"), "vectors holds NaN or inf"),
+    (dict(syn1neg="inf"), "syn1neg holds NaN or inf"),
+    (dict(syn1neg=np.zeros((2, 2), np.float32)), "syn1neg is a float32 array of shape"),
+    (dict(syn1neg=None), "syn1neg is missing"),
+    (dict(__meta__=np.array([1, 2])), "metadata is a int64 array"),
+    (dict(__meta__=np.array("{not json")), "not valid JSON"),
+]
+
+
+@pytest.mark.parametrize("change,match", W2V_DAMAGE)
+def test_word2vec_load_checks_the_file(tmp_path, small_model, change, match):
+    """Version 99 loaded; a short expando_sample_int trained reading out of bounds: every
+    inconsistency is a ValueError naming the file, before anything reaches a kernel."""
+    path, _ = _saved(tmp_path, small_model)
+    change = dict(change)
+    with np.load(path) as z:
+        V, d = z["vectors"].shape
+    special = {"nan": lambda a: np.where(np.arange(a.size).reshape(a.shape) == 5, np.nan, a),
+               "inf": lambda a: np.where(np.arange(a.size).reshape(a.shape) == 3, np.inf, a)}
+    with np.load(path) as z:
+        for k, v in list(change.items()):
+            if not isinstance(v, str):
+                continue
+            if v in special:
+                change[k] = special[v](z[k]).astype(z[k].dtype)
+            elif v == "neg":
+                change[k] = z[k] - z[k].max() - 1
+            elif v == "zero":
+                change[k] = np.zeros_like(z[k])
+    _edit_npz(path, meta=change.pop("meta", None), **change)
+    with pytest.raises(ValueError, match=match) as info:
+        Word2Vec.load(path)
+    assert path in str(info.value)
+
+
+def test_truncated_or_flipped_vector_files(tmp_path, small_model):
+    """A truncated .npz raised a bare zipfile.BadZipFile."""
+    for path in _saved(tmp_path, small_model):
+        data = open(path, "rb").read()
+        cls = Word2Vec if path.endswith(".model") else KeyedVectors
+        damaged = {"half": data[: len(data) // 2], "all but the last byte": data[:-1],
+                   "empty": b"", "PK": b"PK"}
+        with zipfile.ZipFile(path) as zf:    # a flipped bit inside each member's data
+            for info in zf.infolist():
+                start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+                flipped = bytearray(data)
+                flipped[start + info.file_size // 2] ^= 0x10
+                damaged[f"flip in {info.filename}"] = bytes(flipped)
+        for what, content in damaged.items():
+            with open(path, "wb") as fh:
+                fh.write(content)
+            try:
+                cls.load(path)
+            except ValueError as exc:
+                assert path in str(exc), (what, str(exc))
+            else:
+                raise AssertionError(f"{cls.__name__}.load accepted the file with {what}")
+    _, kv = _saved(tmp_path, small_model)
+    _edit_npz(kv, meta=lambda m: m.update(version=2))
+    with pytest.raises(ValueError, match="format version 2"):
+        KeyedVectors.load(kv)
+
+
+def test_most_similar_checks_query_vectors(small_model):
+    wv = small_model.wv
+    d = wv.vector_size
+    with pytest.raises(ValueError, match=rf"shape \(3,\), but these vectors have {d} dim"):
+        wv.most_similar(positive=[np.ones(3)])
+    with pytest.raises(ValueError, match="NaN or inf"):
+        wv.most_similar(positive=[np.full(d, np.nan)])
+    with pytest.raises(ValueError, match="NaN or inf"):
+        wv.similar_by_vector(np.r_[np.ones(d - 1), np.inf])
+    with pytest.raises(TypeError, match="real numbers"):
+        wv.most_similar(positive=[np.array(["x"] * d)])
+    with pytest.raises(ValueError, match="weights must be finite"):
+        wv.most_similar(positive=[("dog", float("nan"))])
+    with pytest.raises(ValueError, match="shapes"):
+        KeyedVectors.cosine_similarities(np.ones(3), np.ones((4, 2)))
+    top = wv.similar_by_vector(wv["dog"], topn=1)
+    assert top[0][0] == "dog" and np.isfinite(top[0][1])
+
+
+def test_damaged_gzip_corpus_names_the_file(tmp_path):
+    import gzip
+    data = gzip.compress(("the cat sat on the mat\n" * 2000).encode())
+    bad = bytearray(data)
+    bad[len(bad) // 2] ^= 0xFF
+    path = tmp_path / "c.txt.gz"
+    path.write_bytes(bytes(bad))
+    with pytest.raises(ValueError, match="corpus_file .*c.txt.gz.* damaged gzip"):
+        Word2Vec(corpus_file=path, min_count=1, vector_size=4, epochs=1)
+
+
 # ------------------------------------------------------------------ bad input
 def test_bad_corpus(tmp_path):
     with pytest.raises(ValueError, match="the corpus is empty"):
@@ -554,3 +812,24 @@ def test_import_fastnet_compiles_nothing():
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("sg", [[], ["--sg"]])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_command_line_divergence_is_an_error_not_a_crash(tmp_path, backend, sg):
+    """``fastnet word2vec corpus.txt --alpha 1000 --backend cython`` segfaulted: now exit code
+    1 and one line saying the training diverged and to use a smaller alpha, on every backend,
+    and no vectors file is written."""
+    import subprocess
+    import sys
+    from conftest import REPO
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(" ".join(s) for s in planted_corpus(300)) + "\n")
+    out = tmp_path / "v.bin"
+    proc = subprocess.run([sys.executable, "-m", "fastnet", "word2vec", str(corpus), "--alpha",
+                           "1000", "--backend", backend, "--min-count", "1", "--size", "8",
+                           "--epochs", "2", "--out", str(out)] + sg, capture_output=True,
+                          text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=600)
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    assert "diverged in epoch 1" in proc.stderr and "smaller alpha" in proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()

@@ -1,12 +1,13 @@
 """Word2vec kernels: every backend against the reference, and the reference against the math."""
 import math
+import os
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
 from fastnet.reference import word2vec_kernels as R
-from conftest import BACKENDS, COMPILED, kernels_of, assert_close
+from conftest import BACKENDS, COMPILED, REPO, kernels_of, assert_close
 
 
 def _problem(seed, V=30, d=17, n_words=400, sample=1e-2, n_sent=6):
@@ -267,16 +268,129 @@ def test_job_seed_streams_differ():
     assert R.job_seed(1, 0, 0) == R.job_seed(1, 0, 0) != R.job_seed(2, 0, 0)
 
 
-@pytest.mark.skipif("cython" not in BACKENDS, reason="cython backend not built")
-def test_cython_wrapper_checks_arguments():
-    k = kernels_of("cython")
+def _bad_arguments():
+    """(description, changes to the kernel's arguments, exception, message) of bad calls."""
     p = _problem(4)
-    with pytest.raises(TypeError, match="syn0 must be a C-contiguous 2-D float32"):
-        k.w2v_sg_batch(p["syn0"].astype(np.float64), p["syn1"], p["words"], p["offsets"], 0, 1,
-                       p["si"], p["cum"], p["guide"], 5, 3, True, 0.1, 0.1, 1, True, False)
-    with pytest.raises(ValueError, match="out of range"):
-        k.w2v_sg_batch(p["syn0"], p["syn1"], p["words"], p["offsets"], 0, 99, p["si"], p["cum"],
-                       p["guide"], 5, 3, True, 0.1, 0.1, 1, True, False)
+    V = p["syn0"].shape[0]
+    ro = p["syn0"].copy()
+    ro.setflags(write=False)
+    words_oob = p["words"].copy()
+    words_oob[3] = V
+    words_neg = p["words"].copy()
+    words_neg[0] = -1
+    offs_dec = p["offsets"].copy()
+    offs_dec[2], offs_dec[3] = offs_dec[3] + 1, offs_dec[2]
+    offs_neg = p["offsets"].copy()
+    offs_neg[0] = -5
+    offs_long = p["offsets"].copy()
+    offs_long[-1] += 10
+    cum_bad = p["cum"].copy()
+    cum_bad[-1] -= 1
+    return [
+        ("float64 syn0", dict(syn0=p["syn0"].astype(np.float64)), TypeError,
+         "syn0 must be a 2-D float32"),
+        ("Fortran syn0", dict(syn0=np.asfortranarray(p["syn0"])), ValueError, "C-contiguous"),
+        ("read-only syn0", dict(syn0=ro), ValueError, "read-only"),
+        ("list words", dict(words=p["words"].tolist()), TypeError, "words must be a numpy"),
+        ("int64 words", dict(words=p["words"].astype(np.int64)), TypeError, "words must be"),
+        ("short syn1neg", dict(syn1=p["syn1"][:-1].copy()), ValueError, "syn1neg has shape"),
+        ("short sample_int", dict(si=p["si"][:-1].copy()), ValueError, "sample_int has shape"),
+        ("short cum_table", dict(cum=p["cum"][:-1].copy()), ValueError, "cum_table has shape"),
+        ("cum_table not ending at 2**31", dict(cum=cum_bad), ValueError, "cum_table\\[-1\\]"),
+        ("guide of length 3", dict(guide=p["guide"][:3].copy()), ValueError, "power-of-two"),
+        ("word index V", dict(words=words_oob), ValueError, f"index {V}, outside"),
+        ("word index -1", dict(words=words_neg), ValueError, "index -1, outside"),
+        ("decreasing offsets", dict(offsets=offs_dec), ValueError, "non-decreasing"),
+        ("negative offset", dict(offsets=offs_neg), ValueError, "non-decreasing"),
+        ("offsets past words", dict(offsets=offs_long), ValueError, "non-decreasing"),
+        ("sentence range", dict(end=99), ValueError, "out of range"),
+        ("sent_begin > sent_end", dict(begin=3, end=2), ValueError, "out of range"),
+        ("negative=0", dict(negative=0), ValueError, "negative must be >= 1"),
+        ("window=2**40", dict(window=2 ** 40), ValueError, "window must be at most"),
+        ("window=1.5", dict(window=1.5), TypeError, "window must be an integer"),
+        ("NaN alpha", dict(a0=float("nan")), ValueError, "alpha_begin must be finite"),
+        ("empty vocabulary", dict(syn0=np.zeros((0, 3), np.float32),
+                                  syn1=np.zeros((0, 3), np.float32)), ValueError,
+         "at least one word"),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["sg", "cbow"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_backend_checks_its_arguments(backend, kind):
+    """The same check (fastnet._kernel_checks.word2vec_job) on every backend, once per call:
+    no argument reaches a compiled loop that would index out of bounds."""
+    k = kernels_of(backend)
+    name = "w2v_sg_batch" if kind == "sg" else "w2v_cbow_batch"
+    for what, change, exc, match in _bad_arguments():
+        a = dict(_problem(4), negative=5, window=3, a0=0.1, a1=0.1, begin=0, end=None)
+        a.update(change)
+        end = a["offsets"].shape[0] - 1 if a["end"] is None else a["end"]
+        syn0 = a["syn0"] if what == "read-only syn0" else np.array(a["syn0"], copy=True,
+                                                                     order="K")
+        head = (syn0, a["syn1"], a["words"], a["offsets"], a["begin"], end, a["si"], a["cum"],
+                a["guide"], a["negative"], a["window"], True)
+        tail = (a["a0"], a["a1"], 1, False, False)
+        with pytest.raises(exc, match=match) as info:
+            getattr(k, name)(*head, *tail) if kind == "sg" else \
+                getattr(k, name)(*head, 1, *tail)
+        assert name in str(info.value), f"{backend} {what}: the message names the kernel"
+
+
+_NAN_JOB = """
+import sys, numpy as np, fastnet
+from fastnet._backend import backend_kernels
+from fastnet.reference import word2vec_kernels as R
+k = backend_kernels(sys.argv[1])
+V, d = 20, 8
+rng = np.random.default_rng(0)
+counts = np.arange(V, 0, -1)
+cum = R.make_cum_table(counts)
+words = rng.integers(0, V, 300).astype(np.int32)
+offs = np.array([0, 100, 200, 300], dtype=np.int64)
+for bad in (np.nan, np.inf, -np.inf, 1e30):
+    syn0 = rng.random((V, d)).astype(np.float32)
+    syn1 = rng.random((V, d)).astype(np.float32)
+    syn0[::3] = bad
+    syn1[1::4] = -bad
+    for exact in (False, True):
+        k.w2v_sg_batch(syn0, syn1, words, offs, 0, 3, R.sample_ints(counts, 0), cum,
+                       R.make_guide(cum), 5, 3, True, 0.1, 0.1, 7, exact, True)
+        k.w2v_cbow_batch(syn0, syn1, words, offs, 0, 3, R.sample_ints(counts, 0), cum,
+                         R.make_guide(cum), 5, 3, True, 1, 0.1, 0.1, 7, exact, True)
+    assert bad == 1e30 or not np.isfinite(syn0).all()
+# a guide whose entries are outside 0..V-1 (not made by make_guide): the same draws as the
+# reference (the compiled kernels scan from 0), never a read out of bounds
+syn0 = rng.random((V, d)).astype(np.float32)
+syn1 = rng.random((V, d)).astype(np.float32)
+guide = R.make_guide(cum)
+for bad_guide in (np.full_like(guide, 2**31 - 1), np.full_like(guide, -5), guide + V):
+    a0, a1 = syn0.copy(), syn1.copy()
+    out = k.w2v_sg_batch(a0, a1, words, offs, 0, 3, R.sample_ints(counts, 0), cum, bad_guide,
+                         5, 3, True, 0.1, 0.1, 7, True, True)
+    e0, e1 = syn0.copy(), syn1.copy()
+    ref = R.w2v_sg_batch(e0, e1, words, offs, 0, 3, R.sample_ints(counts, 0), cum, guide,
+                         5, 3, True, 0.1, 0.1, 7, True, True)
+    assert out[:2] == ref[:2]
+    np.testing.assert_allclose(a0, e0, rtol=1e-5, atol=1e-6)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nan_and_inf_vectors_never_index_the_sigmoid_table(backend):
+    """Vectors holding NaN/inf (training that diverged) give NaN updates, never a table index
+    out of bounds (a NaN cast to int was one: SIGSEGV on cython); a guide with entries outside
+    the vocabulary draws the right words (it was a read out of bounds).  In a subprocess."""
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    out = subprocess.run([sys.executable, "-c", _NAN_JOB, backend], capture_output=True,
+                         text=True, env=env, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", \
+        f"{backend}: exit {out.returncode}\n{out.stderr[-2000:]}"
+    for bad in (np.float32("nan"),):
+        assert np.isnan(R._sigmoid(bad, False)) and np.isnan(R._sigmoid(bad, True))
 
 
 @pytest.mark.skipif("cython" not in BACKENDS, reason="cython backend not built")

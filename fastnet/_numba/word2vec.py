@@ -17,12 +17,17 @@ its docstring for the contract).  What makes them fast:
 * ``nogil=True``: Python threads run jobs in parallel, lock-free on the shared
   matrices (Hogwild!, as word2vec.c and gensim).
 
+The registered wrappers check their arguments first, once per call
+(:func:`fastnet._kernel_checks.word2vec_job`, the same check as the other
+backends'): the compiled loops index without bounds checks.
+
 The ``fastmath`` flags are ``nsz, arcp, contract, afn, reassoc`` (never
 ``nnan``/``ninf``): ``reassoc`` lets the dot products be vectorised.
 """
 import numpy as np
 from numba import njit
 
+from fastnet._kernel_checks import word2vec_job
 from fastnet.reference.word2vec_kernels import (SIGMOID_TABLE, MAX_EXP, EXP_TABLE_SIZE,
                                                 LCG_MULTIPLIER, LCG_INCREMENT)
 
@@ -55,11 +60,13 @@ def _next(r):
 def _sigmoid(f, exact):
     if exact:
         return _ONE / (_ONE + np.exp(-f))
+    if f < _F_MAX and f > -_F_MAX:
+        return _TABLE[int((f + _F_MAX) * _F_SCALE)]
     if f >= _F_MAX:
         return _ONE
     if f <= -_F_MAX:
         return _ZERO
-    return _TABLE[int((f + _F_MAX) * _F_SCALE)]
+    return f   # NaN (diverged training): never a table index; it spreads to the vectors
 
 
 @njit(inline="always")
@@ -72,7 +79,9 @@ def _neg_log_sigmoid(x):
 def _draw(cum_table, guide, gshift, r):
     target = np.int64(_rand32(r) >> _U1)
     i = np.int64(guide[target >> gshift])
-    while cum_table[i] <= target:
+    if i < 0 or i >= cum_table.shape[0]:   # a guide not made by make_guide: scan from 0
+        i = 0
+    while cum_table[i] <= target:          # stops at V - 1 at the latest: cum_table[-1] = 2**31
         i += 1
     return i
 
@@ -407,10 +416,11 @@ def _sg_batch(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_i
               guide, negative, window, shrink_windows, alpha_begin, alpha_end, rng_state,
               exact, compute_loss):
     d = syn0.shape[1]
-    W = 2 * window
+    longest = _max_sentence(sent_offsets, sent_begin, sent_end)
+    W = max(min(2 * window, longest), 1)     # a context has at most min(2 window, n - 1) words
     gshift = _guide_shift(guide)
     r = rng_state
-    buf = np.empty(_max_sentence(sent_offsets, sent_begin, sent_end), dtype=np.int32)
+    buf = np.empty(longest, dtype=np.int32)
     ctx = np.empty(W, dtype=np.int64)
     first = np.empty(W, dtype=np.int64)      # first[x]: position of ctx[x]'s first occurrence
     outs = np.empty(negative + 1, dtype=np.int64)
@@ -467,10 +477,11 @@ def _cbow_batch(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample
                 guide, negative, window, shrink_windows, cbow_mean, alpha_begin, alpha_end,
                 rng_state, exact, compute_loss):
     d = syn0.shape[1]
-    W = 2 * window
+    longest = _max_sentence(sent_offsets, sent_begin, sent_end)
+    W = max(min(2 * window, longest), 1)     # a context has at most min(2 window, n - 1) words
     gshift = _guide_shift(guide)
     r = rng_state
-    buf = np.empty(_max_sentence(sent_offsets, sent_begin, sent_end), dtype=np.int32)
+    buf = np.empty(longest, dtype=np.int32)
     ctx = np.empty(W, dtype=np.int64)
     scale = np.empty(W, dtype=np.float32)
     scale2 = np.empty(W, dtype=np.float32)
@@ -518,9 +529,12 @@ def w2v_sg_batch(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sampl
                  guide, negative, window, shrink_windows, alpha_begin, alpha_end, rng_state,
                  exact_sigmoid, compute_loss):
     """Skip-gram negative-sampling job; see :func:`fastnet.reference.word2vec_kernels.w2v_sg_batch`."""
+    sent_begin, sent_end, negative, window = word2vec_job(
+        "w2v_sg_batch", syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int,
+        cum_table, guide, negative, window, alpha_begin, alpha_end)
     r, effective, loss = _sg_batch(
-        syn0, syn1neg, words, sent_offsets, int(sent_begin), int(sent_end), sample_int,
-        cum_table, guide, int(negative), int(window), bool(shrink_windows), float(alpha_begin),
+        syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int,
+        cum_table, guide, negative, window, bool(shrink_windows), float(alpha_begin),
         float(alpha_end), np.uint64(int(rng_state) & 0xFFFFFFFFFFFFFFFF), bool(exact_sigmoid),
         bool(compute_loss))
     return int(r), int(effective), float(loss)
@@ -530,9 +544,12 @@ def w2v_cbow_batch(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sam
                    cum_table, guide, negative, window, shrink_windows, cbow_mean, alpha_begin,
                    alpha_end, rng_state, exact_sigmoid, compute_loss):
     """CBOW negative-sampling job; see :func:`fastnet.reference.word2vec_kernels.w2v_cbow_batch`."""
+    sent_begin, sent_end, negative, window = word2vec_job(
+        "w2v_cbow_batch", syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int,
+        cum_table, guide, negative, window, alpha_begin, alpha_end)
     r, effective, loss = _cbow_batch(
-        syn0, syn1neg, words, sent_offsets, int(sent_begin), int(sent_end), sample_int,
-        cum_table, guide, int(negative), int(window), bool(shrink_windows), bool(cbow_mean),
+        syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int,
+        cum_table, guide, negative, window, bool(shrink_windows), bool(cbow_mean),
         float(alpha_begin), float(alpha_end), np.uint64(int(rng_state) & 0xFFFFFFFFFFFFFFFF),
         bool(exact_sigmoid), bool(compute_loss))
     return int(r), int(effective), float(loss)

@@ -23,8 +23,11 @@ and one step of gradient descent with learning rate :math:`\alpha` is, with
 
 Kernel contract (every backend: same names, same signatures)
 ------------------------------------------------------------
-The public :class:`fastnet.Word2Vec` validates and prepares everything, so
-the kernels may assume:
+The public :class:`fastnet.Word2Vec` validates and prepares everything; every
+backend's kernels (this one included) still check their arguments once per
+call (:func:`fastnet._kernel_checks.word2vec_job`: dtypes, shapes, the job's
+offsets and word indices...), so that no argument makes a compiled kernel read
+out of bounds.  The arguments are:
 
 * ``syn0``, ``syn1neg``: float32, C-contiguous, shape ``(V, d)``, updated
   **in place** (several threads may update them at once, lock-free, as
@@ -41,7 +44,9 @@ the kernels may assume:
   of a power-of-two length, ``guide[g]`` = the first ``i`` with
   ``cum_table[i] > g << gshift`` (:func:`make_guide`), which lets the
   compiled kernels find a draw in ``O(1)``; the reference uses
-  ``searchsorted`` and gets the same word;
+  ``searchsorted`` and gets the same word (a guide entry outside ``0..V-1``
+  makes the compiled kernels scan from 0: same word, never out of bounds;
+  checking every entry would cost a pass over the guide per job);
 * ``negative >= 1``, ``window >= 1``; ``alpha_begin``/``alpha_end``: the
   learning rate at the first and after the last word of the job, linearly
   interpolated per sentence by the position of its first word;
@@ -96,11 +101,17 @@ epoch).  ``exact_sigmoid=False`` (the default of training, faster):
 word2vec.c's table, :math:`\sigma = 1` for :math:`f \ge 6`, :math:`0` for
 :math:`f \le -6`, else ``SIGMOID_TABLE[int((f + 6) * (1000 / 12))]``
 (float32 arithmetic; the table has 1001 entries so rounding at the top edge
-stays inside).  The loss is always computed exactly, in float64.
+stays inside).  The table is read only for :math:`-6 < f < 6`: a NaN ``f``
+(training that diverged) gives a NaN :math:`\sigma`, which spreads to the
+vectors, where :class:`fastnet.Word2Vec` notices it at the end of the epoch
+(``DivergenceError``); it never becomes a table index.  The loss is always
+computed exactly, in float64.
 """
 import math
 
 import numpy as np
+
+from fastnet._kernel_checks import word2vec_job
 
 __all__ = ["w2v_sg_batch", "w2v_cbow_batch", "KERNELS", "LCG_MULTIPLIER", "LCG_INCREMENT",
            "MAX_EXP", "EXP_TABLE_SIZE", "SIGMOID_TABLE", "CUM_TABLE_DOMAIN", "make_cum_table",
@@ -144,12 +155,24 @@ def make_cum_table(counts, ns_exponent=0.75):
     ndarray of int64, shape (V,)
         Non-decreasing, ``cum_table[-1] == 2**31``; word ``i`` is drawn with
         probability ``(cum_table[i] - cum_table[i-1]) / 2**31``.
+
+    Raises
+    ------
+    ValueError
+        ``count**ns_exponent`` is not a distribution (a negative count, all
+        counts 0, or a count of 0 with ``ns_exponent < 0``).
     """
     counts = np.asarray(counts, dtype=np.float64)
     if counts.size == 0:
         return np.zeros(0, dtype=np.int64)
-    p = counts ** float(ns_exponent)
-    cum = np.cumsum(p)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        p = counts ** float(ns_exponent)
+        cum = np.cumsum(p)
+    if (counts < 0).any() or not np.isfinite(cum[-1]) or cum[-1] <= 0:
+        raise ValueError(f"the noise distribution count**ns_exponent (ns_exponent="
+                         f"{ns_exponent:g}) is not a distribution for these word counts (min "
+                         f"{counts.min():g}, max {counts.max():g}): counts must be >= 0, not all "
+                         f"0, and > 0 when ns_exponent < 0")
     table = np.round(cum / cum[-1] * CUM_TABLE_DOMAIN).astype(np.int64)
     table[-1] = CUM_TABLE_DOMAIN
     return table
@@ -223,11 +246,13 @@ def _sigmoid(f, exact):
     if exact:
         with np.errstate(over="ignore"):
             return np.float32(1) / (np.float32(1) + np.exp(-f))
+    if -_F_MAX < f < _F_MAX:
+        return SIGMOID_TABLE[int((f + _F_MAX) * _F_SCALE)]
     if f >= _F_MAX:
         return np.float32(1)
     if f <= -_F_MAX:
         return np.float32(0)
-    return SIGMOID_TABLE[int((f + _F_MAX) * _F_SCALE)]
+    return f   # NaN: no table index from it; it spreads to the vectors
 
 
 def _neg_log_sigmoid(x):
@@ -299,6 +324,18 @@ def w2v_sg_batch(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sampl
         The new ``rng_state``, the number of words kept by subsampling and the
         summed loss (0.0 unless ``compute_loss``).
     """
+    sent_begin, sent_end, negative, window = word2vec_job(
+        "w2v_sg_batch", syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int,
+        cum_table, guide, negative, window, alpha_begin, alpha_end)
+    with np.errstate(over="ignore", invalid="ignore"):   # divergence: NaN/inf, noticed later
+        return _sg(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int,
+                   cum_table, negative, window, shrink_windows, alpha_begin, alpha_end,
+                   rng_state, exact_sigmoid, compute_loss)
+
+
+def _sg(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int, cum_table,
+        negative, window, shrink_windows, alpha_begin, alpha_end, rng_state, exact_sigmoid,
+        compute_loss):
     state = int(rng_state) & _MASK64
     effective = 0
     loss = 0.0
@@ -341,6 +378,18 @@ def w2v_cbow_batch(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sam
         The new ``rng_state``, the number of words kept by subsampling and the
         summed loss (0.0 unless ``compute_loss``).
     """
+    sent_begin, sent_end, negative, window = word2vec_job(
+        "w2v_cbow_batch", syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int,
+        cum_table, guide, negative, window, alpha_begin, alpha_end)
+    with np.errstate(over="ignore", invalid="ignore"):   # divergence: NaN/inf, noticed later
+        return _cbow(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int,
+                     cum_table, negative, window, shrink_windows, cbow_mean, alpha_begin,
+                     alpha_end, rng_state, exact_sigmoid, compute_loss)
+
+
+def _cbow(syn0, syn1neg, words, sent_offsets, sent_begin, sent_end, sample_int, cum_table,
+          negative, window, shrink_windows, cbow_mean, alpha_begin, alpha_end, rng_state,
+          exact_sigmoid, compute_loss):
     state = int(rng_state) & _MASK64
     effective = 0
     loss = 0.0

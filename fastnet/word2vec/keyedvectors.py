@@ -14,7 +14,6 @@ word whose vector is most similar to :math:`\hat b - \hat a + \hat c`
 """
 from __future__ import annotations
 
-import io
 import logging
 import math
 import numbers
@@ -22,7 +21,8 @@ import os
 
 import numpy as np
 
-from fastnet.word2vec._io import FORMAT, FORMAT_VERSION, atomic_write, save_npz, load_npz
+from fastnet._files import atomic_write, read_bytes
+from fastnet.word2vec._io import FORMAT, FORMAT_VERSION, save_npz, load_npz
 
 logger = logging.getLogger("fastnet.word2vec")
 
@@ -39,16 +39,6 @@ def _path(fname, what):
     if not isinstance(fname, (str, bytes, os.PathLike)):
         raise TypeError(f"{what} must be a path (str or os.PathLike), got {type(fname).__name__}")
     return os.fspath(fname)
-
-
-def _open_read(path):
-    if path.endswith(".gz"):
-        import gzip
-        return gzip.open(path, "rb")
-    if path.endswith(".bz2"):
-        import bz2
-        return bz2.open(path, "rb")
-    return open(path, "rb")
 
 
 class KeyedVectors:
@@ -239,6 +229,15 @@ class KeyedVectors:
         """Cosine similarity of ``vector_1`` with every row of ``vectors_all``."""
         v = np.asarray(vector_1)
         M = np.asarray(vectors_all)
+        if v.ndim != 1 or M.ndim != 2 or M.shape[1] != v.shape[0]:
+            raise ValueError(f"cosine_similarities: vector_1 must be 1-D (d,) and vectors_all "
+                             f"2-D (n, d), got shapes {v.shape} and {M.shape}")
+        if v.dtype.kind not in "biuf" or M.dtype.kind not in "biuf":
+            raise TypeError(f"cosine_similarities: expected real numbers, got dtypes {v.dtype} "
+                            f"and {M.dtype}")
+        if not (np.isfinite(v).all() and np.isfinite(M).all()):
+            raise ValueError("cosine_similarities: vector_1 and vectors_all must be finite "
+                             "(no NaN or inf)")
         nv = np.linalg.norm(v)
         nm = np.linalg.norm(M, axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -255,7 +254,7 @@ class KeyedVectors:
         total = 0.0
         for key, w in zip(keys, weights):
             if isinstance(key, np.ndarray):
-                mean += w * key
+                mean += w * self._query_vector(key)
                 total += abs(w)
                 continue
             try:
@@ -273,6 +272,21 @@ class KeyedVectors:
             if n > 0:
                 mean /= n
         return mean.astype(self.vectors.dtype)
+
+    def _query_vector(self, v, name="a query vector"):
+        """``v`` checked as a vector of this space: real numbers, ``(vector_size,)``, finite."""
+        v = np.asarray(v)
+        if v.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold real numbers, got dtype {v.dtype}")
+        if v.shape != (self.vector_size,):
+            raise ValueError(f"{name} has shape {v.shape}, but these vectors have "
+                             f"{self.vector_size} dimensions: expected shape "
+                             f"({self.vector_size},)")
+        if not np.isfinite(v).all():
+            raise ValueError(f"{name} holds NaN or inf (at position "
+                             f"{int(np.argwhere(~np.isfinite(v))[0][0])}); expected finite "
+                             f"numbers")
+        return v.astype(np.float64)
 
     @staticmethod
     def _as_list(x):
@@ -328,8 +342,12 @@ class KeyedVectors:
             else:
                 keys.append(item)
                 weights.append(default)
+        if not all(math.isfinite(w) for w in weights):
+            raise ValueError(f"most_similar: the weights must be finite, got {weights}")
         for key in keys:
-            if not isinstance(key, np.ndarray):
+            if isinstance(key, np.ndarray):
+                self._query_vector(key)
+            else:
                 self.get_index(key)  # raises KeyError naming an unknown word
         if len(self) == 0:
             return []
@@ -595,33 +613,46 @@ class KeyedVectors:
     def load_word2vec_format(cls, fname, fvocab=None, binary=False, encoding="utf8",
                              unicode_errors="strict", limit=None, datatype=np.float32,
                              no_header=False):
-        """Read vectors in the word2vec C format (text or binary, ``.gz``/``.bz2`` too).
+        """Read vectors in the word2vec C format (text or binary, gzip/bzip2-compressed too).
 
         Raises
         ------
         ValueError
-            The file is truncated or malformed; the message says where (line
-            number for text, byte offset and word number for binary).
+            The file is truncated, malformed or damaged (a header announcing
+            more than the file holds, a corrupted compressed stream), or a
+            vector holds NaN or inf (also after the cast to ``datatype``);
+            the message names the file and says where (line number for
+            text, byte offset and word number for binary).
         """
         path = _path(fname, "fname")
         counts = None
         if fvocab is not None:
             counts = {}
-            with open(_path(fvocab, "fvocab"), "rb") as fh:
-                for line_no, line in enumerate(fh, start=1):
+            for line_no, line in enumerate(read_bytes(_path(fvocab, "fvocab"), "fvocab")
+                                           .splitlines(), start=1):
+                try:
                     parts = line.decode(encoding, errors=unicode_errors).split()
-                    if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-                        raise ValueError(f"{fvocab}: line {line_no}: expected 'word count', "
-                                         f"got {line[:60]!r}")
+                except UnicodeDecodeError as exc:
+                    raise ValueError(f"{fvocab}: line {line_no} is not valid {encoding} "
+                                     f"({exc.reason})") from None
+                if parts:
+                    if len(parts) != 2 or not parts[1].isdigit():
+                        raise ValueError(f"{fvocab}: line {line_no}: expected 'word count' (a "
+                                         f"count >= 0), got {line[:60]!r}")
                     counts[parts[0]] = int(parts[1])
-        with _open_read(path) as fh:
-            data = fh.read()
+        data = read_bytes(path, "fname")
         if binary:
             if no_header:
                 raise ValueError("no_header is only available for text files")
             kv = _read_binary(cls, data, path, limit, datatype, encoding, unicode_errors)
         else:
             kv = _read_text(cls, data, path, limit, datatype, encoding, unicode_errors, no_header)
+        bad = ~np.isfinite(kv.vectors)
+        if bad.any():
+            i, j = (int(v) for v in np.argwhere(bad)[0])
+            raise ValueError(f"{path}: the vector of word {i + 1} ({kv.index_to_key[i]!r}) holds "
+                             f"{kv.vectors[i, j]} (as {np.dtype(datatype).name}) at position "
+                             f"{j + 1}; vectors must be finite numbers")
         n = len(kv)
         if counts is not None:
             kv.expandos["count"] = np.array([counts.get(w, 0) for w in kv.index_to_key],
@@ -696,6 +727,13 @@ def _read_text(cls, data, path, limit, datatype, encoding, unicode_errors, no_he
         start = 1
     if limit:
         n = min(n, int(limit))
+    if n > len(lines) - start:
+        raise ValueError(f"{path}: truncated: the header announces {n} words but the file "
+                         f"ends after line {len(lines)} ({len(lines) - start} vectors)")
+    if d is not None and n * 2 * d > len(data):
+        raise ValueError(f"{path}: line 1: the header announces {n} words x {d} dimensions, "
+                         f"more numbers than the file's {len(data)} bytes can hold (truncated "
+                         f"file, or a damaged header?)")
     kv = None
     for k in range(n):
         line_no = start + k + 1
@@ -721,7 +759,8 @@ def _read_text(cls, data, path, limit, datatype, encoding, unicode_errors, no_he
                              f"found {len(nums)}" + (" (truncated file?)" if k == n - 1 and
                                                      len(nums) < d else ""))
         try:
-            vec = np.array(nums, dtype=np.float64).astype(datatype)
+            with np.errstate(over="ignore"):   # a number beyond datatype: inf, refused below
+                vec = np.array(nums, dtype=np.float64).astype(datatype)
         except ValueError:
             bad = next(x for x in nums if not _is_float(x))
             raise ValueError(f"{path}: line {line_no} (word {word!r}): {bad!r} is not a "
@@ -748,6 +787,10 @@ def _read_binary(cls, data, path, limit, datatype, encoding, unicode_errors):
     n, d = _header(data[:nl], path, encoding)
     if limit:
         n = min(n, int(limit))
+    if n * (4 * d + 1) > len(data) - nl - 1:
+        raise ValueError(f"{path}: truncated: the header announces {n} words x {d} dimensions "
+                         f"({n * (4 * d + 1)} bytes at least) but {len(data) - nl - 1} bytes "
+                         f"follow it (truncated file, or a damaged header?)")
     kv = cls(d, n, dtype=datatype)
     pos = nl + 1
     nbytes = 4 * d

@@ -22,10 +22,23 @@ How a run goes
    from ``(seed, epoch, job)``, so ``workers=1`` with a ``seed`` is exactly
    reproducible.
 
+Training that diverges (a learning rate too large: the vectors become NaN or
+infinite; with ``compute_loss`` a non-finite job loss stops the epoch at once)
+raises :class:`fastnet.DivergenceError` naming the epoch and suggesting a
+smaller ``alpha``, after restoring ``wv.vectors``, ``syn1neg`` (in place), the
+loss and the counters to the end of the last finite epoch: a copy of both
+matrices is taken before each epoch (twice their memory during ``train``).
+
 A corpus is read once per :meth:`Word2Vec.train` call at most (not once per
 epoch): a corpus iterable that changes between passes is trained as its first
-pass.  ``max_vocab_size`` (pruning while counting) disables keeping the
-encoding during ``build_vocab``; training then reads the corpus once more.
+pass.  The encoding is kept for the next call when it is sure to be the same
+corpus: the same file (path, size, modification time), the same list or tuple
+with the same content (a hash of its tokens, checked at each call: about 20 ns
+a token, an eighth of encoding it again), the same one-shot iterator (which
+cannot be read again), or, for ``Word2Vec(sentences)``, the pass of
+``build_vocab`` just before; any other iterable is read again.
+``max_vocab_size`` (pruning while counting) disables keeping the encoding
+during ``build_vocab``; training then reads the corpus once more.
 
 What differs from gensim
 ------------------------
@@ -54,12 +67,13 @@ import logging
 import math
 import numbers
 import os
-import sys
 import threading
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
+from fastnet._progress import Progress
 from fastnet._validation import check_int, check_scalar
 from fastnet.reference.word2vec_kernels import (make_cum_table, make_guide, sample_ints,
                                                 job_seed)
@@ -239,11 +253,13 @@ class Word2Vec:
         self.epoch_losses = []
         self.training_stats = []
         self.raw_vocab = None
-        self._cache = None      # (source, Scan) kept by build_vocab
-        self._encoded = None    # (source, Encoded) of the last training corpus
+        self._cache = None      # (source, Scan, corpus) kept by build_vocab
+        self._encoded = None    # (source, Encoded, corpus) of the last training corpus
+        self._trusted = False   # the next train() follows build_vocab on the same corpus
 
         if sentences is not None or corpus_file is not None:
             self.build_vocab(sentences, corpus_file=corpus_file, trim_rule=trim_rule)
+            self._trusted = True   # nothing can change the corpus between these two calls
             self.train(sentences, corpus_file=corpus_file, total_examples=self.corpus_count,
                        total_words=self.corpus_total_words, epochs=self.epochs,
                        start_alpha=self.alpha, end_alpha=self.min_alpha,
@@ -292,15 +308,38 @@ class Word2Vec:
         if not hasattr(corpus_iterable, "__iter__"):
             raise TypeError(f"{where}: sentences must be an iterable of lists of str tokens, "
                             f"got {type(corpus_iterable).__name__}")
-        return corpus_iterable, ("iter", id(corpus_iterable)), corpus_iterable
+        if isinstance(corpus_iterable, (list, tuple)):
+            kind = "sequence"     # may change between calls: compared by content
+        elif isinstance(corpus_iterable, Iterator):
+            kind = "iterator"     # one pass only: what was read is all there is
+        else:
+            kind = "iterable"     # read again (its content may change)
+        return corpus_iterable, (kind, id(corpus_iterable)), corpus_iterable
 
     @staticmethod
-    def _same(cache, source, ref):
-        if cache is None:
+    def _same(cache, source, ref, current_fingerprint, trusted=False):
+        """Whether ``cache`` (``(source, what, ref)``) holds the corpus ``source`` / ``ref``.
+
+        A file is the same if its path, size and modification time are; a list
+        or tuple if it is the same object with the same content (its
+        :func:`fastnet.word2vec._corpus.fingerprint`); an iterator if it is
+        the same object (it cannot be read twice); another iterable only right
+        after ``build_vocab`` read it (``trusted``: the constructor's call).
+        ``current_fingerprint()`` gives the list's fingerprint now.
+        """
+        if cache is None or cache[0] != source:
             return False
-        if source[0] == "file":
-            return cache[0] == source
-        return cache[0] == source and cache[2] is ref
+        kind = source[0]
+        if kind == "file":
+            return True
+        if cache[2] is not ref:
+            return False
+        if trusted or kind == "iterator":
+            return True
+        if kind == "sequence":
+            fp = cache[1].fingerprint
+            return fp is not None and fp == current_fingerprint()
+        return False
 
     # ------------------------------------------------------------- vocabulary
     def build_vocab(self, corpus_iterable=None, corpus_file=None, update=False,
@@ -337,6 +376,8 @@ class Word2Vec:
         t0 = time.perf_counter()
         scan = _corpus.scan_corpus(reader, max_vocab_size=self.max_vocab_size,
                                    trim_rule=trim_rule, progress_per=progress_per, logger=logger)
+        if source[0] == "sequence":
+            scan.fingerprint = _corpus.fingerprint(reader)
         logger.info("collected %i word types from a corpus of %i raw words and %i sentences "
                     "in %.1fs", len(scan.words), scan.total_words, scan.n_sentences,
                     time.perf_counter() - t0)
@@ -456,15 +497,24 @@ class Word2Vec:
         self.syn1neg = syn1
 
     # ------------------------------------------------------------- training
-    def _encode(self, reader, source, ref):
-        if self._same(self._encoded, source, ref):
+    def _encode(self, reader, source, ref, trusted=False):
+        memo = []
+
+        def current_fingerprint():   # computed once per call, when needed
+            if not memo:
+                memo.append(_corpus.fingerprint(ref))
+            return memo[0]
+
+        if self._same(self._encoded, source, ref, current_fingerprint):
             return self._encoded[1]
         t0 = time.perf_counter()
-        if self._same(self._cache, source, ref):
+        if self._same(self._cache, source, ref, current_fingerprint, trusted):
             enc = _corpus.encode_from_scan(self._cache[1], self.wv.key_to_index)
         else:
             logger.info("reading and encoding the corpus")
             enc = _corpus.encode_corpus(reader, self.wv.key_to_index, logger=logger)
+            if source[0] == "sequence":
+                enc.fingerprint = current_fingerprint()
         self._cache = None   # the final encoding replaces the raw one
         logger.info("corpus encoded: %i sentences, %i vocabulary words (%.2f MB) in %.2fs",
                     enc.n_sentences, enc.n_words, (enc.words.nbytes + enc.offsets.nbytes) / 1e6,
@@ -503,7 +553,14 @@ class Word2Vec:
         -------
         (int, int)
             Effective words trained (after subsampling) and raw words processed.
+
+        Raises
+        ------
+        fastnet.DivergenceError
+            An epoch made the vectors NaN or infinite; the model is restored to
+            the end of the last finite epoch (see the module docstring).
         """
+        trusted, self._trusted = self._trusted, False
         reader, source, ref = self._corpus(corpus_iterable, corpus_file, dict(kwargs), "train")
         if len(self.wv) == 0:
             raise ValueError("train() needs a vocabulary: call build_vocab(...) first (or pass "
@@ -519,7 +576,7 @@ class Word2Vec:
             c for c in self._check_callbacks(callbacks) if c not in self.callbacks)
         progress_bar = self.progress_bar if progress_bar is None else bool(progress_bar)
 
-        enc = self._encode(reader, source, ref)
+        enc = self._encode(reader, source, ref, trusted)
         if enc.n_sentences_read == 0:
             raise ValueError("the corpus yielded no sentence: an iterator or generator that was "
                              "already consumed (by build_vocab)? pass a corpus that can be "
@@ -544,14 +601,22 @@ class Word2Vec:
                 cb.on_train_begin(self)
         t_start = time.perf_counter()
         effective_total = raw_total = 0
-        pbar = _ProgressBar(epochs * enc.n_words) if progress_bar else None
+        pbar = Progress(total=epochs * enc.n_words, verbose=2, desc="word2vec",
+                        unit="word") if progress_bar else None
+        # the vectors before each epoch: a diverging epoch is undone from these (allocated
+        # once per call; measured: copying both for the Gutenberg corpus, 22k words x 100,
+        # takes 1.5-4.5 ms against seconds for its epoch: benchmarks/bench_corpus_cache.py)
+        saved = (np.empty_like(self.wv.vectors), np.empty_like(self.syn1neg))
         try:
             for epoch in range(epochs):
                 for cb in callbacks:
                     if hasattr(cb, "on_epoch_begin"):
                         cb.on_epoch_begin(self)
+                self._check_arrays()
+                np.copyto(saved[0], self.wv.vectors)
+                np.copyto(saved[1], self.syn1neg)
                 eff, raw = self._train_epoch(kern, enc, jobs, epoch, epochs, start_alpha,
-                                             end_alpha, compute_loss, report_delay, pbar)
+                                             end_alpha, compute_loss, report_delay, pbar, saved)
                 effective_total += eff
                 raw_total += raw
                 for cb in callbacks:
@@ -596,7 +661,7 @@ class Word2Vec:
                     self.exact_sigmoid, compute_loss)
 
     def _train_epoch(self, kern, enc, jobs, epoch, epochs, start_alpha, end_alpha, compute_loss,
-                     report_delay, pbar):
+                     report_delay, pbar, saved):
         n = enc.n_words
         total = float(epochs * n)
         offsets = enc.offsets
@@ -606,6 +671,7 @@ class Word2Vec:
         state = {"next": 0, "raw": 0, "effective": 0, "stop": False}
         losses = [0.0] * self.workers
         errors = []
+        previous_loss = self.running_training_loss
         self.running_training_loss = 0.0
 
         sizes = offsets[jobs[1:]] - offsets[jobs[:-1]]
@@ -638,6 +704,8 @@ class Word2Vec:
                         state["effective"] += eff
                         losses[tid] += loss
                         self.running_training_loss = float(sum(losses))
+                    if not math.isfinite(loss):   # diverged (known early with compute_loss)
+                        state["stop"] = True
             except BaseException as exc:  # re-raised by the main thread
                 errors.append(exc)
                 state["stop"] = True
@@ -655,8 +723,9 @@ class Word2Vec:
                     th.join(tick)
                     now = time.perf_counter()
                     if pbar is not None:
-                        pbar.update(epoch * n + state["raw"], state["effective"] /
-                                    max(now - t0, 1e-9), alpha_at(epoch * n + state["raw"]))
+                        done = epoch * n + state["raw"]
+                        pbar.update(done - pbar.n, alpha=float(alpha_at(done)), **{
+                            "words/s": f"{state['effective'] / max(now - t0, 1e-9):,.0f}"})
                     if now - last_log >= report_delay and th.is_alive():
                         last_log = now
                         logger.info("EPOCH %i - PROGRESS: at %.2f%% words, %.0f effective "
@@ -672,6 +741,22 @@ class Word2Vec:
             raise errors[0]
         elapsed = time.perf_counter() - t0
         loss = float(sum(losses))
+        if (compute_loss and not math.isfinite(loss)) or not np.isfinite(self.wv.vectors).all() \
+                or not np.isfinite(self.syn1neg).all():
+            # undo the epoch: the vectors, the loss and the counters are those of the last
+            # finite epoch (nothing is left half NaN)
+            np.copyto(self.wv.vectors, saved[0])
+            np.copyto(self.syn1neg, saved[1])
+            self.running_training_loss = previous_loss
+            from fastnet._history import DivergenceError
+            a0, a1 = alpha_at(epoch * n), alpha_at((epoch + 1) * n)
+            restored = (f"the vectors are restored to the end of epoch {global_epoch}"
+                        if global_epoch else "the vectors are restored to their initial values")
+            raise DivergenceError(
+                f"word2vec training diverged in epoch {global_epoch + 1}: the vectors became NaN "
+                f"or infinite with the learning rate going from {a0:g} to {a1:g} (alpha="
+                f"{start_alpha:g}); {restored}; use a smaller alpha (0.025 is word2vec's "
+                f"default)")
         self.running_training_loss = loss
         self.epoch_losses.append(loss)
         self.epochs_trained += 1
@@ -684,12 +769,6 @@ class Word2Vec:
         logger.info("EPOCH %i: training on %i raw words (%i effective words) took %.1fs, %.0f "
                     "effective words/s%s", global_epoch + 1, raw, eff, elapsed,
                     eff / max(elapsed, 1e-12), f", loss {loss:.1f}" if compute_loss else "")
-        if (compute_loss and not math.isfinite(loss)) or not np.isfinite(self.wv.vectors).all() \
-                or not np.isfinite(self.syn1neg).all():
-            from fastnet.training import DivergenceError
-            raise DivergenceError(
-                f"word2vec training diverged in epoch {global_epoch + 1}: the vectors hold NaN or "
-                f"inf (alpha={start_alpha}); use a smaller alpha")
         return eff, raw
 
     def get_latest_training_loss(self):
@@ -738,22 +817,25 @@ class Word2Vec:
         if not isinstance(fname, (str, os.PathLike)):
             raise TypeError(f"fname must be a path, got {type(fname).__name__}")
         meta, arrays = load_npz(fname, "Word2Vec")
-        params = dict(meta["params"])
-        model = cls(**{k: v for k, v in params.items() if k not in ("hs",)})
-        for s, v in meta["state"].items():
+        path = os.fspath(fname)
+        try:
+            model = cls(**{k: v for k, v in meta["params"].items() if k != "hs"})
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path!r} is a damaged fastnet word2vec file: invalid parameter "
+                             f"({exc})") from None
+        for s, v in meta.get("state", {}).items():   # known names and types (load_npz)
             setattr(model, s, v)
+        model.epoch_losses = list(model.epoch_losses)
         model.training_stats = list(meta.get("training_stats", []))
         model.wv = KeyedVectors._from_parts(meta, arrays)
         model.syn1neg = np.ascontiguousarray(arrays["syn1neg"])
-        if model.syn1neg.shape != model.wv.vectors.shape:
-            raise ValueError(f"{os.fspath(fname)!r}: corrupt model (syn1neg and vectors differ "
-                             f"in shape)")
-        counts = model.wv.expandos.get("count")
-        if counts is None or counts.shape[0] != len(model.wv):
-            raise ValueError(f"{os.fspath(fname)!r}: corrupt model (word counts missing)")
+        counts = model.wv.expandos["count"]
         if "sample_int" not in model.wv.expandos:
             model.wv.expandos["sample_int"] = sample_ints(counts, model.sample)
-        model.cum_table = make_cum_table(counts, model.ns_exponent)
+        try:
+            model.cum_table = make_cum_table(counts, model.ns_exponent)
+        except ValueError as exc:
+            raise ValueError(f"{path!r} is a damaged fastnet word2vec file: {exc}") from None
         model._guide = make_guide(model.cum_table)
         return model
 
@@ -768,32 +850,3 @@ class Word2Vec:
         d["_cache"] = None
         d["_encoded"] = None
         return d
-
-
-class _ProgressBar:
-    """tqdm if installed, else a one-line stderr bar."""
-
-    def __init__(self, total):
-        self.total = total
-        self.done = 0
-        try:
-            from tqdm import tqdm
-            self._bar = tqdm(total=total, unit="word", unit_scale=True, desc="word2vec")
-        except ImportError:
-            self._bar = None
-
-    def update(self, done, words_per_sec, alpha):
-        if self._bar is not None:
-            self._bar.update(done - self.done)
-            self._bar.set_postfix(alpha=f"{alpha:.5f}", refresh=False)
-        else:
-            sys.stderr.write(f"\rword2vec {100.0 * done / self.total:5.1f}%  "
-                             f"{words_per_sec:,.0f} words/s  alpha {alpha:.5f}")
-            sys.stderr.flush()
-        self.done = done
-
-    def close(self):
-        if self._bar is not None:
-            self._bar.close()
-        else:
-            sys.stderr.write("\n")
