@@ -1,0 +1,160 @@
+r"""The optimiser steps and weight penalties of the numba backend: one definition of each.
+
+:func:`rule` is the update of one parameter by each optimiser (as
+:func:`fastnet.reference.kernels.optimizer_step`); :func:`step_range` applies
+it to a range of the flat vector from a summed gradient, with the penalty's
+gradient folded into the same loop (one pass over ``params``, ``grad`` and
+``state``); :func:`step_network` runs it over every layer with the bias rows
+unpenalised.  The contract's ``optimizer_step``, ``penalty_value`` and
+``penalty_grad`` and every training epoch use these.
+
+The optimiser is tested outside the loops (one loop per optimiser, with
+:func:`rule` inlined for a constant code), so each loop vectorises.
+"""
+import numpy as np
+from numba import njit
+
+from fastnet._numba._common import (JIT, L1, L2, SGD, MOMENTUM, RMSPROP, ADAM, NESTEROV)
+
+
+@njit(**JIT)
+def adam_lr(lr, beta1, beta2, t):
+    r"""Adam's bias-corrected step :math:`\eta\sqrt{1-\beta_2^{t+1}}/(1-\beta_1^{t+1})` (float64)."""
+    k = np.float64(t) + 1.0
+    return lr * np.sqrt(1.0 - beta2 ** k) / (1.0 - beta1 ** k)
+
+
+@njit(**JIT)
+def rule(optimizer, w, g, s1, s2, lr, mu, rho, eps, lr_t):
+    r"""``(w, s1, s2)`` after one step of ``optimizer`` with gradient ``g`` (scalars of one type).
+
+    * SGD: :math:`w - \eta g`
+    * MOMENTUM: :math:`v = \mu v - \eta g,\; w + v`
+    * NESTEROV: :math:`v = \mu v - \eta g,\; w + \mu v - \eta g`
+    * RMSPROP: :math:`s = \rho s + (1-\rho) g^2,\; w - \eta g / (\sqrt{s} + \epsilon)`
+    * ADAM: :math:`m = \beta_1 m + (1-\beta_1) g,\; v = \beta_2 v + (1-\beta_2) g^2,\;
+      w - \eta_t m / (\sqrt{v} + \epsilon)` (:math:`\beta_1=\mu, \beta_2=\rho`)
+    """
+    one = type(w)(1)
+    if optimizer == MOMENTUM or optimizer == NESTEROV:
+        v = s1 * mu
+        v -= lr * g
+        if optimizer == MOMENTUM:
+            return w + v, v, s2
+        return w + (mu * v - lr * g), v, s2
+    if optimizer == RMSPROP:
+        s = s1 * rho
+        s += (one - rho) * g * g
+        return w - lr * g / (np.sqrt(s) + eps), s, s2
+    if optimizer == ADAM:
+        m = s1 * mu
+        m += (one - mu) * g
+        v = s2 * rho
+        v += (one - rho) * g * g
+        return w - lr_t * m / (np.sqrt(v) + eps), m, v
+    return w - lr * g, s1, s2
+
+
+@njit(**JIT)
+def step_range(optimizer, p, G, s1, s2, lo, hi, scale, l2, l1, lr, mu, rho, eps, lr_t, reset):
+    r"""``p[lo:hi]`` (and the state ``s1``, ``s2``) after one step from the gradient
+    :math:`g = \mathrm{scale}\cdot G + \lambda_2 w + \lambda_1 \mathrm{sign}(w)`.
+
+    Every scalar is of the dtype of ``p``; ``reset`` zeroes ``G[lo:hi]`` after
+    (for gradients accumulated in place).  One loop per optimiser, the code a
+    constant in each (so :func:`rule` folds to its one case), the state read
+    and written only by the optimisers that have one.
+    """
+    zero = p.dtype.type(0)
+    if optimizer == MOMENTUM:
+        for i in range(lo, hi):
+            g = G[i] * scale + l2 * p[i] + l1 * np.sign(p[i])
+            p[i], s1[i], _ = rule(MOMENTUM, p[i], g, s1[i], zero, lr, mu, rho, eps, lr_t)
+    elif optimizer == NESTEROV:
+        for i in range(lo, hi):
+            g = G[i] * scale + l2 * p[i] + l1 * np.sign(p[i])
+            p[i], s1[i], _ = rule(NESTEROV, p[i], g, s1[i], zero, lr, mu, rho, eps, lr_t)
+    elif optimizer == RMSPROP:
+        for i in range(lo, hi):
+            g = G[i] * scale + l2 * p[i] + l1 * np.sign(p[i])
+            p[i], s1[i], _ = rule(RMSPROP, p[i], g, s1[i], zero, lr, mu, rho, eps, lr_t)
+    elif optimizer == ADAM:
+        for i in range(lo, hi):
+            g = G[i] * scale + l2 * p[i] + l1 * np.sign(p[i])
+            p[i], s1[i], s2[i] = rule(ADAM, p[i], g, s1[i], s2[i], lr, mu, rho, eps, lr_t)
+    else:
+        for i in range(lo, hi):
+            g = G[i] * scale + l2 * p[i] + l1 * np.sign(p[i])
+            p[i] = rule(SGD, p[i], g, zero, zero, lr, mu, rho, eps, lr_t)[0]
+    if reset:
+        for i in range(lo, hi):
+            G[i] = zero
+
+
+@njit(**JIT)
+def step_network(params, G, state, sizes, offs, B, optimizer, lr, mu, rho, eps, penalty, lam,
+                 t, reset):
+    r"""One step of every layer from the gradient ``G`` summed over ``B`` samples.
+
+    :math:`g = G/B` plus the penalty's gradient on the weight rows (never on
+    the bias rows), then the optimiser's rule; ``t`` is the number of steps
+    taken before (Adam's bias correction).  ``state`` holds ``2 * len(params)``
+    entries (the contract's layout).
+    """
+    T = params.dtype.type
+    P = params.shape[0]
+    s1 = state[:P]
+    s2 = state[P:]
+    scale = T(1) / T(B)
+    lamt = T(lam)
+    zero = T(0)
+    l2 = lamt if penalty == L2 else zero
+    l1 = lamt if penalty == L1 else zero
+    lr_t = T(adam_lr(lr, mu, rho, t)) if optimizer == ADAM else T(lr)
+    lrT, muT, rhoT, epsT = T(lr), T(mu), T(rho), T(eps)
+    for l in range(sizes.shape[0] - 1):
+        o = offs[l]
+        wo = o + sizes[l + 1]
+        step_range(optimizer, params, G, s1, s2, o, wo, scale, zero, zero, lrT, muT, rhoT, epsT,
+                   lr_t, reset)
+        step_range(optimizer, params, G, s1, s2, wo, offs[l + 1], scale, l2, l1, lrT, muT, rhoT,
+                   epsT, lr_t, reset)
+
+
+@njit(**JIT)
+def optimizer_step(optimizer, params, grad, state, lr, mu, rho, eps, t):
+    """The contract's ``optimizer_step`` on the flat vectors (no penalty, ``g = grad``)."""
+    T = params.dtype.type
+    P = params.shape[0]
+    lr_t = T(adam_lr(lr, mu, rho, t)) if optimizer == ADAM else T(lr)
+    zero = T(0)
+    step_range(optimizer, params, grad, state[:P], state[P:], 0, P, T(1), zero, zero, T(lr),
+               T(mu), T(rho), T(eps), lr_t, False)
+
+
+@njit(**JIT)
+def penalty_value(penalty, lam, params, sizes, offs):
+    """The penalty of the weight rows (float64): L2 :math:`\\lambda/2\\sum w^2`, L1 :math:`\\lambda\\sum|w|`."""
+    total = 0.0
+    for l in range(sizes.shape[0] - 1):
+        s = 0.0
+        for p in range(offs[l] + sizes[l + 1], offs[l + 1]):
+            w = np.float64(params[p])
+            s += w * w if penalty == L2 else abs(w)
+        total += lam / 2 * s if penalty == L2 else lam * s
+    return total
+
+
+@njit(**JIT)
+def penalty_grad(penalty, lam, params, sizes, offs, grad):
+    """``grad +=`` the penalty's gradient on the weight rows (bias rows get nothing)."""
+    lamt = params.dtype.type(lam)
+    for l in range(sizes.shape[0] - 1):
+        lo = offs[l] + sizes[l + 1]
+        hi = offs[l + 1]
+        if penalty == L2:
+            for p in range(lo, hi):
+                grad[p] += lamt * params[p]
+        else:
+            for p in range(lo, hi):
+                grad[p] += lamt * np.sign(params[p])
