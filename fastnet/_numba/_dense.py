@@ -127,33 +127,6 @@ def _add_into(G, Gc):
 
 
 @njit(**JIT)
-def gradient_rows(params, sizes, kinds, loss_kind, X, Y, lo, hi, G):
-    """``G =`` the summed gradient of rows ``lo:hi`` of X (in chunks); returns their summed loss."""
-    offs = offsets(sizes)
-    m = hi - lo
-    rows = min(m, CHUNK)
-    acts, aoff, d0, d1 = workspace(sizes, max(rows, 1), params)
-    Gc = np.empty_like(G) if m > CHUNK else G
-    none = X[:0]
-    total = 0.0
-    first = True
-    for s in range(lo, hi, CHUNK):
-        e = min(s + CHUNK, hi)
-        forward_block(params, sizes, offs, kinds, X[s:e], acts, aoff, none)
-        if first:
-            total += backward_block(params, sizes, offs, kinds, loss_kind, X[s:e], Y[s:e], acts,
-                                    aoff, d0, d1, G)
-            first = False
-        else:
-            total += backward_block(params, sizes, offs, kinds, loss_kind, X[s:e], Y[s:e], acts,
-                                    aoff, d0, d1, Gc)
-            _add_into(G, Gc)
-    if first:
-        G[:] = 0
-    return total
-
-
-@njit(**JIT)
 def forward_rows(params, sizes, kinds, X, out, lo, hi):
     """``out[lo:hi] =`` the network's output for rows ``lo:hi`` of X (in chunks)."""
     offs = offsets(sizes)
@@ -202,48 +175,79 @@ def _gather(X, idx, Xg):
 
 
 @njit(**JIT)
+def batch_gradient(params, sizes, offs, kinds, loss_kind, X, Y, idx, G, Gc, acts, aoff, d0, d1,
+                   Xg, Yg, mark):
+    """``G =`` the summed gradient of the samples ``idx`` (chunks of at most :data:`CHUNK`
+    rows, summed through ``Gc``); returns their summed loss.
+
+    A chunk whose rows are one contiguous run of X (in any order) is used in
+    place, others are gathered into ``Xg``/``Yg``.
+    """
+    b = idx.shape[0]
+    none = X[:0]
+    total = 0.0
+    for cs in range(0, b, CHUNK):
+        ce = min(cs + CHUNK, b)
+        run = _run_start(idx[cs:ce], mark)
+        if run >= 0:
+            Xb = X[run:run + ce - cs]
+            Yb = Y[run:run + ce - cs]
+        else:
+            Xb = Xg[:ce - cs]
+            Yb = Yg[:ce - cs]
+            _gather(X, idx[cs:ce], Xb)
+            _gather(Y, idx[cs:ce], Yb)
+        forward_block(params, sizes, offs, kinds, Xb, acts, aoff, none)
+        if cs == 0:
+            total += backward_block(params, sizes, offs, kinds, loss_kind, Xb, Yb, acts, aoff, d0,
+                                    d1, G)
+        else:
+            total += backward_block(params, sizes, offs, kinds, loss_kind, Xb, Yb, acts, aoff, d0,
+                                    d1, Gc)
+            _add_into(G, Gc)
+    return total
+
+
+@njit(**JIT)
+def _buffers(params, sizes, X, Y, B):
+    """The work buffers of batches of up to ``B`` samples."""
+    rows = max(1, min(B, CHUNK))
+    acts, aoff, d0, d1 = workspace(sizes, rows, params)
+    Gc = np.empty_like(params) if B > CHUNK else params[:0]
+    Xg = np.empty((rows, X.shape[1]), X.dtype)
+    Yg = np.empty((rows, Y.shape[1]), Y.dtype)
+    mark = np.zeros(X.shape[0], np.bool_)
+    return acts, aoff, d0, d1, Gc, Xg, Yg, mark
+
+
+@njit(**JIT)
+def gradient(params, sizes, kinds, loss_kind, X, Y, idx, G):
+    """``G =`` the summed gradient of the samples ``idx``; returns their summed loss."""
+    offs = offsets(sizes)
+    if idx.shape[0] == 0:
+        G[:] = 0
+        return 0.0
+    acts, aoff, d0, d1, Gc, Xg, Yg, mark = _buffers(params, sizes, X, Y, idx.shape[0])
+    return batch_gradient(params, sizes, offs, kinds, loss_kind, X, Y, idx, G, Gc, acts, aoff, d0,
+                          d1, Xg, Yg, mark)
+
+
+@njit(**JIT)
 def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer, lr, mu, rho,
                 eps, penalty, lam, state, t):
     """One epoch of (mini-)batch training on the dense path; returns the summed loss."""
     offs = offsets(sizes)
     m = order.shape[0]
     B = min(batch_size, m)
-    rows = min(B, CHUNK)
-    acts, aoff, d0, d1 = workspace(sizes, max(rows, 1), params)
+    acts, aoff, d0, d1, Gc, Xg, Yg, mark = _buffers(params, sizes, X, Y, B)
     G = np.empty_like(params)
-    Gc = np.empty_like(params) if B > CHUNK else G
-    Xg = np.empty((rows, X.shape[1]), X.dtype)
-    Yg = np.empty((rows, Y.shape[1]), Y.dtype)
-    mark = np.zeros(X.shape[0], np.bool_)
-    none = X[:0]
     total = 0.0
     step = 0
     for start in range(0, m, B):
         stop = min(start + B, m)
-        b = stop - start
-        idx = order[start:stop]
-        first = True
-        run = _run_start(idx, mark)
-        for cs in range(0, b, CHUNK):
-            ce = min(cs + CHUNK, b)
-            if run >= 0:
-                Xb = X[run + cs:run + ce]
-                Yb = Y[run + cs:run + ce]
-            else:
-                Xb = Xg[:ce - cs]
-                Yb = Yg[:ce - cs]
-                _gather(X, idx[cs:ce], Xb)
-                _gather(Y, idx[cs:ce], Yb)
-            forward_block(params, sizes, offs, kinds, Xb, acts, aoff, none)
-            if first:
-                total += backward_block(params, sizes, offs, kinds, loss_kind, Xb, Yb, acts, aoff,
-                                        d0, d1, G)
-                first = False
-            else:
-                total += backward_block(params, sizes, offs, kinds, loss_kind, Xb, Yb, acts, aoff,
-                                        d0, d1, Gc)
-                _add_into(G, Gc)
-        step_network(params, G, state, sizes, offs, b, optimizer, lr, mu, rho, eps, penalty, lam,
-                     t + step, False)
+        total += batch_gradient(params, sizes, offs, kinds, loss_kind, X, Y, order[start:stop], G,
+                                Gc, acts, aoff, d0, d1, Xg, Yg, mark)
+        step_network(params, G, state, sizes, offs, stop - start, optimizer, lr, mu, rho, eps,
+                     penalty, lam, t + step, False)
         step += 1
     return total

@@ -14,7 +14,7 @@ The optimiser is tested outside the loops (one loop per optimiser, with
 import numpy as np
 from numba import njit
 
-from fastnet._numba._common import (JIT, L1, L2, SGD, MOMENTUM, RMSPROP, ADAM, NESTEROV)
+from fastnet._numba._common import (JIT, JIT_FAST, L1, L2, SGD, MOMENTUM, RMSPROP, ADAM, NESTEROV)
 
 
 @njit(**JIT)
@@ -55,7 +55,7 @@ def rule(optimizer, w, g, s1, s2, lr, mu, rho, eps, lr_t):
     return w - lr * g, s1, s2
 
 
-@njit(**JIT)
+@njit(**JIT_FAST)
 def step_range(optimizer, p, G, s1, s2, lo, hi, scale, l2, l1, lr, mu, rho, eps, lr_t, reset):
     r"""``p[lo:hi]`` (and the state ``s1``, ``s2``) after one step from the gradient
     :math:`g = \mathrm{scale}\cdot G + \lambda_2 w + \lambda_1 \mathrm{sign}(w)`.
@@ -66,28 +66,34 @@ def step_range(optimizer, p, G, s1, s2, lo, hi, scale, l2, l1, lr, mu, rho, eps,
     and written only by the optimisers that have one.
     """
     zero = p.dtype.type(0)
+    # views from lo, indexed by range counters: provably non-negative, so the loops vectorise
+    p = p[lo:hi]
+    G = G[lo:hi]
+    s1 = s1[lo:hi]
+    s2 = s2[lo:hi]
+    n = hi - lo
     if optimizer == MOMENTUM:
-        for i in range(lo, hi):
+        for i in range(n):
             g = G[i] * scale + l2 * p[i] + l1 * np.sign(p[i])
             p[i], s1[i], _ = rule(MOMENTUM, p[i], g, s1[i], zero, lr, mu, rho, eps, lr_t)
     elif optimizer == NESTEROV:
-        for i in range(lo, hi):
+        for i in range(n):
             g = G[i] * scale + l2 * p[i] + l1 * np.sign(p[i])
             p[i], s1[i], _ = rule(NESTEROV, p[i], g, s1[i], zero, lr, mu, rho, eps, lr_t)
     elif optimizer == RMSPROP:
-        for i in range(lo, hi):
+        for i in range(n):
             g = G[i] * scale + l2 * p[i] + l1 * np.sign(p[i])
             p[i], s1[i], _ = rule(RMSPROP, p[i], g, s1[i], zero, lr, mu, rho, eps, lr_t)
     elif optimizer == ADAM:
-        for i in range(lo, hi):
+        for i in range(n):
             g = G[i] * scale + l2 * p[i] + l1 * np.sign(p[i])
             p[i], s1[i], s2[i] = rule(ADAM, p[i], g, s1[i], s2[i], lr, mu, rho, eps, lr_t)
     else:
-        for i in range(lo, hi):
+        for i in range(n):
             g = G[i] * scale + l2 * p[i] + l1 * np.sign(p[i])
             p[i] = rule(SGD, p[i], g, zero, zero, lr, mu, rho, eps, lr_t)[0]
     if reset:
-        for i in range(lo, hi):
+        for i in range(n):
             G[i] = zero
 
 
@@ -138,9 +144,10 @@ def penalty_value(penalty, lam, params, sizes, offs):
     total = 0.0
     for l in range(sizes.shape[0] - 1):
         s = 0.0
-        for p in range(offs[l] + sizes[l + 1], offs[l + 1]):
-            w = np.float64(params[p])
-            s += w * w if penalty == L2 else abs(w)
+        w = params[offs[l] + sizes[l + 1]:offs[l + 1]]
+        for p in range(w.shape[0]):
+            wp = np.float64(w[p])
+            s += wp * wp if penalty == L2 else abs(wp)
         total += lam / 2 * s if penalty == L2 else lam * s
     return total
 
@@ -151,10 +158,11 @@ def penalty_grad(penalty, lam, params, sizes, offs, grad):
     lamt = params.dtype.type(lam)
     for l in range(sizes.shape[0] - 1):
         lo = offs[l] + sizes[l + 1]
-        hi = offs[l + 1]
+        w = params[lo:offs[l + 1]]
+        g = grad[lo:offs[l + 1]]
         if penalty == L2:
-            for p in range(lo, hi):
-                grad[p] += lamt * params[p]
+            for p in range(w.shape[0]):
+                g[p] += lamt * w[p]
         else:
-            for p in range(lo, hi):
-                grad[p] += lamt * np.sign(params[p])
+            for p in range(w.shape[0]):
+                g[p] += lamt * np.sign(w[p])

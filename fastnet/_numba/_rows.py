@@ -31,8 +31,21 @@ from numba import njit
 from fastnet._numba._common import JIT, JIT_FAST, dact_from_a
 
 
+@njit(**JIT_FAST)
+def _row(W, o, n, i):
+    """Row ``i + 1`` (input unit ``i``'s weights) of the layer at offset ``o`` of width ``n``.
+
+    The loops index rows through such views with ``range`` counters, which
+    LLVM knows to be non-negative: an index it cannot prove non-negative
+    (``W[o + k]``) gets Numba's negative-index wraparound, which stops the
+    loop from vectorising.
+    """
+    s = o + (i + 1) * n
+    return W[s:s + n]
+
+
 # ------------------------------------------------------------------- index lists
-@njit(**JIT)
+@njit(**JIT_FAST)
 def compact_nonzero(v, idx):
     """``idx[:c]`` = the indices of the entries of ``v`` that are not 0 (NaN counts); returns ``c``."""
     c = 0
@@ -42,7 +55,7 @@ def compact_nonzero(v, idx):
     return c
 
 
-@njit(**JIT)
+@njit(**JIT_FAST)
 def compact_union2(v0, v1, idx):
     """Indices where ``v0`` or ``v1`` is not 0."""
     c = 0
@@ -52,7 +65,7 @@ def compact_union2(v0, v1, idx):
     return c
 
 
-@njit(**JIT)
+@njit(**JIT_FAST)
 def compact_union4(v0, v1, v2, v3, idx):
     """Indices where any of the four vectors is not 0."""
     c = 0
@@ -62,7 +75,7 @@ def compact_union4(v0, v1, v2, v3, idx):
     return c
 
 
-@njit(**JIT)
+@njit(**JIT_FAST)
 def fill_range(idx, n):
     """``idx[:n] = 0..n-1`` (every row); returns ``n``."""
     for i in range(n):
@@ -71,41 +84,38 @@ def fill_range(idx, n):
 
 
 # ------------------------------------------------------------------ one sample
-@njit(**JIT)
+@njit(**JIT_FAST)
 def rows_forward(W, o, n, idx, c, v, z):
     r""":math:`z \mathrel{+}= \sum_t v_{i_t} W_{i_t+1}` over the rows ``idx[:c]``."""
     t = 0
     while t + 4 <= c:
         i0, i1, i2, i3 = idx[t], idx[t + 1], idx[t + 2], idx[t + 3]
         v0, v1, v2, v3 = v[i0], v[i1], v[i2], v[i3]
-        r0 = o + (i0 + 1) * n
-        r1 = o + (i1 + 1) * n
-        r2 = o + (i2 + 1) * n
-        r3 = o + (i3 + 1) * n
+        w0, w1, w2, w3 = _row(W, o, n, i0), _row(W, o, n, i1), _row(W, o, n, i2), _row(W, o, n, i3)
         for k in range(n):
-            z[k] += (v0 * W[r0 + k] + v1 * W[r1 + k]) + (v2 * W[r2 + k] + v3 * W[r3 + k])
+            z[k] += (v0 * w0[k] + v1 * w1[k]) + (v2 * w2[k] + v3 * w3[k])
         t += 4
     while t < c:
         i0 = idx[t]
         v0 = v[i0]
-        r0 = o + (i0 + 1) * n
+        w0 = _row(W, o, n, i0)
         for k in range(n):
-            z[k] += v0 * W[r0 + k]
+            z[k] += v0 * w0[k]
         t += 1
 
 
-@njit(**JIT)
+@njit(**JIT_FAST)
 def rows_update(W, o, n, idx, c, u, cu, d, decay):
     r""":math:`W_{i+1} \leftarrow \mathrm{decay}\, W_{i+1} + (c_u u_i)\, d` for the rows ``idx[:c]``."""
     for t in range(c):
         i0 = idx[t]
         u0 = cu * u[i0]
-        r0 = o + (i0 + 1) * n
+        w0 = _row(W, o, n, i0)
         for k in range(n):
-            W[r0 + k] = W[r0 + k] * decay + u0 * d[k]
+            w0[k] = w0[k] * decay + u0 * d[k]
 
 
-@njit(**JIT)
+@njit(**JIT_FAST)
 def rows_fused(W, o, n, idx, c, u, cu, d, decay, v, z):
     r"""For the rows ``idx[:c]``: :math:`W_{i+1} \leftarrow \mathrm{decay}\,W_{i+1} + (c_u u_i)\,d`,
     then :math:`z \mathrel{+}= v_i W_{i+1}` with the updated row, in one pass.
@@ -118,30 +128,27 @@ def rows_fused(W, o, n, idx, c, u, cu, d, decay, v, z):
         i0, i1, i2, i3 = idx[t], idx[t + 1], idx[t + 2], idx[t + 3]
         u0, u1, u2, u3 = cu * u[i0], cu * u[i1], cu * u[i2], cu * u[i3]
         v0, v1, v2, v3 = v[i0], v[i1], v[i2], v[i3]
-        r0 = o + (i0 + 1) * n
-        r1 = o + (i1 + 1) * n
-        r2 = o + (i2 + 1) * n
-        r3 = o + (i3 + 1) * n
+        q0, q1, q2, q3 = _row(W, o, n, i0), _row(W, o, n, i1), _row(W, o, n, i2), _row(W, o, n, i3)
         for k in range(n):
             dk = d[k]
-            w0 = W[r0 + k] * decay + u0 * dk
-            w1 = W[r1 + k] * decay + u1 * dk
-            w2 = W[r2 + k] * decay + u2 * dk
-            w3 = W[r3 + k] * decay + u3 * dk
-            W[r0 + k] = w0
-            W[r1 + k] = w1
-            W[r2 + k] = w2
-            W[r3 + k] = w3
+            w0 = q0[k] * decay + u0 * dk
+            w1 = q1[k] * decay + u1 * dk
+            w2 = q2[k] * decay + u2 * dk
+            w3 = q3[k] * decay + u3 * dk
+            q0[k] = w0
+            q1[k] = w1
+            q2[k] = w2
+            q3[k] = w3
             z[k] += (v0 * w0 + v1 * w1) + (v2 * w2 + v3 * w3)
         t += 4
     while t < c:
         i0 = idx[t]
         u0 = cu * u[i0]
         v0 = v[i0]
-        r0 = o + (i0 + 1) * n
+        q0 = _row(W, o, n, i0)
         for k in range(n):
-            w0 = W[r0 + k] * decay + u0 * d[k]
-            W[r0 + k] = w0
+            w0 = q0[k] * decay + u0 * d[k]
+            q0[k] = w0
             z[k] += v0 * w0
         t += 1
 
@@ -159,25 +166,26 @@ def rows_dot_update(W, o, n, nin, a, kind, d, cu, decay, dp):
     j = 0
     while j + 4 <= nin:
         u0, u1, u2, u3 = cu * a[j], cu * a[j + 1], cu * a[j + 2], cu * a[j + 3]
-        r0 = o + (j + 1) * n
+        q0, q1, q2, q3 = _row(W, o, n, j), _row(W, o, n, j + 1), _row(W, o, n, j + 2), \
+            _row(W, o, n, j + 3)
         s0 = T(0)
         s1 = T(0)
         s2 = T(0)
         s3 = T(0)
         for k in range(n):
             dk = d[k]
-            w0 = W[r0 + k]
-            w1 = W[r0 + n + k]
-            w2 = W[r0 + 2 * n + k]
-            w3 = W[r0 + 3 * n + k]
+            w0 = q0[k]
+            w1 = q1[k]
+            w2 = q2[k]
+            w3 = q3[k]
             s0 += w0 * dk
             s1 += w1 * dk
             s2 += w2 * dk
             s3 += w3 * dk
-            W[r0 + k] = w0 * decay + u0 * dk
-            W[r0 + n + k] = w1 * decay + u1 * dk
-            W[r0 + 2 * n + k] = w2 * decay + u2 * dk
-            W[r0 + 3 * n + k] = w3 * decay + u3 * dk
+            q0[k] = w0 * decay + u0 * dk
+            q1[k] = w1 * decay + u1 * dk
+            q2[k] = w2 * decay + u2 * dk
+            q3[k] = w3 * decay + u3 * dk
         dp[j] = s0 * dact_from_a(kind, a[j])
         dp[j + 1] = s1 * dact_from_a(kind, a[j + 1])
         dp[j + 2] = s2 * dact_from_a(kind, a[j + 2])
@@ -185,11 +193,11 @@ def rows_dot_update(W, o, n, nin, a, kind, d, cu, decay, dp):
         j += 4
     while j < nin:
         u0 = cu * a[j]
-        r0 = o + (j + 1) * n
+        q0 = _row(W, o, n, j)
         s0 = T(0)
         for k in range(n):
-            w0 = W[r0 + k]
+            w0 = q0[k]
             s0 += w0 * d[k]
-            W[r0 + k] = w0 * decay + u0 * d[k]
+            q0[k] = w0 * decay + u0 * d[k]
         dp[j] = s0 * dact_from_a(kind, a[j])
         j += 1

@@ -20,11 +20,11 @@ from numba import njit
 from fastnet._numba._common import JIT, JIT_FAST, offsets
 from fastnet._numba._elementwise import act_inplace, loss_delta, mul_dact
 from fastnet._numba._optim import step_network
-from fastnet._numba._rows import compact_nonzero, compact_union4, rows_forward
+from fastnet._numba._rows import _row, compact_nonzero, compact_union4, rows_forward
 
 
 # ----------------------------------------------------------- four samples a row
-@njit(**JIT)
+@njit(**JIT_FAST)
 def rows_forward4(W, o, n, idx, c, v0, v1, v2, v3, z0, z1, z2, z3):
     r""":math:`z_s \mathrel{+}= \sum_t v_s[i_t] W_{i_t+1}` for four samples, rows ``idx[:c]``,
     two rows per pass."""
@@ -33,11 +33,11 @@ def rows_forward4(W, o, n, idx, c, v0, v1, v2, v3, z0, z1, z2, z3):
         i0, i1 = idx[t], idx[t + 1]
         a0, a1, a2, a3 = v0[i0], v1[i0], v2[i0], v3[i0]
         b0, b1, b2, b3 = v0[i1], v1[i1], v2[i1], v3[i1]
-        r0 = o + (i0 + 1) * n
-        r1 = o + (i1 + 1) * n
+        q0 = _row(W, o, n, i0)
+        q1 = _row(W, o, n, i1)
         for k in range(n):
-            w0 = W[r0 + k]
-            w1 = W[r1 + k]
+            w0 = q0[k]
+            w1 = q1[k]
             z0[k] += a0 * w0 + b0 * w1
             z1[k] += a1 * w0 + b1 * w1
             z2[k] += a2 * w0 + b2 * w1
@@ -46,35 +46,35 @@ def rows_forward4(W, o, n, idx, c, v0, v1, v2, v3, z0, z1, z2, z3):
     if t < c:
         i0 = idx[t]
         a0, a1, a2, a3 = v0[i0], v1[i0], v2[i0], v3[i0]
-        r0 = o + (i0 + 1) * n
+        q0 = _row(W, o, n, i0)
         for k in range(n):
-            w0 = W[r0 + k]
+            w0 = q0[k]
             z0[k] += a0 * w0
             z1[k] += a1 * w0
             z2[k] += a2 * w0
             z3[k] += a3 * w0
 
 
-@njit(**JIT)
+@njit(**JIT_FAST)
 def rows_axpy(G, o, n, idx, c, v, d):
     r""":math:`G_{i+1} \mathrel{+}= v_i\, d` for the rows ``idx[:c]``."""
     for t in range(c):
         i0 = idx[t]
         v0 = v[i0]
-        r0 = o + (i0 + 1) * n
+        g0 = _row(G, o, n, i0)
         for k in range(n):
-            G[r0 + k] += v0 * d[k]
+            g0[k] += v0 * d[k]
 
 
-@njit(**JIT)
+@njit(**JIT_FAST)
 def rows_axpy4(G, o, n, idx, c, v0, v1, v2, v3, d0, d1, d2, d3):
     r""":math:`G_{i+1} \mathrel{+}= \sum_s v_s[i]\, d_s` for the rows ``idx[:c]``."""
     for t in range(c):
         i0 = idx[t]
         a0, a1, a2, a3 = v0[i0], v1[i0], v2[i0], v3[i0]
-        r0 = o + (i0 + 1) * n
+        g0 = _row(G, o, n, i0)
         for k in range(n):
-            G[r0 + k] += (a0 * d0[k] + a1 * d1[k]) + (a2 * d2[k] + a3 * d3[k])
+            g0[k] += (a0 * d0[k] + a1 * d1[k]) + (a2 * d2[k] + a3 * d3[k])
 
 
 @njit(**JIT_FAST)
@@ -82,10 +82,10 @@ def row_dots(W, o, n, nin, d, out):
     r""":math:`out_j = W_{j+1}\cdot d` for every row."""
     T = W.dtype.type
     for j in range(nin):
-        r0 = o + (j + 1) * n
+        w = _row(W, o, n, j)
         s = T(0)
         for k in range(n):
-            s += W[r0 + k] * d[k]
+            s += w[k] * d[k]
         out[j] = s
 
 
@@ -94,13 +94,13 @@ def row_dots4(W, o, n, nin, d0, d1, d2, d3, p0, p1, p2, p3):
     r""":math:`p_s[j] = W_{j+1}\cdot d_s` for four error terms, every row."""
     T = W.dtype.type
     for j in range(nin):
-        r0 = o + (j + 1) * n
+        q = _row(W, o, n, j)
         s0 = T(0)
         s1 = T(0)
         s2 = T(0)
         s3 = T(0)
         for k in range(n):
-            w = W[r0 + k]
+            w = q[k]
             s0 += w * d0[k]
             s1 += w * d1[k]
             s2 += w * d2[k]
@@ -112,7 +112,7 @@ def row_dots4(W, o, n, nin, d0, d1, d2, d3, p0, p1, p2, p3):
 
 
 # ------------------------------------------------------------------ one sample
-@njit(**JIT)
+@njit(**JIT_FAST)
 def workspace(sizes, dtype_like):
     """Per-call buffers: ``acts`` (4 samples' activations of every layer, starts ``aoff``),
     ``nz`` (each layer's non-zero input list, starts ``noff``; counts ``cnt``) and the error
@@ -132,7 +132,7 @@ def workspace(sizes, dtype_like):
     return A, aoff, nz, noff, cnt, D
 
 
-@njit(**JIT)
+@njit(**JIT_FAST)
 def forward_sample(params, sizes, offs, kinds, x, acts, aoff, nz, noff, cnt):
     """Forward one sample: layer ``l``'s activations into ``acts[aoff[l]:aoff[l+1]]``."""
     v = x
@@ -149,14 +149,15 @@ def forward_sample(params, sizes, offs, kinds, x, acts, aoff, nz, noff, cnt):
         v = z
 
 
-@njit(**JIT)
+@njit(**JIT_FAST)
 def backward_sample(params, sizes, offs, kinds, x, acts, aoff, nz, noff, cnt, d, dp, G):
     """``G +=`` the gradient of the sample just forwarded, whose output error term is in ``d``."""
     for l in range(kinds.shape[0] - 1, -1, -1):
         n = sizes[l + 1]
         o = offs[l]
+        gb = G[o:o + n]
         for k in range(n):
-            G[o + k] += d[k]
+            gb[k] += d[k]
         v = x if l == 0 else acts[aoff[l - 1]:aoff[l]]
         rows_axpy(G, o, n, nz[noff[l]:noff[l + 1]], cnt[l], v, d)
         if l > 0:
@@ -167,7 +168,7 @@ def backward_sample(params, sizes, offs, kinds, x, acts, aoff, nz, noff, cnt, d,
 
 
 # ---------------------------------------------------------------- four samples
-@njit(**JIT)
+@njit(**JIT_FAST)
 def forward_panel(params, sizes, offs, kinds, x0, x1, x2, x3, A, aoff, nz, noff, cnt):
     """Forward four samples at once, each layer over the union of their non-zero inputs
     (row ``s`` of ``A`` holds sample ``s``'s activations)."""
@@ -194,7 +195,7 @@ def forward_panel(params, sizes, offs, kinds, x0, x1, x2, x3, A, aoff, nz, noff,
         v0, v1, v2, v3 = z0, z1, z2, z3
 
 
-@njit(**JIT)
+@njit(**JIT_FAST)
 def backward_panel(params, sizes, offs, kinds, x0, x1, x2, x3, A, aoff, nz, noff, cnt, D, G):
     """``G +=`` the gradients of the four samples of :func:`forward_panel`; ``D[0, s]``
     holds sample ``s``'s output error term on entry."""
@@ -203,8 +204,9 @@ def backward_panel(params, sizes, offs, kinds, x0, x1, x2, x3, A, aoff, nz, noff
         n = sizes[l + 1]
         o = offs[l]
         d0, d1, d2, d3 = D[cur, 0], D[cur, 1], D[cur, 2], D[cur, 3]
+        gb = G[o:o + n]
         for k in range(n):
-            G[o + k] += (d0[k] + d1[k]) + (d2[k] + d3[k])
+            gb[k] += (d0[k] + d1[k]) + (d2[k] + d3[k])
         if l == 0:
             v0, v1, v2, v3 = x0, x1, x2, x3
         else:
@@ -222,7 +224,7 @@ def backward_panel(params, sizes, offs, kinds, x0, x1, x2, x3, A, aoff, nz, noff
             cur = nxt
 
 
-@njit(**JIT)
+@njit(**JIT_FAST)
 def accumulate_with(params, sizes, offs, kinds, loss_kind, X, Y, order, lo, hi, G, A, aoff, nz,
                     noff, cnt, D):
     """``G +=`` the summed gradient of samples ``order[lo:hi]``; returns their summed loss."""
@@ -254,7 +256,7 @@ def accumulate_with(params, sizes, offs, kinds, loss_kind, X, Y, order, lo, hi, 
     return total
 
 
-@njit(**JIT)
+@njit(**JIT_FAST)
 def accumulate(params, sizes, kinds, loss_kind, X, Y, order, lo, hi, G, zero_first):
     """:func:`accumulate_with` with its buffers allocated here (``zero_first``: ``G = 0`` first)."""
     if zero_first:
@@ -265,7 +267,7 @@ def accumulate(params, sizes, kinds, loss_kind, X, Y, order, lo, hi, G, zero_fir
                            nz, noff, cnt, D)
 
 
-@njit(**JIT)
+@njit(**JIT_FAST)
 def forward_rows(params, sizes, kinds, X, out, lo, hi):
     """``out[r] =`` the network's output for rows ``lo <= r < hi`` (four at a time)."""
     L = kinds.shape[0]
@@ -287,7 +289,7 @@ def forward_rows(params, sizes, kinds, X, out, lo, hi):
         r += 1
 
 
-@njit(**JIT)
+@njit(**JIT_FAST)
 def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer, lr, mu, rho,
                 eps, penalty, lam, state, t):
     """One epoch of mini-batch training on the zero-skipping path (serial)."""

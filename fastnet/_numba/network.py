@@ -39,7 +39,7 @@ from fastnet import _kernel_checks as kc
 from fastnet import _paths, _threads
 from fastnet._codes import Act, Optimizer, Penalty
 from fastnet._numba import _compile_notice  # noqa: F401  (says so on stderr when compiling)
-from fastnet._numba import _dense, _elementwise, _linear, _online, _optim, _sparse
+from fastnet._numba import _blas, _dense, _elementwise, _linear, _online, _optim, _sparse
 from fastnet._numba._common import offsets
 
 __all__ = ["KERNELS", "activation", "activation_grad", "loss", "penalty_value", "penalty_grad",
@@ -48,8 +48,8 @@ __all__ = ["KERNELS", "activation", "activation_grad", "loss", "penalty_value", 
 
 #: Below this many input values (samples x input width) the zero-skipping path runs serially.
 PARALLEL_MIN_WORK = 200_000
-#: Zero-skipping batches of fewer samples are trained serially even when large enough in
-#: values: their threads are dispatched from Python once per batch.
+#: Batches of fewer samples are trained serially even when large enough in values: their
+#: threads are dispatched from Python once per batch.
 PARALLEL_MIN_BATCH = 2048
 
 
@@ -155,16 +155,27 @@ def _sum_blocks(blocks, out):
         out += g
 
 
-def _sparse_gradient(params, sizes, kinds, loss_kind, X, Y, order, grad):
-    """``grad =`` the summed gradient of the samples ``order`` on the zero-skipping path."""
-    m = order.shape[0]
+def _gradient_of(path, params, sizes, kinds, loss_kind, X, Y, idx, grad):
+    """``grad =`` the summed gradient of the samples ``idx`` on ``path``; returns the summed loss.
+
+    Large sums are cut into blocks of samples run on threads
+    (:func:`fastnet._threads.run_blocks`), each into its own buffer, summed
+    in block order.
+    """
+    m = idx.shape[0]
     nt = _threads_for(m, X.shape[1])
-    if nt == 1:
-        return float(_sparse.accumulate(params, sizes, kinds, loss_kind, X, Y, order, 0, m, grad,
-                                        True))
-    Gt = np.empty((_threads.n_blocks(nt, m), params.shape[0]), params.dtype)
-    losses = _threads.run_blocks(nt, m, lambda b, lo, hi: _sparse.accumulate(
-        params, sizes, kinds, loss_kind, X, Y, order, lo, hi, Gt[b], True))
+    if path == "dense":
+        def job(b, lo, hi, out):
+            return _dense.gradient(params, sizes, kinds, loss_kind, X, Y, idx[lo:hi], out)
+    else:
+        def job(b, lo, hi, out):
+            return _sparse.accumulate(params, sizes, kinds, loss_kind, X, Y, idx, lo, hi, out,
+                                      True)
+    with _blas.single_thread():
+        if nt == 1:
+            return float(job(0, 0, m, grad))
+        Gt = np.empty((_threads.n_blocks(nt, m), params.shape[0]), params.dtype)
+        losses = _threads.run_blocks(nt, m, lambda b, lo, hi: job(b, lo, hi, Gt[b]))
     _sum_blocks(Gt, grad)
     return float(sum(losses))
 
@@ -178,12 +189,11 @@ def forward_network(params, sizes, kinds, X, out):
     m = X.shape[0]
     if m == 0:
         return
-    if _paths.choose(X, lay.sizes, m) == "dense":
-        _dense.forward_rows(params, lay.sizes, lay.kinds, X, out, 0, m)
-        return
-    nt = _threads_for(m, X.shape[1])
-    _threads.run_blocks(nt, m, lambda b, lo, hi: _sparse.forward_rows(
-        params, lay.sizes, lay.kinds, X, out, lo, hi))
+    fwd = _dense.forward_rows if _paths.choose(X, lay.sizes, m) == "dense" else \
+        _sparse.forward_rows
+    with _blas.single_thread():
+        _threads.run_blocks(_threads_for(m, X.shape[1]), m,
+                            lambda b, lo, hi: fwd(params, lay.sizes, lay.kinds, X, out, lo, hi))
 
 
 def _gradient(K, params, sizes, kinds, loss_kind, X, Y, grad):
@@ -192,11 +202,8 @@ def _gradient(K, params, sizes, kinds, loss_kind, X, Y, grad):
     kc.writable(K, "grad", kc.float_array(K, "grad", grad, ndim=1, dtype=params.dtype))
     kc.shape(K, "grad", grad, params.shape)
     m = X.shape[0]
-    if _paths.choose(X, lay.sizes, m) == "dense":
-        return float(_dense.gradient_rows(params, lay.sizes, lay.kinds, loss_kind, X, Y, 0, m,
-                                          grad))
-    return _sparse_gradient(params, lay.sizes, lay.kinds, loss_kind, X, Y,
-                            np.arange(m, dtype=np.int64), grad)
+    return _gradient_of(_paths.choose(X, lay.sizes, m), params, lay.sizes, lay.kinds, loss_kind,
+                        X, Y, np.arange(m, dtype=np.int64), grad)
 
 
 def backprop_samples(params, sizes, kinds, loss_kind, X, Y, grad):
@@ -214,9 +221,9 @@ def backprop_batch(params, sizes, kinds, loss_kind, X, Y, grad):
     return _gradient("backprop_batch", params, sizes, kinds, loss_kind, X, Y, grad)
 
 
-def _sparse_epoch_threaded(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer,
-                           lr, mu, rho, eps, penalty, lam, state, t, nt):
-    """Zero-skipping path, large batches: each batch's samples split over ``nt`` threads."""
+def _epoch_threaded(path, params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer,
+                    lr, mu, rho, eps, penalty, lam, state, t):
+    """Large batches: each batch's samples split over threads, then one optimiser step."""
     offs = offsets(sizes)
     G = np.empty_like(params)
     m = order.shape[0]
@@ -224,9 +231,9 @@ def _sparse_epoch_threaded(params, sizes, kinds, loss_kind, X, Y, order, batch_s
     for step, start in enumerate(range(0, m, batch_size)):
         stop = min(start + batch_size, m)
         # a batch's gradient is a sum: visiting its rows in memory order changes only the
-        # rounding, and streams X instead of jumping around it
+        # rounding, and lets the blocks use runs of X in place
         idx = np.sort(order[start:stop])
-        total += _sparse_gradient(params, sizes, kinds, loss_kind, X, Y, idx, G)
+        total += _gradient_of(path, params, sizes, kinds, loss_kind, X, Y, idx, G)
         _optim.step_network(params, G, state, sizes, offs, stop - start, optimizer, lr, mu, rho,
                             eps, penalty, lam, t + step, False)
     return total
@@ -261,13 +268,13 @@ def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimi
                                           skip))
     args = (params, sz, kd, loss_kind, X, Y, order, batch_size, optimizer, lr, mu, rho, eps,
             penalty, lam, state, t)
-    if path == "dense":
-        return float(_dense.train_epoch(*args))
     B = min(batch_size, m)
-    nt = _threads_for(B, X.shape[1])
-    if nt > 1 and (B >= PARALLEL_MIN_BATCH or B == m):
-        return float(_sparse_epoch_threaded(*args, nt))
-    return float(_sparse.train_epoch(*args))
+    if _threads_for(B, X.shape[1]) > 1 and (B >= PARALLEL_MIN_BATCH or B == m):
+        return float(_epoch_threaded(path, *args))
+    with _blas.single_thread():
+        if path == "dense":
+            return float(_dense.train_epoch(*args))
+        return float(_sparse.train_epoch(*args))
 
 
 # ================================================================ linear models
