@@ -139,7 +139,7 @@ def _limits_impl(x):
     return None
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def exp(x):
     r""":math:`e^x` in the type of ``x`` (branch-free: vectorises in a loop)."""
     T = type(x)
@@ -153,7 +153,7 @@ def exp(x):
     return e if x == x else x
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def expm1(x):
     r""":math:`e^x - 1` without cancellation near 0, for ``x <= 0`` (what tanh needs)."""
     T = type(x)
@@ -166,7 +166,7 @@ def expm1(x):
     return e if x == x else x
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def sigmoid(z):
     r""":math:`\sigma(z) = 1/(1+e^{-z})`, overflow-free: ``exp`` of :math:`-|z|` only."""
     T = type(z)
@@ -175,7 +175,7 @@ def sigmoid(z):
     return s if z >= T(0) else e * s
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def tanh(z):
     r""":math:`\tanh z = -\operatorname{sign}(z)\,u/(2+u)` with :math:`u = e^{-2|z|}-1`."""
     T = type(z)
