@@ -52,6 +52,22 @@ def offsets(sizes):
 
 
 @njit(**JIT)
+def copy_into(dst, src):
+    """``dst[k] = src[k]`` for ``k < len(dst)`` (1-D; a plain loop compiles faster than
+    Numba's slice assignment)."""
+    for k in range(dst.shape[0]):
+        dst[k] = src[k]
+
+
+@njit(**JIT)
+def fill(dst, value):
+    """``dst[k] = value`` for every entry of the 1-D ``dst``."""
+    v = dst.dtype.type(value)
+    for k in range(dst.shape[0]):
+        dst[k] = v
+
+
+@njit(**JIT)
 def act(kind, z):
     """Activation ``kind`` (linear, sigmoid, relu, tanh) of the scalar ``z``."""
     if kind == SIGMOID:

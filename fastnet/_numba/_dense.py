@@ -31,7 +31,7 @@ runs on the calling thread.
 import numpy as np
 from numba import njit
 
-from fastnet._numba._common import JIT, offsets
+from fastnet._numba._common import JIT, copy_into, fill, offsets
 from fastnet._numba._elementwise import (bias_act_rows, loss_delta_rows, mul_dact,
                                          col_sums_into)
 from fastnet._numba._optim import step_network
@@ -171,7 +171,7 @@ def _run_start(idx, mark):
 @njit(**JIT)
 def _gather(X, idx, Xg):
     for j in range(idx.shape[0]):
-        Xg[j, :] = X[idx[j]]
+        copy_into(Xg[j], X[idx[j]])
 
 
 @njit(**JIT)
@@ -225,7 +225,7 @@ def gradient(params, sizes, kinds, loss_kind, X, Y, idx, G):
     """``G =`` the summed gradient of the samples ``idx``; returns their summed loss."""
     offs = offsets(sizes)
     if idx.shape[0] == 0:
-        G[:] = 0
+        fill(G, 0)
         return 0.0
     acts, aoff, d0, d1, Gc, Xg, Yg, mark = _buffers(params, sizes, X, Y, idx.shape[0])
     return batch_gradient(params, sizes, offs, kinds, loss_kind, X, Y, idx, G, Gc, acts, aoff, d0,

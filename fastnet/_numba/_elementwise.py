@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit
 
 from fastnet._numba import _vmath
-from fastnet._numba._common import (JIT, JIT_FAST, LOG_CLIP, SIGMOID, RELU, TANH, SOFTMAX,
+from fastnet._numba._common import (JIT, JIT_FAST, LOG_CLIP, copy_into, SIGMOID, RELU, TANH, SOFTMAX,
                                     CROSS_ENTROPY, QUADRATIC, LOG_LOSS, act, dact, dact_from_a)
 
 
@@ -132,7 +132,7 @@ def softmax_rows(Z, out):
     """``out[r] = softmax(Z[r])`` for every row."""
     for r in range(Z.shape[0]):
         o = out[r]
-        o[:] = Z[r]
+        copy_into(o, Z[r])
         softmax_inplace(o)
 
 

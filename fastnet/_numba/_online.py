@@ -24,7 +24,7 @@ touches every row, so it needs ``skip_zeros=False``.
 import numpy as np
 from numba import njit
 
-from fastnet._numba._common import JIT, offsets
+from fastnet._numba._common import JIT, copy_into, offsets
 from fastnet._numba._elementwise import act_inplace, loss_delta
 from fastnet._numba._rows import (compact_nonzero, compact_union2, fill_range, rows_forward,
                                   rows_update, rows_fused, rows_dot_update)
@@ -78,7 +78,7 @@ def online_epoch(params, sizes, kinds, loss_kind, X, Y, order, lr, decay, skip_z
             o = offs[l]
             v = acts[aoff[l - 1]:aoff[l]]
             z = acts[aoff[l]:aoff[l + 1]]
-            z[:] = params[o:o + n]
+            copy_into(z, params[o:o + n])
             if skip_zeros:
                 c = compact_nonzero(v, idx)
                 rows_forward(params, o, n, idx, c, v, z)
@@ -95,7 +95,7 @@ def online_epoch(params, sizes, kinds, loss_kind, X, Y, order, lr, decay, skip_z
             for k in range(n):
                 params[o + k] += cu * d[k]
             d, dp = dp, d
-        pend[:] = d[:n1]
+        copy_into(pend, d)
         prev = r
         has_prev = True
     # ---- the last sample's step of layer 0

@@ -1,20 +1,19 @@
 r"""The optimiser steps and weight penalties of the numba backend: one definition of each.
 
-:func:`rule` is the update of one parameter by each optimiser (as
-:func:`fastnet.reference.kernels.optimizer_step`); :func:`step_range` applies
-it to a range of the flat vector from a summed gradient, with the penalty's
-gradient folded into the same loop (one pass over ``params``, ``grad`` and
-``state``); :func:`step_network` runs it over every layer with the bias rows
-unpenalised.  The contract's ``optimizer_step``, ``penalty_value`` and
-``penalty_grad`` and every training epoch use these.
-
-The optimiser is tested outside the loops (one loop per optimiser, with
-:func:`rule` inlined for a constant code), so each loop vectorises.
+:func:`step_range` holds the update rule of each optimiser (as
+:func:`fastnet.reference.kernels.optimizer_step`), applied to a range of the
+flat vector from a summed gradient with the penalty's gradient folded into
+the same loop (one pass over ``params``, ``grad`` and ``state``);
+:func:`step_network` runs it over every layer with the bias rows
+unpenalised.  The contract's ``optimizer_step`` and every training epoch use
+these; :func:`penalty_value` and :func:`penalty_grad` are the contract's.
+The optimiser is tested outside the loops (one loop per optimiser), so each
+loop vectorises.
 """
 import numpy as np
 from numba import njit
 
-from fastnet._numba._common import (JIT, JIT_FAST, L1, L2, SGD, MOMENTUM, RMSPROP, ADAM, NESTEROV)
+from fastnet._numba._common import JIT, JIT_FAST, L1, L2, MOMENTUM, RMSPROP, ADAM, NESTEROV
 
 
 @njit(**JIT)
@@ -24,74 +23,60 @@ def adam_lr(lr, beta1, beta2, t):
     return lr * np.sqrt(1.0 - beta2 ** k) / (1.0 - beta1 ** k)
 
 
-@njit(**JIT)
-def rule(optimizer, w, g, s1, s2, lr, mu, rho, eps, lr_t):
-    r"""``(w, s1, s2)`` after one step of ``optimizer`` with gradient ``g`` (scalars of one type).
-
-    * SGD: :math:`w - \eta g`
-    * MOMENTUM: :math:`v = \mu v - \eta g,\; w + v`
-    * NESTEROV: :math:`v = \mu v - \eta g,\; w + \mu v - \eta g`
-    * RMSPROP: :math:`s = \rho s + (1-\rho) g^2,\; w - \eta g / (\sqrt{s} + \epsilon)`
-    * ADAM: :math:`m = \beta_1 m + (1-\beta_1) g,\; v = \beta_2 v + (1-\beta_2) g^2,\;
-      w - \eta_t m / (\sqrt{v} + \epsilon)` (:math:`\beta_1=\mu, \beta_2=\rho`)
-    """
-    one = type(w)(1)
-    if optimizer == MOMENTUM or optimizer == NESTEROV:
-        v = s1 * mu
-        v -= lr * g
-        if optimizer == MOMENTUM:
-            return w + v, v, s2
-        return w + (mu * v - lr * g), v, s2
-    if optimizer == RMSPROP:
-        s = s1 * rho
-        s += (one - rho) * g * g
-        return w - lr * g / (np.sqrt(s) + eps), s, s2
-    if optimizer == ADAM:
-        m = s1 * mu
-        m += (one - mu) * g
-        v = s2 * rho
-        v += (one - rho) * g * g
-        return w - lr_t * m / (np.sqrt(v) + eps), m, v
-    return w - lr * g, s1, s2
-
-
 @njit(**JIT_FAST)
 def step_range(optimizer, p, G, s1, s2, lo, hi, scale, l2, l1, lr, mu, rho, eps, lr_t, reset):
-    r"""``p[lo:hi]`` (and the state ``s1``, ``s2``) after one step from the gradient
-    :math:`g = \mathrm{scale}\cdot G + \lambda_2 w + \lambda_1 \mathrm{sign}(w)`.
+    r"""``p[lo:hi]`` (and the state ``s1``, ``s2``) after one step of ``optimizer`` from the
+    gradient :math:`g = \mathrm{scale}\cdot G + \lambda_2 w + \lambda_1 \mathrm{sign}(w)`.
 
-    Every scalar is of the dtype of ``p``; ``reset`` zeroes ``G[lo:hi]`` after
-    (for gradients accumulated in place).  One loop per optimiser, the code a
-    constant in each (so :func:`rule` folds to its one case), the state read
-    and written only by the optimisers that have one.
+    * SGD: :math:`w \leftarrow w - \eta g`
+    * MOMENTUM: :math:`v \leftarrow \mu v - \eta g,\; w \leftarrow w + v`
+    * NESTEROV: :math:`v \leftarrow \mu v - \eta g,\; w \leftarrow w + \mu v - \eta g`
+    * RMSPROP: :math:`s \leftarrow \rho s + (1-\rho) g^2,\;
+      w \leftarrow w - \eta g / (\sqrt{s} + \epsilon)`
+    * ADAM (:math:`\beta_1=\mu, \beta_2=\rho`): :math:`m \leftarrow \beta_1 m + (1-\beta_1) g,\;
+      v \leftarrow \beta_2 v + (1-\beta_2) g^2,\; w \leftarrow w - \eta_t m / (\sqrt{v} + \epsilon)`
+
+    as :func:`fastnet.reference.kernels.optimizer_step`; every scalar is of the
+    dtype of ``p``.  ``reset`` zeroes ``G[lo:hi]`` after (for gradients
+    accumulated in place).  One loop per optimiser, the state read and written
+    only by those that have one; the loops are indexed from 0 on views (so
+    they vectorise).
     """
+    one = p.dtype.type(1)
     zero = p.dtype.type(0)
-    # views from lo, indexed by range counters: provably non-negative, so the loops vectorise
     p = p[lo:hi]
     G = G[lo:hi]
     s1 = s1[lo:hi]
     s2 = s2[lo:hi]
     n = hi - lo
-    if optimizer == MOMENTUM:
+    if optimizer == MOMENTUM or optimizer == NESTEROV:
+        nesterov = optimizer == NESTEROV
         for i in range(n):
             g = G[i] * scale + l2 * p[i] + l1 * np.sign(p[i])
-            p[i], s1[i], _ = rule(MOMENTUM, p[i], g, s1[i], zero, lr, mu, rho, eps, lr_t)
-    elif optimizer == NESTEROV:
-        for i in range(n):
-            g = G[i] * scale + l2 * p[i] + l1 * np.sign(p[i])
-            p[i], s1[i], _ = rule(NESTEROV, p[i], g, s1[i], zero, lr, mu, rho, eps, lr_t)
+            v = s1[i] * mu
+            v -= lr * g
+            s1[i] = v
+            p[i] += (mu * v - lr * g) if nesterov else v
     elif optimizer == RMSPROP:
         for i in range(n):
             g = G[i] * scale + l2 * p[i] + l1 * np.sign(p[i])
-            p[i], s1[i], _ = rule(RMSPROP, p[i], g, s1[i], zero, lr, mu, rho, eps, lr_t)
+            s = s1[i] * rho
+            s += (one - rho) * g * g
+            s1[i] = s
+            p[i] -= lr * g / (np.sqrt(s) + eps)
     elif optimizer == ADAM:
         for i in range(n):
             g = G[i] * scale + l2 * p[i] + l1 * np.sign(p[i])
-            p[i], s1[i], s2[i] = rule(ADAM, p[i], g, s1[i], s2[i], lr, mu, rho, eps, lr_t)
+            m = s1[i] * mu
+            m += (one - mu) * g
+            v = s2[i] * rho
+            v += (one - rho) * g * g
+            s1[i] = m
+            s2[i] = v
+            p[i] -= lr_t * m / (np.sqrt(v) + eps)
     else:
         for i in range(n):
-            g = G[i] * scale + l2 * p[i] + l1 * np.sign(p[i])
-            p[i] = rule(SGD, p[i], g, zero, zero, lr, mu, rho, eps, lr_t)[0]
+            p[i] -= lr * (G[i] * scale + l2 * p[i] + l1 * np.sign(p[i]))
     if reset:
         for i in range(n):
             G[i] = zero

@@ -17,7 +17,7 @@ Skipping exact zeros changes nothing but the order of the sums.
 import numpy as np
 from numba import njit
 
-from fastnet._numba._common import JIT, JIT_FAST, offsets
+from fastnet._numba._common import JIT, JIT_FAST, copy_into, fill, offsets
 from fastnet._numba._elementwise import act_inplace, loss_delta, mul_dact
 from fastnet._numba._optim import step_network
 from fastnet._numba._rows import _row, compact_nonzero, compact_union4, rows_forward
@@ -143,7 +143,7 @@ def forward_sample(params, sizes, offs, kinds, x, acts, aoff, nz, noff, cnt):
         c = compact_nonzero(v, nzl)
         cnt[l] = c
         z = acts[aoff[l]:aoff[l + 1]]
-        z[:] = params[o:o + n]
+        copy_into(z, params[o:o + n])
         rows_forward(params, o, n, nzl, c, v, z)
         act_inplace(kinds[l], z)
         v = z
@@ -183,10 +183,10 @@ def forward_panel(params, sizes, offs, kinds, x0, x1, x2, x3, A, aoff, nz, noff,
         hi = aoff[l + 1]
         z0, z1, z2, z3 = A[0, lo:hi], A[1, lo:hi], A[2, lo:hi], A[3, lo:hi]
         b = params[o:o + n]
-        z0[:] = b
-        z1[:] = b
-        z2[:] = b
-        z3[:] = b
+        copy_into(z0, b)
+        copy_into(z1, b)
+        copy_into(z2, b)
+        copy_into(z3, b)
         rows_forward4(params, o, n, nzl, c, v0, v1, v2, v3, z0, z1, z2, z3)
         act_inplace(kinds[l], z0)
         act_inplace(kinds[l], z1)
@@ -260,7 +260,7 @@ def accumulate_with(params, sizes, offs, kinds, loss_kind, X, Y, order, lo, hi, 
 def accumulate(params, sizes, kinds, loss_kind, X, Y, order, lo, hi, G, zero_first):
     """:func:`accumulate_with` with its buffers allocated here (``zero_first``: ``G = 0`` first)."""
     if zero_first:
-        G[:] = 0
+        fill(G, 0)
     offs = offsets(sizes)
     A, aoff, nz, noff, cnt, D = workspace(sizes, params)
     return accumulate_with(params, sizes, offs, kinds, loss_kind, X, Y, order, lo, hi, G, A, aoff,
@@ -280,12 +280,12 @@ def forward_rows(params, sizes, kinds, X, out, lo, hi):
         forward_panel(params, sizes, offs, kinds, X[r], X[r + 1], X[r + 2], X[r + 3], A, aoff,
                       nz, noff, cnt)
         for s in range(4):
-            out[r + s, :] = A[s, a:b]
+            copy_into(out[r + s], A[s, a:b])
         r += 4
     acts = A[0]
     while r < hi:
         forward_sample(params, sizes, offs, kinds, X[r], acts, aoff, nz, noff, cnt)
-        out[r, :] = acts[a:b]
+        copy_into(out[r], acts[a:b])
         r += 1
 
 
