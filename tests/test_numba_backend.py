@@ -177,6 +177,23 @@ def test_threaded_kernels_deterministic_and_match_reference(threaded, dtype, pat
     assert_close(runs[0][2], runs[2][2])
 
 
+@pytest.mark.parametrize("logistic", [False, True])
+def test_threaded_linear_gd_matches_serial_and_reference(threaded, logistic):
+    rng = np.random.default_rng(10)
+    X = rng.standard_normal((301, 7))
+    y = X @ rng.standard_normal(7) + 0.3
+    if logistic:
+        y = (y > 0.3).astype(np.float64)
+    runs = []
+    for K in (NB, REF):
+        theta, hist = np.zeros(8), np.zeros(50)
+        n = K.linear_gd(X, y, theta, 0.1, 1e-12, 50, logistic, hist)
+        runs.append((n, theta, hist[:n]))
+    assert runs[0][0] == runs[1][0]
+    assert_close(runs[0][1], runs[1][1])
+    assert_close(runs[0][2], runs[1][2])
+
+
 def test_one_and_two_threads_agree(monkeypatch):
     monkeypatch.setattr(N, "PARALLEL_MIN_WORK", 0)
     rng = np.random.default_rng(1)

@@ -1,6 +1,6 @@
 r"""Linear and logistic regression by batch gradient descent, and the perceptron rule.
 
-:func:`linear_gd` makes one pass over X per iteration: four rows at a time,
+:func:`gd_pass` makes one pass over (a block of rows of) X per iteration: four rows at a time,
 their predictions :math:`h_s = x_s\cdot\theta_{1:} + \theta_0` (four dot
 products sharing each load of :math:`\theta`), their residuals
 :math:`r_s = h_s - y_s` (through the sigmoid for logistic regression) and
@@ -8,7 +8,10 @@ the gradient update :math:`g \mathrel{+}= \sum_s r_s x_s` (one load and
 store of :math:`g` per four rows) while the four rows are still in L1.  The
 numpy reference reads X twice per iteration (``X @ theta`` then
 ``X.T @ r``).  The cost is accumulated in float64 from the dtype's values,
-as the reference's.
+as the reference's.  :func:`linear_gd` runs the iterations serially; for
+large X the wrapper (:func:`fastnet._numba.network.linear_gd`) runs each
+iteration's pass on blocks of rows on threads and :func:`gd_step` on their
+summed gradient.
 """
 import numpy as np
 from numba import njit
@@ -36,9 +39,10 @@ def _cost(logistic, h, y):
 
 
 @njit(**JIT_FAST)
-def _pass(X, y, theta, g, logistic):
-    """``g =`` :math:`\\sum_i r_i x_i`; returns ``(sum r_i, cost sum)`` for the current theta."""
-    m, n = X.shape
+def gd_pass(X, y, theta, g, logistic, lo, hi):
+    """``g =`` :math:`\\sum_i r_i x_i` over rows ``lo:hi``; returns ``(sum r_i, cost sum)``
+    at the current theta (the cost sum in float64)."""
+    n = X.shape[1]
     T = theta.dtype.type
     w = theta[1:]
     b = theta[0]
@@ -46,8 +50,8 @@ def _pass(X, y, theta, g, logistic):
         g[j] = T(0)
     rsum = T(0)
     J = 0.0
-    i = 0
-    while i + 4 <= m:
+    i = lo
+    while i + 4 <= hi:
         x0, x1, x2, x3 = X[i], X[i + 1], X[i + 2], X[i + 3]
         h0 = T(0)
         h1 = T(0)
@@ -78,7 +82,7 @@ def _pass(X, y, theta, g, logistic):
         for j in range(n):
             g[j] += (r0 * x0[j] + r1 * x1[j]) + (r2 * x2[j] + r3 * x3[j])
         i += 4
-    while i < m:
+    while i < hi:
         xi = X[i]
         h = T(0)
         for j in range(n):
@@ -96,25 +100,45 @@ def _pass(X, y, theta, g, logistic):
 
 
 @njit(**JIT)
-def linear_gd(X, y, theta, lr, tol, max_iter, logistic, history):
-    """The contract's ``linear_gd`` (see :func:`fastnet.reference.kernels.linear_gd`)."""
-    m, n = X.shape
+def gd_step(theta, g, rsum, J, m, lr, tol, logistic, history, it):
+    """Record iteration ``it``'s cost and step theta from the summed ``g`` and ``rsum``.
+
+    Returns True when gradient descent stops here (cost not finite: no step;
+    or the cost changed by less than ``tol``), as the reference.
+    """
     T = theta.dtype.type
     lrt = T(lr)
     mt = T(m)
+    J = J / m if logistic else 0.5 * J / m
+    history[it] = J
+    if not np.isfinite(J):
+        return True
+    theta[0] -= lrt * (rsum / mt)
+    for j in range(g.shape[0]):
+        theta[1 + j] -= lrt * (g[j] / mt)
+    return it >= 1 and abs(history[it] - history[it - 1]) < tol
+
+
+@njit(**JIT)
+def linear_gd(X, y, theta, lr, tol, max_iter, logistic, history):
+    """The contract's ``linear_gd`` (see :func:`fastnet.reference.kernels.linear_gd`), serial."""
+    m, n = X.shape
     g = np.zeros(n, theta.dtype)
     for it in range(max_iter):
-        rsum, J = _pass(X, y, theta, g, logistic)
-        J = J / m if logistic else 0.5 * J / m
-        history[it] = J
-        if not np.isfinite(J):
-            return it + 1
-        theta[0] -= lrt * (rsum / mt)
-        for j in range(n):
-            theta[1 + j] -= lrt * (g[j] / mt)
-        if it >= 1 and abs(history[it] - history[it - 1]) < tol:
+        rsum, J = gd_pass(X, y, theta, g, logistic, 0, m)
+        if gd_step(theta, g, rsum, J, m, lr, tol, logistic, history, it):
             return it + 1
     return max_iter
+
+
+@njit(**JIT)
+def sum_rows(G, out):
+    """``out = G[0] + G[1] + ...`` in row order."""
+    for j in range(out.shape[0]):
+        out[j] = G[0, j]
+    for b in range(1, G.shape[0]):
+        for j in range(out.shape[0]):
+            out[j] += G[b, j]
 
 
 @njit(**JIT_FAST)

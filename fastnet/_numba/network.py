@@ -284,8 +284,29 @@ def linear_gd(X, y, theta, lr, tol, max_iter, logistic, history):
     kc.linear_data(K, X, y, theta)
     max_iter = kc.integer(K, "max_iter", max_iter, 0)
     kc.history_array(K, "history", history, max_iter, np.float64)
-    return int(_linear.linear_gd(X, y, theta, kc.real(K, "lr", lr), kc.real(K, "tol", tol),
-                                 max_iter, bool(logistic), history))
+    lr, tol, logistic = kc.real(K, "lr", lr), kc.real(K, "tol", tol), bool(logistic)
+    m = X.shape[0]
+    nt = _threads_for(m, X.shape[1])
+    if nt == 1:
+        return int(_linear.linear_gd(X, y, theta, lr, tol, max_iter, logistic, history))
+    # Each iteration's pass over X on blocks of rows (one per thread, each summing into its
+    # own row of G), then one step from their sum: X is read once per iteration by both
+    # cores.  (The iterations are dispatched from Python: ~1 ms of work each here.)
+    nb = nt
+    G = np.empty((nb, X.shape[1]), theta.dtype)
+    g = np.empty(X.shape[1], theta.dtype)
+    for it in range(max_iter):
+        parts = _threads.run_blocks(nt, m, lambda b, lo, hi: _linear.gd_pass(
+            X, y, theta, G[b], logistic, lo, hi), nblocks=nb)
+        _linear.sum_rows(G, g)
+        rsum = theta.dtype.type(0)
+        J = 0.0
+        for r, c in parts:
+            rsum += r
+            J += c
+        if _linear.gd_step(theta, g, rsum, J, m, lr, tol, logistic, history, it):
+            return it + 1
+    return max_iter
 
 
 def perceptron_train(X, y, w, epochs, lr, errors):
