@@ -26,12 +26,13 @@ from numba import njit
 
 from fastnet._numba._common import JIT, copy_into, offsets
 from fastnet._numba._elementwise import act_inplace, loss_delta
-from fastnet._numba._rows import (compact_nonzero, compact_union2, fill_range, rows_forward,
-                                  rows_update, rows_fused, rows_dot_update)
+from fastnet._numba._rows import (block_forward, block_fused, compact_nonzero, compact_union2,
+                                  fill_range, rows_forward, rows_update, rows_fused,
+                                  rows_dot_update)
 
 
 @njit(**JIT)
-def online_epoch(params, sizes, kinds, loss_kind, X, Y, order, lr, decay, skip_zeros):
+def online_epoch(params, sizes, kinds, loss_kind, X, Y, order, lr, decay, skip_zeros, blocks=True):
     """One epoch of online SGD over the samples ``order``; returns the summed loss."""
     L = kinds.shape[0]
     offs = offsets(sizes)
@@ -69,7 +70,9 @@ def online_epoch(params, sizes, kinds, loss_kind, X, Y, order, lr, decay, skip_z
         if skip_zeros:
             c = compact_union2(up, x, idx)
             rows_fused(params, 0, n1, idx, c, up, cu, pend, dec, x, z)
-        else:  # (no pending step before the first sample: no decay either)
+        elif blocks:  # (no pending step before the first sample: no decay either)
+            block_fused(params, 0, n1, n0, up, cu, pend, dec if has_prev else T(1), x, z)
+        else:
             rows_fused(params, 0, n1, full, n0, up, cu, pend, dec if has_prev else T(1), x, z)
         act_inplace(kinds[0], z)
         # ---- layers above: forward
@@ -82,6 +85,8 @@ def online_epoch(params, sizes, kinds, loss_kind, X, Y, order, lr, decay, skip_z
             if skip_zeros:
                 c = compact_nonzero(v, idx)
                 rows_forward(params, o, n, idx, c, v, z)
+            elif blocks:
+                block_forward(params, o, n, sizes[l], v, z)
             else:
                 rows_forward(params, o, n, full, sizes[l], v, z)
             act_inplace(kinds[l], z)

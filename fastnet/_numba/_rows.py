@@ -154,6 +154,60 @@ def rows_fused(W, o, n, idx, c, u, cu, d, decay, v, z):
 
 
 @njit(**JIT_FAST)
+def block_fused(W, o, n, nin, u, cu, d, decay, v, z):
+    """:func:`rows_fused` over every row (the dense path): four consecutive rows are one view
+    indexed with unsigned offsets (no per-row views, no wraparound: less set-up per pass)."""
+    nu = np.uint64(n)
+    i = 0
+    while i + 4 <= nin:
+        s = o + (i + 1) * n
+        blk = W[s:s + 4 * n]
+        u0, u1, u2, u3 = cu * u[i], cu * u[i + 1], cu * u[i + 2], cu * u[i + 3]
+        v0, v1, v2, v3 = v[i], v[i + 1], v[i + 2], v[i + 3]
+        for k in range(nu):
+            dk = d[k]
+            w0 = blk[k] * decay + u0 * dk
+            w1 = blk[nu + k] * decay + u1 * dk
+            w2 = blk[2 * nu + k] * decay + u2 * dk
+            w3 = blk[3 * nu + k] * decay + u3 * dk
+            blk[k] = w0
+            blk[nu + k] = w1
+            blk[2 * nu + k] = w2
+            blk[3 * nu + k] = w3
+            z[k] += (v0 * w0 + v1 * w1) + (v2 * w2 + v3 * w3)
+        i += 4
+    while i < nin:
+        u0 = cu * u[i]
+        v0 = v[i]
+        q0 = _row(W, o, n, i)
+        for k in range(n):
+            w0 = q0[k] * decay + u0 * d[k]
+            q0[k] = w0
+            z[k] += v0 * w0
+        i += 1
+
+
+@njit(**JIT_FAST)
+def block_forward(W, o, n, nin, v, z):
+    """:func:`rows_forward` over every row (the dense path), four consecutive rows a view."""
+    nu = np.uint64(n)
+    i = 0
+    while i + 4 <= nin:
+        s = o + (i + 1) * n
+        blk = W[s:s + 4 * n]
+        v0, v1, v2, v3 = v[i], v[i + 1], v[i + 2], v[i + 3]
+        for k in range(nu):
+            z[k] += (v0 * blk[k] + v1 * blk[nu + k]) + (v2 * blk[2 * nu + k] + v3 * blk[3 * nu + k])
+        i += 4
+    while i < nin:
+        v0 = v[i]
+        q0 = _row(W, o, n, i)
+        for k in range(n):
+            z[k] += v0 * q0[k]
+        i += 1
+
+
+@njit(**JIT_FAST)
 def rows_dot_update(W, o, n, nin, a, kind, d, cu, decay, dp):
     r"""For every row :math:`j`: :math:`dp_j = (W_{j+1}\cdot d)\, f'(a_j)` with the old row, then
     :math:`W_{j+1} \leftarrow \mathrm{decay}\,W_{j+1} + (c_u a_j)\, d`, in one pass.
