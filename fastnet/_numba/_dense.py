@@ -209,15 +209,26 @@ def batch_gradient(params, sizes, offs, kinds, loss_kind, X, Y, idx, G, Gc, acts
 
 
 @njit(**JIT)
-def _buffers(params, sizes, X, Y, B):
-    """The work buffers of batches of up to ``B`` samples."""
+def buffers(params, sizes, X, Y, B):
+    """The work buffers of batches of up to ``B`` samples (the last arguments of
+    :func:`batch_gradient`, in order)."""
     rows = max(1, min(B, CHUNK))
     acts, aoff, d0, d1 = workspace(sizes, rows, params)
     Gc = np.empty_like(params) if B > CHUNK else params[:0]
     Xg = np.empty((rows, X.shape[1]), X.dtype)
     Yg = np.empty((rows, Y.shape[1]), Y.dtype)
     mark = np.zeros(X.shape[0], np.bool_)
-    return acts, aoff, d0, d1, Gc, Xg, Yg, mark
+    return Gc, acts, aoff, d0, d1, Xg, Yg, mark
+
+
+@njit(**JIT)
+def sum_rows_into(Gs):
+    """``Gs[0] += Gs[1] + Gs[2] + ...`` in row order."""
+    g = Gs[0]
+    for b in range(1, Gs.shape[0]):
+        h = Gs[b]
+        for p in range(g.shape[0]):
+            g[p] += h[p]
 
 
 @njit(**JIT)
@@ -227,7 +238,7 @@ def gradient(params, sizes, kinds, loss_kind, X, Y, idx, G):
     if idx.shape[0] == 0:
         fill(G, 0)
         return 0.0
-    acts, aoff, d0, d1, Gc, Xg, Yg, mark = _buffers(params, sizes, X, Y, idx.shape[0])
+    Gc, acts, aoff, d0, d1, Xg, Yg, mark = buffers(params, sizes, X, Y, idx.shape[0])
     return batch_gradient(params, sizes, offs, kinds, loss_kind, X, Y, idx, G, Gc, acts, aoff, d0,
                           d1, Xg, Yg, mark)
 
@@ -239,7 +250,7 @@ def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimi
     offs = offsets(sizes)
     m = order.shape[0]
     B = min(batch_size, m)
-    acts, aoff, d0, d1, Gc, Xg, Yg, mark = _buffers(params, sizes, X, Y, B)
+    Gc, acts, aoff, d0, d1, Xg, Yg, mark = buffers(params, sizes, X, Y, B)
     G = np.empty_like(params)
     total = 0.0
     step = 0

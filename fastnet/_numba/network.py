@@ -53,6 +53,17 @@ PARALLEL_MIN_WORK = 200_000
 PARALLEL_MIN_BATCH = 2048
 
 
+#: Dense batches of at least this many FLOPs (forward, weight gradients, hidden error terms)
+#: are split over threads (about 1 ms of one core's work): below it, handing each batch to
+#: the threads from Python costs more than the second core saves.
+THREAD_MIN_FLOPS = 30e6
+
+
+def _flops_per_sample(sizes):
+    prods = [int(sizes[l]) * int(sizes[l + 1]) for l in range(len(sizes) - 1)]
+    return 2 * (2 * sum(prods) + sum(prods[1:]))
+
+
 def _threads_for(m, width):
     nt = _threads.default_threads()
     return nt if nt > 1 and m * width >= PARALLEL_MIN_WORK else 1
@@ -239,6 +250,35 @@ def _epoch_threaded(path, params, sizes, kinds, loss_kind, X, Y, order, batch_si
     return total
 
 
+def _dense_epoch_threaded(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer,
+                          lr, mu, rho, eps, penalty, lam, state, t, nt):
+    """Dense path, batches large enough to split: each batch's rows in ``nt`` blocks on threads.
+
+    Every block has its own work buffers and gradient (allocated once per
+    call); the gradients are summed in block order and one fused step follows.
+    The batches are dispatched from Python: see :data:`THREAD_MIN_FLOPS`.
+    """
+    offs = offsets(sizes)
+    m = order.shape[0]
+    B = min(batch_size, m)
+    nb = nt * (_threads.BLOCKS_PER_THREAD if B == m else 1)
+    bufs = [_dense.buffers(params, sizes, X, Y, -(-B // nb)) for _ in range(nb)]
+    Gs = np.empty((nb, params.shape[0]), params.dtype)
+    total = 0.0
+    for step, start in enumerate(range(0, m, B)):
+        stop = min(start + B, m)
+        # the full batch in memory order: its blocks are then runs of X, used in place
+        idx = np.sort(order[start:stop]) if B == m else order[start:stop]
+        losses = _threads.run_blocks(nt, stop - start, lambda b, lo, hi: _dense.batch_gradient(
+            params, sizes, offs, kinds, loss_kind, X, Y, idx[lo:hi], Gs[b], *bufs[b]),
+            nblocks=nb)
+        total += sum(losses)
+        _dense.sum_rows_into(Gs)
+        _optim.step_network(params, Gs[0], state, sizes, offs, stop - start, optimizer, lr, mu,
+                            rho, eps, penalty, lam, t + step, False)
+    return total
+
+
 def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer, lr, mu, rho,
                 eps, penalty_kind, lam, state, t):
     """One epoch of (mini-)batch training (see :func:`fastnet.reference.kernels.train_epoch`)."""
@@ -269,9 +309,13 @@ def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimi
     args = (params, sz, kd, loss_kind, X, Y, order, batch_size, optimizer, lr, mu, rho, eps,
             penalty, lam, state, t)
     B = min(batch_size, m)
-    if _threads_for(B, X.shape[1]) > 1 and (B >= PARALLEL_MIN_BATCH or B == m):
-        return float(_epoch_threaded(path, *args))
+    nt = _threads.default_threads()
     with _blas.single_thread():
+        if path == "dense" and nt > 1 and B * _flops_per_sample(sz) >= THREAD_MIN_FLOPS:
+            return float(_dense_epoch_threaded(*args, nt))
+        if path == "sparse" and _threads_for(B, X.shape[1]) > 1 and (
+                B >= PARALLEL_MIN_BATCH or B == m):
+            return float(_epoch_threaded(path, *args))
         if path == "dense":
             return float(_dense.train_epoch(*args))
         return float(_sparse.train_epoch(*args))
