@@ -93,7 +93,7 @@ def forward_block(params, sizes, offs, kinds, Xb, acts, aoff, out):
 
 @njit(**JIT)
 def backward_block(params, sizes, offs, kinds, loss_kind, Xb, Yb, acts, aoff, d0, d1, G):
-    """``G =`` the summed gradient of the rows of ``Xb`` just forwarded; returns their summed loss."""
+    """``G =`` the summed gradient of the rows of ``Xb`` just forwarded; returns their loss."""
     L = kinds.shape[0]
     b = Xb.shape[0]
     nL = sizes[L]

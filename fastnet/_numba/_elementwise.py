@@ -18,8 +18,9 @@ import numpy as np
 from numba import njit
 
 from fastnet._numba import _vmath
-from fastnet._numba._common import (JIT, JIT_FAST, LOG_CLIP, copy_into, SIGMOID, RELU, TANH, SOFTMAX,
-                                    CROSS_ENTROPY, QUADRATIC, LOG_LOSS, act, dact, dact_from_a)
+from fastnet._numba._common import (JIT, JIT_FAST, LOG_CLIP, SIGMOID, RELU, TANH, SOFTMAX,
+                                    CROSS_ENTROPY, QUADRATIC, LOG_LOSS, act, dact, dact_from_a,
+                                    copy_into)
 
 
 # ------------------------------------------------------------------ activations

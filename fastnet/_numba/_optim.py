@@ -18,7 +18,7 @@ from fastnet._numba._common import JIT, JIT_FAST, L1, L2, MOMENTUM, RMSPROP, ADA
 
 @njit(**JIT)
 def adam_lr(lr, beta1, beta2, t):
-    r"""Adam's bias-corrected step :math:`\eta\sqrt{1-\beta_2^{t+1}}/(1-\beta_1^{t+1})` (float64)."""
+    r"""Adam's corrected step :math:`\eta\sqrt{1-\beta_2^{t+1}}/(1-\beta_1^{t+1})` (float64)."""
     k = np.float64(t) + 1.0
     return lr * np.sqrt(1.0 - beta2 ** k) / (1.0 - beta1 ** k)
 
@@ -125,7 +125,10 @@ def optimizer_step(optimizer, params, grad, state, lr, mu, rho, eps, t):
 
 @njit(**JIT)
 def penalty_value(penalty, lam, params, sizes, offs):
-    """The penalty of the weight rows (float64): L2 :math:`\\lambda/2\\sum w^2`, L1 :math:`\\lambda\\sum|w|`."""
+    r"""The penalty of the weight rows (float64).
+
+    L2: :math:`\frac{\lambda}{2}\sum w^2`, L1: :math:`\lambda\sum|w|` (bias rows excluded).
+    """
     total = 0.0
     for l in range(sizes.shape[0] - 1):
         s = 0.0

@@ -47,7 +47,7 @@ def _row(W, o, n, i):
 # ------------------------------------------------------------------- index lists
 @njit(**JIT_FAST)
 def compact_nonzero(v, idx):
-    """``idx[:c]`` = the indices of the entries of ``v`` that are not 0 (NaN counts); returns ``c``."""
+    """``idx[:c]`` = the indices of the entries of ``v`` that are not 0 (NaN is); returns ``c``."""
     c = 0
     for i in range(v.shape[0]):
         idx[c] = i
@@ -106,7 +106,7 @@ def rows_forward(W, o, n, idx, c, v, z):
 
 @njit(**JIT_FAST)
 def rows_update(W, o, n, idx, c, u, cu, d, decay):
-    r""":math:`W_{i+1} \leftarrow \mathrm{decay}\, W_{i+1} + (c_u u_i)\, d` for the rows ``idx[:c]``."""
+    r""":math:`W_{i+1} \leftarrow \mathrm{decay}\, W_{i+1} + (c_u u_i)\, d` for rows ``idx[:c]``."""
     for t in range(c):
         i0 = idx[t]
         u0 = cu * u[i0]

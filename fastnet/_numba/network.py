@@ -21,17 +21,20 @@ every argument).  Each kernel of :data:`KERNELS` is a Python wrapper that
      (:mod:`fastnet._numba._sparse`, and :mod:`fastnet._numba._online` with
      ``skip_zeros``);
 3. calls the compiled code once for the whole call (a whole epoch): no
-   Python runs per sample or per batch, except on the zero-skipping path's
-   batches of :data:`PARALLEL_MIN_BATCH` samples or more, which are split
-   over threads.
+   Python runs per sample or per batch, except for batches big enough to be
+   split over threads (below), which are handed to the threads one by one.
 
-Threads: the dense path's BLAS runs its own (``OPENBLAS_NUM_THREADS``).  The
-zero-skipping path splits large sums of per-sample gradients (the course's
-``backprop``, ``forward_network``, large batches) into blocks run by
-:func:`fastnet._threads.run_blocks` (``FASTNET_NUM_THREADS`` threads), each
-block a ``nogil`` kernel accumulating into its own buffer; the buffers are
-summed in block order, so results are deterministic for a given thread
-count.
+Threads.  BLAS runs single-threaded inside the kernels
+(:mod:`fastnet._numba._blas`: OpenBLAS's own threads spin between the small
+products of a batch, and stall them on a busy machine).  Large sums of
+per-sample gradients -- the course's ``backprop``, ``forward_network`` over
+many rows, batches of at least :data:`THREAD_MIN_FLOPS` on the dense path or
+:data:`PARALLEL_MIN_BATCH` samples on the zero-skipping path -- are cut into
+blocks of rows run by :func:`fastnet._threads.run_blocks`
+(``FASTNET_NUM_THREADS`` threads, default: the CPUs this process may use),
+each block a ``nogil`` kernel writing its own gradient buffer; the buffers
+are summed in block order, so results are deterministic for a given thread
+count.  Linear regression's iterations are split the same way for large X.
 """
 import numpy as np
 
@@ -46,13 +49,11 @@ __all__ = ["KERNELS", "activation", "activation_grad", "loss", "penalty_value", 
            "optimizer_step", "forward_network", "backprop_samples", "backprop_batch",
            "train_epoch", "linear_gd", "perceptron_train"]
 
-#: Below this many input values (samples x input width) the zero-skipping path runs serially.
+#: Below this many input values (samples x input width) sums over samples run serially.
 PARALLEL_MIN_WORK = 200_000
-#: Batches of fewer samples are trained serially even when large enough in values: their
-#: threads are dispatched from Python once per batch.
+#: Zero-skipping batches of fewer samples are trained serially even when large enough in
+#: values: their threads are dispatched from Python once per batch.
 PARALLEL_MIN_BATCH = 2048
-
-
 #: Dense batches of at least this many FLOPs (forward, weight gradients, hidden error terms)
 #: are split over threads (about 1 ms of one core's work): below it, handing each batch to
 #: the threads from Python costs more than the second core saves.
@@ -192,7 +193,7 @@ def _gradient_of(path, params, sizes, kinds, loss_kind, X, Y, idx, grad):
 
 
 def forward_network(params, sizes, kinds, X, out):
-    """``out[...]`` = the network's output (see :func:`fastnet.reference.kernels.forward_network`)."""
+    """``out[...]`` = the network's output (:func:`fastnet.reference.kernels.forward_network`)."""
     K = "forward_network"
     lay = _network(K, params, sizes, kinds, X)
     kc.writable(K, "out", kc.float_array(K, "out", out, ndim=2, dtype=params.dtype))
@@ -323,7 +324,7 @@ def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimi
 
 # ================================================================ linear models
 def linear_gd(X, y, theta, lr, tol, max_iter, logistic, history):
-    """Batch gradient descent, linear or logistic (see :func:`fastnet.reference.kernels.linear_gd`)."""
+    """Batch gradient descent, linear or logistic (:func:`fastnet.reference.kernels.linear_gd`)."""
     K = "linear_gd"
     kc.linear_data(K, X, y, theta)
     max_iter = kc.integer(K, "max_iter", max_iter, 0)
