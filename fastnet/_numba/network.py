@@ -55,9 +55,12 @@ PARALLEL_MIN_WORK = 200_000
 #: values: their threads are dispatched from Python once per batch.
 PARALLEL_MIN_BATCH = 2048
 #: Dense batches of at least this many FLOPs (forward, weight gradients, hidden error terms)
-#: are split over threads (about 1 ms of one core's work): below it, handing each batch to
-#: the threads from Python costs more than the second core saves.
-THREAD_MIN_FLOPS = 30e6
+#: are split over threads by blocks of rows (the full batch of every network here, batches
+#: of 400 samples and more of 784-256-128-10).  Measured on this shared 2-core machine,
+#: splitting mini-batches of 32 and 128 (32 to 130 MFLOP) over two threads, handed over from
+#: Python per batch, made epochs 1.3x to 1.8x *slower*: the second core is rarely free for
+#: the whole of a batch.
+THREAD_MIN_FLOPS = 400e6
 
 
 def _flops_per_sample(sizes):
