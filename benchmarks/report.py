@@ -14,8 +14,12 @@ above 1 means faster than that peer).  Methods are named by the
 ``method`` recorded in ``extra_info`` (``fastnet[numba]``,
 ``numpy reference``, ``PyTorch``, ``JAX``, ``scikit-learn``...).
 
-For the MLP benchmarks a last table checks the targets of the Numba issue
-(ratios from this same run).
+For the benchmark matrix (``bench_matrix.py``) the groups are gathered into
+one table (rows: input and network; columns: batch size) giving, in each
+cell, the default backend's median, its speed-up over the best peer (PyTorch
+or JAX) and its executed GFLOP/s, each marked against the targets of the
+GEMM issue; a second table gives every method of every cell.  For the older
+MLP benchmarks a last table checks the targets of the Numba issue.
 """
 import argparse
 import json
@@ -50,9 +54,90 @@ def load(path):
     for b in data["benchmarks"]:
         info = b.get("extra_info", {})
         row = {"method": info.get("method", b["name"]), "median": b["stats"]["median"],
-               "rounds": b["stats"]["rounds"], "flops": info.get("flops"), "name": b["name"]}
+               "rounds": b["stats"]["rounds"], "flops": info.get("flops"), "name": b["name"],
+               "info": info}
         groups.setdefault(b["group"] or b["name"], []).append(row)
     return data, groups
+
+
+# ------------------------------------------------------------------ the matrix
+#: the GEMM issue's targets: speed-up over the best peer per batch, and the full batch's
+#: share of numpy's sgemm GFLOP/s
+MATRIX_TARGETS = {1: 1.5, 32: 1.5, 128: 1.2, 8000: 1.0}
+SGEMM_SHARE = 0.85
+
+
+def _is_peer(method):
+    return method.startswith("PyTorch") or method.startswith("JAX")
+
+
+def _sgemm(groups):
+    mm = _find(groups, "numpy float32 matmul", lambda m: m == "numpy matmul")
+    return mm["flops"] / mm["median"] / 1e9 if mm else None
+
+
+def matrix_tables(groups):
+    """The matrix (default backend vs best peer per cell) and the table of every method."""
+    cells = {g: rows for g, rows in groups.items() if g.startswith("matrix |")}
+    if not cells:
+        return ""
+    sgemm = _sgemm(groups)
+    keys = {}
+    for g, rows in cells.items():
+        _, inp, net, _ = [x.strip() for x in g.split("|")]
+        batch = rows[0]["info"].get("batch")
+        keys[(inp, net, batch)] = rows
+    inputs = sorted({k[0] for k in keys}, key=lambda i: (i != "raw", i))
+    nets = sorted({k[1] for k in keys}, key=lambda n: (len(n.split("-")), n))
+    batches = sorted({k[2] for k in keys})
+    head = ["input", "network"] + [("full batch" if b == 8000 else f"batch {b}") for b in batches]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    detail = ["| input | network | batch | method | path | median | GFLOP/s | vs best peer |",
+              "|---|---|---|---|---|---|---|---|"]
+    met, total = 0, 0
+    for inp in inputs:
+        for net in nets:
+            line = [inp, net]
+            for b in batches:
+                rows = keys.get((inp, net, b))
+                if not rows:
+                    line.append("—")
+                    continue
+                peers = [r for r in rows if _is_peer(r["method"])]
+                best = min(peers, key=lambda r: r["median"]) if peers else None
+                me = next((r for r in rows if r["info"].get("default")), None)
+                for r in sorted(rows, key=lambda r: (not r["method"].startswith("fastnet"),
+                                                     r["method"])):
+                    gf = r["flops"] / r["median"] / 1e9 if r["flops"] else float("nan")
+                    vs = _fmt_ratio(best["median"] / r["median"]) if best else "—"
+                    detail.append(f"| {inp} | {net} | {b} | {r['method']} | "
+                                  f"{r['info'].get('path', '')} | {_fmt_time(r['median'])} | "
+                                  f"{gf:.1f} | {vs} |")
+                if me is None or best is None:
+                    line.append("not measured")
+                    continue
+                ratio = best["median"] / me["median"]
+                gf = me["flops"] / me["median"] / 1e9
+                ok = ratio >= MATRIX_TARGETS.get(b, 1.0)
+                extra = ""
+                if b == 8000 and sgemm:
+                    share = gf / sgemm
+                    ok = ok and share >= SGEMM_SHARE
+                    extra = f", {100 * share:.0f} % of sgemm"
+                met += ok
+                total += 1
+                line.append(f"{'' if ok else '**'}{_fmt_ratio(ratio)}{'' if ok else '**'} "
+                            f"({_fmt_time(me['median'])} vs {best['method']} "
+                            f"{_fmt_time(best['median'])}; {gf:.0f} GF/s{extra}; "
+                            f"{me['info'].get('path', '')})")
+            out.append("| " + " | ".join(line) + " |")
+    notes = [f"Each cell: the default backend's speed-up over the best of PyTorch and JAX in "
+             f"this run (its median vs the peer's), its executed GFLOP/s and the path it ran. "
+             f"Targets: ≥ 1.5× at batch 1 and 32, ≥ 1.2× at 128, ≥ 1.0× and ≥ "
+             f"{100 * SGEMM_SHARE:.0f} % of numpy's sgemm GFLOP/s"
+             + (f" ({sgemm:.0f} GFLOP/s in this run)" if sgemm else "")
+             + f" at full batch; **bold**: missed.  {met} of {total} cells meet their target."]
+    return "\n".join(out + [""] + notes + ["", "#### Every method of every cell", ""] + detail)
 
 
 def _order(row):
@@ -138,7 +223,15 @@ def render(path, title, command):
                f"({mi.get('cpu', {}).get('count', '?')} cores), Python "
                f"{mi.get('python_version', platform.python_version())}.  Command:")
     out += ["", "```", command, "```", ""]
+    matrix = matrix_tables(groups)
+    if matrix:
+        cpu_names = {r["info"].get("numba_cpu") for rows in groups.values() for r in rows
+                     if r["info"].get("numba_cpu")}
+        out += ["### Benchmark matrix", "",
+                f"Numba target CPU: {', '.join(sorted(cpu_names)) or 'host'}.", "", matrix, ""]
     for g in sorted(groups):
+        if g.startswith("matrix |"):
+            continue
         out += [f"### {g}", "", group_table(groups[g]), ""]
     if any("mlp " in g for g in groups):
         out += ["### Targets (ratios from this run)", "", targets_table(groups), ""]
@@ -148,9 +241,9 @@ def render(path, title, command):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("json", help="pytest-benchmark JSON file (--benchmark-json)")
-    ap.add_argument("--title", default="Networks (MNIST 784-50-10)")
-    ap.add_argument("--command", default="python -m pytest benchmarks/bench_mlp.py "
-                    "--benchmark-json=bench_mlp.json && python benchmarks/report.py bench_mlp.json")
+    ap.add_argument("--title", default="Networks")
+    ap.add_argument("--command", default="python -m pytest benchmarks/bench_matrix.py "
+                    "--benchmark-json=bench.json && python benchmarks/report.py bench.json")
     args = ap.parse_args(argv)
     sys.stdout.write(render(args.json, args.title, args.command) + "\n")
 

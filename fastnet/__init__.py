@@ -40,6 +40,7 @@ _LAZY = {
     "load": ("fastnet.io", "load"),
     "save": ("fastnet.io", "save"),
     "plot": ("fastnet.plot", None),
+    "use_path": ("fastnet._paths", "use_path"),
 }
 
 

@@ -257,3 +257,45 @@ def word2vec_job(kernel, syn0, syn1neg, words, sent_offsets, sent_begin, sent_en
                                  f"{w_min if w_min < 0 else w_max}, outside the vocabulary "
                                  f"0..{V - 1}")
     return sent_begin, sent_end, negative, window
+
+
+def state_array(kernel, state, n, dtype):
+    """The optimiser state: C-contiguous, 1-D, ``2 * n`` entries of ``dtype`` (the contract)."""
+    writable(kernel, "state", float_array(kernel, "state", state, ndim=1, dtype=dtype))
+    if state.shape[0] != 2 * n:
+        raise ValueError(f"{kernel}: state has {state.shape[0]} entries, expected 2 * {n} = "
+                         f"{2 * n} (two per parameter)")
+    return state
+
+
+def order_array(kernel, order, m):
+    """The sample indices of an epoch: int64, 1-D, every entry in ``[0, m)``."""
+    int_array(kernel, "order", order)
+    if order.size and (int(order.min()) < 0 or int(order.max()) >= m):
+        raise ValueError(f"{kernel}: order must hold row indices of X in [0, {m}), got values "
+                         f"in [{int(order.min())}, {int(order.max())}]")
+    return order
+
+
+def linear_data(kernel, X, y, theta, theta_name="theta"):
+    """``X`` (m, n), ``y`` (m,) and the weights ``theta`` (n + 1,) of a linear model, one dtype."""
+    float_array(kernel, "X", X, ndim=2)
+    float_array(kernel, "y", y, ndim=1, dtype=X.dtype)
+    shape(kernel, "y", y, (X.shape[0],))
+    writable(kernel, theta_name, float_array(kernel, theta_name, theta, ndim=1, dtype=X.dtype))
+    shape(kernel, theta_name, theta, (X.shape[1] + 1,))
+
+
+def history_array(kernel, name, arr, n, dtype):
+    """An output array with room for ``n`` entries of ``dtype`` (1-D, C-contiguous)."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{kernel}: {name} must be a numpy.ndarray, got {type(arr).__name__}")
+    if arr.dtype != np.dtype(dtype):
+        raise TypeError(f"{kernel}: {name} must have dtype {np.dtype(dtype)}, got {arr.dtype}")
+    if arr.ndim != 1 or not arr.flags.c_contiguous:
+        raise ValueError(f"{kernel}: {name} must be a 1-D C-contiguous array, got shape "
+                         f"{arr.shape}")
+    writable(kernel, name, arr)
+    if arr.shape[0] < n:
+        raise ValueError(f"{kernel}: {name} has {arr.shape[0]} entries, expected at least {n}")
+    return arr

@@ -2,9 +2,10 @@
 
 The kernels' results are checked against the reference in
 ``test_kernels.py``; here: what is particular to the Numba implementation
-(import cost, threads, dtypes, argument checks of the kernel wrappers, the
-explicit-SIMD intrinsics on every row width, divergence through the public
-API).
+(import cost, caching and its directory, the compile notice, threads and
+BLAS threads, dtypes, the vectorisable ``exp``/``tanh``, the row kernels on
+every width, argument checks of the kernel wrappers, divergence through the
+public API).
 """
 import os
 import re
@@ -15,7 +16,6 @@ import numpy as np
 import pytest
 
 import fastnet
-from fastnet import _backend
 from fastnet._params import n_params
 from conftest import REPO, assert_close, kernels_of
 
@@ -23,11 +23,12 @@ numba = pytest.importorskip("numba")
 if "numba" not in fastnet.available_backends():  # pragma: no cover
     pytest.skip("the numba backend is not available", allow_module_level=True)
 
-from fastnet._numba import network as N  # noqa: E402
-from fastnet._numba import _simd  # noqa: E402
+from fastnet._numba import (network as N, _blas, _cache, _dense, _elementwise, _linear,  # noqa
+                            _online, _optim, _rows, _sparse, _vmath, _compile_notice)
 
 REF = kernels_of("reference")
 NB = kernels_of("numba")
+MODULES = [N, _dense, _elementwise, _linear, _online, _optim, _rows, _sparse, _vmath]
 
 
 def _net(rng, sizes, kinds, dtype, scale=0.3):
@@ -44,38 +45,93 @@ def _data(rng, m, n, K, dtype, zeros=0.7):
     return X.astype(dtype), Y.astype(dtype)
 
 
-def _python(code):
-    env = {k: v for k, v in os.environ.items() if k != "FASTNET_BACKEND"}
+def _python(code, env=None):
+    env = dict({k: v for k, v in os.environ.items() if k != "FASTNET_BACKEND"}, **(env or {}))
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         cwd=str(REPO), timeout=300)
+                         cwd=str(REPO), timeout=600)
     assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
+    return out
 
 
 # ------------------------------------------------------------------ import cost
 def test_import_fastnet_neither_imports_numba_nor_compiles():
     out = _python("import sys, fastnet; fastnet.available_backends(); "
                   "print('numba' in sys.modules, 'fastnet._numba.network' in sys.modules)")
-    assert out == "False False"
+    assert out.stdout.strip() == "False False"
 
 
 def test_default_backend_is_compiled_and_loads_lazily():
     out = _python("import sys, fastnet; b = fastnet.get_backend(); "
-                  "print(b, 'numba' in sys.modules)")
-    backend, imported = out.split()
-    assert backend in ("numba", "cython")
-    assert imported == ("True" if backend == "numba" else imported)
+                  "print(b, 'numba' in sys.modules)").stdout.split()
+    assert out[0] in ("numba", "cython")
+    assert out[1] == ("True" if out[0] == "numba" else out[1])
 
 
-def test_no_kernel_is_parallel_true():
-    """``parallel=True`` kernels cannot be cached: every process would recompile them."""
-    for name in dir(N):
-        obj = getattr(N, name)
-        if isinstance(obj, numba.core.registry.CPUDispatcher):
-            assert not obj.targetoptions.get("parallel"), name
-            assert obj._cache is not None and type(obj._cache).__name__ != "NullCache", \
-                f"{name} is not cache=True"
+def _dispatchers():
+    for mod in MODULES:
+        for name in dir(mod):
+            obj = getattr(mod, name)
+            if isinstance(obj, numba.core.registry.CPUDispatcher) and \
+                    obj.py_func.__module__ == mod.__name__:
+                yield mod.__name__ + "." + name, obj
+
+
+def test_every_kernel_is_cached_and_serial():
+    found = list(_dispatchers())
+    assert len(found) > 40
+    for name, obj in found:
+        assert not obj.targetoptions.get("parallel"), name
+        assert obj._cache is not None and type(obj._cache).__name__ != "NullCache", \
+            f"{name} is not cache=True"
+        assert obj.targetoptions.get("nogil"), f"{name} holds the GIL"
+        fm = obj.targetoptions.get("fastmath")
+        flags = set(getattr(fm, "flags", fm) or ())
+        assert not flags & {"nnan", "ninf", "fast"}, f"{name} has fastmath {flags}"
+
+
+# ----------------------------------------------------- cache directory, notice
+_TINY = ("import numpy as np; from fastnet import _backend; K = _backend.backend_kernels('numba');"
+         "A = np.full((3, 2), 0.5); print(K.loss(1, A, A * 0))")
+
+
+def test_cache_goes_to_a_user_directory_when_the_package_is_read_only(tmp_path):
+    """Not writable beside the sources: the cache goes to $XDG_CACHE_HOME/fastnet/numba, and
+    a second process loads every kernel from it (no compilation, no notice)."""
+    code = ("import fastnet._numba._cache as c; c._writable = lambda path: False; "
+            "c.configure(); " + _TINY + "; print(c.CACHE_DIR)")
+    env = {"XDG_CACHE_HOME": str(tmp_path), "NUMBA_CACHE_DIR": ""}
+    first = _python(code, env)
+    where = tmp_path / "fastnet" / "numba"
+    assert first.stdout.split()[-1] == str(where)
+    assert any(p.suffix == ".nbi" for p in where.rglob("*")), "no cache index written"
+    assert _compile_notice.MESSAGE in first.stderr
+    second = _python(code + "; from fastnet._numba import _elementwise as E; "
+                     "print(sum(E.loss_sum.stats.cache_hits.values()))", env)
+    assert _compile_notice.MESSAGE not in second.stderr
+    assert second.stdout.split()[0] == "0.75"
+    assert int(second.stdout.split()[-1]) >= 1  # loaded from the cache
+
+
+def test_cache_stays_beside_the_sources_when_writable(monkeypatch):
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    assert _cache.configure() == os.path.join(os.path.dirname(_cache.__file__), "__pycache__")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/somewhere/else")
+    assert _cache.configure() == "/somewhere/else"
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", "/xdg")
+    assert _cache.user_cache_dir() == os.path.join("/xdg", "fastnet", "numba")
+    _cache.configure()
+
+
+def test_compile_notice_is_printed_once_on_a_real_compilation(tmp_path):
+    env = {"NUMBA_CACHE_DIR": str(tmp_path)}
+    out = _python(_TINY + "; import numpy as np; K.loss(0, np.full((2, 2), 0.5, np.float32), "
+                  "np.zeros((2, 2), np.float32))", env)
+    assert out.stderr.count(_compile_notice.MESSAGE) == 1
+    assert _compile_notice.MESSAGE not in _python(_TINY, env).stderr        # cached now
+    quiet = _python(_TINY, {"NUMBA_CACHE_DIR": str(tmp_path / "q"), "FASTNET_QUIET": "1"})
+    assert _compile_notice.MESSAGE not in quiet.stderr
 
 
 # ------------------------------------------------------------------------ threads
@@ -84,47 +140,65 @@ def threaded(monkeypatch):
     """Force the threaded paths on small problems, with two threads."""
     monkeypatch.setattr(N, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(N, "PARALLEL_MIN_BATCH", 1)
-    before = numba.get_num_threads()
-    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-    yield numba.get_num_threads()
-    numba.set_num_threads(before)
+    monkeypatch.setattr(N, "THREAD_MIN_FLOPS", 0)
+    monkeypatch.setenv("FASTNET_NUM_THREADS", "2")
 
 
+@pytest.mark.parametrize("path", ["dense", "sparse"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-def test_threaded_kernels_deterministic_and_match_reference(threaded, dtype):
-    if threaded < 2:
-        pytest.skip("numba has a single thread here")
+def test_threaded_kernels_deterministic_and_match_reference(threaded, dtype, path):
     rng = np.random.default_rng(0)
     params, sizes, kinds = _net(rng, [40, 16, 5], [1, 1], dtype)
     X, Y = _data(rng, 203, 40, 5, dtype)
-    # backprop_samples: bitwise equal on repeated calls, close to the reference
-    g1, g2, gr = (np.empty_like(params) for _ in range(3))
-    J1 = NB.backprop_samples(params, sizes, kinds, 0, X, Y, g1)
-    J2 = NB.backprop_samples(params, sizes, kinds, 0, X, Y, g2)
-    Jr = REF.backprop_samples(params, sizes, kinds, 0, X, Y, gr)
     jtol = 1e-10 if dtype == np.float64 else 1e-5  # losses are float64 sums of T values
-    assert J1 == J2 and np.array_equal(g1, g2)
-    assert_close(J1, Jr, rtol=jtol)
-    assert_close(g1, gr)
-    # forward_network
-    o1, o2, orf = (np.empty((203, 5), dtype) for _ in range(3))
-    NB.forward_network(params, sizes, kinds, X, o1)
-    NB.forward_network(params, sizes, kinds, X, o2)
-    REF.forward_network(params, sizes, kinds, X, orf)
-    assert np.array_equal(o1, o2)
-    assert_close(o1, orf)
-    # the threaded large-batch epoch (two batches, momentum)
-    order = rng.permutation(203).astype(np.int64)
+    with fastnet.use_path(path):
+        g1, g2, gr = (np.empty_like(params) for _ in range(3))
+        J1 = NB.backprop_samples(params, sizes, kinds, 0, X, Y, g1)
+        J2 = NB.backprop_samples(params, sizes, kinds, 0, X, Y, g2)
+        Jr = REF.backprop_samples(params, sizes, kinds, 0, X, Y, gr)
+        assert J1 == J2 and np.array_equal(g1, g2)
+        assert_close(J1, Jr, rtol=jtol)
+        assert_close(g1, gr)
+        o1, o2, orf = (np.empty((203, 5), dtype) for _ in range(3))
+        NB.forward_network(params, sizes, kinds, X, o1)
+        NB.forward_network(params, sizes, kinds, X, o2)
+        REF.forward_network(params, sizes, kinds, X, orf)
+        assert np.array_equal(o1, o2)
+        assert_close(o1, orf)
+        order = rng.permutation(203).astype(np.int64)
+        runs = []
+        for K in (NB, NB, REF):  # two large batches, momentum, L2 (then below: mini-batches)
+            p, s = params.copy(), np.zeros(2 * params.size, params.dtype)
+            J = K.train_epoch(p, sizes, kinds, 0, X, Y, order, 120, 1, 0.1, 0.9, 0.9, 1e-8, 1,
+                              0.01, s, 0)
+            runs.append((J, p, s))
+        for K in (NB, NB, REF):  # mini-batches of 16, Adam
+            p, s = params.copy(), np.zeros(2 * params.size, params.dtype)
+            J = K.train_epoch(p, sizes, kinds, 0, X, Y, order, 16, 3, 0.01, 0.9, 0.99, 1e-8, 0,
+                              0.0, s, 5)
+            runs.append((J, p, s))
+    for a, b, c in (runs[:3], runs[3:]):
+        assert a[0] == b[0] and np.array_equal(a[1], b[1])
+        assert_close(a[0], c[0], rtol=jtol)
+        assert_close(a[1], c[1], rtol=None if dtype == np.float64 else 1e-4)
+        assert_close(a[2], c[2], rtol=None if dtype == np.float64 else 1e-4)
+
+
+@pytest.mark.parametrize("logistic", [False, True])
+def test_threaded_linear_gd_matches_serial_and_reference(threaded, logistic):
+    rng = np.random.default_rng(10)
+    X = rng.standard_normal((301, 7))
+    y = X @ rng.standard_normal(7) + 0.3
+    if logistic:
+        y = (y > 0.3).astype(np.float64)
     runs = []
-    for K in (NB, NB, REF):
-        p, s = params.copy(), np.zeros(2 * params.size, params.dtype)
-        J = K.train_epoch(p, sizes, kinds, 0, X, Y, order, 120, 1, 0.1, 0.9, 0.9, 1e-8, 1, 0.01,
-                          s, 0)
-        runs.append((J, p, s))
-    assert runs[0][0] == runs[1][0] and np.array_equal(runs[0][1], runs[1][1])
-    assert_close(runs[0][0], runs[2][0], rtol=jtol)
-    assert_close(runs[0][1], runs[2][1])
-    assert_close(runs[0][2], runs[2][2])
+    for K in (NB, REF):
+        theta, hist = np.zeros(8), np.zeros(50)
+        n = K.linear_gd(X, y, theta, 0.1, 1e-12, 50, logistic, hist)
+        runs.append((n, theta, hist[:n]))
+    assert runs[0][0] == runs[1][0]
+    assert_close(runs[0][1], runs[1][1])
+    assert_close(runs[0][2], runs[1][2])
 
 
 def test_one_and_two_threads_agree(monkeypatch):
@@ -132,17 +206,28 @@ def test_one_and_two_threads_agree(monkeypatch):
     rng = np.random.default_rng(1)
     params, sizes, kinds = _net(rng, [30, 12, 4], [3, 1], np.float64)
     X, Y = _data(rng, 101, 30, 4, np.float64)
-    before = numba.get_num_threads()
     grads = []
-    try:
-        for nt in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
-            numba.set_num_threads(nt)
-            g = np.empty_like(params)
-            NB.backprop_samples(params, sizes, kinds, 0, X, Y, g)
-            grads.append(g)
-    finally:
-        numba.set_num_threads(before)
+    for nt in ("1", "2"):
+        monkeypatch.setenv("FASTNET_NUM_THREADS", nt)
+        g = np.empty_like(params)
+        NB.backprop_samples(params, sizes, kinds, 0, X, Y, g)
+        grads.append(g)
     assert_close(grads[0], grads[1])
+
+
+@pytest.mark.skipif(_blas.CONTROL is None, reason="scipy's BLAS threads cannot be controlled")
+def test_blas_runs_single_threaded_inside_and_is_restored():
+    before = _blas.get_threads()
+    _blas.set_threads(2)
+    try:
+        with _blas.single_thread():
+            assert _blas.get_threads() == 1
+            with _blas.single_thread():
+                assert _blas.get_threads() == 1
+            assert _blas.get_threads() == 1
+        assert _blas.get_threads() == 2
+    finally:
+        _blas.set_threads(before)
 
 
 # ------------------------------------------------------------------------- dtypes
@@ -161,40 +246,238 @@ def test_float32_stays_float32_through_training():
     assert out.dtype == np.float32
 
 
-@pytest.mark.parametrize("fn, args", [
-    ("_forward_range", "forward"),
-    ("_panel_backward", "panel_backward"),
-    ("_update", "update"),
-])
-def test_float32_code_has_no_float64_arithmetic(fn, args):
+def _f32_calls():
+    rng = np.random.default_rng(3)
+    params, sizes, kinds = _net(rng, [20, 9, 3], [3, 1], np.float32)
+    X, Y = _data(rng, 8, 20, 3, np.float32)
+    offs = np.array([0, 21 * 9, 21 * 9 + 10 * 3], np.int64)
+    idx = np.arange(20, dtype=np.int64)
+    v = X[0]
+    z = np.zeros(9, np.float32)
+    A, aoff, nz, noff, cnt, D = _sparse.workspace(sizes, params)
+    state = np.zeros(2 * params.size, np.float32)
+    return {
+        "rows_fused": (_rows.rows_fused, (params, 0, 9, idx, 20, v, np.float32(-0.1), z,
+                                          np.float32(1), v, z.copy())),
+        "rows_dot_update": (_rows.rows_dot_update, (params, offs[1], 3, 9, z, 3, z[:3],
+                                                    np.float32(-0.1), np.float32(1), z.copy())),
+        "backward_panel": (_sparse.backward_panel, (params, sizes, offs, kinds, X[0], X[1], X[2],
+                                                    X[3], A, aoff, nz, noff, cnt, D,
+                                                    np.zeros_like(params))),
+        "step_network": (_optim.step_network, (params, np.zeros_like(params), state, sizes, offs,
+                                               4, 3, 0.1, 0.9, 0.9, 1e-8, 1, 0.01, 2, False)),
+        "bias_act_rows": (_elementwise.bias_act_rows, (3, X[:, :9].copy(), z)),
+        "sigmoid_rows": (_elementwise.bias_act_rows, (1, X[:, :9].copy(), z)),
+    }
+
+
+def _fresh(disp):
+    """The kernel compiled afresh with its options (the cached IR cannot be inspected)."""
+    opts = {k: v for k, v in disp.targetoptions.items() if k not in ("cache", "nopython")}
+    return numba.njit(**opts)(disp.py_func)
+
+
+@pytest.mark.parametrize("fn", list(_f32_calls()))
+def test_float32_code_has_no_float64_arithmetic(fn):
     """A float64 constant in a float32 loop would turn its arithmetic into float64.
 
     The kernels are compiled afresh (not from the cache, whose IR cannot be
-    inspected) for float32 and their LLVM IR, callees included, must hold no
-    double-precision arithmetic.  (Losses are float64 sums by contract: they
-    are not in these functions.)
+    inspected) for float32 and their LLVM IR must hold no double-precision
+    arithmetic (losses are float64 sums by contract: not in these functions;
+    Adam's bias correction is one float64 scalar per step).
     """
-    rng = np.random.default_rng(3)
-    params, sizes, kinds = _net(rng, [20, 9, 3], [1, 1], np.float32)
-    X, Y = _data(rng, 8, 20, 3, np.float32)
-    offs = N._offsets(sizes)
-    acts, aoffs, nz, noffs, cnt, d0, d1, d2 = N._workspace(sizes, params)
-    A = np.zeros((4, acts.shape[0]), np.float32)
-    D = np.zeros((2, 4, d0.shape[0]), np.float32)
-    call = {
-        "forward": (params, sizes, kinds, X, np.empty((8, 3), np.float32), 0, 8),
-        "panel_backward": (params, sizes, offs, kinds, X[0], X[1], X[2], X[3], A, aoffs, nz,
-                           noffs, cnt, D, np.zeros_like(params)),
-        "update": (params, np.zeros_like(params), np.zeros_like(params), sizes, offs, 4, 2, 0.1,
-                   0.9, 0.9, 1e-8, 1, 0.01),
-    }[args]
-    fresh = numba.njit(getattr(N, fn).py_func)
-    fresh(*call)
+    disp, args = _f32_calls()[fn]
+    fresh = _fresh(disp)
+    fresh(*args)
     (ir,) = fresh.inspect_llvm().values()
     dbl = r"(?:double|<\d+ x double>)"
-    doubles = re.findall(r"= (?:fadd|fsub|fmul|fdiv|frem)(?: \w+)* " + dbl + r" [^\n]*", ir)
-    doubles += re.findall(r"= call (?:\w+ )*" + dbl + r" @llvm\.[^\n]*", ir)
+    vec = r"<\d+ x double>"
+    doubles = re.findall(r"= (?:fadd|fsub|fmul|fdiv|frem)(?: \w+)* " + vec + r" [^\n]*", ir)
+    if fn != "step_network":
+        doubles += re.findall(r"= call (?:\w+ )*" + dbl + r" @llvm\.[^\n]*", ir)
+        doubles += re.findall(r"= (?:fadd|fsub|fmul|fdiv)(?: \w+)* double [^\n]*", ir)
     assert not doubles, f"{fn} does float64 arithmetic in float32 code: {doubles[:3]}"
+
+
+def test_loops_are_vectorised():
+    """The hot loops compile to AVX/SSE vector arithmetic (a negative-index wraparound or a
+    division check would keep them scalar)."""
+    rng = np.random.default_rng(4)
+    W = rng.random(21 * 64).astype(np.float32)
+    idx = np.arange(20, dtype=np.int64)
+    v = rng.random(20).astype(np.float32)
+    z = np.zeros(64, np.float32)
+    for disp, args in [(_rows.rows_forward, (W, 0, 64, idx, 20, v, z)),
+                       (_rows.rows_fused, (W, 0, 64, idx, 20, v, np.float32(-0.1), z,
+                                           np.float32(1), v, z.copy())),
+                       (_elementwise.bias_act_rows, (3, rng.random((4, 64)).astype(np.float32),
+                                                     z))]:
+        fresh = _fresh(disp)
+        fresh(*args)
+        (ir,) = fresh.inspect_llvm().values()
+        assert re.search(r"= (?:fmul|fadd|call)[^\n]*<\d+ x float>", ir), disp.py_func.__name__
+
+
+# --------------------------------------------------------------- vector maths
+@numba.njit
+def _vexp(z, out):
+    for i in range(z.shape[0]):
+        out[i] = _vmath.exp(z[i])
+
+
+@numba.njit
+def _vexpm1(z, out):
+    for i in range(z.shape[0]):
+        out[i] = _vmath.expm1(z[i])
+
+
+@numba.njit
+def _vsig(z, out):
+    for i in range(z.shape[0]):
+        out[i] = _vmath.sigmoid(z[i])
+
+
+@numba.njit
+def _vtanh(z, out):
+    for i in range(z.shape[0]):
+        out[i] = _vmath.tanh(z[i])
+
+
+def _ulps(got, want, dtype):
+    want = np.asarray(want, np.float64)
+    spacing = np.spacing(np.abs(want).astype(dtype)).astype(np.float64)
+    return np.max(np.abs(got.astype(np.float64) - want) / spacing)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_vector_exp_tanh_sigmoid_accuracy(dtype):
+    lo = -80 if dtype == np.float32 else -700
+    z = np.concatenate([np.linspace(lo, -lo, 400_001), np.linspace(-1e-3, 1e-3, 20_001),
+                        [-1e-30, 1e-30]]).astype(dtype)
+    zz = z.astype(np.float64)
+    out = np.empty_like(z)
+    tiny = np.finfo(dtype).tiny
+    _vexp(z, out)
+    want = np.exp(zz)
+    ok = (want > tiny) & (want < np.finfo(dtype).max)
+    assert _ulps(out[ok], want[ok], dtype) <= 2
+    neg = z <= 0
+    _vexpm1(z[neg], out[:neg.sum()])
+    want = np.expm1(zz[neg])
+    assert _ulps(out[:neg.sum()][want != 0], want[want != 0], dtype) <= 2
+    _vsig(z, out)
+    want = 1 / (1 + np.exp(-zz))
+    assert _ulps(out[want > tiny], want[want > tiny], dtype) <= 4
+    _vtanh(z, out)
+    want = np.tanh(zz)
+    assert _ulps(out[want != 0], want[want != 0], dtype) <= 4
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_vector_maths_special_values(dtype):
+    z = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e4, -1e4, 88.0, -87.0, -103.0, -200.0],
+                 dtype)
+    out = np.empty_like(z)
+    with np.errstate(over="ignore"):
+        want = np.exp(z.astype(np.float64)).astype(dtype)
+    _vexp(z, out)
+    np.testing.assert_allclose(out, want, rtol=3e-7, atol=1e-44)
+    assert np.isnan(out[4]) and out[2] == np.inf and out[3] == 0 and out[6] == 0
+    _vsig(z, out)
+    assert out[0] == 0.5 and out[2] == 1 and out[3] == 0 and np.isnan(out[4]) and out[6] == 0
+    _vtanh(z, out)
+    assert out[0] == 0 and not np.signbit(out[0]) and np.signbit(out[1])
+    assert out[2] == 1 and out[3] == -1 and np.isnan(out[4]) and out[5] == 1 and out[6] == -1
+    _vexpm1(z[[0, 3, 4, 6]], out[:4])
+    assert out[0] == 0 and out[1] == -1 and np.isnan(out[2]) and out[3] == -1
+
+
+# ------------------------------------------------------------------ row kernels
+WIDTHS = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 50, 63, 64, 65, 100, 127, 128, 129, 130, 300]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("nin", [1, 5, 33, 200])
+def test_row_kernels_on_every_width(dtype, nin):
+    """Every width (full vectors, rests, several rows per pass), against numpy, with
+    sentinels around every output: nothing is read or written outside the rows given."""
+    rng = np.random.default_rng(nin)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    T = dtype
+    for n in WIDTHS:
+        vs = []
+        for _ in range(4):
+            v = rng.random(nin).astype(dtype)
+            v[rng.random(nin) < 0.7] = 0
+            vs.append(v)
+        nz = np.full(nin + 3, 7777, np.int64)
+        c = _rows.compact_nonzero(vs[0], nz)
+        assert c == np.count_nonzero(vs[0])
+        np.testing.assert_array_equal(nz[:c], np.flatnonzero(vs[0]))
+        c2 = _rows.compact_union2(vs[0], vs[1], nz)
+        np.testing.assert_array_equal(nz[:c2], np.flatnonzero((vs[0] != 0) | (vs[1] != 0)))
+        c = _rows.compact_nonzero(vs[0], nz)
+        o = 3
+        P = (rng.random(o + (nin + 1) * n + 5) - 0.5).astype(dtype)
+        W = P[o:o + (nin + 1) * n].reshape(nin + 1, n)
+        z = np.full(n + 2, 99, dtype)
+        z[:n] = W[0]
+        _rows.rows_forward(P, o, n, nz, c, vs[0], z)
+        np.testing.assert_allclose(z[:n], W[0] + vs[0] @ W[1:], **tol)
+        assert np.all(z[n:] == 99)
+        d = rng.random(n + 2).astype(dtype)
+        # rank-1 update, then fused update + forward of the next sample
+        P2 = P.copy()
+        _rows.rows_update(P2, o, n, nz, c, vs[0], T(-0.5), d, T(0.9))
+        want = W.copy()
+        want[1:][nz[:c]] = 0.9 * W[1:][nz[:c]] - 0.5 * np.outer(vs[0][nz[:c]], d[:n])
+        np.testing.assert_allclose(P2[o:o + W.size].reshape(W.shape), want, **tol)
+        assert np.array_equal(P2[:o], P[:o]) and np.array_equal(P2[o + W.size:], P[o + W.size:])
+        full = np.arange(nin, dtype=np.int64)
+        P3 = P.copy()
+        z = np.full(n + 2, 99, dtype)
+        z[:n] = 0
+        _rows.rows_fused(P3, o, n, full, nin, vs[0], T(-0.5), d, T(0.9), vs[1], z)
+        upd = W.copy()
+        upd[1:] = 0.9 * W[1:] - 0.5 * np.outer(vs[0], d[:n])
+        np.testing.assert_allclose(P3[o:o + W.size].reshape(W.shape), upd, **tol)
+        np.testing.assert_allclose(z[:n], vs[1] @ upd[1:], **tol)
+        assert np.all(z[n:] == 99)
+        # error term from the old rows, and their update, in one pass
+        P4 = P.copy()
+        a = rng.random(nin + 1).astype(dtype)
+        dp = np.full(nin + 1, 99, dtype)
+        _rows.rows_dot_update(P4, o, n, nin, a, 1, d, T(-0.5), T(1), dp)
+        np.testing.assert_allclose(dp[:nin], (W[1:] @ d[:n]) * a[:nin] * (1 - a[:nin]), **tol)
+        assert dp[nin] == 99
+        want = W.copy()
+        want[1:] -= 0.5 * np.outer(a[:nin], d[:n])
+        np.testing.assert_allclose(P4[o:o + W.size].reshape(W.shape), want, **tol)
+        # four samples over the union of their non-zero inputs
+        c4 = _rows.compact_union4(*vs, nz)
+        union = np.flatnonzero(np.any(np.array(vs) != 0, axis=0))
+        assert c4 == len(union)
+        np.testing.assert_array_equal(nz[:c4], union)
+        zs = [np.full(n + 2, 99, dtype) for _ in range(4)]
+        for zz in zs:
+            zz[:n] = W[0]
+        _sparse.rows_forward4(P, o, n, nz, c4, *vs, *zs)
+        for v, zz in zip(vs, zs):
+            np.testing.assert_allclose(zz[:n], W[0] + v @ W[1:], **tol)
+            assert np.all(zz[n:] == 99)
+        ds = [rng.random(n + 1).astype(dtype) for _ in range(4)]
+        P5 = P.copy()
+        _sparse.rows_axpy4(P5, o, n, nz, c4, *vs, *ds)
+        want = W.copy()
+        for v, dd in zip(vs, ds):
+            want[1:] += np.outer(v, dd[:n])
+        np.testing.assert_allclose(P5[o:o + W.size].reshape(W.shape), want, **tol)
+        assert np.array_equal(P5[:o], P[:o]) and np.array_equal(P5[o + W.size:], P[o + W.size:])
+        outs = [np.full(nin + 1, 99, dtype) for _ in range(4)]
+        _sparse.row_dots4(P, o, n, nin, *ds, *outs)
+        for dd, out in zip(ds, outs):
+            np.testing.assert_allclose(out[:nin], W[1:] @ dd[:n], **tol)
+            assert out[nin] == 99
 
 
 # ------------------------------------------------------- kernel argument checks
@@ -203,9 +486,9 @@ def test_kernels_refuse_non_contiguous_arrays():
     params, sizes, kinds = _net(rng, [10, 4, 2], [1, 1], np.float64)
     X, Y = _data(rng, 9, 10, 2, np.float64)
     g = np.empty_like(params)
-    with pytest.raises(ValueError, match=r"X must be C-contiguous"):
+    with pytest.raises(ValueError, match=r"backprop_samples: X must be C-contiguous"):
         NB.backprop_samples(params, sizes, kinds, 0, np.asfortranarray(X), Y, g)
-    with pytest.raises(ValueError, match=r"out must be C-contiguous"):
+    with pytest.raises(ValueError, match=r"forward_network: out must be C-contiguous"):
         NB.forward_network(params, sizes, kinds, X, np.empty((2, 9)).T)
 
 
@@ -213,16 +496,84 @@ def test_kernels_refuse_mixed_dtypes():
     rng = np.random.default_rng(5)
     params, sizes, kinds = _net(rng, [10, 4, 2], [1, 1], np.float64)
     X, Y = _data(rng, 9, 10, 2, np.float64)
-    with pytest.raises(TypeError, match=r"X has dtype float32; expected float64"):
+    with pytest.raises(TypeError, match=r"X has dtype float32, expected float64"):
         NB.backprop_samples(params, sizes, kinds, 0, X.astype(np.float32), Y,
                             np.empty_like(params))
-    with pytest.raises(TypeError, match=r"sizes has dtype int32; expected int64"):
+    with pytest.raises(TypeError, match=r"sizes must have dtype int64, got int32"):
         NB.forward_network(params, sizes.astype(np.int32), kinds, X, np.empty((9, 2)))
-    with pytest.raises(TypeError, match=r"params must be float32 or float64"):
+    with pytest.raises(TypeError, match=r"params must have dtype float32 or float64"):
         NB.penalty_value(1, 0.1, params.astype(np.float16), sizes)
-    with pytest.raises(TypeError, match=r"grad must be a numpy array"):
+    with pytest.raises(TypeError, match=r"grad must be a numpy.ndarray"):
         NB.optimizer_step(0, params, list(params), np.zeros(2 * params.size), 0.1, 0.9, 0.9, 1e-8,
                           0)
+
+
+def _epoch_args(rng, m=6):
+    params, sizes, kinds = _net(rng, [5, 3, 2], [1, 1], np.float64)
+    X, Y = _data(rng, m, 5, 2, np.float64)
+    return [params, sizes, kinds, 0, X, Y, np.arange(m), 2, 0, 0.1, 0.9, 0.9, 1e-8, 0, 0.0,
+            np.zeros(2 * params.size), 0]
+
+
+BAD_EPOCH = [  # (argument index, bad value or function of the args, exception, message)
+    (0, lambda a: a[0][:-1], ValueError, r"params has 25 entries, expected 26"),
+    (1, lambda a: np.array([5, 4, 2]), ValueError, r"params has 26 entries, expected 34"),
+    (1, lambda a: np.array([5, 3]), ValueError, r"params has 26 entries, expected 18"),
+    (2, lambda a: np.array([1]), ValueError, r"kinds has 1 entries, expected one per layer"),
+    (1, lambda a: np.array([5, 0, 2]), ValueError, r"every layer width in sizes must be >= 1"),
+    (2, lambda a: np.array([1, 9]), ValueError, r"kinds must be activation codes"),
+    (2, lambda a: np.array([4, 1]), ValueError, r"softmax \(4\) is allowed only as the last"),
+    (3, lambda a: 7, ValueError, r"loss_kind must be one of"),
+    (4, lambda a: a[4][:, :4].copy(), ValueError, r"X has 4 columns, expected the input width 5"),
+    (5, lambda a: a[5][:, :1].copy(), ValueError, r"Y has shape \(6, 1\), expected \(6, 2\)"),
+    (5, lambda a: a[5][:5].copy(), ValueError, r"Y has shape \(5, 2\), expected \(6, 2\)"),
+    (6, lambda a: np.array([0, 6]), ValueError, r"order must hold row indices of X in \[0, 6\)"),
+    (6, lambda a: np.array([-1, 2]), ValueError, r"order must hold row indices"),
+    (6, lambda a: np.arange(6, dtype=np.int32), TypeError, r"order must have dtype int64"),
+    (7, lambda a: 0, ValueError, r"batch_size must be >= 1"),
+    (8, lambda a: 5, ValueError, r"optimizer must be one of"),
+    (13, lambda a: 3, ValueError, r"penalty_kind must be one of"),
+    (15, lambda a: np.zeros(a[0].size), ValueError, r"state has 26 entries, expected 2 \* 26"),
+    (16, lambda a: -1, ValueError, r"t must be >= 0"),
+]
+
+
+@pytest.mark.parametrize("i, bad, exc, match", BAD_EPOCH,
+                         ids=[f"{c[0]}-{c[3][:24]}" for c in BAD_EPOCH])
+def test_train_epoch_refuses_bad_arguments(i, bad, exc, match):
+    """An edited model file (layer sizes, a short params array), out-of-range indices or
+    codes: a ValueError/TypeError naming the argument, never a read out of bounds."""
+    args = _epoch_args(np.random.default_rng(7))
+    args[i] = bad(args)
+    with pytest.raises(exc, match="train_epoch: " + match):
+        NB.train_epoch(*args)
+
+
+def test_other_kernels_refuse_inconsistent_networks():
+    rng = np.random.default_rng(8)
+    params, sizes, kinds = _net(rng, [5, 3, 2], [1, 1], np.float64)
+    X, Y = _data(rng, 4, 5, 2, np.float64)
+    short = params[:-3]
+    with pytest.raises(ValueError, match=r"forward_network: params has 23 entries, expected 26"):
+        NB.forward_network(short, sizes, kinds, X, np.empty((4, 2)))
+    with pytest.raises(ValueError, match=r"forward_network: out has shape \(4, 3\)"):
+        NB.forward_network(params, sizes, kinds, X, np.empty((4, 3)))
+    with pytest.raises(ValueError, match=r"backprop_batch: grad has shape \(20,\)"):
+        NB.backprop_batch(params, sizes, kinds, 0, X, Y, np.empty(20))
+    with pytest.raises(ValueError, match=r"backprop_samples: a softmax output layer needs"):
+        NB.backprop_samples(params, sizes, np.array([1, 4]), 0, X, Y, np.empty_like(params))
+    with pytest.raises(ValueError, match=r"penalty_grad: params has 23 entries"):
+        NB.penalty_grad(1, 0.1, short, sizes, np.empty(23))
+    with pytest.raises(ValueError, match=r"optimizer_step: state has 23 entries, expected 2 \* 26"):
+        NB.optimizer_step(3, params, params.copy(), np.zeros(23), 0.1, 0.9, 0.9, 1e-8, 0)
+    with pytest.raises(ValueError, match=r"activation: kind must be one of"):
+        NB.activation(9, X, X.copy())
+    with pytest.raises(ValueError, match=r"linear_gd: history has 3 entries, expected at least"):
+        NB.linear_gd(X, Y[:, 0].copy(), np.zeros(6), 0.1, 0.0, 5, False, np.zeros(3))
+    with pytest.raises(ValueError, match=r"linear_gd: theta has shape \(5,\), expected \(6,\)"):
+        NB.linear_gd(X, Y[:, 0].copy(), np.zeros(5), 0.1, 0.0, 5, False, np.zeros(5))
+    with pytest.raises(ValueError, match=r"perceptron_train: errors has 2 entries"):
+        NB.perceptron_train(X, Y[:, 0].copy(), np.zeros(6), 4, 1.0, np.zeros(2, np.int64))
 
 
 def test_public_api_copies_non_contiguous_and_converts_integers():
@@ -240,15 +591,6 @@ def test_public_api_copies_non_contiguous_and_converts_integers():
         assert np.array_equal(a, b) and np.array_equal(a, c)
 
 
-def test_train_epoch_refuses_bad_batch_size():
-    rng = np.random.default_rng(7)
-    params, sizes, kinds = _net(rng, [5, 3, 2], [1, 1], np.float64)
-    X, Y = _data(rng, 6, 5, 2, np.float64)
-    with pytest.raises(ValueError, match="batch_size must be >= 1"):
-        NB.train_epoch(params, sizes, kinds, 0, X, Y, np.arange(6), 0, 0, 0.1, 0.9, 0.9, 1e-8,
-                       0, 0.0, np.zeros(2 * params.size), 0)
-
-
 def test_divergence_stops_with_an_error_naming_the_epoch():
     rng = np.random.default_rng(8)
     X = rng.standard_normal((40, 6))
@@ -261,144 +603,3 @@ def test_divergence_stops_with_an_error_naming_the_epoch():
             fastnet.train(model, X, y, optimizer="gd", lr=50.0, epochs=200, loss="quadratic")
     assert np.all(np.isfinite(model[0])) and np.all(np.isfinite(model[2]))
     assert not np.array_equal(model[0], before[0])
-
-
-# ------------------------------------------------------------------ intrinsics
-@numba.njit
-def _call_compact(v, nz):
-    return _simd.compact_nonzero(v, nz)
-
-
-@numba.njit
-def _call_union(a, b, c, d, nz):
-    return _simd.compact_union4(a, b, c, d, nz)
-
-
-@numba.njit
-def _call_affine(p, o, n, v, nz, c, z):
-    _simd.sparse_affine(p, o, n, v, nz, c, z)
-
-
-@numba.njit
-def _call_affine4(p, o, n, v0, v1, v2, v3, nz, c, z0, z1, z2, z3):
-    _simd.sparse_affine4(p, o, n, v0, v1, v2, v3, nz, c, z0, z1, z2, z3)
-
-
-@numba.njit
-def _call_axpy(W, o, n, v, nz, c, d):
-    _simd.rows_axpy(W, o, n, v, nz, c, d)
-
-
-@numba.njit
-def _call_axpy4(W, o, n, v0, v1, v2, v3, nz, c, d0, d1, d2, d3):
-    _simd.rows_axpy4(W, o, n, v0, v1, v2, v3, nz, c, d0, d1, d2, d3)
-
-
-@numba.njit
-def _call_dots(W, o, n, m, d, out):
-    _simd.row_dots(W, o, n, m, d, out)
-
-
-@numba.njit
-def _call_sigmoid(z, out):
-    _simd.sigmoid_into(z, out)
-
-
-WIDTHS = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 50, 63, 64, 65, 100, 127, 128, 129, 130, 300]
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-@pytest.mark.parametrize("nin", [1, 5, 33, 200])
-def test_intrinsics_on_every_row_width(dtype, nin):
-    """Every width (full vectors, rests, several register blocks), against numpy, and
-    sentinels around every output: nothing is read or written outside the rows given."""
-    rng = np.random.default_rng(nin)
-    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
-    for n in WIDTHS:
-        vs = []
-        for _ in range(4):
-            v = rng.random(nin).astype(dtype)
-            v[rng.random(nin) < 0.7] = 0
-            vs.append(v)
-        nz = np.full(nin + 3, 7777, np.uint32)
-        c = _call_compact(vs[0], nz)
-        assert c == np.count_nonzero(vs[0])
-        np.testing.assert_array_equal(nz[:c], np.flatnonzero(vs[0]))
-        o = 3
-        P = (rng.random(o + (nin + 1) * n + 5) - 0.5).astype(dtype)
-        W = P[o:o + (nin + 1) * n].reshape(nin + 1, n)
-        z = np.full(n + 2, 99, dtype)
-        _call_affine(P, o, n, vs[0], nz, c, z)
-        np.testing.assert_allclose(z[:n], W[0] + vs[0] @ W[1:], **tol)
-        assert np.all(z[n:] == 99)
-        d = rng.random(n + 2).astype(dtype)
-        P2 = P.copy()
-        _call_axpy(P2, o, n, vs[0], nz, c, d)
-        want = W.copy()
-        want[1:] += np.outer(vs[0], d[:n])
-        np.testing.assert_allclose(P2[o:o + W.size].reshape(W.shape), want, **tol)
-        assert np.array_equal(P2[:o], P[:o]) and np.array_equal(P2[o + W.size:], P[o + W.size:])
-        out = np.full(nin + 2, 99, dtype)
-        _call_dots(P, o, n, nin, d, out)
-        np.testing.assert_allclose(out[:nin], W[1:] @ d[:n], **tol)
-        assert np.all(out[nin:] == 99)
-        # four-sample panels over the union of nonzero inputs
-        c4 = _call_union(*vs, nz)
-        union = np.flatnonzero(np.any(np.array(vs) != 0, axis=0))
-        assert c4 == len(union)
-        np.testing.assert_array_equal(nz[:c4], union)
-        zs = [np.full(n + 2, 99, dtype) for _ in range(4)]
-        _call_affine4(P, o, n, *vs, nz, c4, *zs)
-        for v, z in zip(vs, zs):
-            np.testing.assert_allclose(z[:n], W[0] + v @ W[1:], **tol)
-            assert np.all(z[n:] == 99)
-        ds = [rng.random(n + 1).astype(dtype) for _ in range(4)]
-        P4 = P.copy()
-        _call_axpy4(P4, o, n, *vs, nz, c4, *ds)
-        want = W.copy()
-        for v, dd in zip(vs, ds):
-            want[1:] += np.outer(v, dd[:n])
-        np.testing.assert_allclose(P4[o:o + W.size].reshape(W.shape), want, **tol)
-        assert np.array_equal(P4[:o], P[:o]) and np.array_equal(P4[o + W.size:], P[o + W.size:])
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-def test_sigmoid_intrinsic(dtype):
-    from fastnet.reference.activations import Sigmoid
-    z = np.concatenate([np.linspace(-60, 60, 4001), [0.0, -0.0, 1e-30, -1e-30, np.inf, -np.inf,
-                                                      np.nan]]).astype(dtype)
-    for n in (1, 7, 16, 17, z.size):
-        out = np.full(n + 1, 5, dtype)
-        _call_sigmoid(z[:n], out[:n])
-        assert out[n] == 5
-    out = np.empty_like(z)
-    _call_sigmoid(z, out)
-    want = Sigmoid.f(z)
-    assert np.isnan(out[-1])
-    assert out[-3] == 1
-    rtol = 1e-6 if dtype == np.float32 else 1e-14
-    np.testing.assert_allclose(out[:-1], want[:-1], rtol=rtol, atol=np.finfo(dtype).tiny * 1e3)
-    inplace = z.copy()
-    _call_sigmoid(inplace, inplace)
-    assert np.array_equal(inplace[:-1], out[:-1])
-
-
-@numba.njit
-def _call_dots4(W, o, n, m, d0, d1, d2, d3, o0, o1, o2, o3):
-    _simd.row_dots4(W, o, n, m, d0, d1, d2, d3, o0, o1, o2, o3)
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-def test_row_dots4_on_every_width(dtype):
-    rng = np.random.default_rng(11)
-    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
-    for n in WIDTHS:
-        for nin in (1, 7, 50):
-            P = (rng.random(2 + (nin + 1) * n) - 0.5).astype(dtype)
-            W = P[2:].reshape(nin + 1, n)
-            ds = [rng.random(n + 1).astype(dtype) for _ in range(4)]
-            outs = [np.full(nin + 1, 99, dtype) for _ in range(4)]
-            _call_dots4(P, 2, n, nin, *ds, *outs)
-            for d, out in zip(ds, outs):
-                np.testing.assert_allclose(out[:nin], W[1:] @ d[:n], **tol)
-                assert out[nin] == 99

@@ -1,14 +1,17 @@
 """The ``numba`` backend's kernel table (see :mod:`fastnet.reference.kernels` for the contract).
 
 Each topic module defines its own ``KERNELS`` dict; this module gathers them
-for :mod:`fastnet._backend`.
+for :mod:`fastnet._backend`.  They are imported inside
+:func:`fastnet._numba._cache.redirect`, so that their on-disk cache goes to a
+per-user directory when the package directory is not writable.
 """
+from fastnet._numba import _cache
+
 KERNELS = {}
 
-from fastnet._numba.network import KERNELS as _NET  # noqa: E402
+with _cache.redirect():
+    from fastnet._numba.network import KERNELS as _NET
+    from fastnet._numba.word2vec import KERNELS as _W2V
 
 KERNELS.update(_NET)
-
-from fastnet._numba.word2vec import KERNELS as _W2V  # noqa: E402
-
 KERNELS.update(_W2V)

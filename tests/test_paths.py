@@ -1,0 +1,110 @@
+"""The path chooser (``fastnet._paths``): dense GEMM path or zero-skipping row path.
+
+That both paths compute the reference's numbers is tested in
+``test_kernels.py`` (every network kernel on every path, dense and sparse
+inputs); here: the choice itself, its overrides, and that a training run
+gives the same result whichever path it takes.
+"""
+import threading
+
+import numpy as np
+import pytest
+
+import fastnet
+from fastnet import _paths
+from conftest import COMPILED, assert_close
+
+SIZES = np.array([784, 50, 10], dtype=np.int64)
+
+
+@pytest.fixture(autouse=True)
+def _no_env(monkeypatch):
+    monkeypatch.delenv("FASTNET_PATH", raising=False)
+
+
+def _X(density, m=500, n=784, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.random((m, n)).astype(np.float32) + 0.1
+    X[rng.random((m, n)) >= density] = 0
+    return X
+
+
+def test_sample_density():
+    assert _paths.sample_density(np.zeros((10, 5))) == 0.0
+    assert _paths.sample_density(np.ones((3, 4))) == 1.0
+    assert _paths.sample_density(np.empty((0, 4))) == 1.0
+    X = _X(0.2, m=5000)
+    assert abs(_paths.sample_density(X) - 0.2) < 0.02
+    # only DENSITY_SAMPLE_ROWS evenly spaced rows are looked at
+    X = np.zeros((10_000, 8))
+    X[::2] = 1  # every other row dense
+    assert 0.3 < _paths.sample_density(X) < 0.7
+
+
+def test_default_choice_follows_density_and_batch():
+    sparse, dense = _X(0.19), _X(0.85)
+    for batch, limit in _paths.SPARSE_MAX_DENSITY.items():  # float32 data
+        b = 500 if batch == "full" else batch
+        assert _paths.choose(dense, SIZES, b) == "dense"
+        want = "sparse" if limit is not None and limit >= 0.19 else "dense"
+        assert _paths.choose(sparse, SIZES, b) == want, batch
+    assert _paths.choose(sparse, SIZES, 10_000) == _paths.choose(sparse, SIZES, 500)
+    # float64: dgemm is half as fast, so the zero-skipping panels also win the full batch
+    for batch, limit in _paths.SPARSE_MAX_DENSITY_F64.items():
+        b = 500 if batch == "full" else batch
+        want = "sparse" if limit is not None and limit >= 0.19 else "dense"
+        assert _paths.choose(sparse.astype(np.float64), SIZES, b) == want, batch
+        assert _paths.choose(dense.astype(np.float64), SIZES, b) == "dense"
+
+
+def test_overrides_env_and_use_path(monkeypatch):
+    X = _X(0.85)
+    assert _paths.get_path() == "auto"
+    monkeypatch.setenv("FASTNET_PATH", "sparse")
+    assert _paths.get_path() == "sparse"
+    assert _paths.choose(X, SIZES, 1) == "sparse"
+    with fastnet.use_path("dense"):
+        assert _paths.choose(_X(0.01), SIZES, 1) == "dense"
+        with _paths.use_path("auto"):
+            assert _paths.choose(X, SIZES, 1) == "dense"
+        assert _paths.get_path() == "dense"
+    assert _paths.get_path() == "sparse"
+    monkeypatch.setenv("FASTNET_PATH", "fastest")
+    with pytest.raises(ValueError, match=r"FASTNET_PATH: path must be one of"):
+        _paths.get_path()
+    with pytest.raises(ValueError, match=r"path must be one of 'auto', 'dense', 'sparse'"):
+        _paths.use_path("gemm")
+
+
+def test_use_path_is_per_thread():
+    seen = {}
+    with _paths.use_path("sparse"):
+        t = threading.Thread(target=lambda: seen.setdefault("other", _paths.get_path()))
+        t.start()
+        t.join()
+        seen["here"] = _paths.get_path()
+    assert seen == {"other": "auto", "here": "sparse"}
+
+
+@pytest.mark.parametrize("name", COMPILED or [pytest.param(
+    None, marks=pytest.mark.skip(reason="no compiled backend available"))])
+@pytest.mark.parametrize("density", [0.15, 0.9], ids=["sparse-X", "dense-X"])
+@pytest.mark.parametrize("batch_size", [1, 16, 200])
+def test_training_is_the_same_whichever_path(name, density, batch_size):
+    """Three epochs through the public API on each path, and with the chooser: the same
+    weights and losses (to float tolerance), and the same as the reference backend."""
+    X = _X(density, m=200, n=30, seed=1).astype(np.float64)
+    y = np.random.default_rng(2).integers(0, 3, 200)
+    results = {}
+    for backend, path in [("reference", "auto"), (name, "dense"), (name, "sparse"),
+                          (name, "auto")]:
+        model = [fastnet.init_weights(30, 8, rng=0), fastnet.TanH,
+                 fastnet.init_weights(8, 3, rng=1), fastnet.Sigmoid]
+        with fastnet.use_backend(backend), fastnet.use_path(path):
+            h = fastnet.train(model, X, y, optimizer="momentum", batch_size=batch_size, lr=0.02,
+                              epochs=3, rng=5)
+        results[(backend, path)] = (model[0], model[2], np.asarray(h["J"]))
+    want = results[("reference", "auto")]
+    for key, got in results.items():
+        for a, b in zip(got, want):
+            assert_close(a, b, err_msg=f"{key}")
