@@ -158,9 +158,11 @@ def _extensions():
     variants = _variants(BUILD_NOTES)
     # -ffp-contract=off: no implicit fused multiply-adds, so elementwise formulas round as
     # numpy's do; the kernels ask for FMA explicitly (f_fma in _common.pxd) in the
-    # multiply-accumulate loops, where BLAS uses it too.  -fno-math-errno: sqrt vectorises
-    # (no errno to set; results are unchanged).
-    base_args = ["-O3", "-ffp-contract=off", "-fno-math-errno"]
+    # multiply-accumulate loops, where BLAS uses it too.  -fno-math-errno (sqrt need not
+    # set errno) and -fno-trapping-math (no code relies on floating-point traps) change no
+    # result; without the latter gcc keeps the selects of the branch-free exp/tanh/sigmoid
+    # as branches and none of the activation loops vectorises.
+    base_args = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
     link_args = []
     if openmp:
         base_args.append("-fopenmp")

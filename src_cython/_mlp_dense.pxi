@@ -294,10 +294,15 @@ def _buffer(key, Py_ssize_t n, dtype):
     return buf
 
 
+#: multiply-adds per batch below which the BLAS runs on one thread (see fastnet._cython._blas:
+#: the wake-ups of its threads cost more than they save on small GEMMs, a lot more on a busy
+#: machine)
+_BLAS_MIN_WORK = 1 << 26
+
 #: work-buffer entries the dense path aims at per call (rows per block follow from it)
-cdef Py_ssize_t _DENSE_ENTRIES = 1 << 24
-#: rows per block at most
-cdef Py_ssize_t _DENSE_ROWS = 8192
+_DENSE_ENTRIES = 1 << 24
+#: rows per block at most (module attributes: the tests make blocks small)
+_DENSE_ROWS = 8192
 
 
 def _dense_plan(lay, Py_ssize_t rows, bint gather):
@@ -336,12 +341,13 @@ cdef _dense_forward_typed(const floating[::1] P, const int64_t[::1] sizes,
 def _dense_forward(lay, params, X, out):
     BR, act, dlt, xb, size = _dense_plan(lay, X.shape[0], False)
     ws = _buffer("dense", size, params.dtype)
-    if params.dtype == np.float32:
-        _dense_forward_typed[cython.float](params, lay.sizes, lay.offs, lay.kinds, X, out, BR,
-                                           ws, act)
-    else:
-        _dense_forward_typed[cython.double](params, lay.sizes, lay.offs, lay.kinds, X, out, BR,
-                                            ws, act)
+    with _blas.single_threaded(X.shape[0] * lay.n_params < _BLAS_MIN_WORK):
+        if params.dtype == np.float32:
+            _dense_forward_typed[cython.float](params, lay.sizes, lay.offs, lay.kinds, X, out,
+                                               BR, ws, act)
+        else:
+            _dense_forward_typed[cython.double](params, lay.sizes, lay.offs, lay.kinds, X, out,
+                                                BR, ws, act)
 
 
 cdef double _dense_backprop_typed(const floating[::1] P, floating[::1] G,
@@ -358,11 +364,13 @@ cdef double _dense_backprop_typed(const floating[::1] P, floating[::1] G,
 def _dense_backprop(lay, int loss_kind, params, X, Y, grad):
     BR, act, dlt, xb, size = _dense_plan(lay, X.shape[0], False)
     ws = _buffer("dense", size, params.dtype)
-    if params.dtype == np.float32:
-        return _dense_backprop_typed[cython.float](params, grad, lay.sizes, lay.offs, lay.kinds,
-                                                   loss_kind, X, Y, BR, ws, act, dlt)
-    return _dense_backprop_typed[cython.double](params, grad, lay.sizes, lay.offs, lay.kinds,
-                                                loss_kind, X, Y, BR, ws, act, dlt)
+    with _blas.single_threaded(X.shape[0] * lay.n_params < _BLAS_MIN_WORK):
+        if params.dtype == np.float32:
+            return _dense_backprop_typed[cython.float](params, grad, lay.sizes, lay.offs,
+                                                       lay.kinds, loss_kind, X, Y, BR, ws, act,
+                                                       dlt)
+        return _dense_backprop_typed[cython.double](params, grad, lay.sizes, lay.offs,
+                                                    lay.kinds, loss_kind, X, Y, BR, ws, act, dlt)
 
 
 cdef double _dense_train_typed(floating[::1] P, floating[::1] S, floating[::1] G,
@@ -388,12 +396,13 @@ def _dense_train(lay, int loss_kind, params, X, Y, order, Py_ssize_t bs, int opt
     ws = _buffer("dense", size, params.dtype)
     G = _buffer("grad", lay.n_params, params.dtype)
     seen = _buffer("seen", BR, np.uint8)
-    if params.dtype == np.float32:
-        return _dense_train_typed[cython.float](params, state, G, lay.sizes, lay.offs, lay.kinds,
-                                                loss_kind, X, Y, order, bs, BR, opt, lr, mu, rho,
-                                                eps, pen, lam, lr, mu, rho, t, ws, act, dlt, xb,
-                                                seen)
-    return _dense_train_typed[cython.double](params, state, G, lay.sizes, lay.offs, lay.kinds,
-                                             loss_kind, X, Y, order, bs, BR, opt, lr, mu, rho,
-                                             eps, pen, lam, lr, mu, rho, t, ws, act, dlt, xb,
-                                             seen)
+    with _blas.single_threaded(min(bs, order.shape[0]) * lay.n_params < _BLAS_MIN_WORK):
+        if params.dtype == np.float32:
+            return _dense_train_typed[cython.float](params, state, G, lay.sizes, lay.offs,
+                                                    lay.kinds, loss_kind, X, Y, order, bs, BR,
+                                                    opt, lr, mu, rho, eps, pen, lam, lr, mu, rho,
+                                                    t, ws, act, dlt, xb, seen)
+        return _dense_train_typed[cython.double](params, state, G, lay.sizes, lay.offs,
+                                                 lay.kinds, loss_kind, X, Y, order, bs, BR, opt,
+                                                 lr, mu, rho, eps, pen, lam, lr, mu, rho, t, ws,
+                                                 act, dlt, xb, seen)

@@ -42,7 +42,7 @@ from _common cimport (floating, f_sqrt, f_fma, prefetch_row, sigmoid, f_tanh, ex
                       OPT_NESTEROV)
 
 from fastnet import _paths
-from fastnet._cython import _checks as chk
+from fastnet._cython import _blas, _checks as chk
 
 cnp.import_array()
 
