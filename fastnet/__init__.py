@@ -40,6 +40,7 @@ _LAZY = {
     "load": ("fastnet.io", "load"),
     "save": ("fastnet.io", "save"),
     "plot": ("fastnet.plot", None),
+    "show_config": ("fastnet._config", "show_config"),
 }
 
 

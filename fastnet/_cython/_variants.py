@@ -41,6 +41,9 @@ _HOW = ("rebuild with `pip install .` (or `python setup.py build_ext --inplace`)
 class SimdVariantError(BackendUnavailableError):
     """``FASTNET_SIMD`` asks for a variant this CPU cannot run or that was not built."""
 
+    #: not skipped when the default backend is resolved: the setting must be fixed
+    fatal = True
+
 
 def cpu_features() -> dict:
     """numpy's view of the CPU: feature name -> bool (empty when numpy does not say)."""
