@@ -191,8 +191,9 @@ def _state(K, state, params):
 
 
 def _hyper(K, lr, mu, rho, eps):
-    return tuple(chk.real(K, n, v) for n, v in (("lr", lr), ("mu", mu), ("rho", rho),
-                                                ("eps", eps)))
+    # (no generator expression: Cython 3.0.0 miscompiles one over the arguments)
+    return chk.real(K, "lr", lr), chk.real(K, "mu", mu), chk.real(K, "rho", rho), \
+        chk.real(K, "eps", eps)
 
 
 cdef void _opt_threads(int opt, floating* P, floating* G, floating* S, Py_ssize_t n,

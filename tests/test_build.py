@@ -36,10 +36,14 @@ AVX2 = {"AVX2": True, "FMA3": True}
 AVX512 = dict(AVX2, AVX512F=True, AVX512BW=True, AVX512VL=True, AVX512DQ=True)
 
 
+#: the directory the fastnet under test is imported from (the repository, or site-packages)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastnet.__file__)))
+
+
 def _run(code, **env):
     full = dict(os.environ, **env)
-    full["PYTHONPATH"] = os.pathsep.join([str(REPO), full.get("PYTHONPATH", "")])
-    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=full, capture_output=True,
+    full["PYTHONPATH"] = os.pathsep.join([ROOT, full.get("PYTHONPATH", "")])
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=full, capture_output=True,
                          text=True, timeout=300)
     return res.returncode, res.stdout, res.stderr
 
