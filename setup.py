@@ -230,8 +230,27 @@ class BuildExt(build_ext):
 
     def run(self):
         self._failed = {}
+        self._remove_stale()
         super().run()
         self._write_config()
+
+    def _remove_stale(self):
+        """Delete compiled modules of fastnet._cython this build does not make (a variant no
+        longer built, a removed source): left there, a stale build could be imported, or
+        packed into a wheel built in the same tree."""
+        if not self.extensions:
+            return
+        import sysconfig
+        suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+        names = {ext.name for ext in self.extensions}
+        dirs = {os.path.join(self.build_lib, "fastnet", "_cython")}
+        if self.inplace:
+            dirs.add(os.path.join(HERE, "fastnet", "_cython"))
+        for d in dirs:
+            for path in glob.glob(os.path.join(d, "*" + suffix)):
+                mod = "fastnet._cython." + os.path.basename(path)[:-len(suffix)]
+                if mod not in names:
+                    os.remove(path)
 
     def build_extension(self, ext):
         try:
