@@ -15,8 +15,8 @@
 # (in any order: a sum over samples does not care) is used in place.  A batch larger
 # than the work buffers is done in blocks of rows, the gradients added up (beta = 1).
 # Then one fused pass over the parameters: the optimiser's step with the penalty
-# (step_network).  Work buffers: allocated once per call (or reused: _buffer), never
-# per batch; the whole epoch runs without the GIL.
+# (step_chunks, which also adds up the chunks' gradients).  Work buffers: reused from call
+# to call (_buffer), never allocated per batch; the whole epoch runs without the GIL.
 
 # ----------------------------------------------------------------------- BLAS
 cdef inline void gemm_rm(char ta, char tb, int m, int n, int k, floating alpha,
@@ -205,14 +205,22 @@ cdef void gather_rows(const floating[:, ::1] X, const int64_t* rows, Py_ssize_t 
 
 
 # ------------------------------------------------------------------ the drivers
+# A batch is cut into C chunks of rows (C from its size only: the numbers depend on the
+# inputs and the thread count alone); chunk c adds up its gradient in its own buffer Gb[c]
+# (blocks of BR rows, each thread with its own work buffer), the buffers are added in chunk
+# order by the step.  The chunks run on OpenMP threads -- for small batches only when that
+# was measured faster (as the sparse path's _train does) -- and BLAS on one thread inside
+# them (fastnet._cython._blas): one pool of threads, whose fork/join is a batch's only sync.
+
 cdef double dense_block(const floating* P, floating* G, const int64_t[::1] sizes,
                         const int64_t[::1] offs, const int64_t[::1] kinds, int lk,
                         const floating[:, ::1] X, const floating[:, ::1] Y,
-                        const int64_t* rows, Py_ssize_t b, floating* ws,
+                        const int64_t* rows, Py_ssize_t lo, Py_ssize_t b, floating* ws,
                         const int64_t[::1] act, const int64_t[::1] dlt, Py_ssize_t xb,
                         unsigned char* seen, bint accumulate) noexcept nogil:
-    """Loss and gradient (into ``G``) of the ``b`` samples ``rows`` (NULL: rows 0..b-1)."""
-    cdef Py_ssize_t L = sizes.shape[0] - 1, n0 = X.shape[1], lo = 0
+    """Loss and gradient (into ``G``, or added to it) of the ``b`` samples ``rows`` (NULL:
+    rows ``lo .. lo+b-1``); ``b`` is at most the work buffer's rows."""
+    cdef Py_ssize_t L = sizes.shape[0] - 1, n0 = X.shape[1]
     cdef const floating* X0
     cdef const int64_t* idx = NULL
     cdef double total
@@ -222,7 +230,10 @@ cdef double dense_block(const floating* P, floating* G, const int64_t[::1] sizes
             gather_rows(X, rows, b, ws + xb)
             idx = rows
             lo = 0
-    X0 = ws + xb if idx != NULL else &X[lo, 0]
+    if idx != NULL:
+        X0 = ws + xb
+    else:
+        X0 = &X[lo, 0]
     dense_forward(P, sizes, offs, kinds, X0, n0, b, ws, act, NULL)
     total = output_delta(<int>kinds[L - 1], lk, ws + act[L - 1], ws + dlt[L - 1], b,
                          sizes[L], &Y[0, 0], idx, lo)
@@ -230,86 +241,202 @@ cdef double dense_block(const floating* P, floating* G, const int64_t[::1] sizes
     return total
 
 
-cdef double dense_train(floating* P, floating* S, floating* G, const int64_t[::1] sizes,
-                        const int64_t[::1] offs, const int64_t[::1] kinds, int lk,
-                        const floating[:, ::1] X, const floating[:, ::1] Y,
-                        const int64_t[::1] order, Py_ssize_t bs, Py_ssize_t BR, int opt,
-                        floating lr, floating mu, floating rho, floating eps, int pen,
-                        floating lam, double lr_d, double mu_d, double rho_d, Py_ssize_t t0,
-                        floating* ws, const int64_t[::1] act, const int64_t[::1] dlt,
-                        Py_ssize_t xb, unsigned char* seen) noexcept nogil:
-    """One epoch of mini-batch training on the dense path; returns the summed loss."""
-    cdef Py_ssize_t m = order.shape[0], start = 0, b, blo, nb, step = t0
+cdef double dense_rows(const floating* P, floating* G, const int64_t[::1] sizes,
+                       const int64_t[::1] offs, const int64_t[::1] kinds, int lk,
+                       const floating[:, ::1] X, const floating[:, ::1] Y,
+                       const int64_t* rows, Py_ssize_t lo, Py_ssize_t b, Py_ssize_t BR,
+                       floating* ws, const int64_t[::1] act, const int64_t[::1] dlt,
+                       Py_ssize_t xb, unsigned char* seen) noexcept nogil:
+    """Loss, and gradient into ``G`` (overwritten), of ``b`` samples (``rows``, or rows
+    ``lo ..`` when NULL), in blocks of ``BR`` rows."""
+    cdef Py_ssize_t blo = 0, nb
     cdef double total = 0
+    while blo < b:
+        nb = min(BR, b - blo)
+        total += dense_block(P, G, sizes, offs, kinds, lk, X, Y,
+                             rows + blo if rows != NULL else NULL, lo + blo, nb, ws, act, dlt,
+                             xb, seen, blo > 0)
+        blo += nb
+    return total
+
+
+cdef double dense_chunks(const floating* P, floating[:, ::1] Gb, const int64_t[::1] sizes,
+                         const int64_t[::1] offs, const int64_t[::1] kinds, int lk,
+                         const floating[:, ::1] X, const floating[:, ::1] Y,
+                         const int64_t* rows, Py_ssize_t lo, Py_ssize_t b, Py_ssize_t BR,
+                         floating[:, ::1] ws, const int64_t[::1] act, const int64_t[::1] dlt,
+                         Py_ssize_t xb, unsigned char[:, ::1] seen, double[::1] tloss, int C,
+                         int T, bint parallel) noexcept nogil:
+    """The ``b`` samples cut into ``C`` chunks, chunk ``c``'s gradient into ``Gb[c]``; on ``T``
+    threads with ``parallel``, else all on this one (the same numbers)."""
+    cdef int c, tid
+    cdef Py_ssize_t c0, c1
+    cdef double total = 0
+    if C <= 1:
+        return dense_rows(P, &Gb[0, 0], sizes, offs, kinds, lk, X, Y, rows, lo, b, BR,
+                          &ws[0, 0], act, dlt, xb, &seen[0, 0])
+    if parallel and T > 1:
+        for c in prange(C, num_threads=T, schedule="dynamic", chunksize=1):
+            tid = threadid()
+            c0 = (b * c) // C
+            c1 = (b * (c + 1)) // C
+            tloss[c] = dense_rows(P, &Gb[c, 0], sizes, offs, kinds, lk, X, Y,
+                                  rows + c0 if rows != NULL else NULL, lo + c0, c1 - c0, BR,
+                                  &ws[tid, 0], act, dlt, xb, &seen[tid, 0])
+    else:
+        for c in range(C):
+            c0 = (b * c) // C
+            c1 = (b * (c + 1)) // C
+            tloss[c] = dense_rows(P, &Gb[c, 0], sizes, offs, kinds, lk, X, Y,
+                                  rows + c0 if rows != NULL else NULL, lo + c0, c1 - c0, BR,
+                                  &ws[0, 0], act, dlt, xb, &seen[0, 0])
+    for c in range(C):
+        total += tloss[c]
+    return total
+
+
+cdef double dense_train(floating[::1] P, floating[::1] S, floating[:, ::1] Gb,
+                        const int64_t[::1] sizes, const int64_t[::1] offs,
+                        const int64_t[::1] kinds, int lk, const floating[:, ::1] X,
+                        const floating[:, ::1] Y, const int64_t[::1] order, Py_ssize_t bs,
+                        Py_ssize_t BR, int opt, floating lr, floating mu, floating rho,
+                        floating eps, int pen, floating lam, double lr_d, double mu_d,
+                        double rho_d, Py_ssize_t step0, floating[:, ::1] ws,
+                        const int64_t[::1] act, const int64_t[::1] dlt, Py_ssize_t xb,
+                        unsigned char[:, ::1] seen, double[::1] tloss,
+                        const int64_t[:, ::1] segs, int tmax, double work,
+                        int Tstep) noexcept nogil:
+    """One epoch of mini-batch training on the dense path; returns the summed loss."""
+    global _adapt_parallel, _adapt_time
+    cdef Py_ssize_t m = order.shape[0], start = 0, b, step = step0
+    cdef double total = 0, t0, dt, t_serial = 0
     cdef floating lr_t = lr
+    cdef int C, T, probe = 0
+    cdef bint par, big
     while start < m:
         b = min(bs, m - start)
-        blo = 0
-        while blo < b:
-            nb = min(BR, b - blo)
-            total += dense_block(P, G, sizes, offs, kinds, lk, X, Y, &order[start + blo], nb,
-                                 ws, act, dlt, xb, seen, blo > 0)
-            blo += nb
+        C = dense_chunks_for(b, work, tmax)
+        T = min(C, tmax)
+        # threads or not for small batches: measured, as the sparse path does (_train)
+        big = b * work >= _big_work
+        par = C > 1
+        if C > 1 and not big:
+            if probe == 0 and fastnet_wtime() - _adapt_time > _ADAPT_PERIOD:
+                probe = 1
+            par = probe == 2 or (probe == 0 and _adapt_parallel)
+        t0 = fastnet_wtime()
+        total += dense_chunks(&P[0], Gb, sizes, offs, kinds, lk, X, Y, &order[start], 0, b, BR,
+                              ws, act, dlt, xb, seen, tloss, C, T, par)
         if opt == OPT_ADAM:
             lr_t = <floating>adam_lr(lr_d, mu_d, rho_d, <double>step)
-        step_network(P, G, S, sizes, offs, opt, <floating>b, pen, lam, lr, mu, rho, eps, lr_t,
-                     False)
+        step_chunks(P, S, Gb, C, segs, <floating>b, opt, lr, mu, rho, eps, lr_t, pen, lam,
+                    Tstep if par else 1, False)
+        if probe:
+            dt = (fastnet_wtime() - t0) / b
+            if probe == 1:
+                t_serial = dt
+                probe = 2
+            else:
+                _adapt_parallel = dt < 0.9 * t_serial
+                _adapt_time = fastnet_wtime()
+                probe = 0
         step += 1
         start += b
     return total
 
 
-cdef double dense_backprop(const floating* P, floating* G, const int64_t[::1] sizes,
-                           const int64_t[::1] offs, const int64_t[::1] kinds, int lk,
-                           const floating[:, ::1] X, const floating[:, ::1] Y, Py_ssize_t BR,
-                           floating* ws, const int64_t[::1] act,
-                           const int64_t[::1] dlt) noexcept nogil:
-    """Summed loss, and the summed gradient into ``G``, of all rows of X (blocks of ``BR``)."""
-    cdef Py_ssize_t m = X.shape[0], lo = 0, nb
-    cdef double total = 0
-    cdef Py_ssize_t L = sizes.shape[0] - 1, n0 = X.shape[1]
-    while lo < m:
-        nb = min(BR, m - lo)
-        dense_forward(P, sizes, offs, kinds, &X[lo, 0], n0, nb, ws, act, NULL)
-        total += output_delta(<int>kinds[L - 1], lk, ws + act[L - 1], ws + dlt[L - 1], nb,
-                              sizes[L], &Y[0, 0], NULL, lo)
-        dense_backward(P, G, sizes, offs, kinds, &X[lo, 0], n0, nb, ws, act, dlt, lo > 0)
-        lo += nb
+cdef double dense_backprop(const floating* P, floating[::1] grad, floating[:, ::1] Gb,
+                           const int64_t[::1] sizes, const int64_t[::1] offs,
+                           const int64_t[::1] kinds, int lk, const floating[:, ::1] X,
+                           const floating[:, ::1] Y, Py_ssize_t BR, floating[:, ::1] ws,
+                           const int64_t[::1] act, const int64_t[::1] dlt, Py_ssize_t xb,
+                           unsigned char[:, ::1] seen, double[::1] tloss, int C, int T,
+                           int Tred) noexcept nogil:
+    """Summed loss, and the summed gradient into ``grad``, of all rows of X."""
+    cdef Py_ssize_t m = X.shape[0], n = grad.shape[0], lo, hi, chunk
+    cdef double total
+    cdef int t
+    if C <= 1:
+        return dense_rows(P, &grad[0], sizes, offs, kinds, lk, X, Y, NULL, 0, m, BR, &ws[0, 0],
+                          act, dlt, xb, &seen[0, 0])
+    total = dense_chunks(P, Gb, sizes, offs, kinds, lk, X, Y, NULL, 0, m, BR, ws, act, dlt, xb,
+                         seen, tloss, C, T, True)
+    if Tred <= 1:
+        _sum_rows(Gb, C, grad, 0, n)
+        return total
+    chunk = (n + Tred - 1) // Tred
+    for t in prange(Tred, num_threads=Tred, schedule="static", chunksize=1):
+        lo = t * chunk
+        hi = min(n, lo + chunk)
+        _sum_rows(Gb, C, grad, lo, hi)
     return total
+
+
+cdef void dense_forward_all(const floating* P, const int64_t[::1] sizes,
+                            const int64_t[::1] offs, const int64_t[::1] kinds,
+                            const floating[:, ::1] X, floating[:, ::1] out, Py_ssize_t BR,
+                            floating[:, ::1] ws, const int64_t[::1] act, int C,
+                            int T) noexcept nogil:
+    """All outputs: ``C`` chunks of rows on ``T`` threads, blocks of ``BR`` rows each, the
+    last layer written straight into ``out``."""
+    cdef Py_ssize_t m = X.shape[0], lo, hi, nb
+    cdef int c, tid
+    if C <= 1 or T <= 1:
+        lo = 0
+        while lo < m:
+            nb = min(BR, m - lo)
+            dense_forward(P, sizes, offs, kinds, &X[lo, 0], X.shape[1], nb, &ws[0, 0], act,
+                          &out[lo, 0])
+            lo = lo + nb
+        return
+    for c in prange(C, num_threads=T, schedule="dynamic", chunksize=1):
+        tid = threadid()
+        lo = (m * c) // C
+        hi = (m * (c + 1)) // C
+        while lo < hi:
+            nb = min(BR, hi - lo)
+            dense_forward(P, sizes, offs, kinds, &X[lo, 0], X.shape[1], nb, &ws[tid, 0], act,
+                          &out[lo, 0])
+            lo = lo + nb
 
 
 # ------------------------------------------------------------- buffers, entry points
 _tls = threading.local()
 
 
-def _buffer(key, Py_ssize_t n, dtype):
-    """A work buffer of at least ``n`` entries, reused by the next calls in this thread
-    (a fresh multi-megabyte array costs its page faults at every call)."""
+def _buffer(key, shape, dtype):
+    """A work buffer of ``shape``, reused by the next calls in this thread (a fresh
+    multi-megabyte array costs its page faults at every call)."""
     cache = _tls.__dict__.setdefault("buffers", {})
+    n = 1
+    for d in shape:
+        n *= int(d)
     k = (key, np.dtype(dtype).char)
     buf = cache.get(k)
     if buf is None or buf.shape[0] < n:
         buf = np.empty(max(n, 16), dtype=dtype)
         cache[k] = buf
-    return buf
+    return buf[:n].reshape(shape)
 
 
-#: multiply-adds per batch below which the BLAS runs on one thread (see fastnet._cython._blas:
-#: the wake-ups of its threads cost more than they save on small GEMMs, a lot more on a busy
-#: machine)
+#: multiply-adds per batch below which the BLAS runs on one thread in a build without OpenMP
+#: (see fastnet._cython._blas: the wake-ups of its threads cost more than they save on small
+#: GEMMs, a lot more on a busy machine); with OpenMP the chunks are the threads, and the BLAS
+#: always runs on one inside them
 _BLAS_MIN_WORK = 1 << 26
 
-#: work-buffer entries the dense path aims at per call (rows per block follow from it)
-_DENSE_ENTRIES = 1 << 24
+#: work-buffer entries the dense path aims at per thread (rows per block follow from it)
+_DENSE_ENTRIES = 1 << 23
 #: rows per block at most (module attributes: the tests make blocks small)
-_DENSE_ROWS = 8192
+_DENSE_ROWS = 4096
 
 
 def _dense_plan(lay, Py_ssize_t rows, bint gather):
     """``(BR, act, dlt, xb, size)``: rows per block, the offsets of each layer's
-    activations and error terms in the work buffer, that of the gather buffer, its size."""
+    activations and error terms in a thread's work buffer, that of its gather buffer, and
+    its size (a multiple of 16 entries: each thread's buffer starts on a cache line)."""
     widths = [int(w) for w in lay.sizes[1:]]
-    per_row = 2 * sum((w + 15) // 16 * 16 for w in widths) + (int(lay.sizes[0]) if gather else 0)
+    per_row = 2 * sum(widths) + (int(lay.sizes[0]) if gather else 0)
     BR = max(1, min(rows, _DENSE_ROWS, max(64, _DENSE_ENTRIES // per_row)))
     act = np.zeros(lay.L, dtype=np.int64)
     dlt = np.zeros(lay.L, dtype=np.int64)
@@ -321,88 +448,112 @@ def _dense_plan(lay, Py_ssize_t rows, bint gather):
         pos += (BR * w + 15) // 16 * 16
     xb = pos
     if gather:
-        pos += BR * int(lay.sizes[0])
+        pos += (BR * int(lay.sizes[0]) + 15) // 16 * 16
     return BR, act, dlt, xb, pos + 16
+
+
+def _plan(lay, Py_ssize_t rows, double work, bint gather):
+    """Chunks, threads and the work buffers of a dense call on batches of ``rows`` samples."""
+    cdef int tmax = _max_threads()
+    cdef int C = dense_chunks_for(rows, work, tmax)
+    cdef int T = min(C, tmax)
+    BR, act, dlt, xb, size = _dense_plan(lay, -(-rows // C), gather)
+    return C, T, BR, act, dlt, xb, size
+
+
+def _blas_one_thread(rows, lay):
+    return bool(FASTNET_HAVE_OPENMP) or rows * lay.n_params < _BLAS_MIN_WORK
 
 
 cdef _dense_forward_typed(const floating[::1] P, const int64_t[::1] sizes,
                           const int64_t[::1] offs, const int64_t[::1] kinds,
                           const floating[:, ::1] X, floating[:, ::1] out, Py_ssize_t BR,
-                          floating[::1] ws, const int64_t[::1] act):
-    cdef Py_ssize_t lo = 0, nb, m = X.shape[0]
+                          floating[:, ::1] ws, const int64_t[::1] act, int C, int T):
     with nogil:
-        while lo < m:
-            nb = min(BR, m - lo)
-            dense_forward(&P[0], sizes, offs, kinds, &X[lo, 0], X.shape[1], nb, &ws[0], act,
-                          &out[lo, 0])
-            lo += nb
+        dense_forward_all(&P[0], sizes, offs, kinds, X, out, BR, ws, act, C, T)
 
 
 def _dense_forward(lay, params, X, out):
-    BR, act, dlt, xb, size = _dense_plan(lay, X.shape[0], False)
-    ws = _buffer("dense", size, params.dtype)
-    with _blas.single_threaded(X.shape[0] * lay.n_params < _BLAS_MIN_WORK):
+    C, T, BR, act, dlt, xb, size = _plan(lay, X.shape[0], lay.n_params / 2, False)
+    ws = _buffer("dense", (T, size), params.dtype)
+    with _blas.single_threaded(_blas_one_thread(X.shape[0], lay)):
         if params.dtype == np.float32:
             _dense_forward_typed[cython.float](params, lay.sizes, lay.offs, lay.kinds, X, out,
-                                               BR, ws, act)
+                                               BR, ws, act, C, T)
         else:
             _dense_forward_typed[cython.double](params, lay.sizes, lay.offs, lay.kinds, X, out,
-                                                BR, ws, act)
+                                                BR, ws, act, C, T)
 
 
-cdef double _dense_backprop_typed(const floating[::1] P, floating[::1] G,
-                                  const int64_t[::1] sizes, const int64_t[::1] offs,
-                                  const int64_t[::1] kinds, int lk, const floating[:, ::1] X,
-                                  const floating[:, ::1] Y, Py_ssize_t BR, floating[::1] ws,
-                                  const int64_t[::1] act, const int64_t[::1] dlt):
+cdef double _dense_backprop_typed(const floating[::1] P, floating[::1] grad,
+                                  floating[:, ::1] Gb, const int64_t[::1] sizes,
+                                  const int64_t[::1] offs, const int64_t[::1] kinds, int lk,
+                                  const floating[:, ::1] X, const floating[:, ::1] Y,
+                                  Py_ssize_t BR, floating[:, ::1] ws, const int64_t[::1] act,
+                                  const int64_t[::1] dlt, Py_ssize_t xb,
+                                  unsigned char[:, ::1] seen, double[::1] tloss, int C, int T,
+                                  int Tred):
     cdef double total
     with nogil:
-        total = dense_backprop(&P[0], &G[0], sizes, offs, kinds, lk, X, Y, BR, &ws[0], act, dlt)
+        total = dense_backprop(&P[0], grad, Gb, sizes, offs, kinds, lk, X, Y, BR, ws, act, dlt,
+                               xb, seen, tloss, C, T, Tred)
     return total
 
 
 def _dense_backprop(lay, int loss_kind, params, X, Y, grad):
-    BR, act, dlt, xb, size = _dense_plan(lay, X.shape[0], False)
-    ws = _buffer("dense", size, params.dtype)
-    with _blas.single_threaded(X.shape[0] * lay.n_params < _BLAS_MIN_WORK):
+    C, T, BR, act, dlt, xb, size = _plan(lay, X.shape[0], lay.n_params, False)
+    ws = _buffer("dense", (T, size), params.dtype)
+    Gb = _buffer("grad", (C, lay.n_params), params.dtype)
+    seen = _buffer("seen", (T, 16), np.uint8)
+    tloss = np.zeros(max(C, 1))
+    cdef int Tred = _threads_for(lay.n_params, C, _min_elems, _max_threads()) if C > 1 else 1
+    with _blas.single_threaded(_blas_one_thread(X.shape[0], lay)):
         if params.dtype == np.float32:
-            return _dense_backprop_typed[cython.float](params, grad, lay.sizes, lay.offs,
+            return _dense_backprop_typed[cython.float](params, grad, Gb, lay.sizes, lay.offs,
                                                        lay.kinds, loss_kind, X, Y, BR, ws, act,
-                                                       dlt)
-        return _dense_backprop_typed[cython.double](params, grad, lay.sizes, lay.offs,
-                                                    lay.kinds, loss_kind, X, Y, BR, ws, act, dlt)
+                                                       dlt, xb, seen, tloss, C, T, Tred)
+        return _dense_backprop_typed[cython.double](params, grad, Gb, lay.sizes, lay.offs,
+                                                    lay.kinds, loss_kind, X, Y, BR, ws, act,
+                                                    dlt, xb, seen, tloss, C, T, Tred)
 
 
-cdef double _dense_train_typed(floating[::1] P, floating[::1] S, floating[::1] G,
+cdef double _dense_train_typed(floating[::1] P, floating[::1] S, floating[:, ::1] Gb,
                                const int64_t[::1] sizes, const int64_t[::1] offs,
                                const int64_t[::1] kinds, int lk, const floating[:, ::1] X,
                                const floating[:, ::1] Y, const int64_t[::1] order,
                                Py_ssize_t bs, Py_ssize_t BR, int opt, floating lr, floating mu,
                                floating rho, floating eps, int pen, floating lam, double lr_d,
-                               double mu_d, double rho_d, Py_ssize_t t0, floating[::1] ws,
+                               double mu_d, double rho_d, Py_ssize_t t0, floating[:, ::1] ws,
                                const int64_t[::1] act, const int64_t[::1] dlt, Py_ssize_t xb,
-                               unsigned char[::1] seen):
+                               unsigned char[:, ::1] seen, double[::1] tloss,
+                               const int64_t[:, ::1] segs, int tmax, double work, int Tstep):
     cdef double total
     with nogil:
-        total = dense_train(&P[0], &S[0], &G[0], sizes, offs, kinds, lk, X, Y, order, bs, BR,
-                            opt, lr, mu, rho, eps, pen, lam, lr_d, mu_d, rho_d, t0, &ws[0],
-                            act, dlt, xb, &seen[0])
+        total = dense_train(P, S, Gb, sizes, offs, kinds, lk, X, Y, order, bs, BR, opt, lr, mu,
+                            rho, eps, pen, lam, lr_d, mu_d, rho_d, t0, ws, act, dlt, xb, seen,
+                            tloss, segs, tmax, work, Tstep)
     return total
 
 
 def _dense_train(lay, int loss_kind, params, X, Y, order, Py_ssize_t bs, int opt, double lr,
                  double mu, double rho, double eps, int pen, double lam, state, Py_ssize_t t):
-    BR, act, dlt, xb, size = _dense_plan(lay, min(bs, order.shape[0]), True)
-    ws = _buffer("dense", size, params.dtype)
-    G = _buffer("grad", lay.n_params, params.dtype)
-    seen = _buffer("seen", BR, np.uint8)
-    with _blas.single_threaded(min(bs, order.shape[0]) * lay.n_params < _BLAS_MIN_WORK):
+    cdef int tmax = _max_threads()
+    rows = min(bs, order.shape[0])
+    C, T, BR, act, dlt, xb, size = _plan(lay, rows, lay.n_params, True)
+    ws = _buffer("dense", (T, size), params.dtype)
+    Gb = _buffer("grad", (C, lay.n_params), params.dtype)
+    seen = _buffer("seen", (T, BR), np.uint8)
+    tloss = np.zeros(max(C, 1))
+    cdef int Tstep = _threads_for(lay.n_params, 1, _min_elems, tmax)
+    with _blas.single_threaded(_blas_one_thread(rows, lay)):
         if params.dtype == np.float32:
-            return _dense_train_typed[cython.float](params, state, G, lay.sizes, lay.offs,
+            return _dense_train_typed[cython.float](params, state, Gb, lay.sizes, lay.offs,
                                                     lay.kinds, loss_kind, X, Y, order, bs, BR,
                                                     opt, lr, mu, rho, eps, pen, lam, lr, mu, rho,
-                                                    t, ws, act, dlt, xb, seen)
-        return _dense_train_typed[cython.double](params, state, G, lay.sizes, lay.offs,
+                                                    t, ws, act, dlt, xb, seen, tloss,
+                                                    lay.segs(), tmax, float(lay.n_params), Tstep)
+        return _dense_train_typed[cython.double](params, state, Gb, lay.sizes, lay.offs,
                                                  lay.kinds, loss_kind, X, Y, order, bs, BR, opt,
                                                  lr, mu, rho, eps, pen, lam, lr, mu, rho, t, ws,
-                                                 act, dlt, xb, seen)
+                                                 act, dlt, xb, seen, tloss, lay.segs(), tmax,
+                                                 float(lay.n_params), Tstep)

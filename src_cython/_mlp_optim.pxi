@@ -86,20 +86,43 @@ cdef void step_range(int opt, floating* P, floating* G, floating* S1, floating* 
         _step_loop(OPT_ADAM, P, G, S1, S2, n, bsz, pen, lam, lr, mu, rho, eps, lr_t, clear)
 
 
-cdef void step_network(floating* P, floating* G, floating* S, const int64_t[::1] sizes,
-                       const int64_t[::1] offs, int opt, floating bsz, int pen, floating lam,
-                       floating lr, floating mu, floating rho, floating eps, floating lr_t,
-                       bint clear) noexcept nogil:
-    """The step of a whole network: each layer's bias row unpenalised, its weights with
-    the penalty (``S`` is the whole state, ``2 * len(P)``)."""
-    cdef Py_ssize_t l, n = offs[sizes.shape[0] - 1], lo, nb
-    for l in range(sizes.shape[0] - 1):
-        lo = offs[l]
-        nb = sizes[l + 1]
-        step_range(opt, P + lo, G + lo, S + lo, S + n + lo, nb, bsz, PEN_NONE, lam, lr, mu,
-                   rho, eps, lr_t, clear)
-        step_range(opt, P + lo + nb, G + lo + nb, S + lo + nb, S + n + lo + nb,
-                   offs[l + 1] - lo - nb, bsz, pen, lam, lr, mu, rho, eps, lr_t, clear)
+cdef void _step_segment(
+        floating[::1] P, floating[::1] S, floating[:, ::1] Gb, int C, Py_ssize_t lo,
+        Py_ssize_t hi, floating bsz, int opt, floating lr, floating mu, floating rho,
+        floating eps, floating lr_t, int pen, floating lam, bint clear) noexcept nogil:
+    """``g = (Gb[0] + Gb[1] + ... + Gb[C-1]) / bsz + penalty'(w)`` on ``lo:hi`` (the chunks'
+    gradients added in chunk order), the optimiser's update of ``P``/``S`` with it
+    (:func:`step_range`); with ``clear``, ``Gb[:, lo:hi] = 0`` ready for the next batch."""
+    cdef Py_ssize_t i, n = P.shape[0]
+    cdef int c
+    if hi <= lo:
+        return
+    for c in range(1, C):
+        for i in range(lo, hi):
+            Gb[0, i] += Gb[c, i]
+        if clear:
+            for i in range(lo, hi):
+                Gb[c, i] = 0
+    step_range(opt, &P[lo], &Gb[0, lo], &S[lo], &S[n + lo], hi - lo, bsz, pen, lam, lr, mu,
+               rho, eps, lr_t, clear)
+
+
+cdef void step_chunks(floating[::1] P, floating[::1] S, floating[:, ::1] Gb, int C,
+                      const int64_t[:, ::1] segs, floating bsz, int opt, floating lr,
+                      floating mu, floating rho, floating eps, floating lr_t, int pen,
+                      floating lam, int Tstep, bint clear) noexcept nogil:
+    """The step of a batch whose gradient is the sum of the ``C`` chunk buffers ``Gb``, the
+    parameters cut into the segments ``segs`` (``(lo, hi, penalised)``: bias rows are not
+    penalised), on ``Tstep`` threads."""
+    cdef Py_ssize_t q, nseg = segs.shape[0]
+    if Tstep > 1:
+        for q in prange(nseg, num_threads=Tstep, schedule="static"):
+            _step_segment(P, S, Gb, C, segs[q, 0], segs[q, 1], bsz, opt, lr, mu, rho, eps,
+                          lr_t, pen if segs[q, 2] else PEN_NONE, lam, clear)
+    else:
+        for q in range(nseg):
+            _step_segment(P, S, Gb, C, segs[q, 0], segs[q, 1], bsz, opt, lr, mu, rho, eps,
+                          lr_t, pen if segs[q, 2] else PEN_NONE, lam, clear)
 
 
 # ------------------------------------------------------------------------ penalties

@@ -363,42 +363,6 @@ cdef double _accumulate_chunks(
 
 
 
-# ---------------------------------------------------------- elementwise parameter passes
-cdef void _step_segment(
-        floating[::1] P, floating[::1] S, floating[:, ::1] Gb, int T, Py_ssize_t lo,
-        Py_ssize_t hi, floating bsz, int opt, floating lr, floating mu, floating rho,
-        floating eps, floating lr_t, int pen, floating lam) noexcept nogil:
-    """``g = (sum_t Gb[t]) / bsz + penalty'(w)``, the optimiser's update of ``P``/``S`` with
-    it (:func:`step_range`), and ``Gb[:, lo:hi] = 0`` ready for the next batch."""
-    cdef Py_ssize_t i, n = P.shape[0]
-    cdef int t
-    if hi <= lo:
-        return
-    for t in range(1, T):
-        for i in range(lo, hi):
-            Gb[0, i] += Gb[t, i]
-            Gb[t, i] = 0
-    step_range(opt, &P[lo], &Gb[0, lo], &S[lo], &S[n + lo], hi - lo, bsz, pen, lam, lr, mu,
-               rho, eps, lr_t, True)
-
-
-cdef void _step(floating[::1] P, floating[::1] S, floating[:, ::1] Gb, int T,
-                const int64_t[:, ::1] segs, floating bsz, int opt, floating lr, floating mu,
-                floating rho, floating eps, floating lr_t, int pen, floating lam,
-                int Tstep) noexcept nogil:
-    """The step of a batch, the parameters cut into the segments ``segs`` (bias rows
-    unpenalised), on ``Tstep`` threads."""
-    cdef Py_ssize_t q, nseg = segs.shape[0]
-    if Tstep > 1:
-        for q in prange(nseg, num_threads=Tstep, schedule="static"):
-            _step_segment(P, S, Gb, T, segs[q, 0], segs[q, 1], bsz, opt, lr, mu, rho, eps,
-                          lr_t, pen if segs[q, 2] else PEN_NONE, lam)
-    else:
-        for q in range(nseg):
-            _step_segment(P, S, Gb, T, segs[q, 0], segs[q, 1], bsz, opt, lr, mu, rho, eps,
-                          lr_t, pen if segs[q, 2] else PEN_NONE, lam)
-
-
 # --------------------------------------------------------------------- the drivers
 cdef void _forward_range(
         const floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
@@ -527,8 +491,8 @@ cdef double _train(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1]
                                     b, ws, iw, Gb, tloss, C, T, par)
         if opt == OPT_ADAM:
             lr_t = <floating>adam_lr(lr_d, mu_d, rho_d, <double>step)
-        _step(P, S, Gb, C, segs, <floating>b, opt, lr, mu, rho, eps, lr_t, pen, lam,
-              Tstep if par else 1)
+        step_chunks(P, S, Gb, C, segs, <floating>b, opt, lr, mu, rho, eps, lr_t, pen, lam,
+                    Tstep if par else 1, True)
         step += 1
         if probe:
             dt = (fastnet_wtime() - t0) / b

@@ -12,23 +12,33 @@ cdef double _adapt_time = -1e300       # fastnet_wtime() of the last measurement
 cdef double _ADAPT_PERIOD = 2.0         # seconds between measurements
 cdef double _big_work = 3e7             # batch work above which threads are always used
 
+#: multiply-adds a thread must get for a dense batch to be cut into chunks (a GEMM of ~0.1 ms)
+cdef double _dense_min_work = 2e6
+#: chunks of a big batch at most, and rows per chunk at least
+cdef int _DENSE_MAX_CHUNKS = 8
+cdef Py_ssize_t _DENSE_CHUNK_ROWS = 512
+
 
 def _set_threading(num_threads=None, min_work=None, min_elems=None, big_work=None,
-                   small_batches=None):
+                   small_batches=None, dense_min_work=None):
     """Set the thread policy (tests and benchmarks); returns the previous settings as a
     dict, which ``_set_threading(**old)`` restores.
 
     ``num_threads``: 0 means OpenMP's default.  ``min_work``: the work (multiply-adds) a
-    thread must get for a batch to be cut into chunks; ``min_elems``: the same for the
+    thread must get for a batch of the sparse path to be cut into chunks
+    (``dense_min_work``: of the dense path); ``min_elems``: the same for the
     elementwise optimiser pass.  ``big_work``: batches with more work always run their
     chunks on threads; smaller ones do when measured faster, or as ``small_batches`` says
     (True: threads, False: one thread; None: measure).  The numbers computed depend only
     on the number of chunks, never on how they were run.
     """
     global _num_threads, _min_work, _min_elems, _big_work, _adapt_parallel, _adapt_time
+    global _dense_min_work
     old = dict(num_threads=_num_threads, min_work=_min_work, min_elems=_min_elems,
                big_work=_big_work, small_batches=None if _adapt_time < 1e300
-               else bool(_adapt_parallel))
+               else bool(_adapt_parallel), dense_min_work=_dense_min_work)
+    if dense_min_work is not None:
+        _dense_min_work = float(dense_min_work)
     if num_threads is not None:
         _num_threads = int(num_threads)
     if min_work is not None:
@@ -46,11 +56,16 @@ def _set_threading(num_threads=None, min_work=None, min_elems=None, big_work=Non
     return old
 
 
-def _plan_chunks(n_items, work_per_item):
+def _plan_chunks(n_items, work_per_item, min_work=None):
     """``(chunks, threads)`` the policy gives ``n_items`` items of ``work_per_item``
-    multiply-adds (used by the other extension modules)."""
+    multiply-adds (used by the other extension modules); ``min_work``: the work a thread
+    must get (default: the batches' ``min_work``)."""
     cdef int tmax = _max_threads()
-    cdef int C = _chunks_for(n_items, work_per_item, tmax)
+    cdef int C
+    if min_work is None:
+        C = _chunks_for(n_items, work_per_item, tmax)
+    else:
+        C = _threads_for(n_items, work_per_item, float(min_work), tmax)
     return C, min(C, tmax)
 
 
@@ -99,3 +114,12 @@ cdef int _chunks_for(Py_ssize_t b, double work, int tmax) noexcept nogil:
         C = <int>min(<Py_ssize_t>_MAX_CHUNKS, max(<Py_ssize_t>C, by_size))
     return C
 
+
+cdef int dense_chunks_for(Py_ssize_t b, double work, int tmax) noexcept nogil:
+    """Chunks of a dense batch of ``b`` samples (``work`` multiply-adds each): one per thread
+    that gets at least ``_dense_min_work``; big batches up to ``_DENSE_MAX_CHUNKS``, handed
+    out as the threads come free."""
+    cdef int C = _threads_for(b, work, _dense_min_work, tmax)
+    if C > 1 and b * work >= _big_work:
+        C = <int>min(<Py_ssize_t>_DENSE_MAX_CHUNKS, max(<Py_ssize_t>C, b // _DENSE_CHUNK_ROWS))
+    return C

@@ -205,6 +205,9 @@ cdef Py_ssize_t _linear_gd_fused(const floating[:, ::1] X, const floating[::1] y
 #: (bit-for-bit the same steps); above, one fused pass over X per iteration (BLAS would
 #: read X twice: the cost of an iteration is reading X)
 cdef Py_ssize_t _FUSED_MIN = 1 << 16
+#: multiply-adds per thread and iteration above which the fused pass runs on threads (an
+#: iteration reads X once from memory; two cores read it faster than one)
+_THREAD_MIN_WORK = 1 << 20
 
 
 def linear_gd(X, y, theta, lr, tol, max_iter, logistic, history):
@@ -241,7 +244,7 @@ def linear_gd(X, y, theta, lr, tol, max_iter, logistic, history):
         raise ValueError(f"{K}: X of shape {X.shape} is too large for 32-bit BLAS indices")
     cdef int C, T
     if X.shape[0] * X.shape[1] >= _FUSED_MIN:
-        C, T = _variants.load("mlp")._plan_chunks(X.shape[0], X.shape[1] + 1)
+        C, T = _variants.load("mlp")._plan_chunks(X.shape[0], X.shape[1] + 1, _THREAD_MIN_WORK)
         gb = np.zeros((C, X.shape[1] + 1), dtype=X.dtype)
         tJ = np.zeros(C, dtype=np.float64)
         if X.dtype == np.float32:

@@ -653,3 +653,78 @@ def test_activations_of_nan_and_infinities_are_numpys(dtype):
         K.activation(kind, Z, out)
         np.testing.assert_allclose(out, ref, rtol=1e-6, atol=0, equal_nan=True,
                                    err_msg=f"activation {kind}")
+
+
+# ------------------------------------------------------------- the dense path's threads
+@pytest.fixture
+def dense_threaded(mlp):
+    """The dense path with its chunks on 2 threads even for tiny batches."""
+    old = mlp._set_threading(num_threads=2, dense_min_work=0, min_elems=0, big_work=0)
+    with _paths.use_path("dense"):
+        yield mlp
+    mlp._set_threading(**old)
+
+
+@cython_built
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("batch_size", [5, 16, 200])
+@pytest.mark.parametrize("optimizer", [0, 1, 3])
+def test_dense_threaded_train_epoch_matches_reference(dense_threaded, dtype, batch_size,
+                                                      optimizer):
+    rng = np.random.default_rng(batch_size + 7 * optimizer)
+    params, sizes, kinds = make_net(rng, [37, 19, 6], [3, 1], dtype, scale=0.3)
+    X, Y = make_data(rng, 150, 37, 6, dtype)
+    order = rng.permutation(150).astype(np.int64)
+    got_p, want_p = params.copy(), params.copy()
+    got_s, want_s = np.zeros(2 * params.size, dtype), np.zeros(2 * params.size, dtype)
+    args = (0, X, Y, order, batch_size, optimizer, 0.05, 0.9, 0.9, 1e-8, 1, 0.01)
+    got = dense_threaded.train_epoch(got_p, sizes, kinds, *args, got_s, 2)
+    want = REF.train_epoch(want_p, sizes, kinds, *args, want_s, 2)
+    rtol = 1e-8 if dtype == np.float64 else 2e-4
+    assert_close(got, want, rtol=1e-10 if dtype == np.float64 else 1e-4)
+    assert_close(got_p, want_p, rtol=rtol)
+    assert_close(got_s, want_s, rtol=rtol)
+
+
+@cython_built
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_dense_threaded_forward_and_backprop_match_reference(dense_threaded, dtype):
+    rng = np.random.default_rng(4)
+    params, sizes, kinds = make_net(rng, [41, 23, 11, 4], [2, 3, 4], dtype, scale=0.3)
+    X, Y = make_data(rng, 301, 41, 4, dtype)
+    out, ref = np.empty((301, 4), dtype), np.empty((301, 4), dtype)
+    dense_threaded.forward_network(params, sizes, kinds, X, out)
+    REF.forward_network(params, sizes, kinds, X, ref)
+    assert_close(out, ref)
+    g, want_g = np.empty_like(params), np.empty_like(params)
+    J = dense_threaded.backprop_batch(params, sizes, kinds, 2, X, Y, g)
+    want = REF.backprop_batch(params, sizes, kinds, 2, X, Y, want_g)
+    assert_close(J, want, rtol=1e-10 if dtype == np.float64 else 1e-5)
+    assert_close(g, want_g, rtol=None if dtype == np.float64 else 3e-5)
+
+
+@cython_built
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_dense_chunks_on_one_thread_give_the_same_bits(mlp, dtype):
+    """The dense path's chunks run on threads or all on one thread (measured at run time
+    for small batches): exactly the same numbers either way, run after run."""
+    rng = np.random.default_rng(16)
+    params, sizes, kinds = make_net(rng, [40, 20, 7], [1, 4], dtype, scale=0.3)
+    X, Y = make_data(rng, 333, 40, 7, dtype)
+    order = rng.permutation(333).astype(np.int64)
+    results = []
+    for small_batches in (True, False, True):
+        old = mlp._set_threading(num_threads=3, dense_min_work=0, min_elems=0, big_work=1e300,
+                                 small_batches=small_batches)
+        try:
+            p, s = params.copy(), np.zeros(2 * params.size, params.dtype)
+            with _paths.use_path("dense"):
+                J = mlp.train_epoch(p, sizes, kinds, 2, X, Y, order, 50, 2, 0.01, 0.9, 0.9,
+                                    1e-8, 1, 0.01, s, 0)
+            results.append((J, p, s))
+        finally:
+            mlp._set_threading(**old)
+    for J, p, s in results[1:]:
+        assert J == results[0][0]
+        np.testing.assert_array_equal(p, results[0][1])
+        np.testing.assert_array_equal(s, results[0][2])
