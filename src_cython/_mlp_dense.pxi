@@ -318,7 +318,7 @@ cdef double dense_train(floating[::1] P, floating[::1] S, floating[:, ::1] Gb,
         C = dense_chunks_for(b, work, tmax)
         T = min(C, tmax)
         # threads or not for small batches: measured, as the sparse path does (_train)
-        big = b * work >= _big_work
+        big = b * work >= _dense_big_work
         par = C > 1
         if C > 1 and not big:
             if probe == 0 and fastnet_wtime() - _adapt_time > _ADAPT_PERIOD:
