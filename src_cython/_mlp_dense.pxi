@@ -307,23 +307,16 @@ cdef double dense_train(floating[::1] P, floating[::1] S, floating[:, ::1] Gb,
                         const int64_t[:, ::1] segs, int tmax, double work,
                         int Tstep) noexcept nogil:
     """One epoch of mini-batch training on the dense path; returns the summed loss."""
-    global _adapt_parallel, _adapt_time
     cdef Py_ssize_t m = order.shape[0], start = 0, b, step = step0
-    cdef double total = 0, t0, dt, t_serial = 0
+    cdef double total = 0, t0
     cdef floating lr_t = lr
-    cdef int C, T, probe = 0
-    cdef bint par, big
+    cdef int C, T
+    cdef bint par
     while start < m:
         b = min(bs, m - start)
         C = dense_chunks_for(b, work, tmax)
         T = min(C, tmax)
-        # threads or not for small batches: measured, as the sparse path does (_train)
-        big = b * work >= _dense_big_work
-        par = C > 1
-        if C > 1 and not big:
-            if probe == 0 and fastnet_wtime() - _adapt_time > _ADAPT_PERIOD:
-                probe = 1
-            par = probe == 2 or (probe == 0 and _adapt_parallel)
+        par = C > 1 and dense_parallel_begin()
         t0 = fastnet_wtime()
         total += dense_chunks(&P[0], Gb, sizes, offs, kinds, lk, X, Y, &order[start], 0, b, BR,
                               ws, act, dlt, xb, seen, tloss, C, T, par)
@@ -331,15 +324,8 @@ cdef double dense_train(floating[::1] P, floating[::1] S, floating[:, ::1] Gb,
             lr_t = <floating>adam_lr(lr_d, mu_d, rho_d, <double>step)
         step_chunks(P, S, Gb, C, segs, <floating>b, opt, lr, mu, rho, eps, lr_t, pen, lam,
                     Tstep if par else 1, False)
-        if probe:
-            dt = (fastnet_wtime() - t0) / b
-            if probe == 1:
-                t_serial = dt
-                probe = 2
-            else:
-                _adapt_parallel = dt < 0.9 * t_serial
-                _adapt_time = fastnet_wtime()
-                probe = 0
+        if C > 1:
+            dense_parallel_end(fastnet_wtime() - t0, b * work)
         step += 1
         start += b
     return total
@@ -360,7 +346,7 @@ cdef double dense_backprop(const floating* P, floating[::1] grad, floating[:, ::
         return dense_rows(P, &grad[0], sizes, offs, kinds, lk, X, Y, NULL, 0, m, BR, &ws[0, 0],
                           act, dlt, xb, &seen[0, 0])
     total = dense_chunks(P, Gb, sizes, offs, kinds, lk, X, Y, NULL, 0, m, BR, ws, act, dlt, xb,
-                         seen, tloss, C, T, True)
+                         seen, tloss, C, T, _adapt_parallel)
     if Tred <= 1:
         _sum_rows(Gb, C, grad, 0, n)
         return total
@@ -381,7 +367,7 @@ cdef void dense_forward_all(const floating* P, const int64_t[::1] sizes,
     last layer written straight into ``out``."""
     cdef Py_ssize_t m = X.shape[0], lo, hi, nb
     cdef int c, tid
-    if C <= 1 or T <= 1:
+    if C <= 1 or T <= 1 or not _adapt_parallel:
         lo = 0
         while lo < m:
             nb = min(BR, m - lo)

@@ -14,38 +14,35 @@ cdef double _big_work = 3e7             # batch work above which threads are alw
 
 #: multiply-adds a thread must get for a dense batch to be cut into chunks (a GEMM of ~0.1 ms)
 cdef double _dense_min_work = 2e6
-#: dense batches with more work (multiply-adds) always run their chunks on threads (a full
-#: batch: one fork/join per epoch); smaller ones do when measured faster (a fork/join per
-#: batch on a busy machine was measured to make a 784-256-128-10 epoch at batch 128 3x slower)
-cdef double _dense_big_work = 1e8
-#: chunks of a big batch at most, and rows per chunk at least
-cdef int _DENSE_MAX_CHUNKS = 8
-cdef Py_ssize_t _DENSE_CHUNK_ROWS = 512
+# The dense path's measurement of threads against one thread, across calls (a full-batch
+# epoch is one batch per call): 0 idle, 1 the next batch runs on one thread, 2 the next one
+# on the threads; then the faster way (per multiply-add) is kept for _ADAPT_PERIOD seconds.
+cdef int _dense_probe = 0
+cdef double _dense_t_serial = 0
 
 
 def _set_threading(num_threads=None, min_work=None, min_elems=None, big_work=None,
-                   small_batches=None, dense_min_work=None, dense_big_work=None):
+                   small_batches=None, dense_min_work=None):
     """Set the thread policy (tests and benchmarks); returns the previous settings as a
     dict, which ``_set_threading(**old)`` restores.
 
     ``num_threads``: 0 means OpenMP's default.  ``min_work``: the work (multiply-adds) a
     thread must get for a batch of the sparse path to be cut into chunks
     (``dense_min_work``: of the dense path); ``min_elems``: the same for the
-    elementwise optimiser pass.  ``big_work`` (``dense_big_work``): batches with more work
-    always run their chunks on threads; smaller ones do when measured faster, or as
-    ``small_batches`` says (True: threads, False: one thread; None: measure).  The numbers
-    computed depend only on the number of chunks, never on how they were run.
+    elementwise optimiser pass.  ``big_work``: batches of the sparse path with more work
+    always run their chunks on threads; smaller ones (every batch of the dense path) do
+    when measured faster, or as ``small_batches`` says (True: threads, False: one thread;
+    None: measure).  The numbers computed depend only on the number of chunks, never on
+    how they were run.
     """
     global _num_threads, _min_work, _min_elems, _big_work, _adapt_parallel, _adapt_time
-    global _dense_min_work, _dense_big_work
+    global _dense_min_work, _dense_probe
     old = dict(num_threads=_num_threads, min_work=_min_work, min_elems=_min_elems,
                big_work=_big_work, small_batches=None if _adapt_time < 1e300
-               else bool(_adapt_parallel), dense_min_work=_dense_min_work,
-               dense_big_work=_dense_big_work)
+               else bool(_adapt_parallel), dense_min_work=_dense_min_work)
     if dense_min_work is not None:
         _dense_min_work = float(dense_min_work)
-    if dense_big_work is not None:
-        _dense_big_work = float(dense_big_work)
+    _dense_probe = 0
     if num_threads is not None:
         _num_threads = int(num_threads)
     if min_work is not None:
@@ -123,10 +120,27 @@ cdef int _chunks_for(Py_ssize_t b, double work, int tmax) noexcept nogil:
 
 
 cdef int dense_chunks_for(Py_ssize_t b, double work, int tmax) noexcept nogil:
-    """Chunks of a dense batch of ``b`` samples (``work`` multiply-adds each): one per thread
-    that gets at least ``_dense_min_work``; big batches up to ``_DENSE_MAX_CHUNKS``, handed
-    out as the threads come free."""
-    cdef int C = _threads_for(b, work, _dense_min_work, tmax)
-    if C > 1 and b * work >= _dense_big_work:
-        C = <int>min(<Py_ssize_t>_DENSE_MAX_CHUNKS, max(<Py_ssize_t>C, b // _DENSE_CHUNK_ROWS))
-    return C
+    """Chunks of a dense batch of ``b`` samples (``work`` multiply-adds each): one per thread,
+    as many threads as get at least ``_dense_min_work`` each (two equal chunks make the
+    most of two idle cores; on busy ones the batch runs on one thread, as measured)."""
+    return _threads_for(b, work, _dense_min_work, tmax)
+
+
+cdef bint dense_parallel_begin() noexcept nogil:
+    """Whether the next dense batch (of several chunks) runs them on the threads."""
+    global _dense_probe
+    if _dense_probe == 0 and fastnet_wtime() - _adapt_time > _ADAPT_PERIOD:
+        _dense_probe = 1
+    return _dense_probe == 2 or (_dense_probe == 0 and _adapt_parallel)
+
+
+cdef void dense_parallel_end(double seconds, double work) noexcept nogil:
+    """Record a batch's time (``work`` multiply-adds) while measuring."""
+    global _dense_probe, _dense_t_serial, _adapt_parallel, _adapt_time
+    if _dense_probe == 1:
+        _dense_t_serial = seconds / work
+        _dense_probe = 2
+    elif _dense_probe == 2:
+        _adapt_parallel = seconds / work < 0.9 * _dense_t_serial
+        _adapt_time = fastnet_wtime()
+        _dense_probe = 0

@@ -659,7 +659,7 @@ def test_activations_of_nan_and_infinities_are_numpys(dtype):
 @pytest.fixture
 def dense_threaded(mlp):
     """The dense path with its chunks on 2 threads even for tiny batches."""
-    old = mlp._set_threading(num_threads=2, dense_min_work=0, min_elems=0, dense_big_work=0)
+    old = mlp._set_threading(num_threads=2, dense_min_work=0, min_elems=0, small_batches=True)
     with _paths.use_path("dense"):
         yield mlp
     mlp._set_threading(**old)
@@ -715,7 +715,7 @@ def test_dense_chunks_on_one_thread_give_the_same_bits(mlp, dtype):
     results = []
     for small_batches in (True, False, True):
         old = mlp._set_threading(num_threads=3, dense_min_work=0, min_elems=0,
-                                 dense_big_work=1e300, small_batches=small_batches)
+                                 small_batches=small_batches)
         try:
             p, s = params.copy(), np.zeros(2 * params.size, params.dtype)
             with _paths.use_path("dense"):
