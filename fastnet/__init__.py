@@ -41,6 +41,7 @@ _LAZY = {
     "save": ("fastnet.io", "save"),
     "plot": ("fastnet.plot", None),
     "use_path": ("fastnet._paths", "use_path"),
+    "show_config": ("fastnet._config", "show_config"),
 }
 
 

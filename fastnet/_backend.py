@@ -177,6 +177,8 @@ def _load(name: str) -> SimpleNamespace:
                 f"backend {name!r} is not available: {why}; {_HOW_TO_GET[name]}")
         try:
             module = importlib.import_module(_MODULES[name])
+        except BackendUnavailableError:  # says why itself (e.g. FASTNET_SIMD's variant)
+            raise
         except ImportError as exc:  # a broken install, not a missing one
             raise BackendUnavailableError(
                 f"backend {name!r} failed to import ({exc}); {_HOW_TO_GET[name]}") from exc
@@ -219,7 +221,9 @@ def _resolve_default() -> str:
         try:
             if _load(name).__complete__:
                 return name
-        except BackendUnavailableError:
+        except BackendUnavailableError as exc:
+            if getattr(exc, "fatal", False):  # a setting asks for the impossible: say so
+                raise
             continue
     return "reference"
 

@@ -6,10 +6,12 @@
 # run time.
 #
 # The helpers are the scalar math of the course, written so that the compiled
-# kernels compute what :mod:`fastnet.reference` computes, in the same dtype:
-# float32 arithmetic uses the float32 libm functions (``expf``, ``tanhf``...),
-# float64 the float64 ones; losses are accumulated in float64.
-from libc.math cimport exp, expf, log, tanh, tanhf, fabs, fabsf, sqrt, sqrtf
+# kernels compute what :mod:`fastnet.reference` computes, in the same dtype
+# (float32 arithmetic in float32, float64 in float64; losses accumulated in
+# float64).  The exponentials of the activations (sigmoid, tanh, softmax) are
+# branch-free polynomial forms (``exp_nonpos``, ``f_tanh``: Cephes' to a few ulp)
+# so that the loops applying them vectorise; ``log`` (losses) is libm's.
+from libc.math cimport log, sqrt, sqrtf
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 
 ctypedef fused floating:
@@ -62,134 +64,7 @@ cdef extern from *:
     double fastnet_fma(double a, double b, double c) noexcept nogil
 
 
-cdef extern from "fastnet_simd.h" nogil:
-    # AVX-512 row kernels (see fastnet_simd.h); FASTNET_SIMD is 0 when not compiled in
-    const int FASTNET_SIMD
-    int64_t fn_compact1_f32(const float *x0, int64_t n, int32_t *idx)
-    int64_t fn_compact4_f32(const float *x0, const float *x1, const float *x2,
-                            const float *x3, int64_t n, int32_t *idx)
-    int64_t fn_compact1_f64(const double *x0, int64_t n, int32_t *idx)
-    int64_t fn_compact4_f64(const double *x0, const double *x1, const double *x2,
-                            const double *x3, int64_t n, int32_t *idx)
-    void fn_affine1_f32(const float *W, int64_t n, const int32_t *idx, int64_t c,
-                        const float *x0, float *z0)
-    void fn_affine4_f32(const float *W, int64_t n, const int32_t *idx, int64_t c,
-                        const float *x0, const float *x1, const float *x2, const float *x3,
-                        float *z0, float *z1, float *z2, float *z3)
-    void fn_affine1_f64(const double *W, int64_t n, const int32_t *idx, int64_t c,
-                        const double *x0, double *z0)
-    void fn_affine4_f64(const double *W, int64_t n, const int32_t *idx, int64_t c,
-                        const double *x0, const double *x1, const double *x2,
-                        const double *x3, double *z0, double *z1, double *z2, double *z3)
-    void fn_backdelta4_f32(const float *WT, int64_t J, int64_t K, const float *d0,
-                           const float *d1, const float *d2, const float *d3, float *o0,
-                           float *o1, float *o2, float *o3)
-    void fn_backdelta4_f64(const double *WT, int64_t J, int64_t K, const double *d0,
-                           const double *d1, const double *d2, const double *d3,
-                           double *o0, double *o1, double *o2, double *o3)
-    float fn_dot_f32(const float *x, const float *w, int64_t n)
-    double fn_dot_f64(const double *x, const double *w, int64_t n)
-    void fn_sgd1_f32(float *W, int64_t n, const int32_t *idx, int64_t c, const float *x0,
-                     const float *d0, float lr)
-    void fn_sgd1_f64(double *W, int64_t n, const int32_t *idx, int64_t c, const double *x0,
-                     const double *d0, double lr)
-    void fn_axpy1_f32(float *G, int64_t n, const int32_t *idx, int64_t c, const float *x0,
-                      const float *d0)
-    void fn_axpy4_f32(float *G, int64_t n, const int32_t *idx, int64_t c, const float *x0,
-                      const float *x1, const float *x2, const float *x3, const float *d0,
-                      const float *d1, const float *d2, const float *d3)
-    void fn_axpy1_f64(double *G, int64_t n, const int32_t *idx, int64_t c, const double *x0,
-                      const double *d0)
-    void fn_axpy4_f64(double *G, int64_t n, const int32_t *idx, int64_t c, const double *x0,
-                      const double *x1, const double *x2, const double *x3,
-                      const double *d0, const double *d1, const double *d2,
-                      const double *d3)
-
-
-cdef inline int64_t simd_compact1(const floating *x0, int64_t n, int32_t *idx) noexcept nogil:
-    if floating is float:
-        return fn_compact1_f32(x0, n, idx)
-    else:
-        return fn_compact1_f64(x0, n, idx)
-
-
-cdef inline int64_t simd_compact4(const floating *x0, const floating *x1, const floating *x2,
-                                  const floating *x3, int64_t n, int32_t *idx) noexcept nogil:
-    if floating is float:
-        return fn_compact4_f32(x0, x1, x2, x3, n, idx)
-    else:
-        return fn_compact4_f64(x0, x1, x2, x3, n, idx)
-
-
-cdef inline void simd_affine1(const floating *W, int64_t n, const int32_t *idx, int64_t c,
-                              const floating *x0, floating *z0) noexcept nogil:
-    if floating is float:
-        fn_affine1_f32(W, n, idx, c, x0, z0)
-    else:
-        fn_affine1_f64(W, n, idx, c, x0, z0)
-
-
-cdef inline void simd_affine4(const floating *W, int64_t n, const int32_t *idx, int64_t c,
-                              const floating *x0, const floating *x1, const floating *x2,
-                              const floating *x3, floating *z0, floating *z1, floating *z2,
-                              floating *z3) noexcept nogil:
-    if floating is float:
-        fn_affine4_f32(W, n, idx, c, x0, x1, x2, x3, z0, z1, z2, z3)
-    else:
-        fn_affine4_f64(W, n, idx, c, x0, x1, x2, x3, z0, z1, z2, z3)
-
-
-cdef inline void simd_axpy1(floating *G, int64_t n, const int32_t *idx, int64_t c,
-                            const floating *x0, const floating *d0) noexcept nogil:
-    if floating is float:
-        fn_axpy1_f32(G, n, idx, c, x0, d0)
-    else:
-        fn_axpy1_f64(G, n, idx, c, x0, d0)
-
-
-cdef inline void simd_backdelta4(const floating *WT, int64_t J, int64_t K,
-                                 const floating *d0, const floating *d1, const floating *d2,
-                                 const floating *d3, floating *o0, floating *o1, floating *o2,
-                                 floating *o3) noexcept nogil:
-    if floating is float:
-        fn_backdelta4_f32(WT, J, K, d0, d1, d2, d3, o0, o1, o2, o3)
-    else:
-        fn_backdelta4_f64(WT, J, K, d0, d1, d2, d3, o0, o1, o2, o3)
-
-
-cdef inline floating simd_dot(const floating *x, const floating *w, int64_t n) noexcept nogil:
-    if floating is float:
-        return fn_dot_f32(x, w, n)
-    else:
-        return fn_dot_f64(x, w, n)
-
-
-cdef inline void simd_sgd1(floating *W, int64_t n, const int32_t *idx, int64_t c,
-                           const floating *x0, const floating *d0, floating lr) noexcept nogil:
-    if floating is float:
-        fn_sgd1_f32(W, n, idx, c, x0, d0, lr)
-    else:
-        fn_sgd1_f64(W, n, idx, c, x0, d0, lr)
-
-
-cdef inline void simd_axpy4(floating *G, int64_t n, const int32_t *idx, int64_t c,
-                            const floating *x0, const floating *x1, const floating *x2,
-                            const floating *x3, const floating *d0, const floating *d1,
-                            const floating *d2, const floating *d3) noexcept nogil:
-    if floating is float:
-        fn_axpy4_f32(G, n, idx, c, x0, x1, x2, x3, d0, d1, d2, d3)
-    else:
-        fn_axpy4_f64(G, n, idx, c, x0, x1, x2, x3, d0, d1, d2, d3)
-
-
 # ------------------------------------------------------------------ scalar math
-cdef inline floating f_exp(floating x) noexcept nogil:
-    if floating is float:
-        return expf(x)
-    else:
-        return exp(x)
-
-
 cdef inline void prefetch_row(const floating[:, ::1] X, Py_ssize_t i) noexcept nogil:
     """Ask for row ``X[i]`` to be brought into the cache (one hint per 64-byte line)."""
     cdef Py_ssize_t j = 0, n = X.shape[1], step = 64 // sizeof(floating)
@@ -225,24 +100,28 @@ cdef union f64bits:
 
 
 cdef inline floating exp_nonpos(floating x) noexcept nogil:
-    r""":math:`e^x` for :math:`x \le 0`, without a call or a branch, so that loops over it
-    vectorise (libm's ``exp`` is a scalar call).
+    r""":math:`e^x` for :math:`x \le 0` (and NaN), without a call or a branch, so that the
+    loops over it vectorise (libm's ``exp`` is a scalar call).
 
     Cody & Waite's reduction :math:`x = n\ln 2 + r`, :math:`|r| \le \ln 2/2`, then
     Cephes' approximations of :math:`e^r` (float32: a degree-6 polynomial, float64: a
     Padé form), scaled by :math:`2^n` built from the exponent bits in two factors so that
     results down to the subnormals come out right.  Peak relative error (Cephes):
-    1.7e-7 in float32 (~2 ulp), 2.1e-16 in float64 (~1 ulp).
+    1.7e-7 in float32 (~2 ulp), 2.1e-16 in float64 (~1 ulp).  Below the clamp
+    (:math:`x < -112`, resp. :math:`-746`, so :math:`e^{-\infty}`) the result is exactly
+    0; NaN stays NaN, as numpy's ``exp``.  The float64 scale is built with floating-point
+    adds and a logical shift only (AVX2 has no 64-bit arithmetic shift).
     """
     cdef f32bits b32, s32
     cdef f64bits b64, s64
-    cdef int64_t n, n1
+    cdef int32_t n, n1
     cdef float xf, zf, yf, MAGIC32 = 12582912.0, LOG2E32 = 1.44269504088896341
-    cdef float C1f = 0.693359375, C2f = -2.12194440e-4, LOf = -104.0, onef = 1
-    cdef double xd, zd, pd, qd, MAGIC64 = 6755399441055744.0, LOG2E64 = 1.4426950408889634074
+    cdef float C1f = 0.693359375, C2f = -2.12194440e-4, LOf = -112.0, onef = 1
+    cdef double xd, zd, pd, qd, hd, MAGIC64 = 6755399441055744.0, LOG2E64 = 1.4426950408889634074
     cdef double C1d = 6.93145751953125E-1, C2d = 1.42860682030941723212E-6, LOd = -746.0
+    cdef double TWO52 = 4503599627370496.0
     if floating is float:
-        xf = x if x > LOf else LOf
+        xf = LOf if x < LOf else x               # NaN is kept (a compare with NaN is false)
         b32.f = xf * LOG2E32 + MAGIC32           # round to nearest: n in the low bits
         n = <int32_t>(b32.u - <uint32_t>0x4B400000)   # two's complement: n <= 0
         zf = b32.f - MAGIC32                     # n as a float
@@ -257,32 +136,58 @@ cdef inline floating exp_nonpos(floating x) noexcept nogil:
         b32.u = <uint32_t>((n - n1 + 127) << 23)
         return yf * s32.f * b32.f
     else:
-        xd = x if x > LOd else LOd
-        b64.f = xd * LOG2E64 + MAGIC64
-        n = <int64_t>(b64.u - <uint64_t>0x4338000000000000)
-        zd = b64.f - MAGIC64
+        xd = LOd if x < LOd else x
+        zd = (xd * LOG2E64 + MAGIC64) - MAGIC64  # n = round(x / ln 2), as a double
         xd = xd - zd * C1d
         xd = xd - zd * C2d
-        zd = xd * xd
-        pd = xd * ((1.26177193074810590878E-4 * zd + 3.02994407707441961300E-2) * zd
+        pd = xd * xd
+        qd = (((3.00198505138664455042E-6 * pd + 2.52448340349684104192E-3) * pd
+               + 2.27265548208155028766E-1) * pd + 2.00000000000000000009E0)
+        pd = xd * ((1.26177193074810590878E-4 * pd + 3.02994407707441961300E-2) * pd
                    + 9.99999999999999999910E-1)
-        qd = (((3.00198505138664455042E-6 * zd + 2.52448340349684104192E-3) * zd
-               + 2.27265548208155028766E-1) * zd + 2.00000000000000000009E0)
         xd = 1.0 + 2.0 * (pd / (qd - pd))
-        n1 = n >> 1
-        s64.u = <uint64_t>((n1 + 1023) << 52)
-        b64.u = <uint64_t>((n - n1 + 1023) << 52)
+        hd = (zd * 0.5 + MAGIC64) - MAGIC64      # n = h + (n - h), both >= -540
+        s64.f = (hd + 1023.0) + TWO52            # the biased exponent in the low bits ...
+        s64.u = s64.u << 52                      # ... moved to the exponent field: 2^h
+        b64.f = ((zd - hd) + 1023.0) + TWO52
+        b64.u = b64.u << 52
         return xd * s64.f * b64.f
 
 
 cdef inline floating sigmoid(floating z) noexcept nogil:
     r"""Logistic :math:`\sigma(z)` as the reference computes it: :math:`e^{-|z|}` only, so
     it never overflows, then :math:`1/(1+e)` or :math:`e/(1+e)`; in the dtype of ``z``.
-    Branch-free, so the loops applying it vectorise."""
+    Branch-free, so the loops applying it vectorise; NaN gives NaN, :math:`\pm\infty` 1 and 0."""
     cdef floating e, one = 1   # typed 1: a bare literal would be a C double
     cdef floating az = -z if z < 0 else z
     e = exp_nonpos(-az)
-    return (one if z >= 0 else e) / (one + e)
+    return (e if z < 0 else one) / (one + e)
+
+
+cdef inline floating f_tanh(floating x) noexcept nogil:
+    r""":math:`\tanh x` without a call or a branch (so that its loops vectorise), to a few
+    ulp: Cephes' ``tanhf``/``tanh``.
+
+    For :math:`|x| < 0.625` an odd polynomial (float32) or rational function (float64)
+    of :math:`x^2`; above, :math:`(1-e)/(1+e)` with :math:`e = e^{-2|x|}` from
+    :func:`exp_nonpos` (no cancellation there: :math:`e < 0.29`).  Both are computed
+    and one is selected; the sign is put back last.  NaN gives NaN, :math:`\pm\infty`
+    gives :math:`\pm 1`, as numpy's ``tanh``.
+    """
+    cdef floating one = 1, two = 2, ax = -x if x < 0 else x, z = x * x, p, e, big
+    e = exp_nonpos(-two * ax)
+    big = (one - e) / (one + e)
+    if floating is float:
+        p = ((((<float>-5.70498872745E-3 * z + <float>2.06390887954E-2) * z
+               - <float>5.37397155531E-2) * z + <float>1.33314422036E-1) * z
+             - <float>3.33332819422E-1) * z * ax + ax
+    else:
+        p = ax + ax * z * (((-9.64399179425052238628E-1 * z - 9.92877231001918586564E1) * z
+                            - 1.61468768441708447952E3)
+                           / (((z + 1.12811678491632931402E2) * z
+                               + 2.23548839060100448583E3) * z + 4.84406305325125486048E3))
+    p = p if ax < <floating>0.625 else big
+    return -p if x < 0 else p
 
 
 cdef inline floating act_f(int kind, floating z) noexcept nogil:
@@ -292,10 +197,7 @@ cdef inline floating act_f(int kind, floating z) noexcept nogil:
     elif kind == ACT_RELU:
         return 0 if z < 0 else z  # NaN propagates, as with np.maximum
     elif kind == ACT_TANH:
-        if floating is float:
-            return tanhf(z)
-        else:
-            return tanh(z)
+        return f_tanh(z)
     return z
 
 
@@ -372,7 +274,8 @@ cdef inline void softmax_inplace(floating[::1] v, Py_ssize_t lo, Py_ssize_t n) n
         if v[lo + k] > mx:
             mx = v[lo + k]
     for k in range(n):
-        v[lo + k] = f_exp(v[lo + k] - mx)
+        v[lo + k] = exp_nonpos(v[lo + k] - mx)
+    for k in range(n):
         s += v[lo + k]
     for k in range(n):
         v[lo + k] = v[lo + k] / s
@@ -393,7 +296,7 @@ cdef inline void activate_inplace(int kind, floating[::1] v, Py_ssize_t lo,
                 v[lo + k] = 0
     elif kind == ACT_TANH:
         for k in range(n):
-            v[lo + k] = act_f(ACT_TANH, v[lo + k])
+            v[lo + k] = f_tanh(v[lo + k])
 
 
 cdef inline floating penalty_term(int penalty, floating lam, floating w) noexcept nogil:

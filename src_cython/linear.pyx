@@ -21,10 +21,10 @@ from libc.math cimport isnan, isinf, fabs
 from libc.stdint cimport int64_t
 from scipy.linalg.cython_blas cimport sgemv, dgemv, sdot, ddot
 
-from _common cimport floating, sigmoid, loss_term, f_fma, LOSS_CROSS_ENTROPY, FASTNET_SIMD, simd_dot
+from _common cimport floating, sigmoid, loss_term, f_fma, LOSS_CROSS_ENTROPY
 
 from fastnet._cython import _checks as chk
-from fastnet._cython import mlp as _mlp
+from fastnet._cython import _variants
 
 cnp.import_array()
 
@@ -205,6 +205,9 @@ cdef Py_ssize_t _linear_gd_fused(const floating[:, ::1] X, const floating[::1] y
 #: (bit-for-bit the same steps); above, one fused pass over X per iteration (BLAS would
 #: read X twice: the cost of an iteration is reading X)
 cdef Py_ssize_t _FUSED_MIN = 1 << 16
+#: multiply-adds per thread and iteration above which the fused pass runs on threads (an
+#: iteration reads X once from memory; two cores read it faster than one)
+_THREAD_MIN_WORK = 1 << 20
 
 
 def linear_gd(X, y, theta, lr, tol, max_iter, logistic, history):
@@ -241,7 +244,7 @@ def linear_gd(X, y, theta, lr, tol, max_iter, logistic, history):
         raise ValueError(f"{K}: X of shape {X.shape} is too large for 32-bit BLAS indices")
     cdef int C, T
     if X.shape[0] * X.shape[1] >= _FUSED_MIN:
-        C, T = _mlp._plan_chunks(X.shape[0], X.shape[1] + 1)
+        C, T = _variants.load("mlp")._plan_chunks(X.shape[0], X.shape[1] + 1, _THREAD_MIN_WORK)
         gb = np.zeros((C, X.shape[1] + 1), dtype=X.dtype)
         tJ = np.zeros(C, dtype=np.float64)
         if X.dtype == np.float32:
@@ -285,8 +288,6 @@ cdef inline floating _row_dot(const floating[:, ::1] X, Py_ssize_t i,
     vector accumulators (AVX-512) or eight running sums added pairwise at the end."""
     cdef Py_ssize_t j = 0, n = X.shape[1]
     cdef floating s = 0, s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0
-    if n >= 32 and FASTNET_SIMD:
-        return simd_dot(&X[i, 0], &w[1], n)
     if n >= 32:
         while j + 8 <= n:
             s0 = s0 + X[i, j] * w[1 + j]

@@ -17,9 +17,9 @@ loops, up to 6 multiply-adds per load and store.  This file is compiled with ``-
 Numba kernels' ``reassoc, nsz`` fastmath flags; never ``-ffinite-math-only``)
 so that gcc vectorises the dot products.
 
-The code lives in ``_word2vec_impl.pxi``; this module is the baseline build
-(any CPU: SSE2 on x86-64).  ``word2vec_avx2`` is the same code compiled with
-``-mavx2 -mfma`` (twice the vector width); the cython backend imports it
-instead when the CPU has AVX2 and FMA (see :mod:`fastnet._cython.backend`).
+The code lives in ``_word2vec_impl.pxi``.  Like every extension module it is
+built in per-CPU variants (``word2vec``: baseline x86-64; ``word2vec_avx2``:
+``-mavx2 -mfma``, twice the vector width; ``word2vec_avx512``), and the cython
+backend imports the best one the CPU supports (:mod:`fastnet._cython._variants`).
 """
 include "_word2vec_impl.pxi"

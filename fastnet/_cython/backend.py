@@ -1,41 +1,25 @@
 """The ``cython`` backend's kernel table (see :mod:`fastnet.reference.kernels` for the contract).
 
 One block per extension module; each module's kernels keep the contract's names.
-
-The word2vec kernels come in two builds of the same code: ``word2vec``
-(baseline, any CPU) and ``word2vec_avx2`` (compiled with ``-mavx2 -mfma``,
-about 1.3x faster).  The AVX2 build is used when the CPU has AVX2 and FMA
-(numpy's CPU detection) and the module was built; :data:`W2V_BUILD` says
-which one is in use.
+Every module is imported in the variant :mod:`fastnet._cython._variants` picks
+for this CPU (baseline x86-64, AVX2+FMA or AVX-512; ``FASTNET_SIMD`` forces
+one); :data:`VARIANTS` says which one each module runs and why.
 """
-from fastnet._cython import activations as _act
-from fastnet._cython import linear as _linear
-from fastnet._cython import mlp as _mlp
+from fastnet._cython import _variants
+
+_act = _variants.load("activations")
+_mlp = _variants.load("mlp")
+_linear = _variants.load("linear")
+_w2v = _variants.load("word2vec")
+
+#: module -> (variant, reason) of the builds in use
+VARIANTS = _variants.report()
 
 
 def _cpu_has_avx2_fma():
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__ as feats
-    except ImportError:  # numpy 1.x
-        try:
-            from numpy.core._multiarray_umath import __cpu_features__ as feats
-        except ImportError:
-            return False
-    return bool(feats.get("AVX2")) and bool(feats.get("FMA3"))
+    """Whether this CPU runs the AVX2 + FMA variants."""
+    return _variants.supports("avx2")[0]
 
-
-def _word2vec_module():
-    if _cpu_has_avx2_fma():
-        try:
-            from fastnet._cython import word2vec_avx2 as mod
-            return mod, "avx2"
-        except ImportError:
-            pass  # not built (compiler without AVX2 flags): the baseline build below
-    from fastnet._cython import word2vec as mod
-    return mod, "baseline"
-
-
-_w2v, W2V_BUILD = _word2vec_module()
 
 KERNELS = {}
 

@@ -1,0 +1,545 @@
+# Included by mlp.pyx: the dense path -- whole (mini-)batches through BLAS.
+#
+# A batch of b samples goes through each layer as one GEMM per direction
+# (scipy.linalg.cython_blas sgemm/dgemm, the BLAS numpy uses too):
+#
+#   forward   Z_l = A_l W_l[1:]                     then  A_{l+1} = f(Z_l + W_l[0])
+#   gradient  G_l[1:] = A_l^T D_{l+1}                     G_l[0] = sum_i D_{l+1}[i]
+#   below     D_l = (D_{l+1} W_l[1:]^T)              then  D_l *= f'(A_l)
+#
+# each GEMM followed by one fused elementwise pass (the "epilogue": bias + activation;
+# output loss + error term; the derivative from the activation's value).  Row-major
+# matrices are handed to the column-major BLAS with the operands swapped
+# (C = A B  <=>  C^T = B^T A^T), as numpy does.  The rows of a shuffled batch are
+# gathered once per batch into a buffer; a batch whose rows are a contiguous range of X
+# (in any order: a sum over samples does not care) is used in place.  A batch larger
+# than the work buffers is done in blocks of rows, the gradients added up (beta = 1).
+# Then one fused pass over the parameters: the optimiser's step with the penalty
+# (step_chunks, which also adds up the chunks' gradients).  Work buffers: reused from call
+# to call (_buffer), never allocated per batch; the whole epoch runs without the GIL.
+
+# ----------------------------------------------------------------------- BLAS
+cdef inline void gemm_rm(char ta, char tb, int m, int n, int k, floating alpha,
+                         const floating* A, int lda, const floating* B, int ldb,
+                         floating beta, floating* C, int ldc) noexcept nogil:
+    """Row-major ``C (m x n) = alpha op(A) op(B) + beta C``: the column-major BLAS call
+    ``C^T = op(B)^T op(A)^T`` (``'N'``: as stored, ``'T'``: transposed)."""
+    if floating is float:
+        sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>B, &ldb, <float*>A, &lda, &beta, C, &ldc)
+    else:
+        dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>B, &ldb, <double*>A, &lda, &beta, C, &ldc)
+
+
+# ------------------------------------------------------------------ epilogues
+cdef inline void softmax_row(floating* v, Py_ssize_t n) noexcept nogil:
+    r"""``v = exp(v - max v) / sum exp(v - max v)`` in place."""
+    cdef Py_ssize_t k
+    cdef floating mx = v[0], s = 0
+    for k in range(1, n):
+        if v[k] > mx:
+            mx = v[k]
+    for k in range(n):
+        v[k] = exp_nonpos(v[k] - mx)
+    for k in range(n):
+        s += v[k]
+    for k in range(n):
+        v[k] = v[k] / s
+
+
+cdef void bias_act(int kind, floating* Z, const floating* bias, Py_ssize_t b,
+                   Py_ssize_t n) noexcept nogil:
+    """``Z[i, k] = f(Z[i, k] + bias[k])`` for the ``b`` rows of ``Z`` (``b x n``): the
+    forward epilogue, one pass (vectorised: the activations are branch-free)."""
+    cdef Py_ssize_t i, k
+    cdef floating* z
+    cdef floating v
+    for i in range(b):
+        z = Z + i * n
+        if kind == ACT_SIGMOID:
+            for k in range(n):
+                z[k] = sigmoid(z[k] + bias[k])
+        elif kind == ACT_TANH:
+            for k in range(n):
+                z[k] = f_tanh(z[k] + bias[k])
+        elif kind == ACT_RELU:
+            for k in range(n):
+                v = z[k] + bias[k]
+                z[k] = 0 if v < 0 else v         # NaN propagates, as with np.maximum
+        else:
+            for k in range(n):
+                z[k] = z[k] + bias[k]
+            if kind == ACT_SOFTMAX:
+                softmax_row(z, n)
+
+
+cdef void mul_df(int kind, floating* D, const floating* A, Py_ssize_t n) noexcept nogil:
+    """``D *= f'(z)`` with the derivative taken from the activation's value ``A = f(z)``
+    (:func:`act_df_from_a`); ``n`` entries."""
+    cdef Py_ssize_t i
+    if kind == ACT_SIGMOID:
+        for i in range(n):
+            D[i] = D[i] * act_df_from_a(ACT_SIGMOID, A[i])
+    elif kind == ACT_TANH:
+        for i in range(n):
+            D[i] = D[i] * act_df_from_a(ACT_TANH, A[i])
+    elif kind == ACT_RELU:
+        for i in range(n):
+            D[i] = D[i] * act_df_from_a(ACT_RELU, A[i])
+
+
+cdef double output_delta(int kind, int lk, const floating* A, floating* D, Py_ssize_t b,
+                         Py_ssize_t K, const floating* Y, const int64_t* idx,
+                         Py_ssize_t lo) noexcept nogil:
+    r"""The output epilogue: the summed loss (float64) of ``b`` samples and their error
+    terms ``D`` (``b x K``): :math:`a - y` (sigmoid + cross-entropy, softmax + log-loss),
+    else :math:`\ell'(a) f'(z)`.  Sample ``i``'s labels are row ``idx[i]`` of ``Y``
+    (``idx`` NULL: row ``lo + i``)."""
+    cdef Py_ssize_t i, k
+    cdef const floating* a
+    cdef const floating* y
+    cdef floating* d
+    cdef double total = 0
+    cdef bint simple = fused_output(kind, lk)
+    for i in range(b):
+        a = A + i * K
+        d = D + i * K
+        y = Y + (idx[i] if idx != NULL else lo + i) * K
+        for k in range(K):
+            total += loss_term(lk, a[k], y[k])
+        if simple:
+            for k in range(K):
+                d[k] = a[k] - y[k]
+        else:
+            for k in range(K):
+                d[k] = loss_grad(lk, a[k], y[k]) * act_df_from_a(kind, a[k])
+    return total
+
+
+# ------------------------------------------------------------------ one block of rows
+cdef void dense_forward(const floating* P, const int64_t[::1] sizes, const int64_t[::1] offs,
+                        const int64_t[::1] kinds, const floating* X0, Py_ssize_t ldx,
+                        Py_ssize_t b, floating* ws, const int64_t[::1] act,
+                        floating* last) noexcept nogil:
+    """Activations of the ``b`` rows ``X0`` (row stride ``ldx``): layer ``l``'s output to
+    ``ws + act[l]`` (``b x n_{l+1}``), the last layer's to ``last`` when not NULL."""
+    cdef Py_ssize_t l, L = sizes.shape[0] - 1, n_in, n_out, ldin
+    cdef const floating* Ain
+    cdef floating* Z
+    for l in range(L):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        Ain = X0 if l == 0 else ws + act[l - 1]
+        ldin = ldx if l == 0 else n_in
+        Z = last if (l == L - 1 and last != NULL) else ws + act[l]
+        gemm_rm(c'N', c'N', <int>b, <int>n_out, <int>n_in, 1, Ain, <int>ldin,
+                P + offs[l] + n_out, <int>n_out, 0, Z, <int>n_out)
+        bias_act(<int>kinds[l], Z, P + offs[l], b, n_out)
+
+
+cdef void dense_backward(const floating* P, floating* G, const int64_t[::1] sizes,
+                         const int64_t[::1] offs, const int64_t[::1] kinds,
+                         const floating* X0, Py_ssize_t ldx, Py_ssize_t b, floating* ws,
+                         const int64_t[::1] act, const int64_t[::1] dlt,
+                         bint accumulate) noexcept nogil:
+    """Gradients of the block (its output error terms at ``ws + dlt[L-1]``) into ``G``
+    (overwritten, or added to with ``accumulate``); the error terms of the layers below
+    on the way (each before its layer's gradient is used: the weights are not changed)."""
+    cdef Py_ssize_t l, i, k, L = sizes.shape[0] - 1, n_in, n_out, ldin
+    cdef const floating* Ain
+    cdef floating* D
+    cdef floating* gb
+    cdef floating beta = 1 if accumulate else 0
+    for l in range(L - 1, -1, -1):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        D = ws + dlt[l]
+        Ain = X0 if l == 0 else ws + act[l - 1]
+        ldin = ldx if l == 0 else n_in
+        gb = G + offs[l]
+        if not accumulate:
+            for k in range(n_out):
+                gb[k] = 0
+        for i in range(b):                       # the sum over samples, in order
+            for k in range(n_out):
+                gb[k] = gb[k] + D[i * n_out + k]
+        gemm_rm(c'T', c'N', <int>n_in, <int>n_out, <int>b, 1, Ain, <int>ldin, D, <int>n_out,
+                beta, gb + n_out, <int>n_out)
+        if l > 0:
+            gemm_rm(c'N', c'T', <int>b, <int>n_in, <int>n_out, 1, D, <int>n_out,
+                    P + offs[l] + n_out, <int>n_out, 0, ws + dlt[l - 1], <int>n_in)
+            mul_df(<int>kinds[l - 1], ws + dlt[l - 1], ws + act[l - 1], b * n_in)
+
+
+cdef Py_ssize_t rows_in_place(const int64_t* rows, Py_ssize_t b, unsigned char* seen) noexcept nogil:
+    """The first row ``lo`` when ``rows[0:b]`` are the rows ``lo .. lo+b-1`` of X (in any
+    order), else -1 (``seen``: ``b`` bytes of scratch)."""
+    cdef Py_ssize_t i, lo = rows[0], hi = rows[0], r
+    cdef bint ordered = True
+    for i in range(1, b):
+        r = rows[i]
+        ordered = ordered and r == rows[i - 1] + 1
+        lo = r if r < lo else lo
+        hi = r if r > hi else hi
+    if ordered:
+        return lo
+    if hi - lo + 1 != b:
+        return -1
+    for i in range(b):
+        seen[i] = 0
+    for i in range(b):
+        r = rows[i] - lo
+        if seen[r]:
+            return -1
+        seen[r] = 1
+    return lo
+
+
+cdef void gather_rows(const floating[:, ::1] X, const int64_t* rows, Py_ssize_t b,
+                      floating* out) noexcept nogil:
+    cdef Py_ssize_t i, j, n = X.shape[1]
+    cdef const floating* x
+    for i in range(b):
+        x = &X[rows[i], 0]
+        for j in range(n):
+            out[i * n + j] = x[j]
+
+
+# ------------------------------------------------------------------ the drivers
+# A batch is cut into C chunks of rows (C from its size only: the numbers depend on the
+# inputs and the thread count alone); chunk c adds up its gradient in its own buffer Gb[c]
+# (blocks of BR rows, each thread with its own work buffer), the buffers are added in chunk
+# order by the step.  The chunks run on OpenMP threads -- for small batches only when that
+# was measured faster (as the sparse path's _train does) -- and BLAS on one thread inside
+# them (fastnet._cython._blas): one pool of threads, whose fork/join is a batch's only sync.
+
+cdef double dense_block(const floating* P, floating* G, const int64_t[::1] sizes,
+                        const int64_t[::1] offs, const int64_t[::1] kinds, int lk,
+                        const floating[:, ::1] X, const floating[:, ::1] Y,
+                        const int64_t* rows, Py_ssize_t lo, Py_ssize_t b, floating* ws,
+                        const int64_t[::1] act, const int64_t[::1] dlt, Py_ssize_t xb,
+                        unsigned char* seen, bint accumulate) noexcept nogil:
+    """Loss and gradient (into ``G``, or added to it) of the ``b`` samples ``rows`` (NULL:
+    rows ``lo .. lo+b-1``); ``b`` is at most the work buffer's rows."""
+    cdef Py_ssize_t L = sizes.shape[0] - 1, n0 = X.shape[1]
+    cdef const floating* X0
+    cdef const int64_t* idx = NULL
+    cdef double total
+    if rows != NULL:
+        lo = rows_in_place(rows, b, seen)
+        if lo < 0:
+            gather_rows(X, rows, b, ws + xb)
+            idx = rows
+            lo = 0
+    if idx != NULL:
+        X0 = ws + xb
+    else:
+        X0 = &X[lo, 0]
+    dense_forward(P, sizes, offs, kinds, X0, n0, b, ws, act, NULL)
+    total = output_delta(<int>kinds[L - 1], lk, ws + act[L - 1], ws + dlt[L - 1], b,
+                         sizes[L], &Y[0, 0], idx, lo)
+    dense_backward(P, G, sizes, offs, kinds, X0, n0, b, ws, act, dlt, accumulate)
+    return total
+
+
+cdef double dense_rows(const floating* P, floating* G, const int64_t[::1] sizes,
+                       const int64_t[::1] offs, const int64_t[::1] kinds, int lk,
+                       const floating[:, ::1] X, const floating[:, ::1] Y,
+                       const int64_t* rows, Py_ssize_t lo, Py_ssize_t b, Py_ssize_t BR,
+                       floating* ws, const int64_t[::1] act, const int64_t[::1] dlt,
+                       Py_ssize_t xb, unsigned char* seen) noexcept nogil:
+    """Loss, and gradient into ``G`` (overwritten), of ``b`` samples (``rows``, or rows
+    ``lo ..`` when NULL), in blocks of ``BR`` rows."""
+    cdef Py_ssize_t blo = 0, nb
+    cdef double total = 0
+    while blo < b:
+        nb = min(BR, b - blo)
+        total += dense_block(P, G, sizes, offs, kinds, lk, X, Y,
+                             rows + blo if rows != NULL else NULL, lo + blo, nb, ws, act, dlt,
+                             xb, seen, blo > 0)
+        blo += nb
+    return total
+
+
+cdef double dense_chunks(const floating* P, floating[:, ::1] Gb, const int64_t[::1] sizes,
+                         const int64_t[::1] offs, const int64_t[::1] kinds, int lk,
+                         const floating[:, ::1] X, const floating[:, ::1] Y,
+                         const int64_t* rows, Py_ssize_t lo, Py_ssize_t b, Py_ssize_t BR,
+                         floating[:, ::1] ws, const int64_t[::1] act, const int64_t[::1] dlt,
+                         Py_ssize_t xb, unsigned char[:, ::1] seen, double[::1] tloss, int C,
+                         int T, bint parallel) noexcept nogil:
+    """The ``b`` samples cut into ``C`` chunks, chunk ``c``'s gradient into ``Gb[c]``; on ``T``
+    threads with ``parallel``, else all on this one (the same numbers)."""
+    cdef int c, tid
+    cdef Py_ssize_t c0, c1
+    cdef double total = 0
+    if C <= 1:
+        return dense_rows(P, &Gb[0, 0], sizes, offs, kinds, lk, X, Y, rows, lo, b, BR,
+                          &ws[0, 0], act, dlt, xb, &seen[0, 0])
+    if parallel and T > 1:
+        for c in prange(C, num_threads=T, schedule="dynamic", chunksize=1):
+            tid = threadid()
+            c0 = (b * c) // C
+            c1 = (b * (c + 1)) // C
+            tloss[c] = dense_rows(P, &Gb[c, 0], sizes, offs, kinds, lk, X, Y,
+                                  rows + c0 if rows != NULL else NULL, lo + c0, c1 - c0, BR,
+                                  &ws[tid, 0], act, dlt, xb, &seen[tid, 0])
+    else:
+        for c in range(C):
+            c0 = (b * c) // C
+            c1 = (b * (c + 1)) // C
+            tloss[c] = dense_rows(P, &Gb[c, 0], sizes, offs, kinds, lk, X, Y,
+                                  rows + c0 if rows != NULL else NULL, lo + c0, c1 - c0, BR,
+                                  &ws[0, 0], act, dlt, xb, &seen[0, 0])
+    for c in range(C):
+        total += tloss[c]
+    return total
+
+
+cdef double dense_train(floating[::1] P, floating[::1] S, floating[:, ::1] Gb,
+                        const int64_t[::1] sizes, const int64_t[::1] offs,
+                        const int64_t[::1] kinds, int lk, const floating[:, ::1] X,
+                        const floating[:, ::1] Y, const int64_t[::1] order, Py_ssize_t bs,
+                        Py_ssize_t BR, int opt, floating lr, floating mu, floating rho,
+                        floating eps, int pen, floating lam, double lr_d, double mu_d,
+                        double rho_d, Py_ssize_t step0, floating[:, ::1] ws,
+                        const int64_t[::1] act, const int64_t[::1] dlt, Py_ssize_t xb,
+                        unsigned char[:, ::1] seen, double[::1] tloss,
+                        const int64_t[:, ::1] segs, int tmax, double work,
+                        int Tstep) noexcept nogil:
+    """One epoch of mini-batch training on the dense path; returns the summed loss."""
+    cdef Py_ssize_t m = order.shape[0], start = 0, b, step = step0
+    cdef double total = 0, t0
+    cdef floating lr_t = lr
+    cdef int C, T
+    cdef bint par
+    while start < m:
+        b = min(bs, m - start)
+        C = dense_chunks_for(b, work, tmax)
+        T = min(C, tmax)
+        par = C > 1 and dense_parallel_begin()
+        t0 = fastnet_wtime()
+        total += dense_chunks(&P[0], Gb, sizes, offs, kinds, lk, X, Y, &order[start], 0, b, BR,
+                              ws, act, dlt, xb, seen, tloss, C, T, par)
+        if opt == OPT_ADAM:
+            lr_t = <floating>adam_lr(lr_d, mu_d, rho_d, <double>step)
+        step_chunks(P, S, Gb, C, segs, <floating>b, opt, lr, mu, rho, eps, lr_t, pen, lam,
+                    Tstep if par else 1, False)
+        if C > 1:
+            dense_parallel_end(fastnet_wtime() - t0, b * work)
+        step += 1
+        start += b
+    return total
+
+
+cdef double dense_backprop(const floating* P, floating[::1] grad, floating[:, ::1] Gb,
+                           const int64_t[::1] sizes, const int64_t[::1] offs,
+                           const int64_t[::1] kinds, int lk, const floating[:, ::1] X,
+                           const floating[:, ::1] Y, Py_ssize_t BR, floating[:, ::1] ws,
+                           const int64_t[::1] act, const int64_t[::1] dlt, Py_ssize_t xb,
+                           unsigned char[:, ::1] seen, double[::1] tloss, int C, int T,
+                           int Tred) noexcept nogil:
+    """Summed loss, and the summed gradient into ``grad``, of all rows of X."""
+    cdef Py_ssize_t m = X.shape[0], n = grad.shape[0], lo, hi, chunk
+    cdef double total
+    cdef int t
+    if C <= 1:
+        return dense_rows(P, &grad[0], sizes, offs, kinds, lk, X, Y, NULL, 0, m, BR, &ws[0, 0],
+                          act, dlt, xb, &seen[0, 0])
+    total = dense_chunks(P, Gb, sizes, offs, kinds, lk, X, Y, NULL, 0, m, BR, ws, act, dlt, xb,
+                         seen, tloss, C, T, _adapt_parallel)
+    if Tred <= 1:
+        _sum_rows(Gb, C, grad, 0, n)
+        return total
+    chunk = (n + Tred - 1) // Tred
+    for t in prange(Tred, num_threads=Tred, schedule="static", chunksize=1):
+        lo = t * chunk
+        hi = min(n, lo + chunk)
+        _sum_rows(Gb, C, grad, lo, hi)
+    return total
+
+
+cdef void dense_forward_all(const floating* P, const int64_t[::1] sizes,
+                            const int64_t[::1] offs, const int64_t[::1] kinds,
+                            const floating[:, ::1] X, floating[:, ::1] out, Py_ssize_t BR,
+                            floating[:, ::1] ws, const int64_t[::1] act, int C,
+                            int T) noexcept nogil:
+    """All outputs: ``C`` chunks of rows on ``T`` threads, blocks of ``BR`` rows each, the
+    last layer written straight into ``out``."""
+    cdef Py_ssize_t m = X.shape[0], lo, hi, nb
+    cdef int c, tid
+    if C <= 1 or T <= 1 or not _adapt_parallel:
+        lo = 0
+        while lo < m:
+            nb = min(BR, m - lo)
+            dense_forward(P, sizes, offs, kinds, &X[lo, 0], X.shape[1], nb, &ws[0, 0], act,
+                          &out[lo, 0])
+            lo = lo + nb
+        return
+    for c in prange(C, num_threads=T, schedule="dynamic", chunksize=1):
+        tid = threadid()
+        lo = (m * c) // C
+        hi = (m * (c + 1)) // C
+        while lo < hi:
+            nb = min(BR, hi - lo)
+            dense_forward(P, sizes, offs, kinds, &X[lo, 0], X.shape[1], nb, &ws[tid, 0], act,
+                          &out[lo, 0])
+            lo = lo + nb
+
+
+# ------------------------------------------------------------- buffers, entry points
+_tls = threading.local()
+
+
+def _buffer(key, shape, dtype):
+    """A work buffer of ``shape``, reused by the next calls in this thread (a fresh
+    multi-megabyte array costs its page faults at every call)."""
+    cache = _tls.__dict__.setdefault("buffers", {})
+    n = 1
+    for d in shape:
+        n *= int(d)
+    k = (key, np.dtype(dtype).char)
+    buf = cache.get(k)
+    if buf is None or buf.shape[0] < n:
+        buf = np.empty(max(n, 16), dtype=dtype)
+        cache[k] = buf
+    return buf[:n].reshape(shape)
+
+
+#: multiply-adds per batch below which the BLAS runs on one thread in a build without OpenMP
+#: (see fastnet._cython._blas: the wake-ups of its threads cost more than they save on small
+#: GEMMs, a lot more on a busy machine); with OpenMP the chunks are the threads, and the BLAS
+#: always runs on one inside them
+_BLAS_MIN_WORK = 1 << 26
+
+#: work-buffer entries the dense path aims at per thread (rows per block follow from it)
+_DENSE_ENTRIES = 1 << 23
+#: rows per block at most (module attributes: the tests make blocks small)
+_DENSE_ROWS = 4096
+
+
+def _dense_plan(lay, Py_ssize_t rows, bint gather):
+    """``(BR, act, dlt, xb, size)``: rows per block, the offsets of each layer's
+    activations and error terms in a thread's work buffer, that of its gather buffer, and
+    its size (a multiple of 16 entries: each thread's buffer starts on a cache line)."""
+    widths = [int(w) for w in lay.sizes[1:]]
+    per_row = 2 * sum(widths) + (int(lay.sizes[0]) if gather else 0)
+    BR = max(1, min(rows, _DENSE_ROWS, max(64, _DENSE_ENTRIES // per_row)))
+    act = np.zeros(lay.L, dtype=np.int64)
+    dlt = np.zeros(lay.L, dtype=np.int64)
+    pos = 0
+    for l, w in enumerate(widths):
+        act[l] = pos
+        pos += (BR * w + 15) // 16 * 16
+        dlt[l] = pos
+        pos += (BR * w + 15) // 16 * 16
+    xb = pos
+    if gather:
+        pos += (BR * int(lay.sizes[0]) + 15) // 16 * 16
+    return BR, act, dlt, xb, pos + 16
+
+
+def _plan(lay, Py_ssize_t rows, double work, bint gather):
+    """Chunks, threads and the work buffers of a dense call on batches of ``rows`` samples."""
+    cdef int tmax = _max_threads()
+    cdef int C = dense_chunks_for(rows, work, tmax)
+    cdef int T = min(C, tmax)
+    BR, act, dlt, xb, size = _dense_plan(lay, -(-rows // C), gather)
+    return C, T, BR, act, dlt, xb, size
+
+
+def _blas_one_thread(rows, lay):
+    return bool(FASTNET_HAVE_OPENMP) or rows * lay.n_params < _BLAS_MIN_WORK
+
+
+cdef _dense_forward_typed(const floating[::1] P, const int64_t[::1] sizes,
+                          const int64_t[::1] offs, const int64_t[::1] kinds,
+                          const floating[:, ::1] X, floating[:, ::1] out, Py_ssize_t BR,
+                          floating[:, ::1] ws, const int64_t[::1] act, int C, int T):
+    with nogil:
+        dense_forward_all(&P[0], sizes, offs, kinds, X, out, BR, ws, act, C, T)
+
+
+def _dense_forward(lay, params, X, out):
+    C, T, BR, act, dlt, xb, size = _plan(lay, X.shape[0], lay.n_params / 2, False)
+    ws = _buffer("dense", (T, size), params.dtype)
+    with _blas.single_threaded(_blas_one_thread(X.shape[0], lay)):
+        if params.dtype == np.float32:
+            _dense_forward_typed[cython.float](params, lay.sizes, lay.offs, lay.kinds, X, out,
+                                               BR, ws, act, C, T)
+        else:
+            _dense_forward_typed[cython.double](params, lay.sizes, lay.offs, lay.kinds, X, out,
+                                                BR, ws, act, C, T)
+
+
+cdef double _dense_backprop_typed(const floating[::1] P, floating[::1] grad,
+                                  floating[:, ::1] Gb, const int64_t[::1] sizes,
+                                  const int64_t[::1] offs, const int64_t[::1] kinds, int lk,
+                                  const floating[:, ::1] X, const floating[:, ::1] Y,
+                                  Py_ssize_t BR, floating[:, ::1] ws, const int64_t[::1] act,
+                                  const int64_t[::1] dlt, Py_ssize_t xb,
+                                  unsigned char[:, ::1] seen, double[::1] tloss, int C, int T,
+                                  int Tred):
+    cdef double total
+    with nogil:
+        total = dense_backprop(&P[0], grad, Gb, sizes, offs, kinds, lk, X, Y, BR, ws, act, dlt,
+                               xb, seen, tloss, C, T, Tred)
+    return total
+
+
+def _dense_backprop(lay, int loss_kind, params, X, Y, grad):
+    C, T, BR, act, dlt, xb, size = _plan(lay, X.shape[0], lay.n_params, False)
+    ws = _buffer("dense", (T, size), params.dtype)
+    Gb = _buffer("grad", (C, lay.n_params), params.dtype)
+    seen = _buffer("seen", (T, 16), np.uint8)
+    tloss = np.zeros(max(C, 1))
+    cdef int Tred = _threads_for(lay.n_params, C, _min_elems, _max_threads()) if C > 1 else 1
+    with _blas.single_threaded(_blas_one_thread(X.shape[0], lay)):
+        if params.dtype == np.float32:
+            return _dense_backprop_typed[cython.float](params, grad, Gb, lay.sizes, lay.offs,
+                                                       lay.kinds, loss_kind, X, Y, BR, ws, act,
+                                                       dlt, xb, seen, tloss, C, T, Tred)
+        return _dense_backprop_typed[cython.double](params, grad, Gb, lay.sizes, lay.offs,
+                                                    lay.kinds, loss_kind, X, Y, BR, ws, act,
+                                                    dlt, xb, seen, tloss, C, T, Tred)
+
+
+cdef double _dense_train_typed(floating[::1] P, floating[::1] S, floating[:, ::1] Gb,
+                               const int64_t[::1] sizes, const int64_t[::1] offs,
+                               const int64_t[::1] kinds, int lk, const floating[:, ::1] X,
+                               const floating[:, ::1] Y, const int64_t[::1] order,
+                               Py_ssize_t bs, Py_ssize_t BR, int opt, floating lr, floating mu,
+                               floating rho, floating eps, int pen, floating lam, double lr_d,
+                               double mu_d, double rho_d, Py_ssize_t t0, floating[:, ::1] ws,
+                               const int64_t[::1] act, const int64_t[::1] dlt, Py_ssize_t xb,
+                               unsigned char[:, ::1] seen, double[::1] tloss,
+                               const int64_t[:, ::1] segs, int tmax, double work, int Tstep):
+    cdef double total
+    with nogil:
+        total = dense_train(P, S, Gb, sizes, offs, kinds, lk, X, Y, order, bs, BR, opt, lr, mu,
+                            rho, eps, pen, lam, lr_d, mu_d, rho_d, t0, ws, act, dlt, xb, seen,
+                            tloss, segs, tmax, work, Tstep)
+    return total
+
+
+def _dense_train(lay, int loss_kind, params, X, Y, order, Py_ssize_t bs, int opt, double lr,
+                 double mu, double rho, double eps, int pen, double lam, state, Py_ssize_t t):
+    cdef int tmax = _max_threads()
+    rows = min(bs, order.shape[0])
+    C, T, BR, act, dlt, xb, size = _plan(lay, rows, lay.n_params, True)
+    ws = _buffer("dense", (T, size), params.dtype)
+    Gb = _buffer("grad", (C, lay.n_params), params.dtype)
+    seen = _buffer("seen", (T, BR), np.uint8)
+    tloss = np.zeros(max(C, 1))
+    cdef int Tstep = _threads_for(lay.n_params, 1, _min_elems, tmax)
+    with _blas.single_threaded(_blas_one_thread(rows, lay)):
+        if params.dtype == np.float32:
+            return _dense_train_typed[cython.float](params, state, Gb, lay.sizes, lay.offs,
+                                                    lay.kinds, loss_kind, X, Y, order, bs, BR,
+                                                    opt, lr, mu, rho, eps, pen, lam, lr, mu, rho,
+                                                    t, ws, act, dlt, xb, seen, tloss,
+                                                    lay.segs(), tmax, float(lay.n_params), Tstep)
+        return _dense_train_typed[cython.double](params, state, Gb, lay.sizes, lay.offs,
+                                                 lay.kinds, loss_kind, X, Y, order, bs, BR, opt,
+                                                 lr, mu, rho, eps, pen, lam, lr, mu, rho, t, ws,
+                                                 act, dlt, xb, seen, tloss, lay.segs(), tmax,
+                                                 float(lay.n_params), Tstep)

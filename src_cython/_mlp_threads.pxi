@@ -1,0 +1,146 @@
+# ------------------------------------------------------------------ threading policy
+cdef int _num_threads = 0          # 0: OpenMP's default (OMP_NUM_THREADS, else the cores)
+cdef double _min_work = 1e7        # multiply-adds per thread below which fewer threads are used
+                                   # (fork/join and buffer sums cost more than they save
+                                   # below ~0.4 ms of work per thread, measured on MNIST)
+cdef double _min_elems = 32768.0   # elements per thread of the elementwise passes
+
+
+# Small batches: threads or not, as measured (see _train); both give the same numbers.
+cdef bint _adapt_parallel = True
+cdef double _adapt_time = -1e300       # fastnet_wtime() of the last measurement
+cdef double _ADAPT_PERIOD = 2.0         # seconds between measurements
+cdef double _big_work = 3e7             # batch work above which threads are always used
+
+#: multiply-adds a thread must get for a dense batch to be cut into chunks (a GEMM of ~0.1 ms)
+cdef double _dense_min_work = 2e6
+# The dense path's measurement of threads against one thread, across calls (a full-batch
+# epoch is one batch per call): 0 idle, 1 the next batch runs on one thread, 2 the next one
+# on the threads; then the faster way (per multiply-add) is kept for _ADAPT_PERIOD seconds.
+cdef int _dense_probe = 0
+cdef double _dense_t_serial = 0
+
+
+def _set_threading(num_threads=None, min_work=None, min_elems=None, big_work=None,
+                   small_batches=None, dense_min_work=None):
+    """Set the thread policy (tests and benchmarks); returns the previous settings as a
+    dict, which ``_set_threading(**old)`` restores.
+
+    ``num_threads``: 0 means OpenMP's default.  ``min_work``: the work (multiply-adds) a
+    thread must get for a batch of the sparse path to be cut into chunks
+    (``dense_min_work``: of the dense path); ``min_elems``: the same for the
+    elementwise optimiser pass.  ``big_work``: batches of the sparse path with more work
+    always run their chunks on threads; smaller ones (every batch of the dense path) do
+    when measured faster, or as ``small_batches`` says (True: threads, False: one thread;
+    None: measure).  The numbers computed depend only on the number of chunks, never on
+    how they were run.
+    """
+    global _num_threads, _min_work, _min_elems, _big_work, _adapt_parallel, _adapt_time
+    global _dense_min_work, _dense_probe
+    old = dict(num_threads=_num_threads, min_work=_min_work, min_elems=_min_elems,
+               big_work=_big_work, small_batches=None if _adapt_time < 1e300
+               else bool(_adapt_parallel), dense_min_work=_dense_min_work)
+    if dense_min_work is not None:
+        _dense_min_work = float(dense_min_work)
+    _dense_probe = 0
+    if num_threads is not None:
+        _num_threads = int(num_threads)
+    if min_work is not None:
+        _min_work = float(min_work)
+    if min_elems is not None:
+        _min_elems = float(min_elems)
+    if big_work is not None:
+        _big_work = float(big_work)
+    if small_batches is None:
+        if _adapt_time >= 1e300:      # was fixed: measure again
+            _adapt_time = -1e300
+    else:
+        _adapt_parallel = bool(small_batches)
+        _adapt_time = 1e300           # never re-measured
+    return old
+
+
+def _plan_chunks(n_items, work_per_item, min_work=None):
+    """``(chunks, threads)`` the policy gives ``n_items`` items of ``work_per_item``
+    multiply-adds (used by the other extension modules); ``min_work``: the work a thread
+    must get (default: the batches' ``min_work``)."""
+    cdef int tmax = _max_threads()
+    cdef int C
+    if min_work is None:
+        C = _chunks_for(n_items, work_per_item, tmax)
+    else:
+        C = _threads_for(n_items, work_per_item, float(min_work), tmax)
+    return C, min(C, tmax)
+
+
+def openmp_enabled():
+    """Whether this extension was compiled with OpenMP (else every loop runs serially)."""
+    return bool(FASTNET_HAVE_OPENMP)
+
+
+cdef int _max_threads() noexcept nogil:
+    if not FASTNET_HAVE_OPENMP:
+        return 1
+    if _num_threads > 0:
+        return _num_threads
+    return max(1, fastnet_omp_max_threads())
+
+
+cdef int _threads_for(Py_ssize_t n_items, double work_per_item, double min_work,
+                      int tmax) noexcept nogil:
+    """Threads for ``n_items`` items of ``work_per_item``: at most ``tmax`` and one per item,
+    each with at least ``min_work``."""
+    cdef int T = tmax
+    if T > n_items:
+        T = <int>n_items
+    while T > 1 and n_items * work_per_item < T * min_work:
+        T -= 1
+    return T if T > 1 else 1
+
+
+cdef int _MAX_CHUNKS = 16               # chunks of a big batch (dynamically scheduled)
+cdef Py_ssize_t _CHUNK_SAMPLES = 64      # ... of at least this many samples
+
+
+cdef int _chunks_for(Py_ssize_t b, double work, int tmax) noexcept nogil:
+    """Chunks a batch of ``b`` samples (``work`` multiply-adds each) is cut into, each summing
+    its gradients in its own buffer; the buffers are added in chunk order.
+
+    One chunk when there is not enough work for two threads; one per thread for small
+    batches; up to ``_MAX_CHUNKS`` for big ones, handed out to the threads as they come
+    free (a thread slowed down by another process then does fewer).  Depends on the sizes
+    and the thread count only, so results are reproducible for a given thread count.
+    """
+    cdef int C = _threads_for(b, work, _min_work, tmax)
+    cdef Py_ssize_t by_size
+    if C > 1 and b * work >= _big_work:
+        by_size = b // _CHUNK_SAMPLES
+        C = <int>min(<Py_ssize_t>_MAX_CHUNKS, max(<Py_ssize_t>C, by_size))
+    return C
+
+
+cdef int dense_chunks_for(Py_ssize_t b, double work, int tmax) noexcept nogil:
+    """Chunks of a dense batch of ``b`` samples (``work`` multiply-adds each): one per thread,
+    as many threads as get at least ``_dense_min_work`` each (two equal chunks make the
+    most of two idle cores; on busy ones the batch runs on one thread, as measured)."""
+    return _threads_for(b, work, _dense_min_work, tmax)
+
+
+cdef bint dense_parallel_begin() noexcept nogil:
+    """Whether the next dense batch (of several chunks) runs them on the threads."""
+    global _dense_probe
+    if _dense_probe == 0 and fastnet_wtime() - _adapt_time > _ADAPT_PERIOD:
+        _dense_probe = 1
+    return _dense_probe == 2 or (_dense_probe == 0 and _adapt_parallel)
+
+
+cdef void dense_parallel_end(double seconds, double work) noexcept nogil:
+    """Record a batch's time (``work`` multiply-adds) while measuring."""
+    global _dense_probe, _dense_t_serial, _adapt_parallel, _adapt_time
+    if _dense_probe == 1:
+        _dense_t_serial = seconds / work
+        _dense_probe = 2
+    elif _dense_probe == 2:
+        _adapt_parallel = seconds / work < 0.9 * _dense_t_serial
+        _adapt_time = fastnet_wtime()
+        _dense_probe = 0
