@@ -40,6 +40,8 @@ _LAZY = {
     "load": ("fastnet.io", "load"),
     "save": ("fastnet.io", "save"),
     "plot": ("fastnet.plot", None),
+    "Sequential": ("fastnet.sequential", "Sequential"),
+    "layers": ("fastnet.layers", None),
 }
 
 
