@@ -16,3 +16,7 @@ KERNELS.update(_W2V)
 from fastnet._numba.conv import KERNELS as _CONV  # noqa: E402
 
 KERNELS.update(_CONV)
+
+from fastnet._numba.sequential import KERNELS as _SEQ  # noqa: E402
+
+KERNELS.update(_SEQ)
