@@ -20,7 +20,7 @@ import ctypes
 import os
 import threading
 
-__all__ = ["single_threaded", "CONTROL", "blas_library"]
+__all__ = ["single_threaded", "setter_address", "CONTROL", "blas_library"]
 
 _lock = threading.Lock()
 _setter = None
@@ -86,3 +86,12 @@ def single_threaded():
         yield
     finally:
         fn(previous if previous > 0 else 0)
+
+
+def setter_address():
+    """The address of ``openblas_set_num_threads_local`` (0 when there is none), for the
+    Cython kernels, whose OpenMP threads call it themselves."""
+    found = _find()
+    if found is None:
+        return 0
+    return ctypes.cast(found[0], ctypes.c_void_p).value or 0

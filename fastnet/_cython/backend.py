@@ -11,6 +11,7 @@ which one is in use.
 from fastnet._cython import activations as _act
 from fastnet._cython import linear as _linear
 from fastnet._cython import mlp as _mlp
+from fastnet._cython import conv as _conv
 
 
 def _cpu_has_avx2_fma():
@@ -68,3 +69,9 @@ KERNELS.update({
     "w2v_sg_batch": _w2v.w2v_sg_batch,
     "w2v_cbow_batch": _w2v.w2v_cbow_batch,
 })
+
+# convolutions, pooling, layer programs (src_cython/conv.pyx)
+KERNELS.update({name: getattr(_conv, name) for name in (
+    "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weights", "pool2d_forward",
+    "pool2d_backward", "sequential_forward", "sequential_backprop", "sequential_train_epoch",
+    "sequential_penalty_value")})

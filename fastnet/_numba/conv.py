@@ -36,12 +36,11 @@ from fastnet import _kernel_checks as kc
 from fastnet import _conv_checks as cc
 from fastnet._codes import Act, LayerKind, Loss
 from fastnet._blas import single_threaded
+from fastnet._conv_plan import COLS_BYTES, conv_block_images
 from fastnet._numba._common import LOG_CLIP, act, dact_from_a
 
-__all__ = ["KERNELS", "COLS_BYTES"]
+__all__ = ["KERNELS"]
 
-#: Bytes of im2col patches per block of images (about a core's share of L2 + L3).
-COLS_BYTES = 1 << 20
 
 # integer codes as module constants (numba freezes them at compile time)
 _LINEAR, _SIGMOID, _RELU, _TANH, _SOFTMAX = (int(Act.LINEAR), int(Act.SIGMOID), int(Act.RELU),
@@ -200,11 +199,6 @@ def _col2im(dcols, n0, n1, H, W, C, kh, kw, s, ph, pw, Ho, Wo, dX):
                 r += 1
 
 
-def _block_images(npix, K, itemsize, m):
-    """Images per im2col block: about COLS_BYTES of patches, at least one image."""
-    return max(1, min(m, COLS_BYTES // max(1, npix * K * itemsize)))
-
-
 @njit(cache=True)
 def _conv_forward(X, Wb, H, W, C, kh, kw, s, ph, pw, Ho, Wo, F, kind, out, cols, nb):
     """``out`` (m, Ho*Wo*F) = f(conv(X) + b) with ``Wb`` the (1 + K, F) block."""
@@ -353,7 +347,7 @@ def _conv2d_forward(X, W, b, stride, pad_h, pad_w, act, out):
     Wb[0] = b
     Wb[1:] = W.reshape(-1, F)
     Ho, Wo = out.shape[1], out.shape[2]
-    nb = _block_images(Ho * Wo, kh * kw * C, X.itemsize, m)
+    nb = conv_block_images(Ho * Wo, kh * kw * C, X.itemsize, m)
     cols = np.empty(nb * Ho * Wo * kh * kw * C, X.dtype)
     _conv_forward(X.reshape(m, -1), Wb, H, Wd, C, kh, kw, s, ph, pw, Ho, Wo, F, a,
                   out.reshape(m, -1), cols, nb)
@@ -375,7 +369,7 @@ def _conv2d_backward_input(dZ, W, stride, pad_h, pad_w, dX):
     kh, kw, _, F = W.shape
     Ho, Wo = dZ.shape[1], dZ.shape[2]
     K = kh * kw * C
-    nb = _block_images(Ho * Wo, K, dt.itemsize, m)
+    nb = conv_block_images(Ho * Wo, K, dt.itemsize, m)
     dcols = np.empty(nb * Ho * Wo * K, dt)
     Wm = W.reshape(K, F)
     D = dZ.reshape(m, -1)
@@ -416,7 +410,7 @@ def _conv2d_backward_weights(X, dZ, stride, pad_h, pad_w, dW, db):
     kh, kw, _, F = dW.shape
     Ho, Wo = dZ.shape[1], dZ.shape[2]
     K = kh * kw * C
-    nb = _block_images(Ho * Wo, K, dt.itemsize, m)
+    nb = conv_block_images(Ho * Wo, K, dt.itemsize, m)
     cols = np.empty(nb * Ho * Wo * K, dt)
     G = np.zeros((1 + K, F), dt)
     _conv_backward(X.reshape(m, -1), G, dZ.reshape(m, -1), H, Wd, C, kh, kw, s, ph, pw, Ho, Wo,

@@ -30,11 +30,13 @@ from fastnet import _kernel_checks as kc
 from fastnet import _conv_checks as cc
 from fastnet._blas import single_threaded
 from fastnet._codes import Act, LayerKind, Prog, Optimizer, Penalty
-from fastnet._threads import default_threads, n_blocks, run_blocks
-from fastnet._numba.conv import (COLS_BYTES, _activate_rows, _bias_act, _times_dact, _loss_delta,
+from fastnet._threads import n_blocks, run_blocks
+from fastnet import _conv_plan as plan
+from fastnet._conv_plan import COLS_BYTES, threads_for
+from fastnet._numba.conv import (_activate_rows, _bias_act, _times_dact, _loss_delta,
                                  _conv_forward, _conv_backward, _pool_forward, _pool_backward)
 
-__all__ = ["KERNELS", "THREAD_MIN_FLOPS", "FORWARD_CHUNK"]
+__all__ = ["KERNELS"]
 
 _SOFTMAX = int(Act.SOFTMAX)
 _DENSE, _CONV, _MAXPOOL, _AVGPOOL, _FLATTEN, _ACTIVATION, _TIED = (
@@ -47,12 +49,6 @@ _SGD, _MOMENTUM, _RMSPROP, _ADAM, _NESTEROV = (int(Optimizer.SGD), int(Optimizer
 _L2 = int(Penalty.L2)
 (P_KIND, P_ACT, P_IH, P_IW, P_IC, P_OH, P_OW, P_OC, P_KH, P_KW, P_S, P_PH, P_PW, P_POFF, P_PLEN,
  P_TIED) = [int(f) for f in Prog if f != Prog.WIDTH]
-
-#: A batch is split over threads when its forward and backward passes take at least this
-#: many floating-point operations (the threads are dispatched once per batch, ~0.1 ms).
-THREAD_MIN_FLOPS = 20e6
-#: Samples per block of ``sequential_forward`` (bounds its workspace).
-FORWARD_CHUNK = 256
 
 _ws_lock = threading.Lock()  # hands the forward pass's workspaces to its threads
 
@@ -430,35 +426,14 @@ def _train_epoch_serial(params, prog, loss_kind, X, Y, order, batch_size, optimi
 
 
 # ====================================================================== wrappers
-def _flops_per_sample(prog):
-    """Multiply-adds x 2 of one sample's forward pass (the backward pass is about twice that)."""
-    total = 0
-    for row in prog:
-        kind = int(row[Prog.KIND])
-        if kind == LayerKind.CONV2D:
-            total += 2 * int(row[Prog.OUT_H] * row[Prog.OUT_W] * row[Prog.OUT_C] * row[Prog.KH]
-                             * row[Prog.KW] * row[Prog.IN_C])
-        elif kind in (LayerKind.DENSE, LayerKind.DENSE_TIED):
-            total += 2 * int(row[Prog.IN_C] * row[Prog.OUT_C])
-    return total
-
-
-def _threads_for(prog, batch):
-    """Threads to split a batch of ``batch`` samples over (1: serial)."""
-    nt = default_threads()
-    if nt < 2 or batch < 2 or 3 * batch * _flops_per_sample(prog) < THREAD_MIN_FLOPS:
-        return 1
-    return nt
-
-
 def sequential_forward(params, prog, X, out):
     """The program's outputs (see :func:`fastnet.reference.conv.sequential_forward`)."""
     k = "sequential_forward"
     p = cc.Program(k, params, prog)
     p.data(k, params, X, out=out)
     m = X.shape[0]
-    cap = min(m, FORWARD_CHUNK)
-    nt = _threads_for(prog, cap)
+    cap = min(m, plan.FORWARD_CHUNK)
+    nt = threads_for(prog, cap)
     if nt == 1:
         with single_threaded():
             _block_forward(params, prog, X, 0, m, out, _alloc(prog, cap, params, p.n_out))
@@ -491,7 +466,7 @@ def sequential_backprop(params, prog, loss_kind, X, Y, grad):
     loss_kind = p.loss(k, loss_kind)
     m = X.shape[0]
     order = np.arange(m, dtype=np.int64)
-    nt = _threads_for(prog, m)
+    nt = threads_for(prog, m)
     if nt == 1:
         with single_threaded():
             return float(_block_grad(params, prog, loss_kind, X, Y, order, 0, m, grad,
@@ -519,7 +494,7 @@ def sequential_train_epoch(params, prog, loss_kind, X, Y, order, batch_size, opt
                       optimizer, lr, mu, rho, eps, penalty_kind, lam, state, t)
     m = order.shape[0]
     B = min(batch_size, m)
-    nt = _threads_for(prog, B)
+    nt = threads_for(prog, B)
     if nt == 1:
         with single_threaded():
             return float(_train_epoch_serial(params, prog, loss_kind, X, Y, order, B, optimizer,
