@@ -250,7 +250,8 @@ class CNNClassifier(_ClassifierMixin, _SequentialEstimator):
 
     def predict(self, X):
         """Predicted class labels (from ``classes_``)."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     # ---- saving
     def _fitted_state(self):
@@ -261,6 +262,9 @@ class CNNClassifier(_ClassifierMixin, _SequentialEstimator):
 
     def _restore_state(self, meta, arrays):
         super()._restore_state(meta, arrays)
+        if isinstance(self.conv_layers, (list, tuple)):  # JSON gave back lists of lists
+            self.conv_layers = tuple(tuple(p) if isinstance(p, list) else p
+                                     for p in self.conv_layers)
         self.classes_ = arrays["classes"]
         self.image_shape_ = tuple(int(s) for s in meta["image_shape"])
         from fastnet._validation import check_rng
