@@ -218,8 +218,11 @@ def _direct_kernel():
     return direct
 
 
-@pytest.mark.parametrize("method", [b for b in fastnet_backends("conv2d_forward")
-                                    if b != "reference"] + ["direct", "torch"])
+_COMPILED = [b for b in fastnet_backends("conv2d_forward") if b != "reference"]
+
+
+@pytest.mark.parametrize("method", _COMPILED + [f"{b} forward" for b in _COMPILED]
+                         + ["direct", "torch"])
 @pytest.mark.parametrize("case", LAYERS, ids=[c[0].replace(" ", "_") for c in LAYERS])
 def test_conv_layer(benchmark, method, case):
     """One convolution's forward (+ReLU), and backward for the weights (and the input)."""
@@ -255,6 +258,11 @@ def test_conv_layer(benchmark, method, case):
             y = torch.relu(F_.conv2d(Xt, Wtt, bt, padding=p))
             y.backward(G)
         run(benchmark, fn, rounds=10, method="PyTorch", flops=fwd * (2 if first else 3))
+        return
+    if method.endswith(" forward"):
+        K = _backend.backend_kernels(method.split()[0])
+        run(benchmark, lambda: K.conv2d_forward(X, Wt, b, 1, p, p, int(Act.RELU), out),
+            rounds=10, method=f"im2col + GEMM ({method.split()[0]}, forward only)", flops=fwd)
         return
     K = _backend.backend_kernels(method)
     dZ = rng.random(out.shape, dtype=np.float32)

@@ -125,7 +125,7 @@ def test_conv_forward_by_hand():
 
 
 # -------------------------------------------------------------------- hypothesis
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_hypothesis_conv_shapes(data):
     C = data.draw(st.integers(1, 5), label="C")
@@ -182,7 +182,7 @@ def random_net(data):
     return layers, (C, H, W), loss
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_hypothesis_programs(data):
     """Random layer programs: forward, backprop and a training epoch on every backend."""
