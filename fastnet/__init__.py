@@ -37,11 +37,15 @@ _LAZY = {
     "Perceptron": ("fastnet.estimators", "Perceptron"),
     "MLPClassifier": ("fastnet.estimators", "MLPClassifier"),
     "MLPRegressor": ("fastnet.estimators", "MLPRegressor"),
+    "CNNClassifier": ("fastnet.estimators", "CNNClassifier"),
+    "Autoencoder": ("fastnet.estimators", "Autoencoder"),
     "load": ("fastnet.io", "load"),
     "save": ("fastnet.io", "save"),
     "plot": ("fastnet.plot", None),
     "use_path": ("fastnet._paths", "use_path"),
     "show_config": ("fastnet._config", "show_config"),
+    "Sequential": ("fastnet.sequential", "Sequential"),
+    "layers": ("fastnet.layers", None),
 }
 
 

@@ -83,8 +83,13 @@ NETWORK_KERNELS = (
 #: The word2vec kernels (see :mod:`fastnet.reference.word2vec_kernels`).
 WORD2VEC_KERNELS = ("w2v_sg_batch", "w2v_cbow_batch")
 
+#: The convolution, pooling and layer-program kernels (see :mod:`fastnet.reference.conv`).
+CONV_KERNELS = ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weights",
+                "pool2d_forward", "pool2d_backward", "sequential_forward", "sequential_backprop",
+                "sequential_train_epoch", "sequential_penalty_value")
+
 #: Every kernel a complete backend implements.
-KERNEL_NAMES = NETWORK_KERNELS + WORD2VEC_KERNELS
+KERNEL_NAMES = NETWORK_KERNELS + WORD2VEC_KERNELS + CONV_KERNELS
 
 # The codes of the kernels' choices, as name -> int dicts (the API's names; the enums of
 # fastnet._codes are the one definition).

@@ -12,7 +12,8 @@ and one branch in each backend's elementwise helper.
 """
 from enum import IntEnum
 
-__all__ = ["Act", "Loss", "Penalty", "Optimizer", "ENUMS", "NAMES", "by_name", "pxd_source"]
+__all__ = ["Act", "Loss", "Penalty", "Optimizer", "LayerKind", "Prog", "ENUMS", "NAMES", "by_name",
+           "pxd_source"]
 
 
 class Act(IntEnum):
@@ -47,8 +48,46 @@ class Optimizer(IntEnum):
     NESTEROV = 4
 
 
+class LayerKind(IntEnum):
+    """Operation of one row of a layer program (:mod:`fastnet.sequential`)."""
+    DENSE = 0
+    CONV2D = 1
+    MAXPOOL2D = 2
+    AVGPOOL2D = 3
+    FLATTEN = 4
+    ACTIVATION = 5
+    DENSE_TIED = 6
+
+
+class Prog(IntEnum):
+    """Column of a layer program's row: what each int64 field holds (``WIDTH``: row length).
+
+    Shapes are channels-last ``(H, W, C)`` per sample; a flat layer is ``(1, 1, n)``.
+    ``POFF``: start of the layer's block in ``params`` (bias row first, as Dense's
+    ``W = Theta.T``); ``TIED``: the block whose weights a DENSE_TIED layer uses transposed.
+    """
+    KIND = 0
+    ACT = 1
+    IN_H = 2
+    IN_W = 3
+    IN_C = 4
+    OUT_H = 5
+    OUT_W = 6
+    OUT_C = 7
+    KH = 8
+    KW = 9
+    STRIDE = 10
+    PAD_H = 11
+    PAD_W = 12
+    POFF = 13
+    PLEN = 14
+    TIED = 15
+    WIDTH = 16
+
+
 #: The enums, with the prefix of their members in the generated Cython file.
-ENUMS = {"ACT": Act, "LOSS": Loss, "PEN": Penalty, "OPT": Optimizer}
+ENUMS = {"ACT": Act, "LOSS": Loss, "PEN": Penalty, "OPT": Optimizer, "LAYER": LayerKind,
+         "PROG": Prog}
 
 #: The names the API accepts for each code (lower case); 'gd' is full-batch sgd.
 NAMES = {

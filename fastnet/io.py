@@ -126,6 +126,9 @@ def _describe_estimator(est):
 
 def _describe(obj):
     from fastnet.estimators import ESTIMATORS
+    from fastnet.sequential import Sequential
+    if isinstance(obj, Sequential):
+        return obj._save_state()
     if type(obj).__name__ in ESTIMATORS and isinstance(obj, ESTIMATORS[type(obj).__name__]):
         return _describe_estimator(obj)
     if isinstance(obj, (list, tuple)):
@@ -263,6 +266,9 @@ def load(path):
         return _load_model(path, meta, arrays)
     if kind == "estimator":
         return _load_estimator(path, meta, arrays)
+    if kind == "sequential":
+        from fastnet.sequential import Sequential
+        return Sequential._from_saved(meta, arrays)
     raise ValueError(f"{os.fspath(path)!r} holds a fastnet object of unknown kind {kind!r}; "
                      f"a newer fastnet may read it")
 

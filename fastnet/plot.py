@@ -7,7 +7,9 @@ r"""The course's pictures, with matplotlib (optional: ``pip install "fastnet[plo
 * :func:`digits`: a grid of digit images with their true and predicted labels;
 * :func:`word_vectors`: word vectors projected on their first two principal
   components, with their words;
-* :func:`save_demo_plots`: all of them for ``python -m fastnet demo --plots DIR``.
+* :func:`save_demo_plots`: all of them for ``python -m fastnet demo --plots DIR``;
+* :func:`codes_2d`: an autoencoder's 2-D code of the data, one colour per class;
+* :func:`reconstructions`: a grid of images above their autoencoder reconstructions.
 
 Every function returns a :class:`matplotlib.figure.Figure` and, given
 ``path``, writes it as a PNG (atomically: a temporary file renamed into
@@ -23,7 +25,7 @@ import os
 import numpy as np
 
 __all__ = ["activations", "learning_curves", "decision_boundary", "digits", "word_vectors",
-           "save_figure", "save_demo_plots"]
+           "save_figure", "save_demo_plots", "codes_2d", "reconstructions"]
 
 
 def _matplotlib():
@@ -490,3 +492,104 @@ def _demo_word_vectors(seed):
                          "white", "red", "green", "one", "two", "three", "four")
              if w in model.wv.key_to_index]
     return model.wv, words
+
+
+# ------------------------------------------------------------------------ autoencoders
+def _codes_of(model, X):
+    if hasattr(model, "transform"):
+        return np.asarray(model.transform(X))
+    raise TypeError(f"model must have a transform method (a fitted fastnet.Autoencoder), got "
+                    f"{type(model).__name__}")
+
+
+def codes_2d(model, X, y, path=None, ax=None, title=None, max_points=5000):
+    """The 2-D codes of ``X`` (an autoencoder with a 2-unit code), one colour per label.
+
+    Parameters
+    ----------
+    model : fitted :class:`fastnet.Autoencoder` (``n_components_ == 2``), or an
+        array of codes ``(m, 2)`` already computed
+    X : array (m, n_features)
+        The data to encode (ignored when ``model`` is an array of codes).
+    y : array (m,)
+        Labels (the digits), for the colours and the legend.
+    path, ax, title : optional
+    max_points : int
+        At most this many points are drawn (the first ones).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    codes = np.asarray(model) if isinstance(model, np.ndarray) else _codes_of(model, X)
+    if codes.ndim != 2 or codes.shape[1] != 2:
+        raise ValueError(f"the codes must be 2-D points (m, 2), got shape {codes.shape}; train "
+                         f"the autoencoder with a 2-unit code (e.g. hidden_layer_sizes=(64, 2, "
+                         f"64))")
+    y = np.asarray(y)
+    if y.shape[0] != codes.shape[0]:
+        raise ValueError(f"y has {y.shape[0]} labels but there are {codes.shape[0]} codes")
+    n = min(codes.shape[0], int(max_points))
+    codes, y = codes[:n], y[:n]
+    fig, ax = _new_axes(ax, figsize=(6, 5.5))
+    labels = np.unique(y)
+    import matplotlib
+    cmap = matplotlib.colormaps["tab10" if labels.shape[0] <= 10 else "tab20"]
+    for i, label in enumerate(labels):
+        pts = codes[y == label]
+        ax.scatter(pts[:, 0], pts[:, 1], s=6, alpha=0.7, color=cmap(i % cmap.N),
+                   label=str(label))
+    ax.set_xlabel("code 1")
+    ax.set_ylabel("code 2")
+    ax.legend(markerscale=3, fontsize=8, loc="best", title="label")
+    ax.set_title(title or "2-D code of the autoencoder")
+    return _finish(fig, path)
+
+
+def reconstructions(model, X, n=10, shape=None, path=None, title=None):
+    """A grid: ``n`` images of ``X`` (top row) above their reconstructions by ``model``.
+
+    Parameters
+    ----------
+    model : fitted :class:`fastnet.Autoencoder` (or anything with ``reconstruct``)
+    X : array (m, h*w)
+    n : int
+        How many images (the first ``n``).
+    shape : (h, w), optional
+        Image shape; by default the square root of the row length.
+    path, title : optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise ValueError(f"X must hold flat images, one per row, got shape {X.shape}")
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    n = min(int(n), X.shape[0])
+    if shape is None:
+        side = int(round(np.sqrt(X.shape[1])))
+        if side * side != X.shape[1]:
+            raise ValueError(f"rows of {X.shape[1]} pixels are not square images: give shape="
+                             f"(height, width)")
+        shape = (side, side)
+    if int(np.prod(shape)) != X.shape[1]:
+        raise ValueError(f"shape {tuple(shape)} does not hold {X.shape[1]} pixels")
+    if not hasattr(model, "reconstruct"):
+        raise TypeError(f"model must be a fitted fastnet.Autoencoder, got {type(model).__name__}")
+    R = np.asarray(model.reconstruct(X[:n]))
+    fig, axes = _new_axes(None, 2, n, figsize=(1.2 * n, 2.7))
+    axes = np.asarray(axes).reshape(2, n)
+    for i in range(n):
+        for row, img in ((0, X[i]), (1, R[i])):
+            ax = axes[row, i]
+            ax.imshow(img.reshape(shape), cmap="gray_r", interpolation="nearest", vmin=0,
+                      vmax=max(1.0, float(X[:n].max())))
+            ax.set_axis_off()
+    axes[0, 0].set_title("input", fontsize=8, loc="left")
+    axes[1, 0].set_title("reconstruction", fontsize=8, loc="left")
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path)

@@ -28,3 +28,33 @@ cdef enum:
     OPT_RMSPROP = 2
     OPT_ADAM = 3
     OPT_NESTEROV = 4
+
+# LayerKind: Operation of one row of a layer program (:mod:`fastnet.sequential`).
+cdef enum:
+    LAYER_DENSE = 0
+    LAYER_CONV2D = 1
+    LAYER_MAXPOOL2D = 2
+    LAYER_AVGPOOL2D = 3
+    LAYER_FLATTEN = 4
+    LAYER_ACTIVATION = 5
+    LAYER_DENSE_TIED = 6
+
+# Prog: Column of a layer program's row: what each int64 field holds (``WIDTH``: row length).
+cdef enum:
+    PROG_KIND = 0
+    PROG_ACT = 1
+    PROG_IN_H = 2
+    PROG_IN_W = 3
+    PROG_IN_C = 4
+    PROG_OUT_H = 5
+    PROG_OUT_W = 6
+    PROG_OUT_C = 7
+    PROG_KH = 8
+    PROG_KW = 9
+    PROG_STRIDE = 10
+    PROG_PAD_H = 11
+    PROG_PAD_W = 12
+    PROG_POFF = 13
+    PROG_PLEN = 14
+    PROG_TIED = 15
+    PROG_WIDTH = 16

@@ -11,6 +11,7 @@ _act = _variants.load("activations")
 _mlp = _variants.load("mlp")
 _linear = _variants.load("linear")
 _w2v = _variants.load("word2vec")
+_conv = _variants.load("conv")
 
 #: module -> (variant, reason) of the builds in use
 VARIANTS = _variants.report()
@@ -52,3 +53,9 @@ KERNELS.update({
     "w2v_sg_batch": _w2v.w2v_sg_batch,
     "w2v_cbow_batch": _w2v.w2v_cbow_batch,
 })
+
+# convolutions, pooling, layer programs (src_cython/conv.pyx)
+KERNELS.update({name: getattr(_conv, name) for name in (
+    "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weights", "pool2d_forward",
+    "pool2d_backward", "sequential_forward", "sequential_backprop", "sequential_train_epoch",
+    "sequential_penalty_value")})

@@ -15,3 +15,11 @@ with _cache.redirect():
 
 KERNELS.update(_NET)
 KERNELS.update(_W2V)
+
+from fastnet._numba.conv import KERNELS as _CONV  # noqa: E402
+
+KERNELS.update(_CONV)
+
+from fastnet._numba.sequential import KERNELS as _SEQ  # noqa: E402
+
+KERNELS.update(_SEQ)

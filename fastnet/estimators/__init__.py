@@ -32,9 +32,12 @@ from fastnet.estimators._base import InvalidParameterError, _not_fitted_class, w
 from fastnet.estimators._linear import LinearRegression, LogisticRegression
 from fastnet.estimators._mlp import MLPClassifier, MLPRegressor
 from fastnet.estimators._perceptron import Perceptron
+from fastnet.estimators._cnn import CNNClassifier
+from fastnet.estimators._autoencoder import Autoencoder
 
 __all__ = ["LinearRegression", "LogisticRegression", "Perceptron", "MLPClassifier",
-           "MLPRegressor", "InvalidParameterError", "NotFittedError", "ConvergenceWarning"]
+           "MLPRegressor", "CNNClassifier", "Autoencoder", "InvalidParameterError",
+           "NotFittedError", "ConvergenceWarning"]
 
 
 def __getattr__(name):
@@ -49,4 +52,5 @@ def __getattr__(name):
 
 
 ESTIMATORS = {cls.__name__: cls for cls in (LinearRegression, LogisticRegression, Perceptron,
-                                             MLPClassifier, MLPRegressor)}
+                                             MLPClassifier, MLPRegressor, CNNClassifier,
+                                             Autoencoder)}

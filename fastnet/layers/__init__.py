@@ -11,9 +11,13 @@ Shapes exclude the batch dimension: a dense input is ``(n,)``, an image
 ``(C, H, W)`` (channels first), a sequence ``(T, features)``.
 
 Part 1 of the architecture gallery adds ``Conv2D``, ``MaxPool2D``,
-``AvgPool2D``; part 2 ``RNN`` and ``LSTM``.  Each new layer type is a
-subclass of :class:`Layer` in its own module, listed here.
+``AvgPool2D`` (and ``TiedDense`` for tied autoencoders); part 2 ``RNN`` and
+``LSTM``.  Each new layer type is a subclass of :class:`Layer` in its own
+module, listed here.
 """
-from fastnet.layers._base import Layer, Dense, Flatten, Activation, LAYER_TYPES, layer_from_config
+from fastnet.layers._base import (Layer, Dense, TiedDense, Flatten, Activation, LAYER_TYPES,
+                                  layer_from_config)
+from fastnet.layers._conv import Conv2D, MaxPool2D, AvgPool2D
 
-__all__ = ["Layer", "Dense", "Flatten", "Activation", "LAYER_TYPES", "layer_from_config"]
+__all__ = ["Layer", "Dense", "TiedDense", "Flatten", "Activation", "Conv2D", "MaxPool2D",
+           "AvgPool2D", "LAYER_TYPES", "layer_from_config"]

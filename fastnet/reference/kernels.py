@@ -350,3 +350,8 @@ KERNELS = {name: globals()[name] for name in (
 from fastnet.reference.word2vec_kernels import KERNELS as _W2V_KERNELS  # noqa: E402
 
 KERNELS.update(_W2V_KERNELS)
+
+# The convolution, pooling and layer-program kernels (fastnet.layers, fastnet.Sequential).
+from fastnet.reference.conv import KERNELS as _CONV_KERNELS  # noqa: E402
+
+KERNELS.update(_CONV_KERNELS)
