@@ -83,8 +83,11 @@ NETWORK_KERNELS = (
 #: The word2vec kernels (see :mod:`fastnet.reference.word2vec_kernels`).
 WORD2VEC_KERNELS = ("w2v_sg_batch", "w2v_cbow_batch")
 
+#: The recurrent kernels, RNN and LSTM (see :mod:`fastnet.reference.rnn`).
+RNN_KERNELS = ("rnn_forward", "rnn_backward", "clip_grad_norm", "rnn_seq_epoch", "rnn_lm_epoch")
+
 #: Every kernel a complete backend implements.
-KERNEL_NAMES = NETWORK_KERNELS + WORD2VEC_KERNELS
+KERNEL_NAMES = NETWORK_KERNELS + WORD2VEC_KERNELS + RNN_KERNELS
 
 # The codes of the kernels' choices, as name -> int dicts (the API's names; the enums of
 # fastnet._codes are the one definition).

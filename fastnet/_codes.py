@@ -12,7 +12,7 @@ and one branch in each backend's elementwise helper.
 """
 from enum import IntEnum
 
-__all__ = ["Act", "Loss", "Penalty", "Optimizer", "ENUMS", "NAMES", "by_name", "pxd_source"]
+__all__ = ["Act", "Loss", "Penalty", "Optimizer", "Cell", "ENUMS", "NAMES", "by_name", "pxd_source"]
 
 
 class Act(IntEnum):
@@ -47,8 +47,14 @@ class Optimizer(IntEnum):
     NESTEROV = 4
 
 
+class Cell(IntEnum):
+    """Recurrent cell of an RNN layer: the plain (Elman) cell or the LSTM (gates i, f, o, g)."""
+    RNN = 0
+    LSTM = 1
+
+
 #: The enums, with the prefix of their members in the generated Cython file.
-ENUMS = {"ACT": Act, "LOSS": Loss, "PEN": Penalty, "OPT": Optimizer}
+ENUMS = {"ACT": Act, "LOSS": Loss, "PEN": Penalty, "OPT": Optimizer, "CELL": Cell}
 
 #: The names the API accepts for each code (lower case); 'gd' is full-batch sgd.
 NAMES = {
@@ -61,6 +67,7 @@ NAMES = {
     Optimizer: {"gd": Optimizer.SGD, "sgd": Optimizer.SGD, "momentum": Optimizer.MOMENTUM,
                 "rmsprop": Optimizer.RMSPROP, "adam": Optimizer.ADAM,
                 "nesterov": Optimizer.NESTEROV},
+    Cell: {"rnn": Cell.RNN, "lstm": Cell.LSTM},
 }
 
 

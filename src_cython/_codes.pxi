@@ -28,3 +28,8 @@ cdef enum:
     OPT_RMSPROP = 2
     OPT_ADAM = 3
     OPT_NESTEROV = 4
+
+# Cell: Recurrent cell of an RNN layer: the plain (Elman) cell or the LSTM (gates i, f, o, g).
+cdef enum:
+    CELL_RNN = 0
+    CELL_LSTM = 1

@@ -350,3 +350,8 @@ KERNELS = {name: globals()[name] for name in (
 from fastnet.reference.word2vec_kernels import KERNELS as _W2V_KERNELS  # noqa: E402
 
 KERNELS.update(_W2V_KERNELS)
+
+# The recurrent kernels (RNN and LSTM, BPTT).
+from fastnet.reference.rnn import KERNELS as _RNN_KERNELS  # noqa: E402
+
+KERNELS.update(_RNN_KERNELS)
