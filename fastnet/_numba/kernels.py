@@ -12,3 +12,7 @@ KERNELS.update(_NET)
 from fastnet._numba.word2vec import KERNELS as _W2V  # noqa: E402
 
 KERNELS.update(_W2V)
+
+from fastnet._numba.rnn import KERNELS as _RNN  # noqa: E402
+
+KERNELS.update(_RNN)
