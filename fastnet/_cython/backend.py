@@ -11,6 +11,7 @@ which one is in use.
 from fastnet._cython import activations as _act
 from fastnet._cython import linear as _linear
 from fastnet._cython import mlp as _mlp
+from fastnet._cython import rnn as _rnn
 
 
 def _cpu_has_avx2_fma():
@@ -68,3 +69,7 @@ KERNELS.update({
     "w2v_sg_batch": _w2v.w2v_sg_batch,
     "w2v_cbow_batch": _w2v.w2v_cbow_batch,
 })
+
+# recurrent networks (src_cython/rnn.pyx)
+KERNELS.update({name: getattr(_rnn, name) for name in (
+    "rnn_forward", "rnn_backward", "clip_grad_norm", "rnn_seq_epoch", "rnn_lm_epoch")})
