@@ -44,20 +44,24 @@ cdef double _LOG_CLIP = 1e-15   # fastnet.reference.losses.LOG_CLIP
 # ------------------------------------------------------------------- the cells, one row
 cdef inline void _lstm_row(floating* z, const floating* c_prev, floating* c_out,
                            floating* h_out, Py_ssize_t H) noexcept nogil:
+    """Gates ``[i, f, o, g]`` of one row from its pre-activations (in place), then c and h."""
     cdef Py_ssize_t u
     cdef floating i, f, o, g, c
-    for u in range(H):
-        i = _rsig(z[u])
-        f = _rsig(z[H + u])
-        o = _rsig(z[2 * H + u])
-        g = _rtanh(z[3 * H + u])
-        c = f * c_prev[u] + i * g
-        z[u] = i
-        z[H + u] = f
-        z[2 * H + u] = o
-        z[3 * H + u] = g
-        c_out[u] = c
-        h_out[u] = o * _rtanh(c)
+    if floating is float:  # in C, vectorised (_rnn_math.pxi)
+        fnr_lstm_row_f32(z, z + H, z + 2 * H, z + 3 * H, c_prev, c_out, h_out, H)
+    else:
+        for u in range(H):
+            i = _rsig(z[u])
+            f = _rsig(z[H + u])
+            o = _rsig(z[2 * H + u])
+            g = _rtanh(z[3 * H + u])
+            c = f * c_prev[u] + i * g
+            z[u] = i
+            z[H + u] = f
+            z[2 * H + u] = o
+            z[3 * H + u] = g
+            c_out[u] = c
+            h_out[u] = o * _rtanh(c)
 
 
 cdef inline void _rnn_row(int act, const floating* z, floating* h_out, Py_ssize_t H) noexcept nogil:
@@ -70,7 +74,7 @@ cdef inline void _rnn_row(int act, const floating* z, floating* h_out, Py_ssize_
             h_out[u] = _rsig(z[u])
     elif act == ACT_RELU:
         for u in range(H):
-            h_out[u] = z[u] if z[u] > 0 else 0
+            h_out[u] = _relu(z[u])
     else:
         for u in range(H):
             h_out[u] = z[u]
@@ -78,21 +82,26 @@ cdef inline void _rnn_row(int act, const floating* z, floating* h_out, Py_ssize_
 
 cdef inline void _lstm_row_back(floating* gs, const floating* c_prev, const floating* c_cur,
                                 const floating* dh, floating* dc, Py_ssize_t H) noexcept nogil:
+    """One row of the LSTM's backward step: the gates become the gradients of their
+    pre-activations, ``dc`` that of :math:`c_{t-1}`."""
     cdef Py_ssize_t u
     cdef floating i, f, o, g, tc, d_h, d_c, one = 1
-    for u in range(H):
-        i = gs[u]
-        f = gs[H + u]
-        o = gs[2 * H + u]
-        g = gs[3 * H + u]
-        tc = _rtanh(c_cur[u])
-        d_h = dh[u]
-        d_c = dc[u] + d_h * o * (one - tc * tc)
-        gs[u] = d_c * g * i * (one - i)
-        gs[H + u] = d_c * c_prev[u] * f * (one - f)
-        gs[2 * H + u] = d_h * tc * o * (one - o)
-        gs[3 * H + u] = d_c * i * (one - g * g)
-        dc[u] = d_c * f
+    if floating is float:  # in C, vectorised (_rnn_math.pxi)
+        fnr_lstm_back_f32(gs, gs + H, gs + 2 * H, gs + 3 * H, c_prev, c_cur, dh, dc, H)
+    else:
+        for u in range(H):
+            i = gs[u]
+            f = gs[H + u]
+            o = gs[2 * H + u]
+            g = gs[3 * H + u]
+            tc = _rtanh(c_cur[u])
+            d_h = dh[u]
+            d_c = dc[u] + d_h * o * (one - tc * tc)
+            gs[u] = d_c * g * i * (one - i)
+            gs[H + u] = d_c * c_prev[u] * f * (one - f)
+            gs[2 * H + u] = d_h * tc * o * (one - o)
+            gs[3 * H + u] = d_c * i * (one - g * g)
+            dc[u] = d_c * f
 
 
 cdef inline void _rnn_row_back(int act, floating* z, const floating* h, const floating* dh,
@@ -107,7 +116,7 @@ cdef inline void _rnn_row_back(int act, floating* z, const floating* h, const fl
             z[u] = dh[u] * (h[u] * (one - h[u]))
     elif act == ACT_RELU:
         for u in range(H):
-            z[u] = dh[u] if z[u] > 0 else 0
+            z[u] = _step(z[u], dh[u])
     else:
         for u in range(H):
             z[u] = dh[u]
@@ -127,13 +136,13 @@ cdef void _forward_steps(int cell, int act, const floating* U, floating* HS, flo
                          floating* GS, const int64_t* lengths, const int64_t* nrun,
                          Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t G) noexcept nogil:
     """The recurrence over steps ``0..T-1``; ``GS[:T]`` holds the input projections and
-    ``U`` is the ``(H, G)`` recurrent block."""
+    ``U`` is the ``(H, G)`` recurrent block packed by ``_pack``."""
     cdef Py_ssize_t t, b, n
     cdef bint lstm = cell == CELL_LSTM
     for t in range(T):
         n = nrun[t]
         if n > 0:
-            _mm(HS + t * B * H, H, n, H, U, G, G, GS + t * B * G, G, True)
+            _mm(HS + t * B * H, H, n, H, U, G, GS + t * B * G, G, True)
         for b in range(B):
             if b < n and lengths[b] > t:
                 if lstm:
@@ -154,8 +163,8 @@ cdef void _backward_steps(int cell, int act, const floating* UT, const floating*
                           const int64_t* nrun, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
                           Py_ssize_t G, floating* tmp) noexcept nogil:
     """BPTT over steps ``T-1..0``: ``GS[:T]`` becomes the gradient of the pre-activations,
-    ``dh``/``dc`` that of the initial state; ``UT`` is ``U`` transposed ``(G, H)``,
-    ``tmp`` a ``(B, H)`` buffer."""
+    ``dh``/``dc`` that of the initial state; ``UT`` is ``U`` transposed ``(G, H)`` and
+    packed by ``_pack``, ``tmp`` a ``(B, H)`` buffer."""
     cdef Py_ssize_t t, b, n, u
     cdef bint lstm = cell == CELL_LSTM
     cdef const floating* dy
@@ -177,7 +186,7 @@ cdef void _backward_steps(int cell, int act, const floating* UT, const floating*
             else:
                 memset(GS + (t * B + b) * G, 0, G * sizeof(floating))
         if n > 0:
-            _mm(GS + t * B * G, G, n, G, UT, H, H, tmp, H, False)
+            _mm(GS + t * B * G, G, n, G, UT, H, tmp, H, False)
             for b in range(n):
                 if lengths[b] > t:
                     memcpy(dh + b * H, tmp + b * H, H * sizeof(floating))
@@ -201,13 +210,6 @@ cdef void _bias_grad(const floating* Z, Py_ssize_t rows, Py_ssize_t G, floating*
             acc[j] += Z[r * G + j]
     for j in range(G):
         gb[j] = <floating>acc[j]
-
-
-cdef void _transpose(const floating* U, Py_ssize_t R, Py_ssize_t C, floating* UT) noexcept nogil:
-    cdef Py_ssize_t r, c
-    for r in range(R):
-        for c in range(C):
-            UT[c * R + r] = U[r * C + c]
 
 
 cdef void _project_tokens(const int64_t* tok, Py_ssize_t ld, Py_ssize_t T, Py_ssize_t B,
@@ -329,8 +331,9 @@ cdef void _net_forward(Layout* ly, const floating* params, floating* ws, Py_ssiz
             _gemm(False, False, T * B, G, D, ws + ly.o[7 * (l - 1)] + B * D, D, P + G, G, 0,
                   ws + ly.o[7 * l + 2], G)
             _bias_rows(ws + ly.o[7 * l + 2], T * B, G, P)
-        _forward_steps(ly.cell, ly.act, P + (1 + D) * G, ws + ly.o[7 * l], ws + ly.o[7 * l + 1],
-                       ws + ly.o[7 * l + 2], lb, nrun, T, B, H, G)
+        _pack(P + (1 + D) * G, G, False, H, G, ws + ly.o[7 * l + 4])
+        _forward_steps(ly.cell, ly.act, ws + ly.o[7 * l + 4], ws + ly.o[7 * l],
+                       ws + ly.o[7 * l + 1], ws + ly.o[7 * l + 2], lb, nrun, T, B, H, G)
 
 
 cdef void _net_backward(Layout* ly, const floating* params, floating* grad, floating* ws,
@@ -362,7 +365,7 @@ cdef void _net_backward(Layout* ly, const floating* params, floating* grad, floa
             dy = dY_top
             hd = has_dy
         memset(ws + ly.o[7 * l + 6], 0, B * H * sizeof(floating))
-        _transpose(P + (1 + D) * G, H, G, ws + ly.o[7 * l + 4])
+        _pack(P + (1 + D) * G, G, True, G, H, ws + ly.o[7 * l + 4])
         _backward_steps(ly.cell, ly.act, ws + ly.o[7 * l + 4], ws + ly.o[7 * l],
                         ws + ly.o[7 * l + 1], gs, dy, hd, ws + ly.o[7 * l + 5],
                         ws + ly.o[7 * l + 6], lb, nrun, T, B, H, G, tmp)
@@ -383,16 +386,18 @@ cdef void _net_backward(Layout* ly, const floating* params, floating* grad, floa
             _gemm(True, False, D, G, T * B, X0, D, gs, G, 0, Gr + G, G)
 
 
-def _layout(int cell, const int64_t[::1] sizes, Py_ssize_t T, Py_ssize_t B):
-    """The workspace offsets of a network's buffers (per layer HS, CS, GS, DX, UT, DH, DC)
-    and the workspace's size."""
+def _layout(int cell, const int64_t[::1] sizes, Py_ssize_t T, Py_ssize_t B, Py_ssize_t NB):
+    """The workspace offsets of a network's buffers (per layer HS, CS, GS, DX, UT -- ``U``
+    packed for the forward steps, then ``U^T`` for the backward ones --, DH, DC) and the
+    workspace's size."""
     cdef Py_ssize_t L = sizes.shape[0] - 2, l, H, G, pos = 0
     o = np.zeros(7 * L, dtype=np.int64)
     for l in range(L):
         H = sizes[l + 1]
         G = _gates(cell, H)
         for k, size in enumerate(((T + 1) * B * H, (T + 1) * B * H if cell == CELL_LSTM else 0,
-                                  T * B * G, T * B * sizes[l] if l > 0 else 0, G * H, B * H,
+                                  T * B * G, T * B * sizes[l] if l > 0 else 0,
+                                  max(_packed_size(H, G, NB), _packed_size(G, H, NB)), B * H,
                                   B * H)):
             o[7 * l + k] = pos
             pos += size
@@ -416,12 +421,15 @@ def _forward(int c, int a, floating[::1] params, floating[:, :, ::1] X,
     cdef Py_ssize_t T = X.shape[0], B = X.shape[1], D = X.shape[2], H = HS.shape[2]
     cdef Py_ssize_t G = GS.shape[2]
     cdef int64_t[::1] nrun = np.empty(T, dtype=np.int64)
+    cdef Py_ssize_t NB = 16 if floating is float else 8
+    cdef floating[::1] Upk = np.empty(_packed_size(H, G, NB), dtype=np.asarray(params).dtype)
     cdef floating* P = &params[0]
     with nogil:
         _running(&lengths[0], B, T, &nrun[0])
         _gemm(False, False, T * B, G, D, &X[0, 0, 0], D, P + G, G, 0, &GS[0, 0, 0], G)
         _bias_rows(&GS[0, 0, 0], T * B, G, P)
-        _forward_steps(c, a, P + (1 + D) * G, &HS[0, 0, 0], &CS[0, 0, 0], &GS[0, 0, 0],
+        _pack(P + (1 + D) * G, G, False, H, G, &Upk[0])
+        _forward_steps(c, a, &Upk[0], &HS[0, 0, 0], &CS[0, 0, 0], &GS[0, 0, 0],
                        &lengths[0], &nrun[0], T, B, H, G)
 
 
@@ -443,14 +451,15 @@ def _backward(int c, int a, floating[::1] params, floating[:, :, ::1] X,
     dtype = np.float32 if floating is float else np.float64
     cdef int64_t[::1] nrun = np.empty(T, dtype=np.int64)
     cdef floating[::1] tmp = np.empty(B * H, dtype=dtype)
-    cdef floating[::1] UT = np.empty(G * H, dtype=dtype)
+    cdef floating[::1] UT = np.empty(_packed_size(G, H, 16 if floating is float else 8),
+                                     dtype=dtype)
     cdef double[::1] acc = np.empty(G, dtype=np.float64)
     cdef floating* P = &params[0]
     cdef floating* Gr = &grad[0]
     cdef floating* gs = &GS[0, 0, 0]
     with nogil:
         _running(&lengths[0], B, T, &nrun[0])
-        _transpose(P + (1 + D) * G, H, G, &UT[0])
+        _pack(P + (1 + D) * G, G, True, G, H, &UT[0])
         _backward_steps(c, a, &UT[0], &HS[0, 0, 0], &CS[0, 0, 0], gs, &dY[0, 0, 0], has_dy,
                         &dh[0, 0], &dc[0, 0], &lengths[0], &nrun[0], T, B, H, G, &tmp[0])
         _bias_grad(gs, T * B, G, Gr, &acc[0])
@@ -495,7 +504,7 @@ def _seq_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
     cdef Py_ssize_t L = sv.shape[0] - 2, K = sv[L + 1], Htop = sv[L]
     cdef Py_ssize_t B = min(bs, m)
     dtype = np.float32 if floating is float else np.float64
-    o_a, wsize = _layout(c, sv, T, B)
+    o_a, wsize = _layout(c, sv, T, B, 16 if floating is float else 8)
     cdef const int64_t[::1] o = o_a
     cdef floating[::1] ws = np.zeros(wsize, dtype=dtype)
     cdef floating[::1] grad = np.zeros(params.shape[0], dtype=dtype)
@@ -590,7 +599,7 @@ def _lm_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
     cdef Py_ssize_t L = sv.shape[0] - 2, V = sv[L + 1], Htop = sv[L]
     cdef Py_ssize_t T = min(S, N)
     dtype = np.float32 if floating is float else np.float64
-    o_a, wsize = _layout(c, sv, T, B)
+    o_a, wsize = _layout(c, sv, T, B, 16 if floating is float else 8)
     cdef const int64_t[::1] o = o_a
     cdef floating[::1] ws = np.zeros(wsize, dtype=dtype)
     cdef floating[::1] grad = np.zeros(params.shape[0], dtype=dtype)
