@@ -21,8 +21,11 @@ __all__ = [
     "check_scalar",
     "check_int",
     "check_choice",
+    "check_bool",
     "check_rng",
     "result_dtype",
+    "InvalidParameterError",
+    "parameter_error",
 ]
 
 _FLOATS = (np.float32, np.float64)
@@ -272,56 +275,118 @@ def check_input_width(X, thetas, name: str = "X", model_name: str = "model"):
                          f"{np.shape(thetas[0])}, which expects {n_in} features (+1 bias column)")
 
 
+class InvalidParameterError(ValueError, TypeError):
+    """A hyper-parameter has a wrong type or value (scikit-learn's wording, raised for estimators)."""
+
+
+def _range_text(lo, hi, lo_open=False, hi_open=False, open_inf=True):
+    left = "(" if lo_open else "["
+    right = ")" if hi_open or (hi is None and open_inf) else "]"
+    return f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+
+
+def parameter_error(owner, name, expected, value):
+    """The estimators' error for a bad hyper-parameter, in scikit-learn's wording."""
+    return InvalidParameterError(f"The {name!r} parameter of {owner} must be {expected}. "
+                                 f"Got {value!r} instead.")
+
+
 def check_scalar(x, name: str, *, lo=None, hi=None, lo_open=False, hi_open=False,
-                 allow_none=False):
-    """Check a real hyper-parameter against a range and return it as float."""
+                 allow_none=False, owner=None):
+    """Check a real hyper-parameter against a range and return it as float.
+
+    With ``owner`` (an estimator's class name) a bad value raises
+    :class:`InvalidParameterError` in scikit-learn's wording ("The 'lr'
+    parameter of MLPClassifier must be a float in the range (0, inf). Got -1
+    instead."); without it, ``TypeError`` for a non-number and
+    ``ValueError`` for a value out of range.
+    """
     if x is None and allow_none:
         return None
-    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+    rng = _range_text(lo, hi, lo_open, hi_open)
+    is_real = not isinstance(x, bool) and isinstance(x, numbers.Real)
+    v = float(x) if is_real else None
+    in_range = is_real and np.isfinite(v) and not (
+        (lo is not None and (v <= lo if lo_open else v < lo)) or
+        (hi is not None and (v >= hi if hi_open else v > hi)))
+    if in_range:
+        return v
+    if owner is not None:
+        raise parameter_error(owner, name, f"a float in the range {rng}"
+                              + (" or None" if allow_none else ""), x)
+    if not is_real:
         raise TypeError(f"{name} must be a real number, got {x!r}")
-    v = float(x)
     if not np.isfinite(v):
         raise ValueError(f"{name} must be finite, got {x!r}")
-    bad = (lo is not None and (v <= lo if lo_open else v < lo)) or \
-          (hi is not None and (v >= hi if hi_open else v > hi))
-    if bad:
-        left = "(" if lo_open else "["
-        right = ")" if hi_open else "]"
-        rng = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
-        raise ValueError(f"{name} must be in {rng}, got {x!r}")
-    return v
+    raise ValueError(f"{name} must be in {_range_text(lo, hi, lo_open, hi_open, False)}, "
+                     f"got {x!r}")
 
 
-def check_int(x, name: str, *, lo=None, hi=None, allow_none=False):
-    """Check an integer hyper-parameter against an inclusive range."""
+def check_int(x, name: str, *, lo=None, hi=None, allow_none=False, owner=None):
+    """Check an integer hyper-parameter against an inclusive range (``owner``: as :func:`check_scalar`)."""
     if x is None and allow_none:
         return None
-    if isinstance(x, bool) or not isinstance(x, numbers.Integral):
+    is_int = not isinstance(x, bool) and isinstance(x, numbers.Integral)
+    if is_int and (lo is None or x >= lo) and (hi is None or x <= hi):
+        return int(x)
+    if owner is not None:
+        raise parameter_error(owner, name, f"an int in the range {_range_text(lo, hi)}"
+                              + (" or None" if allow_none else ""), x)
+    if not is_int:
         raise TypeError(f"{name} must be an integer, got {x!r}")
-    v = int(x)
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise ValueError(f"{name} must be an integer in [{'-inf' if lo is None else lo}, "
-                         f"{'inf' if hi is None else hi}], got {x!r}")
-    return v
+    raise ValueError(f"{name} must be an integer in [{'-inf' if lo is None else lo}, "
+                     f"{'inf' if hi is None else hi}], got {x!r}")
 
 
-def check_choice(x, name: str, choices):
-    """Check that ``x`` is one of ``choices`` (strings compared case-insensitively)."""
+def check_choice(x, name: str, choices, *, aliases=None, allow_none=False, owner=None):
+    """Check that ``x`` is one of ``choices`` (strings compared case-insensitively).
+
+    ``aliases`` maps other accepted names to a choice (``{'logistic': 'sigmoid'}``);
+    ``owner``: as :func:`check_scalar`.
+    """
+    if x is None and allow_none:
+        return None
     key = x.strip().lower() if isinstance(x, str) else x
-    if key not in choices:
-        shown = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{name} must be one of {shown}, got {x!r}")
-    return key
+    if aliases:
+        try:
+            key = aliases.get(key, key)
+        except TypeError:  # unhashable
+            pass
+    try:
+        ok = key in choices
+    except TypeError:
+        ok = False
+    if ok:
+        return key
+    if owner is not None:
+        shown = "{" + ", ".join(repr(c) for c in choices) + "}"
+        raise parameter_error(owner, name, f"a str among {shown}"
+                              + (" or None" if allow_none else ""), x)
+    shown = ", ".join(repr(c) for c in choices)
+    raise ValueError(f"{name} must be one of {shown}, got {x!r}")
 
 
-def check_rng(rng, name: str = "rng") -> np.random.Generator:
-    """A ``numpy.random.Generator`` from a seed, a Generator or None."""
+def check_bool(x, name: str, *, owner=None):
+    """Check a boolean flag (``True``/``False``, or the integers 0 and 1)."""
+    if isinstance(x, (bool, np.bool_, numbers.Integral)) and x in (0, 1):
+        return bool(x)
+    if owner is not None:
+        raise parameter_error(owner, name, "a bool", x)
+    raise TypeError(f"{name} must be True or False, got {x!r}")
+
+
+def check_rng(rng, name: str = "rng", *, owner=None) -> np.random.Generator:
+    """A ``numpy.random.Generator`` from a seed, a Generator, a RandomState or None."""
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
-        if rng is not None and rng < 0:
-            raise ValueError(f"{name} must be a non-negative seed, got {rng}")
-        return np.random.default_rng(rng)
     if isinstance(rng, np.random.RandomState):
         return np.random.default_rng(rng.randint(0, 2**31 - 1))
+    is_int = isinstance(rng, numbers.Integral) and not isinstance(rng, bool)
+    if rng is None or (is_int and 0 <= rng < 2**32 if owner is not None else is_int and rng >= 0):
+        return np.random.default_rng(rng)
+    if owner is not None:
+        raise parameter_error(owner, name, "an int in the range [0, 4294967295], a numpy "
+                              "Generator or RandomState, or None", rng)
+    if is_int:
+        raise ValueError(f"{name} must be a non-negative seed, got {rng}")
     raise TypeError(f"{name} must be None, an int seed or a numpy.random.Generator, got {rng!r}")
