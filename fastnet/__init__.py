@@ -37,6 +37,8 @@ _LAZY = {
     "Perceptron": ("fastnet.estimators", "Perceptron"),
     "MLPClassifier": ("fastnet.estimators", "MLPClassifier"),
     "MLPRegressor": ("fastnet.estimators", "MLPRegressor"),
+    "RNNClassifier": ("fastnet.estimators", "RNNClassifier"),
+    "CharLM": ("fastnet.estimators", "CharLM"),
     "load": ("fastnet.io", "load"),
     "save": ("fastnet.io", "save"),
     "plot": ("fastnet.plot", None),

@@ -26,16 +26,20 @@ as ``0..K-1`` internally and ``classes_`` maps them back.
 
 The package: :mod:`._base` (the scikit-learn contract and the parameter
 checks), :mod:`._network` (the machinery of the network estimators),
-:mod:`._mlp`, :mod:`._linear`, :mod:`._perceptron`.
+:mod:`._mlp`, :mod:`._linear`, :mod:`._perceptron`, and the recurrent networks
+:mod:`._rnn` (:class:`RNNClassifier`) and :mod:`._charlm` (:class:`CharLM`).
 """
 from fastnet.estimators._base import (InvalidParameterError, _ConvergenceWarning,
                                       _DataConversionWarning, _not_fitted_class, _warning_class)
 from fastnet.estimators._linear import LinearRegression, LogisticRegression
 from fastnet.estimators._mlp import MLPClassifier, MLPRegressor
 from fastnet.estimators._perceptron import Perceptron
+from fastnet.estimators._rnn import RNNClassifier
+from fastnet.estimators._charlm import CharLM
 
 __all__ = ["LinearRegression", "LogisticRegression", "Perceptron", "MLPClassifier",
-           "MLPRegressor", "InvalidParameterError", "NotFittedError", "ConvergenceWarning"]
+           "MLPRegressor", "RNNClassifier", "CharLM", "InvalidParameterError", "NotFittedError",
+           "ConvergenceWarning"]
 
 
 def __getattr__(name):
@@ -50,4 +54,4 @@ def __getattr__(name):
 
 
 ESTIMATORS = {cls.__name__: cls for cls in (LinearRegression, LogisticRegression, Perceptron,
-                                             MLPClassifier, MLPRegressor)}
+                                             MLPClassifier, MLPRegressor, RNNClassifier, CharLM)}

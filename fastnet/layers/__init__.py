@@ -15,5 +15,7 @@ Part 1 of the architecture gallery adds ``Conv2D``, ``MaxPool2D``,
 subclass of :class:`Layer` in its own module, listed here.
 """
 from fastnet.layers._base import Layer, Dense, Flatten, Activation, LAYER_TYPES, layer_from_config
+from fastnet.layers._recurrent import RNN, LSTM
 
-__all__ = ["Layer", "Dense", "Flatten", "Activation", "LAYER_TYPES", "layer_from_config"]
+__all__ = ["Layer", "Dense", "Flatten", "Activation", "LAYER_TYPES", "layer_from_config", "RNN",
+           "LSTM"]
