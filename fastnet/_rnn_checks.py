@@ -39,8 +39,9 @@ def _lengths(kernel, lengths, B, T, name="lengths"):
 def layer_call(kernel, cell, act, params, X, lengths, HS, CS, GS):
     """Check the arguments of ``rnn_forward``; returns ``(cell, act, T, B, D, H, G)``."""
     cell, act = _codes(kernel, cell, act)
-    kc.float_array(kernel, "X", X, ndim=3)
-    dt = X.dtype
+    kc.float_array(kernel, "params", params, ndim=1)
+    dt = params.dtype
+    kc.float_array(kernel, "X", X, ndim=3, dtype=dt)
     T, B, D = X.shape
     if T < 1 or B < 1 or D < 1:
         raise ValueError(f"{kernel}: X must have shape (T, B, D) with T, B, D >= 1, got {X.shape}")
@@ -51,7 +52,6 @@ def layer_call(kernel, cell, act, params, X, lengths, HS, CS, GS):
     G = _gates(cell, H)
     kc.shape(kernel, "HS", HS, (T + 1, B, H))
     kc.writable(kernel, "HS", HS)
-    kc.float_array(kernel, "params", params, ndim=1, dtype=dt)
     kc.shape(kernel, "params", params, ((1 + D + H) * G,))
     _lengths(kernel, lengths, B, T)
     kc.float_array(kernel, "CS", CS, ndim=3, dtype=dt)
