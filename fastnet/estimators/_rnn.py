@@ -235,7 +235,7 @@ class RNNClassifier(_RecurrentConfig, _ClassifierMixin, _Estimator):
     activation : {'tanh', 'relu', 'sigmoid', 'linear'}, default='tanh'
         :math:`f` of the plain cell (the LSTM's gates are fixed).
     optimizer : {'adam', 'sgd', 'momentum', 'nesterov', 'rmsprop'}, default='adam'
-    lr : float, default=0.01
+    lr : float, default=0.005
     batch_size : int, default=32
     max_epochs : int, default=20
     clip : float or None, default=5.0
@@ -269,7 +269,7 @@ class RNNClassifier(_RecurrentConfig, _ClassifierMixin, _Estimator):
     """
 
     def __init__(self, hidden_size=32, *, cell="rnn", num_layers=1, activation="tanh",
-                 optimizer="adam", lr=0.01, batch_size=32, max_epochs=20, clip=5.0,
+                 optimizer="adam", lr=0.005, batch_size=32, max_epochs=20, clip=5.0,
                  momentum=0.9, rho=None, eps=1e-8, shuffle=True, random_state=None, verbose=1,
                  track_accuracy=True):
         self.hidden_size = hidden_size
@@ -395,7 +395,8 @@ class RNNClassifier(_RecurrentConfig, _ClassifierMixin, _Estimator):
 
     def predict(self, X, lengths=None):
         """The most probable class of each sequence (labels from ``classes_``)."""
-        return self.classes_[np.argmax(self.predict_proba(X, lengths), axis=1)]
+        proba = self.predict_proba(X, lengths)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def score(self, X, y, sample_weight=None, lengths=None):
         """Mean accuracy of ``predict(X, lengths)`` against ``y``."""
