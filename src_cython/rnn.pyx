@@ -28,6 +28,7 @@ cimport numpy as cnp
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 from libc.math cimport isfinite
+from cython.parallel cimport prange
 
 from _common cimport (floating, CELL_RNN, CELL_LSTM, ACT_LINEAR, ACT_SIGMOID, ACT_RELU,
                       ACT_TANH, OPT_SGD, OPT_MOMENTUM, OPT_RMSPROP, OPT_ADAM, OPT_NESTEROV)
@@ -123,27 +124,26 @@ cdef inline void _rnn_row_back(int act, floating* z, const floating* h, const fl
 
 
 # ---------------------------------------------------------------------- one layer, steps
-cdef void _running(const int64_t* lengths, Py_ssize_t B, Py_ssize_t T, int64_t* nrun) noexcept nogil:
-    """``nrun[t]``: 1 + the last row still running at step ``t``."""
-    cdef Py_ssize_t t, n = B
-    for t in range(T):
-        while n > 0 and lengths[n - 1] <= t:
-            n -= 1
-        nrun[t] = n
+cdef inline Py_ssize_t _part(Py_ssize_t B, Py_ssize_t nparts, Py_ssize_t p) noexcept nogil:
+    """First row of part ``p`` of ``B`` rows cut into ``nparts`` (the first ``B % nparts``
+    parts one row longer): the rows one thread runs the recurrence of."""
+    return p * (B // nparts) + (p if p < B % nparts else B % nparts)
 
 
 cdef void _forward_steps(int cell, int act, const floating* U, floating* HS, floating* CS,
-                         floating* GS, const int64_t* lengths, const int64_t* nrun,
-                         Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t G) noexcept nogil:
-    """The recurrence over steps ``0..T-1``; ``GS[:T]`` holds the input projections and
-    ``U`` is the ``(H, G)`` recurrent block packed by ``_pack``."""
-    cdef Py_ssize_t t, b, n
+                         floating* GS, const int64_t* lengths, Py_ssize_t T, Py_ssize_t B,
+                         Py_ssize_t H, Py_ssize_t G, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """The recurrence of rows ``r0 <= b < r1`` over steps ``0..T-1``; ``GS[:T]`` holds the
+    input projections and ``U`` is the ``(H, G)`` recurrent block packed by ``_pack``.  Each
+    step's product covers the rows still running up to the last one."""
+    cdef Py_ssize_t t, b, n = r1
     cdef bint lstm = cell == CELL_LSTM
     for t in range(T):
-        n = nrun[t]
-        if n > 0:
-            _mm(HS + t * B * H, H, n, H, U, G, GS + t * B * G, G, True)
-        for b in range(B):
+        while n > r0 and lengths[n - 1] <= t:
+            n -= 1
+        if n > r0:
+            _mm(HS + (t * B + r0) * H, H, n - r0, H, U, G, GS + (t * B + r0) * G, G, True)
+        for b in range(r0, r1):
             if b < n and lengths[b] > t:
                 if lstm:
                     _lstm_row(GS + (t * B + b) * G, CS + (t * B + b) * H,
@@ -159,19 +159,21 @@ cdef void _forward_steps(int cell, int act, const floating* U, floating* HS, flo
 
 cdef void _backward_steps(int cell, int act, const floating* UT, const floating* HS,
                           const floating* CS, floating* GS, const floating* dY, bint has_dy,
-                          floating* dh, floating* dc, const int64_t* lengths,
-                          const int64_t* nrun, Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
-                          Py_ssize_t G, floating* tmp) noexcept nogil:
-    """BPTT over steps ``T-1..0``: ``GS[:T]`` becomes the gradient of the pre-activations,
-    ``dh``/``dc`` that of the initial state; ``UT`` is ``U`` transposed ``(G, H)`` and
-    packed by ``_pack``, ``tmp`` a ``(B, H)`` buffer."""
+                          floating* dh, floating* dc, const int64_t* lengths, Py_ssize_t T,
+                          Py_ssize_t B, Py_ssize_t H, Py_ssize_t G, floating* tmp,
+                          Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """BPTT of rows ``r0 <= b < r1`` over steps ``T-1..0``: ``GS[:T]`` becomes the gradient
+    of the pre-activations, ``dh``/``dc`` that of the initial state; ``UT`` is ``U``
+    transposed ``(G, H)`` and packed by ``_pack``, ``tmp`` a ``(B, H)`` buffer."""
     cdef Py_ssize_t t, b, n, u
     cdef bint lstm = cell == CELL_LSTM
     cdef const floating* dy
     cdef floating* d
     for t in range(T - 1, -1, -1):
-        n = nrun[t]
-        for b in range(B):
+        n = r1
+        while n > r0 and lengths[n - 1] <= t:
+            n -= 1
+        for b in range(r0, r1):
             if b < n and lengths[b] > t:
                 d = dh + b * H
                 if has_dy:
@@ -185,11 +187,40 @@ cdef void _backward_steps(int cell, int act, const floating* UT, const floating*
                     _rnn_row_back(act, GS + (t * B + b) * G, HS + ((t + 1) * B + b) * H, d, H)
             else:
                 memset(GS + (t * B + b) * G, 0, G * sizeof(floating))
-        if n > 0:
-            _mm(GS + t * B * G, G, n, G, UT, H, tmp, H, False)
-            for b in range(n):
+        if n > r0:
+            _mm(GS + (t * B + r0) * G, G, n - r0, G, UT, H, tmp + r0 * H, H, False)
+            for b in range(r0, n):
                 if lengths[b] > t:
                     memcpy(dh + b * H, tmp + b * H, H * sizeof(floating))
+
+
+cdef void _forward_parts(int cell, int act, const floating* U, floating* HS, floating* CS,
+                         floating* GS, const int64_t* lengths, Py_ssize_t T, Py_ssize_t B,
+                         Py_ssize_t H, Py_ssize_t G, int nparts) noexcept nogil:
+    """:func:`_forward_steps` of the rows cut into ``nparts`` parts, one OpenMP thread each."""
+    cdef Py_ssize_t p
+    if nparts <= 1:
+        _forward_steps(cell, act, U, HS, CS, GS, lengths, T, B, H, G, 0, B)
+        return
+    for p in prange(nparts, num_threads=nparts, schedule="static"):
+        _forward_steps(cell, act, U, HS, CS, GS, lengths, T, B, H, G, _part(B, nparts, p),
+                       _part(B, nparts, p + 1))
+
+
+cdef void _backward_parts(int cell, int act, const floating* UT, const floating* HS,
+                          const floating* CS, floating* GS, const floating* dY, bint has_dy,
+                          floating* dh, floating* dc, const int64_t* lengths, Py_ssize_t T,
+                          Py_ssize_t B, Py_ssize_t H, Py_ssize_t G, floating* tmp,
+                          int nparts) noexcept nogil:
+    """:func:`_backward_steps` of the rows cut into ``nparts`` parts, one OpenMP thread each."""
+    cdef Py_ssize_t p
+    if nparts <= 1:
+        _backward_steps(cell, act, UT, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, B, H, G, tmp,
+                        0, B)
+        return
+    for p in prange(nparts, num_threads=nparts, schedule="static"):
+        _backward_steps(cell, act, UT, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, B, H, G, tmp,
+                        _part(B, nparts, p), _part(B, nparts, p + 1))
 
 
 cdef void _bias_rows(floating* Z, Py_ssize_t rows, Py_ssize_t G, const floating* bias) noexcept nogil:
@@ -278,14 +309,18 @@ cdef void _opt_step(int opt, floating* p, const floating* g, floating* state, Py
 
 
 cdef double _softmax_loss(floating* Z, Py_ssize_t rows, Py_ssize_t K, const int64_t* y,
-                          floating scale) noexcept nogil:
-    """Rows of logits become ``(p - e_y) * scale``; returns the summed ``-log p_y``."""
+                          floating scale, const int64_t* live) noexcept nogil:
+    """The rows of logits with ``live[r] > 0`` (all when ``live`` is NULL) become
+    ``(p - e_y) * scale``, the others 0; returns their summed ``-log p_y``."""
     cdef Py_ssize_t r, j
     cdef floating mx, s, e
     cdef floating* z
     cdef double total = 0, p
     for r in range(rows):
         z = Z + r * K
+        if live != NULL and live[r] <= 0:
+            memset(z, 0, K * sizeof(floating))
+            continue
         mx = z[0]
         for j in range(1, K):
             mx = z[j] if z[j] > mx else mx
@@ -306,7 +341,7 @@ cdef double _softmax_loss(floating* Z, Py_ssize_t rows, Py_ssize_t K, const int6
 
 # ------------------------------------------------------------------------------ networks
 cdef struct Layout:
-    int cell, act
+    int cell, act, nparts
     Py_ssize_t L, B
     const int64_t* sizes     # [D, H_1, ..., H_L, K]
     const int64_t* offs      # start of each block in params (L + 2)
@@ -318,7 +353,7 @@ cdef inline Py_ssize_t _gates(int cell, Py_ssize_t H) noexcept nogil:
 
 
 cdef void _net_forward(Layout* ly, const floating* params, floating* ws, Py_ssize_t T,
-                       const int64_t* lb, const int64_t* nrun) noexcept nogil:
+                       const int64_t* lb) noexcept nogil:
     """Forward through the layers; the first one's projection is already in its GS."""
     cdef Py_ssize_t l, D, H, G, B = ly.B
     cdef const floating* P
@@ -332,12 +367,12 @@ cdef void _net_forward(Layout* ly, const floating* params, floating* ws, Py_ssiz
                   ws + ly.o[7 * l + 2], G)
             _bias_rows(ws + ly.o[7 * l + 2], T * B, G, P)
         _pack(P + (1 + D) * G, G, False, H, G, ws + ly.o[7 * l + 4])
-        _forward_steps(ly.cell, ly.act, ws + ly.o[7 * l + 4], ws + ly.o[7 * l],
-                       ws + ly.o[7 * l + 1], ws + ly.o[7 * l + 2], lb, nrun, T, B, H, G)
+        _forward_parts(ly.cell, ly.act, ws + ly.o[7 * l + 4], ws + ly.o[7 * l],
+                       ws + ly.o[7 * l + 1], ws + ly.o[7 * l + 2], lb, T, B, H, G, ly.nparts)
 
 
 cdef void _net_backward(Layout* ly, const floating* params, floating* grad, floating* ws,
-                        Py_ssize_t T, const int64_t* lb, const int64_t* nrun,
+                        Py_ssize_t T, const int64_t* lb,
                         const floating* dY_top, bint has_dy, floating* tmp, double* acc,
                         const int64_t* tok, Py_ssize_t ld_tok, const floating* X0) noexcept nogil:
     """BPTT through the layers, top down; the top layer's DH holds its final state's
@@ -366,9 +401,9 @@ cdef void _net_backward(Layout* ly, const floating* params, floating* grad, floa
             hd = has_dy
         memset(ws + ly.o[7 * l + 6], 0, B * H * sizeof(floating))
         _pack(P + (1 + D) * G, G, True, G, H, ws + ly.o[7 * l + 4])
-        _backward_steps(ly.cell, ly.act, ws + ly.o[7 * l + 4], ws + ly.o[7 * l],
+        _backward_parts(ly.cell, ly.act, ws + ly.o[7 * l + 4], ws + ly.o[7 * l],
                         ws + ly.o[7 * l + 1], gs, dy, hd, ws + ly.o[7 * l + 5],
-                        ws + ly.o[7 * l + 6], lb, nrun, T, B, H, G, tmp)
+                        ws + ly.o[7 * l + 6], lb, T, B, H, G, tmp, ly.nparts)
         _bias_grad(gs, T * B, G, Gr, acc)
         _gemm(True, False, H, G, T * B, ws + ly.o[7 * l], H, gs, G, 0, Gr + (1 + D) * G, G)
         if l > 0:
@@ -412,25 +447,24 @@ def rnn_forward(cell, act, params, X, lengths, HS, CS, GS):
     """See :func:`fastnet.reference.rnn.rnn_forward`."""
     c, a, T, B, D, H, G = chk.layer_call("rnn_forward", cell, act, params, X, lengths, HS, CS,
                                          GS)
-    _forward(c, a, params, X, lengths, HS, CS if c == CELL_LSTM else HS, GS)
+    _forward(c, a, params, X, lengths, HS, CS if c == CELL_LSTM else HS, GS,
+             chk.parts(c, B, T, H))
 
 
 def _forward(int c, int a, floating[::1] params, floating[:, :, ::1] X,
              const int64_t[::1] lengths, floating[:, :, ::1] HS, floating[:, :, ::1] CS,
-             floating[:, :, ::1] GS):
+             floating[:, :, ::1] GS, int nparts):
     cdef Py_ssize_t T = X.shape[0], B = X.shape[1], D = X.shape[2], H = HS.shape[2]
     cdef Py_ssize_t G = GS.shape[2]
-    cdef int64_t[::1] nrun = np.empty(T, dtype=np.int64)
     cdef Py_ssize_t NB = 16 if floating is float else 8
     cdef floating[::1] Upk = np.empty(_packed_size(H, G, NB), dtype=np.asarray(params).dtype)
     cdef floating* P = &params[0]
     with nogil:
-        _running(&lengths[0], B, T, &nrun[0])
         _gemm(False, False, T * B, G, D, &X[0, 0, 0], D, P + G, G, 0, &GS[0, 0, 0], G)
         _bias_rows(&GS[0, 0, 0], T * B, G, P)
         _pack(P + (1 + D) * G, G, False, H, G, &Upk[0])
-        _forward_steps(c, a, &Upk[0], &HS[0, 0, 0], &CS[0, 0, 0], &GS[0, 0, 0],
-                       &lengths[0], &nrun[0], T, B, H, G)
+        _forward_parts(c, a, &Upk[0], &HS[0, 0, 0], &CS[0, 0, 0], &GS[0, 0, 0],
+                       &lengths[0], T, B, H, G, nparts)
 
 
 def rnn_backward(cell, act, params, X, lengths, HS, CS, GS, dY, dh, dc, grad, dX):
@@ -439,17 +473,18 @@ def rnn_backward(cell, act, params, X, lengths, HS, CS, GS, dY, dh, dc, grad, dX
         "rnn_backward", cell, act, params, X, lengths, HS, CS, GS, dY, dh, dc, grad, dX)
     lstm = c == CELL_LSTM
     _backward(c, a, params, X, lengths, HS, CS if lstm else HS, GS, dY if has_dy else HS,
-              has_dy, dh, dc if lstm else dh, grad, dX if need_dx else X, need_dx)
+              has_dy, dh, dc if lstm else dh, grad, dX if need_dx else X, need_dx,
+              chk.parts(c, B, T, H))
 
 
 def _backward(int c, int a, floating[::1] params, floating[:, :, ::1] X,
               const int64_t[::1] lengths, floating[:, :, ::1] HS, floating[:, :, ::1] CS,
               floating[:, :, ::1] GS, floating[:, :, ::1] dY, bint has_dy, floating[:, ::1] dh,
-              floating[:, ::1] dc, floating[::1] grad, floating[:, :, ::1] dX, bint need_dx):
+              floating[:, ::1] dc, floating[::1] grad, floating[:, :, ::1] dX, bint need_dx,
+              int nparts):
     cdef Py_ssize_t T = X.shape[0], B = X.shape[1], D = X.shape[2], H = HS.shape[2]
     cdef Py_ssize_t G = GS.shape[2]
     dtype = np.float32 if floating is float else np.float64
-    cdef int64_t[::1] nrun = np.empty(T, dtype=np.int64)
     cdef floating[::1] tmp = np.empty(B * H, dtype=dtype)
     cdef floating[::1] UT = np.empty(_packed_size(G, H, 16 if floating is float else 8),
                                      dtype=dtype)
@@ -458,10 +493,9 @@ def _backward(int c, int a, floating[::1] params, floating[:, :, ::1] X,
     cdef floating* Gr = &grad[0]
     cdef floating* gs = &GS[0, 0, 0]
     with nogil:
-        _running(&lengths[0], B, T, &nrun[0])
         _pack(P + (1 + D) * G, G, True, G, H, &UT[0])
-        _backward_steps(c, a, &UT[0], &HS[0, 0, 0], &CS[0, 0, 0], gs, &dY[0, 0, 0], has_dy,
-                        &dh[0, 0], &dc[0, 0], &lengths[0], &nrun[0], T, B, H, G, &tmp[0])
+        _backward_parts(c, a, &UT[0], &HS[0, 0, 0], &CS[0, 0, 0], gs, &dY[0, 0, 0], has_dy,
+                        &dh[0, 0], &dc[0, 0], &lengths[0], T, B, H, G, &tmp[0], nparts)
         _bias_grad(gs, T * B, G, Gr, &acc[0])
         _gemm(True, False, H, G, T * B, &HS[0, 0, 0], H, gs, G, 0, Gr + (1 + D) * G, G)
         _gemm(True, False, D, G, T * B, &X[0, 0, 0], D, gs, G, 0, Gr + G, G)
@@ -490,15 +524,16 @@ def rnn_seq_epoch(cell, act, params, sizes, X, lengths, y, order, batch_size, op
         "rnn_seq_epoch", cell, act, params, sizes, X, lengths, y, order, batch_size, optimizer,
         lr, mu, rho, eps, clip, state, t)
     offs = chk.network("rnn_seq_epoch", c, params, sizes)
+    B = min(bs, order.shape[0])
     return _seq_epoch(c, a, params, sizes, offs, X, lengths, y, order, bs, opt, lr_, mu_, rho_,
-                      eps_, clip_, state, t0)
+                      eps_, clip_, state, t0, chk.parts(c, B, X.shape[1], max(sizes[1:len(sizes) - 1])))
 
 
 def _seq_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
                const int64_t[::1] offs, floating[:, :, ::1] X, const int64_t[::1] lv,
                const int64_t[::1] yv, const int64_t[::1] ov, Py_ssize_t bs, int opt,
                double lr_, double mu_, double rho_, double eps_, double clip_,
-               floating[::1] state, int64_t t0):
+               floating[::1] state, int64_t t0, int nparts):
     sizes = np.asarray(sv)
     cdef Py_ssize_t n = X.shape[0], T = X.shape[1], D = X.shape[2], m = ov.shape[0]
     cdef Py_ssize_t L = sv.shape[0] - 2, K = sv[L + 1], Htop = sv[L]
@@ -516,9 +551,8 @@ def _seq_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
     cdef int64_t[::1] lb = np.zeros(B, dtype=np.int64)
     cdef int64_t[::1] idx = np.zeros(B, dtype=np.int64)
     cdef int64_t[::1] yb = np.zeros(B, dtype=np.int64)
-    cdef int64_t[::1] nrun = np.zeros(T, dtype=np.int64)
     cdef Layout ly
-    ly.cell, ly.act, ly.L, ly.B = c, a, L, B
+    ly.cell, ly.act, ly.L, ly.B, ly.nparts = c, a, L, B, max(1, min(nparts, B))
     ly.sizes, ly.offs, ly.o = &sv[0], &offs[0], &o[0]
     cdef double total = 0
     cdef Py_ssize_t start, Bk, i, j, s, b, tt, Te, l, k = 0, G0 = _gates(c, sv[1]), P = params.shape[0]
@@ -538,39 +572,38 @@ def _seq_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
                     idx[j] = idx[j - 1]
                     j -= 1
                 idx[j] = s
+            # dealt round-robin to the parts (each part sorted, the parts balanced); the
+            # rows past a part's samples are padding of length 0
+            memset(&lb[0], 0, B * sizeof(int64_t))
+            memset(&yb[0], 0, B * sizeof(int64_t))
+            memset(&Xb[0], 0, T * B * D * sizeof(floating))
             Te = 0
-            for b in range(B):
-                if b < Bk:
-                    s = idx[b]
-                    lb[b] = lv[s]
-                    yb[b] = yv[s]
-                    Te = max(Te, lb[b])
-                    for tt in range(T):
-                        memcpy(&Xb[(tt * B + b) * D], &X[s, tt, 0], D * sizeof(floating))
-                else:  # padding rows of the last batch: length 0
-                    lb[b] = 0
-                    for tt in range(T):
-                        memset(&Xb[(tt * B + b) * D], 0, D * sizeof(floating))
-            _running(&lb[0], B, Te, &nrun[0])
+            for i in range(Bk):
+                s = idx[i]
+                b = _part(B, ly.nparts, i % ly.nparts) + i // ly.nparts
+                lb[b] = lv[s]
+                yb[b] = yv[s]
+                Te = max(Te, lb[b])
+                for tt in range(T):
+                    memcpy(&Xb[(tt * B + b) * D], &X[s, tt, 0], D * sizeof(floating))
             for l in range(L):
                 memset(w + o[7 * l], 0, B * sv[l + 1] * sizeof(floating))
                 if c == CELL_LSTM:
                     memset(w + o[7 * l + 1], 0, B * sv[l + 1] * sizeof(floating))
             _gemm(False, False, Te * B, G0, D, &Xb[0], D, p + G0, G0, 0, w + o[2], G0)
             _bias_rows(w + o[2], Te * B, G0, p)
-            _net_forward(&ly, p, w, Te, &lb[0], &nrun[0])
+            _net_forward(&ly, p, w, Te, &lb[0])
             # the softmax on each sequence's last state
             hT = w + o[7 * (L - 1)] + Te * B * Htop
             ph = p + offs[L]
             gh = &grad[0] + offs[L]
             _gemm(False, False, B, K, Htop, hT, Htop, ph + K, K, 0, &Z[0], K)
             _bias_rows(&Z[0], B, K, ph)
-            total += _softmax_loss(&Z[0], Bk, K, &yb[0], (<floating>1) / (<floating>Bk))
-            memset(&Z[Bk * K], 0, (B - Bk) * K * sizeof(floating))
+            total += _softmax_loss(&Z[0], B, K, &yb[0], (<floating>1) / (<floating>Bk), &lb[0])
             _bias_grad(&Z[0], B, K, gh, &acc[0])
             _gemm(True, False, Htop, K, B, hT, Htop, &Z[0], K, 0, gh + K, K)
             _gemm(False, True, B, Htop, K, &Z[0], K, ph + K, K, 0, w + o[7 * (L - 1) + 5], Htop)
-            _net_backward(&ly, p, &grad[0], w, Te, &lb[0], &nrun[0], NULL, False, &tmp[0],
+            _net_backward(&ly, p, &grad[0], w, Te, &lb[0], NULL, False, &tmp[0],
                           &acc[0], NULL, 0, &Xb[0])
             _clip(&grad[0], P, clip_)
             _opt_step(opt, p, &grad[0], &state[0], P, lr_, mu_, rho_, eps_, t0 + k)
@@ -586,14 +619,16 @@ def rnn_lm_epoch(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer, l
         "rnn_lm_epoch", cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer, lr, mu,
         rho, eps, clip, state, t)
     offs = chk.network("rnn_lm_epoch", c, params, sizes)
+    B = tokens.shape[0]
     return _lm_epoch(c, a, params, sizes, offs, tokens, S, hs, cs if c == CELL_LSTM else hs, opt,
-                     lr_, mu_, rho_, eps_, clip_, state, t0)
+                     lr_, mu_, rho_, eps_, clip_, state, t0,
+                     chk.parts(c, B, min(S, tokens.shape[1] - 1), max(sizes[1:len(sizes) - 1])))
 
 
 def _lm_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
               const int64_t[::1] offs, const int64_t[:, ::1] tk, Py_ssize_t S,
               floating[::1] hs, floating[::1] cs, int opt, double lr_, double mu_, double rho_,
-              double eps_, double clip_, floating[::1] state, int64_t t0):
+              double eps_, double clip_, floating[::1] state, int64_t t0, int nparts):
     sizes = np.asarray(sv)
     cdef Py_ssize_t B = tk.shape[0], N = tk.shape[1] - 1, ld = tk.shape[1]
     cdef Py_ssize_t L = sv.shape[0] - 2, V = sv[L + 1], Htop = sv[L]
@@ -610,9 +645,8 @@ def _lm_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
     cdef double[::1] acc = np.zeros(max(4 * Hmax, V), dtype=np.float64)
     cdef int64_t[::1] lb = np.zeros(B, dtype=np.int64)
     cdef int64_t[::1] ys = np.zeros(T * B, dtype=np.int64)
-    cdef int64_t[::1] nrun = np.zeros(T, dtype=np.int64)
     cdef Layout ly
-    ly.cell, ly.act, ly.L, ly.B = c, a, L, B
+    ly.cell, ly.act, ly.L, ly.B, ly.nparts = c, a, L, B, max(1, min(nparts, B))
     ly.sizes, ly.offs, ly.o = &sv[0], &offs[0], &o[0]
     cdef double total = 0
     cdef Py_ssize_t start, Sk, b, tt, l, H, so, k = 0, G0 = _gates(c, sv[1]), P = params.shape[0]
@@ -635,10 +669,8 @@ def _lm_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
                 so += B * H
             for b in range(B):
                 lb[b] = Sk
-            for tt in range(Sk):
-                nrun[tt] = B
             _project_tokens(&tk[0, start], ld, Sk, B, p + G0, p, w + o[2], G0)
-            _net_forward(&ly, p, w, Sk, &lb[0], &nrun[0])
+            _net_forward(&ly, p, w, Sk, &lb[0])
             # the softmax at every step
             Ht = w + o[7 * (L - 1)] + B * Htop
             ph = p + offs[L]
@@ -648,7 +680,8 @@ def _lm_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
             for tt in range(Sk):
                 for b in range(B):
                     ys[tt * B + b] = tk[b, start + tt + 1]
-            total += _softmax_loss(&Z[0], Sk * B, V, &ys[0], (<floating>1) / (<floating>(Sk * B)))
+            total += _softmax_loss(&Z[0], Sk * B, V, &ys[0], (<floating>1) / (<floating>(Sk * B)),
+                                   NULL)
             _bias_grad(&Z[0], Sk * B, V, gh, &acc[0])
             _gemm(True, False, Htop, V, Sk * B, Ht, Htop, &Z[0], V, 0, gh + V, V)
             _gemm(False, True, Sk * B, Htop, V, &Z[0], V, ph + V, V, 0, &dY[0], Htop)
@@ -660,7 +693,7 @@ def _lm_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
                     memcpy(&cs[so], w + o[7 * l + 1] + Sk * B * H, B * H * sizeof(floating))
                 so += B * H
             memset(w + o[7 * (L - 1) + 5], 0, B * Htop * sizeof(floating))
-            _net_backward(&ly, p, &grad[0], w, Sk, &lb[0], &nrun[0], &dY[0], True, &tmp[0],
+            _net_backward(&ly, p, &grad[0], w, Sk, &lb[0], &dY[0], True, &tmp[0],
                           &acc[0], &tk[0, start], ld, NULL)
             _clip(&grad[0], P, clip_)
             _opt_step(opt, p, &grad[0], &state[0], P, lr_, mu_, rho_, eps_, t0 + k)

@@ -27,7 +27,7 @@ projections and the weight gradients), which BLAS threads as it does for
 numpy.  The results are deterministic for a given BLAS thread count.
 """
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from fastnet._codes import Cell, Act, Optimizer
 from fastnet._numba._common import LOG_CLIP
@@ -120,25 +120,26 @@ def _rnn_row_back(act, z, h, dh, H):
 
 # --------------------------------------------------------------------- one layer, steps
 @njit(**JIT)
-def _running(lengths, T, nrun):
-    """``nrun[t]``: 1 + the last row still running at step ``t`` (rows past it all stopped)."""
-    n = lengths.shape[0]
-    for t in range(T):
-        while n > 0 and lengths[n - 1] <= t:
-            n -= 1
-        nrun[t] = n
+def _part(B, nparts, p):
+    """First row of part ``p`` of ``B`` rows cut into ``nparts`` (the first ``B % nparts``
+    parts one row longer): the rows a thread runs the recurrence of."""
+    return p * (B // nparts) + min(p, B % nparts)
 
 
 @njit(**JIT)
-def _forward_steps(cell, act, UT, HS, CS, GS, lengths, nrun, T):
-    """The recurrence over steps ``0..T-1``; ``GS[:T]`` holds the input projections."""
-    B, H = HS.shape[1], HS.shape[2]
+def _forward_steps(cell, act, UT, HS, CS, GS, lengths, T, r0, r1):
+    """The recurrence of rows ``r0 <= b < r1`` over steps ``0..T-1``; ``GS[:T]`` holds the
+    input projections.  Each step's product covers the rows still running up to the last
+    one (all of them before the first end, in a part sorted by decreasing length)."""
+    H = HS.shape[2]
     lstm = cell == _LSTM
+    n = r1
     for t in range(T):
-        n = nrun[t]
-        if n > 0:
-            gemm_nt(HS[t], UT, GS[t], n, True)
-        for b in range(B):
+        while n > r0 and lengths[n - 1] <= t:
+            n -= 1
+        if n > r0:
+            gemm_nt(HS[t][r0:n], UT, GS[t][r0:n], n - r0, True)
+        for b in range(r0, r1):
             if b < n and lengths[b] > t:
                 if lstm:
                     _lstm_row(GS[t, b], CS[t, b], CS[t + 1, b], HS[t + 1, b], H)
@@ -151,14 +152,17 @@ def _forward_steps(cell, act, UT, HS, CS, GS, lengths, nrun, T):
 
 
 @njit(**JIT)
-def _backward_steps(cell, act, U, HS, CS, GS, dY, has_dy, dh, dc, lengths, nrun, T, tmp):
-    """BPTT over steps ``T-1..0``: ``GS[:T]`` becomes :math:`\\delta z`, ``dh``/``dc`` the
-    gradients of the initial state.  ``tmp`` is a ``(B, H)`` buffer."""
-    B, H = HS.shape[1], HS.shape[2]
+def _backward_steps(cell, act, U, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, tmp, r0, r1):
+    r"""BPTT of rows ``r0 <= b < r1`` over steps ``T-1..0``: ``GS[:T]`` becomes
+    :math:`\delta z`, ``dh``/``dc`` the gradients of the initial state.  ``tmp`` is a
+    ``(B, H)`` buffer (rows ``r0:r1`` used)."""
+    H = HS.shape[2]
     lstm = cell == _LSTM
     for t in range(T - 1, -1, -1):
-        n = nrun[t]
-        for b in range(B):
+        n = r1
+        while n > r0 and lengths[n - 1] <= t:
+            n -= 1
+        for b in range(r0, r1):
             if b < n and lengths[b] > t:
                 if has_dy:
                     for u in range(H):
@@ -169,11 +173,35 @@ def _backward_steps(cell, act, U, HS, CS, GS, dY, has_dy, dh, dc, lengths, nrun,
                     _rnn_row_back(act, GS[t, b], HS[t + 1, b], dh[b], H)
             else:
                 GS[t, b, :] = 0
-        if n > 0:
-            gemm_nt(GS[t], U, tmp, n, False)
-            for b in range(n):
+        if n > r0:
+            gemm_nt(GS[t][r0:n], U, tmp[r0:n], n - r0, False)
+            for b in range(r0, n):
                 if lengths[b] > t:
                     dh[b, :] = tmp[b, :]
+
+
+@njit(parallel=True, **JIT)
+def _forward_parts(cell, act, UT, HS, CS, GS, lengths, T, nparts):
+    """:func:`_forward_steps` of the rows cut into ``nparts`` parts, one thread each."""
+    B = HS.shape[1]
+    if nparts <= 1:
+        _forward_steps(cell, act, UT, HS, CS, GS, lengths, T, 0, B)
+        return
+    for p in prange(nparts):
+        _forward_steps(cell, act, UT, HS, CS, GS, lengths, T, _part(B, nparts, p),
+                       _part(B, nparts, p + 1))
+
+
+@njit(parallel=True, **JIT)
+def _backward_parts(cell, act, U, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, tmp, nparts):
+    """:func:`_backward_steps` of the rows cut into ``nparts`` parts, one thread each."""
+    B = HS.shape[1]
+    if nparts <= 1:
+        _backward_steps(cell, act, U, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, tmp, 0, B)
+        return
+    for p in prange(nparts):
+        _backward_steps(cell, act, U, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, tmp,
+                        _part(B, nparts, p), _part(B, nparts, p + 1))
 
 
 @njit(**JIT)
@@ -230,32 +258,29 @@ def _transpose(U, UT):
 
 
 @njit(**JIT)
-def _forward_impl(cell, act, params, X, lengths, HS, CS, GS):
+def _forward_impl(cell, act, params, X, lengths, HS, CS, GS, nparts):
     T, B, D = X.shape
     H = HS.shape[2]
     G = GS.shape[2]
     P = params.reshape((1 + D + H, G))
     UT = np.empty((G, H), params.dtype)
     _transpose(P[1 + D:], UT)
-    nrun = np.empty(T, np.int64)
-    _running(lengths, T, nrun)
     _project_dense(X.reshape((T * B, D)), P[1:1 + D], P[0], GS.reshape((T * B, G)))
-    _forward_steps(cell, act, UT, HS, CS, GS, lengths, nrun, T)
+    _forward_parts(cell, act, UT, HS, CS, GS, lengths, T, nparts)
 
 
 @njit(**JIT)
 def _backward_impl(cell, act, params, X, lengths, HS, CS, GS, dY, has_dy, dh, dc, grad, dX,
-                   need_dx):
+                   need_dx, nparts):
     T, B, D = X.shape
     H = HS.shape[2]
     G = GS.shape[2]
     P = params.reshape((1 + D + H, G))
     Gr = grad.reshape((1 + D + H, G))
-    nrun = np.empty(T, np.int64)
-    _running(lengths, T, nrun)
     tmp = np.empty((B, H), params.dtype)
     acc = np.empty(G, np.float64)
-    _backward_steps(cell, act, P[1 + D:], HS, CS, GS, dY, has_dy, dh, dc, lengths, nrun, T, tmp)
+    _backward_parts(cell, act, P[1 + D:], HS, CS, GS, dY, has_dy, dh, dc, lengths, T, tmp,
+                    nparts)
     _recurrent_grads(HS, GS, T, B, H, Gr[0], Gr[1 + D:], acc)
     G2 = GS.reshape((T * B, G))
     np.dot(X.reshape((T * B, D)).T, G2, Gr[1:1 + D])
@@ -317,12 +342,16 @@ def _opt_step(optimizer, p, g, state, lr, mu, rho, eps, t):
 
 # -------------------------------------------------------------------------- the output
 @njit(**JIT)
-def _softmax_loss(Z, n, y_of, scale):
-    """Rows ``Z[:n]`` of logits become :math:`(p - e_y) \\cdot` ``scale``; returns the summed
-    :math:`-\\log p_y` (float64, clipped).  ``y_of[r]`` is row ``r``'s target."""
+def _softmax_loss(Z, live, y_of, scale):
+    """The rows ``r`` of logits with ``live[r] > 0`` become :math:`(p - e_y) \\cdot` ``scale``
+    (the others 0); returns their summed :math:`-\\log p_y` (float64, clipped).  ``y_of[r]``
+    is row ``r``'s target."""
     K = Z.shape[1]
     total = 0.0
-    for r in range(n):
+    for r in range(Z.shape[0]):
+        if live[r] <= 0:
+            Z[r, :] = 0
+            continue
         mx = Z[r, 0]
         for j in range(1, K):
             mx = max(mx, Z[r, j])
@@ -379,7 +408,7 @@ def _alloc(cell, sizes, T, B, params):
 
 
 @njit(**JIT)
-def _net_forward(cell, act, params, sizes, offs, T, B, lengths, nrun, HS, CS, GS, UT):
+def _net_forward(cell, act, params, sizes, offs, T, B, lengths, nparts, HS, CS, GS, UT):
     """Forward through every layer, the first one's projection already in ``GS[0]``."""
     L = sizes.shape[0] - 2
     for l in range(L):
@@ -393,12 +422,12 @@ def _net_forward(cell, act, params, sizes, offs, T, B, lengths, nrun, HS, CS, GS
             _project_dense(_layer(HS, l - 1, T + 1, B, Hd)[1:].reshape((T * B, Hd)),
                            P[1:1 + D], P[0], gs.reshape((T * B, G)))
         ut = UT[l][:G * H].reshape((G, H))
-        _forward_steps(cell, act, ut, hs, _layer(CS, l, T + 1, B, H) if cell == _LSTM
-                       else hs, gs, lengths, nrun, T)
+        _forward_parts(cell, act, ut, hs, _layer(CS, l, T + 1, B, H) if cell == _LSTM
+                       else hs, gs, lengths, T, nparts)
 
 
 @njit(**JIT)
-def _net_backward(cell, act, params, grad, sizes, offs, T, B, lengths, nrun, HS, CS, GS, DX,
+def _net_backward(cell, act, params, grad, sizes, offs, T, B, lengths, nparts, HS, CS, GS, DX,
                   DH, DC, dY_top, has_dy, tmp, acc, tok, X2):
     """BPTT through every layer, top down; ``DH[L-1]`` holds the top state's gradient.  The
     first layer's input gradient comes from ``tok`` (one-hot) or ``X2`` (dense)."""
@@ -421,8 +450,9 @@ def _net_backward(cell, act, params, grad, sizes, offs, T, B, lengths, nrun, HS,
         else:
             dy = _layer(DX, l + 1, T, B, H)
             hd = True
-        _backward_steps(cell, act, P[1 + D:], hs, _layer(CS, l, T + 1, B, H) if cell == _LSTM
-                        else hs, gs, dy, hd, dh, dc, lengths, nrun, T, tmp[:B * H].reshape((B, H)))
+        _backward_parts(cell, act, P[1 + D:], hs, _layer(CS, l, T + 1, B, H) if cell == _LSTM
+                        else hs, gs, dy, hd, dh, dc, lengths, T, tmp[:B * H].reshape((B, H)),
+                        nparts)
         _recurrent_grads(hs, gs, T, B, H, Gr[0], Gr[1 + D:], acc)
         G2 = gs.reshape((T * B, G))
         if l > 0:
@@ -454,7 +484,7 @@ def _transpose_all(cell, params, sizes, offs, UT):
 # ------------------------------------------------------------------------ epoch kernels
 @njit(**JIT)
 def _seq_epoch_impl(cell, act, params, sizes, X, lengths, y, order, batch_size, optimizer, lr,
-                    mu, rho, eps, clip, state, t):
+                    mu, rho, eps, clip, state, t, nparts):
     n, T, D = X.shape
     L = sizes.shape[0] - 2
     K = sizes[L + 1]
@@ -471,7 +501,7 @@ def _seq_epoch_impl(cell, act, params, sizes, X, lengths, y, order, batch_size, 
     lb = np.zeros(B, np.int64)
     idx = np.empty(B, np.int64)
     yb = np.zeros(B, np.int64)
-    nrun = np.empty(T, np.int64)
+    nparts = max(1, min(nparts, B))
     Z = np.empty((B, K), dt)
     grad = np.zeros_like(params)
     empty = np.empty((0, 0, 0), dt)
@@ -488,19 +518,20 @@ def _seq_epoch_impl(cell, act, params, sizes, X, lengths, y, order, batch_size, 
                 idx[j] = idx[j - 1]
                 j -= 1
             idx[j] = s
+        # dealt round-robin to the parts (each part sorted, the parts balanced); the rows
+        # past a part's samples are padding of length 0
+        lb[:] = 0
+        yb[:] = 0
+        Xb[:, :, :] = 0
         Te = 0
-        for b in range(B):
-            if b < Bk:
-                s = idx[b]
-                lb[b] = lengths[s]
-                yb[b] = y[s]
-                Te = max(Te, lb[b])
-                for tt in range(T):
-                    Xb[tt, b, :] = X[s, tt, :]
-            else:
-                lb[b] = 0
-                Xb[:, b, :] = 0
-        _running(lb, Te, nrun)
+        for i in range(Bk):
+            s = idx[i]
+            b = _part(B, nparts, i % nparts) + i // nparts
+            lb[b] = lengths[s]
+            yb[b] = y[s]
+            Te = max(Te, lb[b])
+            for tt in range(T):
+                Xb[tt, b, :] = X[s, tt, :]
         _transpose_all(cell, params, sizes, offs, UT)
         for l in range(L):
             _layer(HS, l, Te + 1, B, sizes[l + 1])[0, :, :] = 0
@@ -510,19 +541,18 @@ def _seq_epoch_impl(cell, act, params, sizes, X, lengths, y, order, batch_size, 
         P0 = params[offs[0]:offs[1]].reshape((1 + D + sizes[1], G0))
         X2 = Xb[:Te].reshape((Te * B, D))
         _project_dense(X2, P0[1:1 + D], P0[0], _layer(GS, 0, Te, B, G0).reshape((Te * B, G0)))
-        _net_forward(cell, act, params, sizes, offs, Te, B, lb, nrun, HS, CS, GS, UT)
+        _net_forward(cell, act, params, sizes, offs, Te, B, lb, nparts, HS, CS, GS, UT)
         # the softmax on each sequence's last state
         hT = _layer(HS, L - 1, Te + 1, B, Htop)[Te]
         Ph = params[offs[L]:offs[L + 1]].reshape((Htop + 1, K))
         Gh = grad[offs[L]:offs[L + 1]].reshape((Htop + 1, K))
         np.dot(hT, Ph[1:], Z)
         _bias_rows(Z, Ph[0])
-        total += _softmax_loss(Z, Bk, yb, dt.type(1) / dt.type(Bk))
-        Z[Bk:, :] = 0
+        total += _softmax_loss(Z, lb, yb, dt.type(1) / dt.type(Bk))
         _bias_grad(Z, Gh[0], acc)
         np.dot(hT.T, Z, Gh[1:])
         np.dot(Z, Ph[1:].T, DH[L - 1][:B * Htop].reshape((B, Htop)))
-        _net_backward(cell, act, params, grad, sizes, offs, Te, B, lb, nrun, HS, CS, GS, DX,
+        _net_backward(cell, act, params, grad, sizes, offs, Te, B, lb, nparts, HS, CS, GS, DX,
                       DH, DC, empty, False, tmp, acc, no_tok, X2)
         _clip(grad, clip)
         _opt_step(optimizer, params, grad, state, lr, mu, rho, eps, t + k)
@@ -532,7 +562,7 @@ def _seq_epoch_impl(cell, act, params, sizes, X, lengths, y, order, batch_size, 
 
 @njit(**JIT)
 def _lm_epoch_impl(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer, lr, mu, rho,
-                   eps, clip, state, t):
+                   eps, clip, state, t, nparts):
     B, N1 = tokens.shape
     N = N1 - 1
     L = sizes.shape[0] - 2
@@ -546,7 +576,8 @@ def _lm_epoch_impl(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer,
     tmp = np.empty(B * sizes[1:L + 1].max(), dt)
     acc = np.empty(max(Gmax, V), np.float64)
     lb = np.full(B, T, np.int64)
-    nrun = np.full(T, B, np.int64)
+    live = np.ones(T * B, np.int64)
+    nparts = max(1, min(nparts, B))
     Z = np.empty((T * B, V), dt)
     ys = np.empty(T * B, np.int64)
     dY = np.empty((T, B, Htop), dt)
@@ -571,7 +602,7 @@ def _lm_epoch_impl(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer,
         G0 = 4 * sizes[1] if cell == _LSTM else sizes[1]
         P0 = params[offs[0]:offs[1]].reshape((1 + V + sizes[1], G0))
         _project_tokens(tok, S, B, P0[1:1 + V], P0[0], _layer(GS, 0, S, B, G0).reshape((S * B, G0)))
-        _net_forward(cell, act, params, sizes, offs, S, B, lb, nrun, HS, CS, GS, UT)
+        _net_forward(cell, act, params, sizes, offs, S, B, lb, nparts, HS, CS, GS, UT)
         # the softmax at every step
         Ht = _layer(HS, L - 1, S + 1, B, Htop)[1:].reshape((S * B, Htop))
         Ph = params[offs[L]:offs[L + 1]].reshape((Htop + 1, V))
@@ -582,7 +613,7 @@ def _lm_epoch_impl(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer,
         for tt in range(S):
             for r in range(B):
                 ys[tt * B + r] = tokens[r, start + tt + 1]
-        total += _softmax_loss(Zs, S * B, ys, dt.type(1) / dt.type(S * B))
+        total += _softmax_loss(Zs, live, ys, dt.type(1) / dt.type(S * B))
         _bias_grad(Zs, Gh[0], acc)
         np.dot(Ht.T, Zs, Gh[1:])
         dYs = dY[:S]
@@ -595,7 +626,7 @@ def _lm_epoch_impl(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer,
                 cs[so:so + B * H] = _layer(CS, l, S + 1, B, H)[S].reshape(B * H)
             so += B * H
         DH[L - 1][:B * Htop] = 0
-        _net_backward(cell, act, params, grad, sizes, offs, S, B, lb, nrun, HS, CS, GS, DX,
+        _net_backward(cell, act, params, grad, sizes, offs, S, B, lb, nparts, HS, CS, GS, DX,
                       DH, DC, dYs, True, tmp, acc, tok, no_x)
         _clip(grad, clip)
         _opt_step(optimizer, params, grad, state, lr, mu, rho, eps, t + k)
@@ -606,8 +637,10 @@ def _lm_epoch_impl(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer,
 # ------------------------------------------------------------------- checked wrappers
 def rnn_forward(cell, act, params, X, lengths, HS, CS, GS):
     """See :func:`fastnet.reference.rnn.rnn_forward`."""
-    cell, act, *_ = chk.layer_call("rnn_forward", cell, act, params, X, lengths, HS, CS, GS)
-    _forward_impl(cell, act, params, X, lengths, HS, CS if cell == _LSTM else HS, GS)
+    cell, act, T, B, D, H, G = chk.layer_call("rnn_forward", cell, act, params, X, lengths, HS,
+                                              CS, GS)
+    _forward_impl(cell, act, params, X, lengths, HS, CS if cell == _LSTM else HS, GS,
+                  chk.parts(cell, B, T, H))
 
 
 def rnn_backward(cell, act, params, X, lengths, HS, CS, GS, dY, dh, dc, grad, dX):
@@ -617,7 +650,7 @@ def rnn_backward(cell, act, params, X, lengths, HS, CS, GS, dY, dh, dc, grad, dX
     lstm = cell == _LSTM
     _backward_impl(cell, act, params, X, lengths, HS, CS if lstm else HS, GS,
                    dY if has_dy else HS[1:], has_dy, dh, dc if lstm else dh, grad,
-                   dX if need_dx else X, need_dx)
+                   dX if need_dx else X, need_dx, chk.parts(cell, B, T, H))
 
 
 def clip_grad_norm(grad, max_norm):
@@ -632,8 +665,10 @@ def rnn_seq_epoch(cell, act, params, sizes, X, lengths, y, order, batch_size, op
     cell, act, batch_size, optimizer, lr, mu, rho, eps, clip, t = chk.seq_epoch_call(
         "rnn_seq_epoch", cell, act, params, sizes, X, lengths, y, order, batch_size, optimizer,
         lr, mu, rho, eps, clip, state, t)
+    B = min(batch_size, order.shape[0])
     return float(_seq_epoch_impl(cell, act, params, sizes, X, lengths, y, order, batch_size,
-                                 optimizer, lr, mu, rho, eps, clip, state, t))
+                                 optimizer, lr, mu, rho, eps, clip, state, t,
+                                 chk.parts(cell, B, X.shape[1], max(sizes[1:-1]))))
 
 
 def rnn_lm_epoch(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer, lr, mu, rho, eps,
@@ -642,9 +677,11 @@ def rnn_lm_epoch(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer, l
     cell, act, seq_len, optimizer, lr, mu, rho, eps, clip, t = chk.lm_epoch_call(
         "rnn_lm_epoch", cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer, lr, mu,
         rho, eps, clip, state, t)
+    B = tokens.shape[0]
     return float(_lm_epoch_impl(cell, act, params, sizes, tokens, seq_len, hs,
                                 cs if cell == _LSTM else hs, optimizer, lr, mu, rho, eps, clip,
-                                state, t))
+                                state, t, chk.parts(cell, B, min(seq_len, tokens.shape[1] - 1),
+                                                    max(sizes[1:-1]))))
 
 
 KERNELS = {"rnn_forward": rnn_forward, "rnn_backward": rnn_backward,
