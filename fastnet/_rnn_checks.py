@@ -1,5 +1,4 @@
-"""Argument checks of the recurrent kernels' compiled wrappers (numba and cython), and
-their thread plan (:func:`parts`).
+"""Argument checks of the recurrent kernels' compiled wrappers (numba and cython).
 
 The public API (the layers, :class:`fastnet.RNNClassifier`, :class:`fastnet.CharLM`)
 validates and converts its inputs before calling a kernel, so these checks
@@ -14,31 +13,7 @@ from fastnet import _kernel_checks as kc
 from fastnet._codes import Act, Cell
 
 __all__ = ["CELLS", "layer_call", "backward_call", "network", "seq_epoch_call", "lm_epoch_call",
-           "clip_call", "parts", "PARALLEL_MIN_WORK", "PARALLEL_MIN_ROWS"]
-
-#: Multiply-adds of one layer's recurrence (over all the steps of a batch) below which it
-#: runs on one thread: a parallel region costs some microseconds to start.
-PARALLEL_MIN_WORK = 1 << 22
-#: Rows per thread below which the recurrence is not split (products of fewer rows lose
-#: the register tiles' efficiency).
-PARALLEL_MIN_ROWS = 8
-
-
-def parts(cell, B, T, H):
-    """Threads running the recurrence of ``B`` rows over ``T`` steps of ``H`` units.
-
-    Each thread runs the steps of its own rows of the batch (the rows are
-    independent until the weight gradients, summed after the loop): as many
-    as ``FASTNET_NUM_THREADS`` (else the CPUs available), fewer for small
-    problems.  The results depend on the number of parts only through the
-    order in which the products sum over rows: deterministic for a given
-    thread count.
-    """
-    from fastnet._threads import default_threads
-    work = int(T) * int(B) * int(H) * _gates(cell, int(H))
-    if work < PARALLEL_MIN_WORK:
-        return 1
-    return max(1, min(default_threads(), int(B) // PARALLEL_MIN_ROWS))
+           "clip_call"]
 
 CELLS = {int(c): c.name.lower() for c in Cell}
 #: the nonlinearities of the plain cell (softmax is an output, not a state)

@@ -28,7 +28,6 @@ cimport numpy as cnp
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 from libc.math cimport isfinite
-from cython.parallel cimport prange
 
 from _common cimport (floating, CELL_RNN, CELL_LSTM, ACT_LINEAR, ACT_SIGMOID, ACT_RELU,
                       ACT_TANH, OPT_SGD, OPT_MOMENTUM, OPT_RMSPROP, OPT_ADAM, OPT_NESTEROV)
@@ -124,12 +123,6 @@ cdef inline void _rnn_row_back(int act, floating* z, const floating* h, const fl
 
 
 # ---------------------------------------------------------------------- one layer, steps
-cdef inline Py_ssize_t _part(Py_ssize_t B, Py_ssize_t nparts, Py_ssize_t p) noexcept nogil:
-    """First row of part ``p`` of ``B`` rows cut into ``nparts`` (the first ``B % nparts``
-    parts one row longer): the rows one thread runs the recurrence of."""
-    return p * (B // nparts) + (p if p < B % nparts else B % nparts)
-
-
 cdef void _forward_steps(int cell, int act, const floating* U, floating* HS, floating* CS,
                          floating* GS, const int64_t* lengths, Py_ssize_t T, Py_ssize_t B,
                          Py_ssize_t H, Py_ssize_t G, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
@@ -192,35 +185,6 @@ cdef void _backward_steps(int cell, int act, const floating* UT, const floating*
             for b in range(r0, n):
                 if lengths[b] > t:
                     memcpy(dh + b * H, tmp + b * H, H * sizeof(floating))
-
-
-cdef void _forward_parts(int cell, int act, const floating* U, floating* HS, floating* CS,
-                         floating* GS, const int64_t* lengths, Py_ssize_t T, Py_ssize_t B,
-                         Py_ssize_t H, Py_ssize_t G, int nparts) noexcept nogil:
-    """:func:`_forward_steps` of the rows cut into ``nparts`` parts, one OpenMP thread each."""
-    cdef Py_ssize_t p
-    if nparts <= 1:
-        _forward_steps(cell, act, U, HS, CS, GS, lengths, T, B, H, G, 0, B)
-        return
-    for p in prange(nparts, num_threads=nparts, schedule="static"):
-        _forward_steps(cell, act, U, HS, CS, GS, lengths, T, B, H, G, _part(B, nparts, p),
-                       _part(B, nparts, p + 1))
-
-
-cdef void _backward_parts(int cell, int act, const floating* UT, const floating* HS,
-                          const floating* CS, floating* GS, const floating* dY, bint has_dy,
-                          floating* dh, floating* dc, const int64_t* lengths, Py_ssize_t T,
-                          Py_ssize_t B, Py_ssize_t H, Py_ssize_t G, floating* tmp,
-                          int nparts) noexcept nogil:
-    """:func:`_backward_steps` of the rows cut into ``nparts`` parts, one OpenMP thread each."""
-    cdef Py_ssize_t p
-    if nparts <= 1:
-        _backward_steps(cell, act, UT, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, B, H, G, tmp,
-                        0, B)
-        return
-    for p in prange(nparts, num_threads=nparts, schedule="static"):
-        _backward_steps(cell, act, UT, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, B, H, G, tmp,
-                        _part(B, nparts, p), _part(B, nparts, p + 1))
 
 
 cdef void _bias_rows(floating* Z, Py_ssize_t rows, Py_ssize_t G, const floating* bias) noexcept nogil:
@@ -341,7 +305,7 @@ cdef double _softmax_loss(floating* Z, Py_ssize_t rows, Py_ssize_t K, const int6
 
 # ------------------------------------------------------------------------------ networks
 cdef struct Layout:
-    int cell, act, nparts
+    int cell, act
     Py_ssize_t L, B
     const int64_t* sizes     # [D, H_1, ..., H_L, K]
     const int64_t* offs      # start of each block in params (L + 2)
@@ -367,8 +331,8 @@ cdef void _net_forward(Layout* ly, const floating* params, floating* ws, Py_ssiz
                   ws + ly.o[7 * l + 2], G)
             _bias_rows(ws + ly.o[7 * l + 2], T * B, G, P)
         _pack(P + (1 + D) * G, G, False, H, G, ws + ly.o[7 * l + 4])
-        _forward_parts(ly.cell, ly.act, ws + ly.o[7 * l + 4], ws + ly.o[7 * l],
-                       ws + ly.o[7 * l + 1], ws + ly.o[7 * l + 2], lb, T, B, H, G, ly.nparts)
+        _forward_steps(ly.cell, ly.act, ws + ly.o[7 * l + 4], ws + ly.o[7 * l],
+                       ws + ly.o[7 * l + 1], ws + ly.o[7 * l + 2], lb, T, B, H, G, 0, B)
 
 
 cdef void _net_backward(Layout* ly, const floating* params, floating* grad, floating* ws,
@@ -401,9 +365,9 @@ cdef void _net_backward(Layout* ly, const floating* params, floating* grad, floa
             hd = has_dy
         memset(ws + ly.o[7 * l + 6], 0, B * H * sizeof(floating))
         _pack(P + (1 + D) * G, G, True, G, H, ws + ly.o[7 * l + 4])
-        _backward_parts(ly.cell, ly.act, ws + ly.o[7 * l + 4], ws + ly.o[7 * l],
+        _backward_steps(ly.cell, ly.act, ws + ly.o[7 * l + 4], ws + ly.o[7 * l],
                         ws + ly.o[7 * l + 1], gs, dy, hd, ws + ly.o[7 * l + 5],
-                        ws + ly.o[7 * l + 6], lb, T, B, H, G, tmp, ly.nparts)
+                        ws + ly.o[7 * l + 6], lb, T, B, H, G, tmp, 0, B)
         _bias_grad(gs, T * B, G, Gr, acc)
         _gemm(True, False, H, G, T * B, ws + ly.o[7 * l], H, gs, G, 0, Gr + (1 + D) * G, G)
         if l > 0:
@@ -447,13 +411,12 @@ def rnn_forward(cell, act, params, X, lengths, HS, CS, GS):
     """See :func:`fastnet.reference.rnn.rnn_forward`."""
     c, a, T, B, D, H, G = chk.layer_call("rnn_forward", cell, act, params, X, lengths, HS, CS,
                                          GS)
-    _forward(c, a, params, X, lengths, HS, CS if c == CELL_LSTM else HS, GS,
-             chk.parts(c, B, T, H))
+    _forward(c, a, params, X, lengths, HS, CS if c == CELL_LSTM else HS, GS)
 
 
 def _forward(int c, int a, floating[::1] params, floating[:, :, ::1] X,
              const int64_t[::1] lengths, floating[:, :, ::1] HS, floating[:, :, ::1] CS,
-             floating[:, :, ::1] GS, int nparts):
+             floating[:, :, ::1] GS):
     cdef Py_ssize_t T = X.shape[0], B = X.shape[1], D = X.shape[2], H = HS.shape[2]
     cdef Py_ssize_t G = GS.shape[2]
     cdef Py_ssize_t NB = 16 if floating is float else 8
@@ -463,8 +426,8 @@ def _forward(int c, int a, floating[::1] params, floating[:, :, ::1] X,
         _gemm(False, False, T * B, G, D, &X[0, 0, 0], D, P + G, G, 0, &GS[0, 0, 0], G)
         _bias_rows(&GS[0, 0, 0], T * B, G, P)
         _pack(P + (1 + D) * G, G, False, H, G, &Upk[0])
-        _forward_parts(c, a, &Upk[0], &HS[0, 0, 0], &CS[0, 0, 0], &GS[0, 0, 0],
-                       &lengths[0], T, B, H, G, nparts)
+        _forward_steps(c, a, &Upk[0], &HS[0, 0, 0], &CS[0, 0, 0], &GS[0, 0, 0],
+                       &lengths[0], T, B, H, G, 0, B)
 
 
 def rnn_backward(cell, act, params, X, lengths, HS, CS, GS, dY, dh, dc, grad, dX):
@@ -473,15 +436,13 @@ def rnn_backward(cell, act, params, X, lengths, HS, CS, GS, dY, dh, dc, grad, dX
         "rnn_backward", cell, act, params, X, lengths, HS, CS, GS, dY, dh, dc, grad, dX)
     lstm = c == CELL_LSTM
     _backward(c, a, params, X, lengths, HS, CS if lstm else HS, GS, dY if has_dy else HS,
-              has_dy, dh, dc if lstm else dh, grad, dX if need_dx else X, need_dx,
-              chk.parts(c, B, T, H))
+              has_dy, dh, dc if lstm else dh, grad, dX if need_dx else X, need_dx)
 
 
 def _backward(int c, int a, floating[::1] params, floating[:, :, ::1] X,
               const int64_t[::1] lengths, floating[:, :, ::1] HS, floating[:, :, ::1] CS,
               floating[:, :, ::1] GS, floating[:, :, ::1] dY, bint has_dy, floating[:, ::1] dh,
-              floating[:, ::1] dc, floating[::1] grad, floating[:, :, ::1] dX, bint need_dx,
-              int nparts):
+              floating[:, ::1] dc, floating[::1] grad, floating[:, :, ::1] dX, bint need_dx):
     cdef Py_ssize_t T = X.shape[0], B = X.shape[1], D = X.shape[2], H = HS.shape[2]
     cdef Py_ssize_t G = GS.shape[2]
     dtype = np.float32 if floating is float else np.float64
@@ -494,8 +455,8 @@ def _backward(int c, int a, floating[::1] params, floating[:, :, ::1] X,
     cdef floating* gs = &GS[0, 0, 0]
     with nogil:
         _pack(P + (1 + D) * G, G, True, G, H, &UT[0])
-        _backward_parts(c, a, &UT[0], &HS[0, 0, 0], &CS[0, 0, 0], gs, &dY[0, 0, 0], has_dy,
-                        &dh[0, 0], &dc[0, 0], &lengths[0], T, B, H, G, &tmp[0], nparts)
+        _backward_steps(c, a, &UT[0], &HS[0, 0, 0], &CS[0, 0, 0], gs, &dY[0, 0, 0], has_dy,
+                        &dh[0, 0], &dc[0, 0], &lengths[0], T, B, H, G, &tmp[0], 0, B)
         _bias_grad(gs, T * B, G, Gr, &acc[0])
         _gemm(True, False, H, G, T * B, &HS[0, 0, 0], H, gs, G, 0, Gr + (1 + D) * G, G)
         _gemm(True, False, D, G, T * B, &X[0, 0, 0], D, gs, G, 0, Gr + G, G)
@@ -524,16 +485,15 @@ def rnn_seq_epoch(cell, act, params, sizes, X, lengths, y, order, batch_size, op
         "rnn_seq_epoch", cell, act, params, sizes, X, lengths, y, order, batch_size, optimizer,
         lr, mu, rho, eps, clip, state, t)
     offs = chk.network("rnn_seq_epoch", c, params, sizes)
-    B = min(bs, order.shape[0])
     return _seq_epoch(c, a, params, sizes, offs, X, lengths, y, order, bs, opt, lr_, mu_, rho_,
-                      eps_, clip_, state, t0, chk.parts(c, B, X.shape[1], max(sizes[1:len(sizes) - 1])))
+                      eps_, clip_, state, t0)
 
 
 def _seq_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
                const int64_t[::1] offs, floating[:, :, ::1] X, const int64_t[::1] lv,
                const int64_t[::1] yv, const int64_t[::1] ov, Py_ssize_t bs, int opt,
                double lr_, double mu_, double rho_, double eps_, double clip_,
-               floating[::1] state, int64_t t0, int nparts):
+               floating[::1] state, int64_t t0):
     sizes = np.asarray(sv)
     cdef Py_ssize_t n = X.shape[0], T = X.shape[1], D = X.shape[2], m = ov.shape[0]
     cdef Py_ssize_t L = sv.shape[0] - 2, K = sv[L + 1], Htop = sv[L]
@@ -552,7 +512,7 @@ def _seq_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
     cdef int64_t[::1] idx = np.zeros(B, dtype=np.int64)
     cdef int64_t[::1] yb = np.zeros(B, dtype=np.int64)
     cdef Layout ly
-    ly.cell, ly.act, ly.L, ly.B, ly.nparts = c, a, L, B, max(1, min(nparts, B))
+    ly.cell, ly.act, ly.L, ly.B = c, a, L, B
     ly.sizes, ly.offs, ly.o = &sv[0], &offs[0], &o[0]
     cdef double total = 0
     cdef Py_ssize_t start, Bk, i, j, s, b, tt, Te, l, k = 0, G0 = _gates(c, sv[1]), P = params.shape[0]
@@ -572,15 +532,14 @@ def _seq_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
                     idx[j] = idx[j - 1]
                     j -= 1
                 idx[j] = s
-            # dealt round-robin to the parts (each part sorted, the parts balanced); the
-            # rows past a part's samples are padding of length 0
+            # the rows past the samples are padding of length 0
             memset(&lb[0], 0, B * sizeof(int64_t))
             memset(&yb[0], 0, B * sizeof(int64_t))
             memset(&Xb[0], 0, T * B * D * sizeof(floating))
             Te = 0
             for i in range(Bk):
                 s = idx[i]
-                b = _part(B, ly.nparts, i % ly.nparts) + i // ly.nparts
+                b = i
                 lb[b] = lv[s]
                 yb[b] = yv[s]
                 Te = max(Te, lb[b])
@@ -619,16 +578,14 @@ def rnn_lm_epoch(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer, l
         "rnn_lm_epoch", cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer, lr, mu,
         rho, eps, clip, state, t)
     offs = chk.network("rnn_lm_epoch", c, params, sizes)
-    B = tokens.shape[0]
     return _lm_epoch(c, a, params, sizes, offs, tokens, S, hs, cs if c == CELL_LSTM else hs, opt,
-                     lr_, mu_, rho_, eps_, clip_, state, t0,
-                     chk.parts(c, B, min(S, tokens.shape[1] - 1), max(sizes[1:len(sizes) - 1])))
+                     lr_, mu_, rho_, eps_, clip_, state, t0)
 
 
 def _lm_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
               const int64_t[::1] offs, const int64_t[:, ::1] tk, Py_ssize_t S,
               floating[::1] hs, floating[::1] cs, int opt, double lr_, double mu_, double rho_,
-              double eps_, double clip_, floating[::1] state, int64_t t0, int nparts):
+              double eps_, double clip_, floating[::1] state, int64_t t0):
     sizes = np.asarray(sv)
     cdef Py_ssize_t B = tk.shape[0], N = tk.shape[1] - 1, ld = tk.shape[1]
     cdef Py_ssize_t L = sv.shape[0] - 2, V = sv[L + 1], Htop = sv[L]
@@ -646,7 +603,7 @@ def _lm_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
     cdef int64_t[::1] lb = np.zeros(B, dtype=np.int64)
     cdef int64_t[::1] ys = np.zeros(T * B, dtype=np.int64)
     cdef Layout ly
-    ly.cell, ly.act, ly.L, ly.B, ly.nparts = c, a, L, B, max(1, min(nparts, B))
+    ly.cell, ly.act, ly.L, ly.B = c, a, L, B
     ly.sizes, ly.offs, ly.o = &sv[0], &offs[0], &o[0]
     cdef double total = 0
     cdef Py_ssize_t start, Sk, b, tt, l, H, so, k = 0, G0 = _gates(c, sv[1]), P = params.shape[0]

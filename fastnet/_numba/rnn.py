@@ -27,7 +27,7 @@ projections and the weight gradients), which BLAS threads as it does for
 numpy.  The results are deterministic for a given BLAS thread count.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from fastnet._codes import Cell, Act, Optimizer
 from fastnet._numba._common import LOG_CLIP
@@ -120,10 +120,19 @@ def _rnn_row_back(act, z, h, dh, H):
 
 # --------------------------------------------------------------------- one layer, steps
 @njit(**JIT)
-def _part(B, nparts, p):
-    """First row of part ``p`` of ``B`` rows cut into ``nparts`` (the first ``B % nparts``
-    parts one row longer): the rows a thread runs the recurrence of."""
-    return p * (B // nparts) + min(p, B % nparts)
+def _copy(dst, src):
+    """``dst[:] = src`` for 1-D arrays of one size, as a loop (a slice assignment compiles
+    numpy's broadcasting checks and their error messages: seconds per kernel)."""
+    for i in range(dst.shape[0]):
+        dst[i] = src[i]
+
+
+@njit(**JIT)
+def _zero(a):
+    """``a[:] = 0`` for a 1-D array, as a loop."""
+    z = a.dtype.type(0)
+    for i in range(a.shape[0]):
+        a[i] = z
 
 
 @njit(**JIT)
@@ -146,9 +155,9 @@ def _forward_steps(cell, act, UT, HS, CS, GS, lengths, T, r0, r1):
                 else:
                     _rnn_row(act, GS[t, b], HS[t + 1, b], H)
             else:
-                HS[t + 1, b, :] = HS[t, b, :]
+                _copy(HS[t + 1, b], HS[t, b])
                 if lstm:
-                    CS[t + 1, b, :] = CS[t, b, :]
+                    _copy(CS[t + 1, b], CS[t, b])
 
 
 @njit(**JIT)
@@ -172,36 +181,12 @@ def _backward_steps(cell, act, U, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, tm
                 else:
                     _rnn_row_back(act, GS[t, b], HS[t + 1, b], dh[b], H)
             else:
-                GS[t, b, :] = 0
+                _zero(GS[t, b])
         if n > r0:
             gemm_nt(GS[t][r0:n], U, tmp[r0:n], n - r0, False)
             for b in range(r0, n):
                 if lengths[b] > t:
-                    dh[b, :] = tmp[b, :]
-
-
-@njit(parallel=True, **JIT)
-def _forward_parts(cell, act, UT, HS, CS, GS, lengths, T, nparts):
-    """:func:`_forward_steps` of the rows cut into ``nparts`` parts, one thread each."""
-    B = HS.shape[1]
-    if nparts <= 1:
-        _forward_steps(cell, act, UT, HS, CS, GS, lengths, T, 0, B)
-        return
-    for p in prange(nparts):
-        _forward_steps(cell, act, UT, HS, CS, GS, lengths, T, _part(B, nparts, p),
-                       _part(B, nparts, p + 1))
-
-
-@njit(parallel=True, **JIT)
-def _backward_parts(cell, act, U, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, tmp, nparts):
-    """:func:`_backward_steps` of the rows cut into ``nparts`` parts, one thread each."""
-    B = HS.shape[1]
-    if nparts <= 1:
-        _backward_steps(cell, act, U, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, tmp, 0, B)
-        return
-    for p in prange(nparts):
-        _backward_steps(cell, act, U, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, tmp,
-                        _part(B, nparts, p), _part(B, nparts, p + 1))
+                    _copy(dh[b], tmp[b])
 
 
 @njit(**JIT)
@@ -234,7 +219,7 @@ def _project_tokens(tok, T, B, W, bias, Z2):
 def _bias_grad(Z2, gb, acc):
     """``gb = Z2.sum(axis=0)``, summed in float64 (``acc`` a float64 buffer)."""
     G = Z2.shape[1]
-    acc[:G] = 0.0
+    _zero(acc[:G])
     for r in range(Z2.shape[0]):
         for j in range(G):
             acc[j] += Z2[r, j]
@@ -258,7 +243,7 @@ def _transpose(U, UT):
 
 
 @njit(**JIT)
-def _forward_impl(cell, act, params, X, lengths, HS, CS, GS, nparts):
+def _forward_impl(cell, act, params, X, lengths, HS, CS, GS):
     T, B, D = X.shape
     H = HS.shape[2]
     G = GS.shape[2]
@@ -266,12 +251,12 @@ def _forward_impl(cell, act, params, X, lengths, HS, CS, GS, nparts):
     UT = np.empty((G, H), params.dtype)
     _transpose(P[1 + D:], UT)
     _project_dense(X.reshape((T * B, D)), P[1:1 + D], P[0], GS.reshape((T * B, G)))
-    _forward_parts(cell, act, UT, HS, CS, GS, lengths, T, nparts)
+    _forward_steps(cell, act, UT, HS, CS, GS, lengths, T, 0, B)
 
 
 @njit(**JIT)
 def _backward_impl(cell, act, params, X, lengths, HS, CS, GS, dY, has_dy, dh, dc, grad, dX,
-                   need_dx, nparts):
+                   need_dx):
     T, B, D = X.shape
     H = HS.shape[2]
     G = GS.shape[2]
@@ -279,8 +264,7 @@ def _backward_impl(cell, act, params, X, lengths, HS, CS, GS, dY, has_dy, dh, dc
     Gr = grad.reshape((1 + D + H, G))
     tmp = np.empty((B, H), params.dtype)
     acc = np.empty(G, np.float64)
-    _backward_parts(cell, act, P[1 + D:], HS, CS, GS, dY, has_dy, dh, dc, lengths, T, tmp,
-                    nparts)
+    _backward_steps(cell, act, P[1 + D:], HS, CS, GS, dY, has_dy, dh, dc, lengths, T, tmp, 0, B)
     _recurrent_grads(HS, GS, T, B, H, Gr[0], Gr[1 + D:], acc)
     G2 = GS.reshape((T * B, G))
     np.dot(X.reshape((T * B, D)).T, G2, Gr[1:1 + D])
@@ -350,7 +334,7 @@ def _softmax_loss(Z, live, y_of, scale):
     total = 0.0
     for r in range(Z.shape[0]):
         if live[r] <= 0:
-            Z[r, :] = 0
+            _zero(Z[r])
             continue
         mx = Z[r, 0]
         for j in range(1, K):
@@ -408,7 +392,7 @@ def _alloc(cell, sizes, T, B, params):
 
 
 @njit(**JIT)
-def _net_forward(cell, act, params, sizes, offs, T, B, lengths, nparts, HS, CS, GS, UT):
+def _net_forward(cell, act, params, sizes, offs, T, B, lengths, HS, CS, GS, UT):
     """Forward through every layer, the first one's projection already in ``GS[0]``."""
     L = sizes.shape[0] - 2
     for l in range(L):
@@ -422,12 +406,12 @@ def _net_forward(cell, act, params, sizes, offs, T, B, lengths, nparts, HS, CS, 
             _project_dense(_layer(HS, l - 1, T + 1, B, Hd)[1:].reshape((T * B, Hd)),
                            P[1:1 + D], P[0], gs.reshape((T * B, G)))
         ut = UT[l][:G * H].reshape((G, H))
-        _forward_parts(cell, act, ut, hs, _layer(CS, l, T + 1, B, H) if cell == _LSTM
-                       else hs, gs, lengths, T, nparts)
+        _forward_steps(cell, act, ut, hs, _layer(CS, l, T + 1, B, H) if cell == _LSTM
+                       else hs, gs, lengths, T, 0, B)
 
 
 @njit(**JIT)
-def _net_backward(cell, act, params, grad, sizes, offs, T, B, lengths, nparts, HS, CS, GS, DX,
+def _net_backward(cell, act, params, grad, sizes, offs, T, B, lengths, HS, CS, GS, DX,
                   DH, DC, dY_top, has_dy, tmp, acc, tok, X2):
     """BPTT through every layer, top down; ``DH[L-1]`` holds the top state's gradient.  The
     first layer's input gradient comes from ``tok`` (one-hot) or ``X2`` (dense)."""
@@ -442,17 +426,17 @@ def _net_backward(cell, act, params, grad, sizes, offs, T, B, lengths, nparts, H
         dh = DH[l][:B * H].reshape((B, H))
         dc = DC[l][:B * H].reshape((B, H))
         if l < L - 1:
-            dh[:, :] = 0
-        dc[:, :] = 0
+            _zero(dh.reshape(B * H))
+        _zero(dc.reshape(B * H))
         if l == L - 1:
             dy = dY_top
             hd = has_dy
         else:
             dy = _layer(DX, l + 1, T, B, H)
             hd = True
-        _backward_parts(cell, act, P[1 + D:], hs, _layer(CS, l, T + 1, B, H) if cell == _LSTM
+        _backward_steps(cell, act, P[1 + D:], hs, _layer(CS, l, T + 1, B, H) if cell == _LSTM
                         else hs, gs, dy, hd, dh, dc, lengths, T, tmp[:B * H].reshape((B, H)),
-                        nparts)
+                        0, B)
         _recurrent_grads(hs, gs, T, B, H, Gr[0], Gr[1 + D:], acc)
         G2 = gs.reshape((T * B, G))
         if l > 0:
@@ -461,7 +445,7 @@ def _net_backward(cell, act, params, grad, sizes, offs, T, B, lengths, nparts, H
             np.dot(G2, P[1:1 + D].T, _layer(DX, l, T, B, Hd).reshape((T * B, Hd)))
         elif tok.shape[0] > 0:  # one-hot input: scatter the rows
             gW = Gr[1:1 + D]
-            gW[:, :] = 0
+            _zero(gW.reshape(D * G))
             for t in range(T):
                 for b in range(B):
                     row = tok[b, t]
@@ -484,7 +468,7 @@ def _transpose_all(cell, params, sizes, offs, UT):
 # ------------------------------------------------------------------------ epoch kernels
 @njit(**JIT)
 def _seq_epoch_impl(cell, act, params, sizes, X, lengths, y, order, batch_size, optimizer, lr,
-                    mu, rho, eps, clip, state, t, nparts):
+                    mu, rho, eps, clip, state, t):
     n, T, D = X.shape
     L = sizes.shape[0] - 2
     K = sizes[L + 1]
@@ -501,7 +485,6 @@ def _seq_epoch_impl(cell, act, params, sizes, X, lengths, y, order, batch_size, 
     lb = np.zeros(B, np.int64)
     idx = np.empty(B, np.int64)
     yb = np.zeros(B, np.int64)
-    nparts = max(1, min(nparts, B))
     Z = np.empty((B, K), dt)
     grad = np.zeros_like(params)
     empty = np.empty((0, 0, 0), dt)
@@ -518,30 +501,29 @@ def _seq_epoch_impl(cell, act, params, sizes, X, lengths, y, order, batch_size, 
                 idx[j] = idx[j - 1]
                 j -= 1
             idx[j] = s
-        # dealt round-robin to the parts (each part sorted, the parts balanced); the rows
-        # past a part's samples are padding of length 0
-        lb[:] = 0
-        yb[:] = 0
-        Xb[:, :, :] = 0
+        # the rows past the samples are padding of length 0
+        _zero(lb)
+        _zero(yb)
+        _zero(Xb.reshape(T * B * D))
         Te = 0
         for i in range(Bk):
             s = idx[i]
-            b = _part(B, nparts, i % nparts) + i // nparts
+            b = i
             lb[b] = lengths[s]
             yb[b] = y[s]
             Te = max(Te, lb[b])
             for tt in range(T):
-                Xb[tt, b, :] = X[s, tt, :]
+                _copy(Xb[tt, b], X[s, tt])
         _transpose_all(cell, params, sizes, offs, UT)
         for l in range(L):
-            _layer(HS, l, Te + 1, B, sizes[l + 1])[0, :, :] = 0
+            _zero(HS[l][:B * sizes[l + 1]])
             if cell == _LSTM:
-                _layer(CS, l, Te + 1, B, sizes[l + 1])[0, :, :] = 0
+                _zero(CS[l][:B * sizes[l + 1]])
         G0 = 4 * sizes[1] if cell == _LSTM else sizes[1]
         P0 = params[offs[0]:offs[1]].reshape((1 + D + sizes[1], G0))
         X2 = Xb[:Te].reshape((Te * B, D))
         _project_dense(X2, P0[1:1 + D], P0[0], _layer(GS, 0, Te, B, G0).reshape((Te * B, G0)))
-        _net_forward(cell, act, params, sizes, offs, Te, B, lb, nparts, HS, CS, GS, UT)
+        _net_forward(cell, act, params, sizes, offs, Te, B, lb, HS, CS, GS, UT)
         # the softmax on each sequence's last state
         hT = _layer(HS, L - 1, Te + 1, B, Htop)[Te]
         Ph = params[offs[L]:offs[L + 1]].reshape((Htop + 1, K))
@@ -552,7 +534,7 @@ def _seq_epoch_impl(cell, act, params, sizes, X, lengths, y, order, batch_size, 
         _bias_grad(Z, Gh[0], acc)
         np.dot(hT.T, Z, Gh[1:])
         np.dot(Z, Ph[1:].T, DH[L - 1][:B * Htop].reshape((B, Htop)))
-        _net_backward(cell, act, params, grad, sizes, offs, Te, B, lb, nparts, HS, CS, GS, DX,
+        _net_backward(cell, act, params, grad, sizes, offs, Te, B, lb, HS, CS, GS, DX,
                       DH, DC, empty, False, tmp, acc, no_tok, X2)
         _clip(grad, clip)
         _opt_step(optimizer, params, grad, state, lr, mu, rho, eps, t + k)
@@ -562,7 +544,7 @@ def _seq_epoch_impl(cell, act, params, sizes, X, lengths, y, order, batch_size, 
 
 @njit(**JIT)
 def _lm_epoch_impl(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer, lr, mu, rho,
-                   eps, clip, state, t, nparts):
+                   eps, clip, state, t):
     B, N1 = tokens.shape
     N = N1 - 1
     L = sizes.shape[0] - 2
@@ -577,7 +559,6 @@ def _lm_epoch_impl(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer,
     acc = np.empty(max(Gmax, V), np.float64)
     lb = np.full(B, T, np.int64)
     live = np.ones(T * B, np.int64)
-    nparts = max(1, min(nparts, B))
     Z = np.empty((T * B, V), dt)
     ys = np.empty(T * B, np.int64)
     dY = np.empty((T, B, Htop), dt)
@@ -591,10 +572,9 @@ def _lm_epoch_impl(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer,
         so = 0
         for l in range(L):  # the carried state
             H = sizes[l + 1]
-            h0 = _layer(HS, l, S + 1, B, H)[0]
-            h0[:, :] = hs[so:so + B * H].reshape((B, H))
+            _copy(HS[l][:B * H], hs[so:so + B * H])
             if cell == _LSTM:
-                _layer(CS, l, S + 1, B, H)[0][:, :] = cs[so:so + B * H].reshape((B, H))
+                _copy(CS[l][:B * H], cs[so:so + B * H])
             so += B * H
         for r in range(B):
             lb[r] = S
@@ -602,7 +582,7 @@ def _lm_epoch_impl(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer,
         G0 = 4 * sizes[1] if cell == _LSTM else sizes[1]
         P0 = params[offs[0]:offs[1]].reshape((1 + V + sizes[1], G0))
         _project_tokens(tok, S, B, P0[1:1 + V], P0[0], _layer(GS, 0, S, B, G0).reshape((S * B, G0)))
-        _net_forward(cell, act, params, sizes, offs, S, B, lb, nparts, HS, CS, GS, UT)
+        _net_forward(cell, act, params, sizes, offs, S, B, lb, HS, CS, GS, UT)
         # the softmax at every step
         Ht = _layer(HS, L - 1, S + 1, B, Htop)[1:].reshape((S * B, Htop))
         Ph = params[offs[L]:offs[L + 1]].reshape((Htop + 1, V))
@@ -621,12 +601,12 @@ def _lm_epoch_impl(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer,
         so = 0
         for l in range(L):  # the state after the chunk, carried to the next one
             H = sizes[l + 1]
-            hs[so:so + B * H] = _layer(HS, l, S + 1, B, H)[S].reshape(B * H)
+            _copy(hs[so:so + B * H], HS[l][S * B * H:(S + 1) * B * H])
             if cell == _LSTM:
-                cs[so:so + B * H] = _layer(CS, l, S + 1, B, H)[S].reshape(B * H)
+                _copy(cs[so:so + B * H], CS[l][S * B * H:(S + 1) * B * H])
             so += B * H
-        DH[L - 1][:B * Htop] = 0
-        _net_backward(cell, act, params, grad, sizes, offs, S, B, lb, nparts, HS, CS, GS, DX,
+        _zero(DH[L - 1][:B * Htop])
+        _net_backward(cell, act, params, grad, sizes, offs, S, B, lb, HS, CS, GS, DX,
                       DH, DC, dYs, True, tmp, acc, tok, no_x)
         _clip(grad, clip)
         _opt_step(optimizer, params, grad, state, lr, mu, rho, eps, t + k)
@@ -639,8 +619,7 @@ def rnn_forward(cell, act, params, X, lengths, HS, CS, GS):
     """See :func:`fastnet.reference.rnn.rnn_forward`."""
     cell, act, T, B, D, H, G = chk.layer_call("rnn_forward", cell, act, params, X, lengths, HS,
                                               CS, GS)
-    _forward_impl(cell, act, params, X, lengths, HS, CS if cell == _LSTM else HS, GS,
-                  chk.parts(cell, B, T, H))
+    _forward_impl(cell, act, params, X, lengths, HS, CS if cell == _LSTM else HS, GS)
 
 
 def rnn_backward(cell, act, params, X, lengths, HS, CS, GS, dY, dh, dc, grad, dX):
@@ -650,7 +629,7 @@ def rnn_backward(cell, act, params, X, lengths, HS, CS, GS, dY, dh, dc, grad, dX
     lstm = cell == _LSTM
     _backward_impl(cell, act, params, X, lengths, HS, CS if lstm else HS, GS,
                    dY if has_dy else HS[1:], has_dy, dh, dc if lstm else dh, grad,
-                   dX if need_dx else X, need_dx, chk.parts(cell, B, T, H))
+                   dX if need_dx else X, need_dx)
 
 
 def clip_grad_norm(grad, max_norm):
@@ -665,10 +644,8 @@ def rnn_seq_epoch(cell, act, params, sizes, X, lengths, y, order, batch_size, op
     cell, act, batch_size, optimizer, lr, mu, rho, eps, clip, t = chk.seq_epoch_call(
         "rnn_seq_epoch", cell, act, params, sizes, X, lengths, y, order, batch_size, optimizer,
         lr, mu, rho, eps, clip, state, t)
-    B = min(batch_size, order.shape[0])
     return float(_seq_epoch_impl(cell, act, params, sizes, X, lengths, y, order, batch_size,
-                                 optimizer, lr, mu, rho, eps, clip, state, t,
-                                 chk.parts(cell, B, X.shape[1], max(sizes[1:-1]))))
+                                 optimizer, lr, mu, rho, eps, clip, state, t))
 
 
 def rnn_lm_epoch(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer, lr, mu, rho, eps,
@@ -677,11 +654,9 @@ def rnn_lm_epoch(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer, l
     cell, act, seq_len, optimizer, lr, mu, rho, eps, clip, t = chk.lm_epoch_call(
         "rnn_lm_epoch", cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer, lr, mu,
         rho, eps, clip, state, t)
-    B = tokens.shape[0]
     return float(_lm_epoch_impl(cell, act, params, sizes, tokens, seq_len, hs,
                                 cs if cell == _LSTM else hs, optimizer, lr, mu, rho, eps, clip,
-                                state, t, chk.parts(cell, B, min(seq_len, tokens.shape[1] - 1),
-                                                    max(sizes[1:-1]))))
+                                state, t))
 
 
 KERNELS = {"rnn_forward": rnn_forward, "rnn_backward": rnn_backward,
