@@ -39,6 +39,8 @@ _LAZY = {
     "MLPRegressor": ("fastnet.estimators", "MLPRegressor"),
     "CNNClassifier": ("fastnet.estimators", "CNNClassifier"),
     "Autoencoder": ("fastnet.estimators", "Autoencoder"),
+    "RNNClassifier": ("fastnet.estimators", "RNNClassifier"),
+    "CharLM": ("fastnet.estimators", "CharLM"),
     "load": ("fastnet.io", "load"),
     "save": ("fastnet.io", "save"),
     "plot": ("fastnet.plot", None),

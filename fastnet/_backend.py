@@ -88,8 +88,11 @@ CONV_KERNELS = ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weig
                 "pool2d_forward", "pool2d_backward", "sequential_forward", "sequential_backprop",
                 "sequential_train_epoch", "sequential_penalty_value")
 
+#: The recurrent kernels, RNN and LSTM (see :mod:`fastnet.reference.rnn`).
+RNN_KERNELS = ("rnn_forward", "rnn_backward", "clip_grad_norm", "rnn_seq_epoch", "rnn_lm_epoch")
+
 #: Every kernel a complete backend implements.
-KERNEL_NAMES = NETWORK_KERNELS + WORD2VEC_KERNELS + CONV_KERNELS
+KERNEL_NAMES = NETWORK_KERNELS + WORD2VEC_KERNELS + CONV_KERNELS + RNN_KERNELS
 
 # The codes of the kernels' choices, as name -> int dicts (the API's names; the enums of
 # fastnet._codes are the one definition).

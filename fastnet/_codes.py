@@ -12,8 +12,8 @@ and one branch in each backend's elementwise helper.
 """
 from enum import IntEnum
 
-__all__ = ["Act", "Loss", "Penalty", "Optimizer", "LayerKind", "Prog", "ENUMS", "NAMES", "by_name",
-           "pxd_source"]
+__all__ = ["Act", "Loss", "Penalty", "Optimizer", "LayerKind", "Prog", "Cell", "ENUMS", "NAMES",
+           "by_name", "pxd_source"]
 
 
 class Act(IntEnum):
@@ -85,9 +85,15 @@ class Prog(IntEnum):
     WIDTH = 16
 
 
+class Cell(IntEnum):
+    """Recurrent cell of an RNN layer: the plain (Elman) cell or the LSTM (gates i, f, o, g)."""
+    RNN = 0
+    LSTM = 1
+
+
 #: The enums, with the prefix of their members in the generated Cython file.
 ENUMS = {"ACT": Act, "LOSS": Loss, "PEN": Penalty, "OPT": Optimizer, "LAYER": LayerKind,
-         "PROG": Prog}
+         "PROG": Prog, "CELL": Cell}
 
 #: The names the API accepts for each code (lower case); 'gd' is full-batch sgd.
 NAMES = {
@@ -100,6 +106,7 @@ NAMES = {
     Optimizer: {"gd": Optimizer.SGD, "sgd": Optimizer.SGD, "momentum": Optimizer.MOMENTUM,
                 "rmsprop": Optimizer.RMSPROP, "adam": Optimizer.ADAM,
                 "nesterov": Optimizer.NESTEROV},
+    Cell: {"rnn": Cell.RNN, "lstm": Cell.LSTM},
 }
 
 

@@ -58,3 +58,8 @@ cdef enum:
     PROG_PLEN = 14
     PROG_TIED = 15
     PROG_WIDTH = 16
+
+# Cell: Recurrent cell of an RNN layer: the plain (Elman) cell or the LSTM (gates i, f, o, g).
+cdef enum:
+    CELL_RNN = 0
+    CELL_LSTM = 1

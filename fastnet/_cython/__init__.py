@@ -3,4 +3,4 @@
 :mod:`fastnet._cython.backend` gathers them into the ``cython`` backend's kernel table.
 """
 #: Extension modules the cython backend needs (``fastnet._cython.<name>``).
-REQUIRED_MODULES = ("activations", "mlp", "linear", "word2vec", "conv")
+REQUIRED_MODULES = ("activations", "mlp", "linear", "word2vec", "conv", "rnn")

@@ -12,6 +12,7 @@ _mlp = _variants.load("mlp")
 _linear = _variants.load("linear")
 _w2v = _variants.load("word2vec")
 _conv = _variants.load("conv")
+_rnn = _variants.load("rnn")
 
 #: module -> (variant, reason) of the builds in use
 VARIANTS = _variants.report()
@@ -59,3 +60,7 @@ KERNELS.update({name: getattr(_conv, name) for name in (
     "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weights", "pool2d_forward",
     "pool2d_backward", "sequential_forward", "sequential_backprop", "sequential_train_epoch",
     "sequential_penalty_value")})
+
+# recurrent networks (src_cython/rnn.pyx)
+KERNELS.update({name: getattr(_rnn, name) for name in (
+    "rnn_forward", "rnn_backward", "clip_grad_norm", "rnn_seq_epoch", "rnn_lm_epoch")})

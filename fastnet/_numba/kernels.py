@@ -12,14 +12,10 @@ KERNELS = {}
 with _cache.redirect():
     from fastnet._numba.network import KERNELS as _NET
     from fastnet._numba.word2vec import KERNELS as _W2V
+    from fastnet._numba.conv import KERNELS as _CONV
+    from fastnet._numba.sequential import KERNELS as _SEQ
+    from fastnet._numba.rnn import KERNELS as _RNN
 
-KERNELS.update(_NET)
-KERNELS.update(_W2V)
-
-from fastnet._numba.conv import KERNELS as _CONV  # noqa: E402
-
-KERNELS.update(_CONV)
-
-from fastnet._numba.sequential import KERNELS as _SEQ  # noqa: E402
-
-KERNELS.update(_SEQ)
+for _table in (_NET, _W2V, _CONV, _SEQ, _RNN):
+    KERNELS.update(_table)
+del _table

@@ -26,7 +26,8 @@ as ``0..K-1`` internally and ``classes_`` maps them back.
 
 The package: :mod:`._base` (the scikit-learn contract and the parameter
 checks), :mod:`._network` (the machinery of the network estimators),
-:mod:`._mlp`, :mod:`._linear`, :mod:`._perceptron`.
+:mod:`._mlp`, :mod:`._linear`, :mod:`._perceptron`, and the recurrent networks
+:mod:`._rnn` (:class:`RNNClassifier`) and :mod:`._charlm` (:class:`CharLM`).
 """
 from fastnet.estimators._base import InvalidParameterError, _not_fitted_class, warning_class
 from fastnet.estimators._linear import LinearRegression, LogisticRegression
@@ -34,10 +35,12 @@ from fastnet.estimators._mlp import MLPClassifier, MLPRegressor
 from fastnet.estimators._perceptron import Perceptron
 from fastnet.estimators._cnn import CNNClassifier
 from fastnet.estimators._autoencoder import Autoencoder
+from fastnet.estimators._rnn import RNNClassifier
+from fastnet.estimators._charlm import CharLM
 
 __all__ = ["LinearRegression", "LogisticRegression", "Perceptron", "MLPClassifier",
-           "MLPRegressor", "CNNClassifier", "Autoencoder", "InvalidParameterError",
-           "NotFittedError", "ConvergenceWarning"]
+           "MLPRegressor", "CNNClassifier", "Autoencoder", "RNNClassifier", "CharLM",
+           "InvalidParameterError", "NotFittedError", "ConvergenceWarning"]
 
 
 def __getattr__(name):
@@ -53,4 +56,4 @@ def __getattr__(name):
 
 ESTIMATORS = {cls.__name__: cls for cls in (LinearRegression, LogisticRegression, Perceptron,
                                              MLPClassifier, MLPRegressor, CNNClassifier,
-                                             Autoencoder)}
+                                             Autoencoder, RNNClassifier, CharLM)}

@@ -18,6 +18,7 @@ module, listed here.
 from fastnet.layers._base import (Layer, Dense, TiedDense, Flatten, Activation, LAYER_TYPES,
                                   layer_from_config)
 from fastnet.layers._conv import Conv2D, MaxPool2D, AvgPool2D
+from fastnet.layers._recurrent import RNN, LSTM
 
 __all__ = ["Layer", "Dense", "TiedDense", "Flatten", "Activation", "Conv2D", "MaxPool2D",
-           "AvgPool2D", "LAYER_TYPES", "layer_from_config"]
+           "AvgPool2D", "RNN", "LSTM", "LAYER_TYPES", "layer_from_config"]

@@ -40,7 +40,7 @@ Gradients are *sums* over samples (no averaging), accumulated into ``grad``
 import numpy as np
 
 from fastnet._codes import Act, Loss, Penalty, LayerKind, Prog
-from fastnet.reference.kernels import (_ACT, loss, _loss_grad_a, optimizer_step)
+from fastnet.reference.kernels import (_ACT, loss, loss_grad_a, optimizer_step)
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weights",
            "pool2d_forward", "pool2d_backward", "sequential_forward", "sequential_backprop",
@@ -264,7 +264,7 @@ def sequential_forward(params, prog, X, out):
 def _output_delta(act, loss_kind, A, Y):
     if (act, loss_kind) in ((Act.SIGMOID, Loss.CROSS_ENTROPY), (Act.SOFTMAX, Loss.LOG_LOSS)):
         return A - Y
-    return _loss_grad_a(loss_kind, A, Y) * dact_from_a(act, A)
+    return loss_grad_a(loss_kind, A, Y) * dact_from_a(act, A)
 
 
 def _op_backward(params, row, D, A_in, m, record, grad, need_input):

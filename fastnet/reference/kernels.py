@@ -355,3 +355,8 @@ KERNELS.update(_W2V_KERNELS)
 from fastnet.reference.conv import KERNELS as _CONV_KERNELS  # noqa: E402
 
 KERNELS.update(_CONV_KERNELS)
+
+# The recurrent kernels (RNN and LSTM, BPTT).
+from fastnet.reference.rnn import KERNELS as _RNN_KERNELS  # noqa: E402
+
+KERNELS.update(_RNN_KERNELS)
