@@ -390,6 +390,15 @@ def _check_network_state(path, cls, meta, state, arrays):
     return params.dtype
 
 
+def _check_flat_params(path, arrays):
+    """The dtype of a flat ``params`` vector (and its optimiser state), after checking both
+    are finite 1-D float arrays."""
+    params = _float_array(path, "params", arrays["params"], 1)
+    if "opt_state" in arrays:
+        _float_array(path, "opt_state", arrays["opt_state"], 1, params.dtype)
+    return params.dtype
+
+
 def _check_perceptron_state(path, state, arrays):
     K = _check_classes(path, arrays.get("classes"))
     n_in = state.get("n_features_in")
@@ -404,7 +413,8 @@ def _check_perceptron_state(path, state, arrays):
 
 
 #: History entries that training appends to (lists of numbers); the others are numbers
-_HISTORY_LISTS = ("J", "seconds", "train_acc", "val_J", "val_acc", "errors")
+_HISTORY_LISTS = ("J", "seconds", "train_acc", "val_J", "val_acc", "errors", "bits", "test_acc",
+                  "val_loss", "val_bits")
 
 
 def _check_history(path, history, est):
@@ -421,8 +431,8 @@ def _check_history(path, history, est):
                 getattr(est, "track_accuracy", False) is True:
             required.append("train_acc")             # partial_fit appends to it
         ok = all(k in history for k in required) and all(
-            (isinstance(v, list) and all(map(number, v))) if k in _HISTORY_LISTS else
-            (v is None or isinstance(v, (bool, numbers.Real)))
+            (isinstance(v, list) and all(map(number, v))) if k in _HISTORY_LISTS or
+            isinstance(v, list) else (v is None or isinstance(v, (bool, numbers.Real)))
             for k, v in history.items())
     if not ok:
         raise _damaged(path, "its training history is not the mapping training keeps (lists "
@@ -458,6 +468,9 @@ def _load_estimator(path, meta, arrays):
         state_arrays = {k[len("state."):]: v for k, v in arrays.items() if k.startswith("state.")}
         if cls is Perceptron:
             dtype = _check_perceptron_state(path, state, state_arrays)
+        elif "params" in state_arrays and "layer_sizes" not in state:
+            # a layer-program or recurrent estimator: its own _restore_state checks the layout
+            dtype = _check_flat_params(path, state_arrays)
         else:
             dtype = _check_network_state(path, cls, meta, state, state_arrays)
         if meta.get("dtype", dtype.name) != dtype.name:

@@ -39,8 +39,8 @@ import numpy as np
 
 from fastnet import _backend
 from fastnet._codes import Act, LayerKind, Prog, Optimizer, Penalty, NAMES, Loss
-from fastnet._args import labels_from_outputs
-from fastnet._history import History, DivergenceError, check_finite_cost
+from fastnet._args import labels_from_outputs, start_rows
+from fastnet._history import History, DivergenceError
 from fastnet._progress import Progress
 from fastnet._validation import (as_float_array, check_targets, check_distributions, check_scalar,
                                  check_int, check_choice, check_rng)
@@ -151,32 +151,37 @@ class ProgramTrainer(EpochTrainer):
         self.rng = rng if rng is not None else np.random.default_rng()
         self.state = np.zeros(2 * params.shape[0], params.dtype) if state is None else state
         self.t = int(t)
-        self._backup = np.empty_like(params)
+        self.guard = None
+        self.X = self.Y = None
         self._arange = np.empty(0, dtype=np.int64)
 
-    def epoch(self, X, Y, epoch=1):
-        """One epoch on ``(X, Y)`` (kernel layout); its cost (mean loss + penalty at the start)."""
+    # ---- the hooks of fastnet._history.EpochRunner (divergence rule, restore, stopping)
+    def start_cost(self):
+        rows = start_rows(self.X.shape[0])
+        X, Y = self.X[rows], self.Y[rows]
         K = _backend.kernels()
+        out = np.empty((X.shape[0], Y.shape[1]), dtype=self.params.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            K.sequential_forward(self.params, self.prog, X, out)
+            J = K.loss(self.loss_code, out, Y) / X.shape[0]
+            if self.pen_code:
+                J += K.sequential_penalty_value(self.pen_code, self.lam, self.params, self.prog)
+        return float(J)
+
+    def _epoch(self, epoch):
+        K = _backend.kernels()
+        X, Y = self.X, self.Y
         m = X.shape[0]
         bs = m if self.batch_size is None else min(int(self.batch_size), m)
         order = self._order(m, bs)
         params = self.params
         start_penalty = (K.sequential_penalty_value(self.pen_code, self.lam, params, self.prog)
                          if self.pen_code else 0.0)
-        np.copyto(self._backup, params)
-        with np.errstate(over="ignore", invalid="ignore"):
-            total = K.sequential_train_epoch(params, self.prog, self.loss_code, X, Y, order, bs,
-                                             self.opt_code, self.lr, self.momentum, self.rho,
-                                             self.eps, self.pen_code, self.lam, self.state,
-                                             self.t)
-        if not np.isfinite(params).all():
-            total = np.nan
-        J = total / m + start_penalty
-        if not np.isfinite(J):
-            np.copyto(params, self._backup)
-            check_finite_cost(J, epoch, self.lr)
-        self.t += -(-m // bs)
-        return float(J)
+        total = K.sequential_train_epoch(params, self.prog, self.loss_code, X, Y, order, bs,
+                                         self.opt_code, self.lr, self.momentum, self.rho,
+                                         self.eps, self.pen_code, self.lam, self.state, self.t)
+        self.t += -(-m // bs)   # one optimiser step per batch
+        return total / m + start_penalty
 
 
 # ------------------------------------------------------------------------- Sequential
