@@ -228,6 +228,10 @@ def cross_val_score(model, X, y, cv=5, rng=0, shuffle=True, stratify=None):
         if isinstance(cv, bool) or not isinstance(cv, numbers.Integral) or cv < 2:
             raise ValueError(f"cv must be the number of folds (an integer >= 2) or a splitter "
                              f"with a split method, got {cv!r}")
+        n = len(y) if hasattr(y, "__len__") else None
+        if n is not None and cv > n:
+            raise ValueError(f"cv={cv} asks for more folds than there are samples ({n}); "
+                             f"expected 2 <= cv <= {n}")
         strat = _stratify(model, y, cv) if stratify is None else bool(stratify)
         folds = (StratifiedKFold if strat else KFold)(int(cv), shuffle=shuffle, rng=rng)
     scores = []

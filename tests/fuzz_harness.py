@@ -42,19 +42,7 @@ ALLOWED = (ValueError, TypeError, KeyError, FloatingPointError)
 ALLOWED_NAMES = {"ValueError", "TypeError", "KeyError", "FloatingPointError"}
 #: Problems of code owned by other parts of the project: category -> (owner, what).  A case in
 #: one of these is counted as "known", not failed; each has a strict xfail test below.
-KNOWN = {
-    "linear-ragged-X": ("API layer (fastnet.reference.linear.check_xy)",
-                        "a ragged X reaches np.asarray before as_float_array: numpy's "
-                        "'setting an array element with a sequence', naming no argument"),
-    "numba-network-kernel-checks": ("numba network kernels (fastnet/_numba/network.py)",
-                                    "forward_network/backprop_* trust their array sizes: "
-                                    "sizes [3, 3000000, 2] or short params read out of bounds"),
-    "cross-val-cv": ("API layer (fastnet.model_selection.cross_val_score)",
-                     "a bad cv (0, 1, more folds than samples) is reported as n_splits"),
-    "accuracy-label-types": ("API layer (fastnet.network.accuracy)",
-                             "labels of another type (str against int) compare unequal: "
-                             "0 % instead of a TypeError"),
-}
+KNOWN = {}
 STATS = Counter()
 
 

@@ -82,8 +82,7 @@ def test_course_network_functions(data):
             if case.bad.get("y") == kind:
                 case.either["y"] = case.bad.pop("y")
         y2 = draw(labels(m, 3, Case(), damage=False))
-        judge(lambda: fastnet.accuracy(_copy(y2), _copy(y)), case,
-              category="accuracy-label-types" if case.bad.get("y") == "str" else None)
+        judge(lambda: fastnet.accuracy(_copy(y2), _copy(y)), case)
     elif fn == "one_hot":
         K = scalar(draw, "K", case, [1, 2, 5], bad=[0, -1, 2.5, "3"])
         pos = draw(labels(m, K if K in (1, 2, 5) else 2, case, name="pos"))
@@ -288,8 +287,7 @@ def test_linear_models_and_perceptron(data):
         call = lambda: getattr(fastnet, fn)(_copy(theta), _copy(X), _copy(y))  # noqa: E731
     if fn.startswith("perceptron") and case.bad.get("theta"):
         case.bad["weights"] = case.bad.pop("theta")
-    judge(call, case, dtype=dtype, category="linear-ragged-X" if case.bad.get("X") == "ragged"
-          and not fn.startswith("perceptron") else None)
+    judge(call, case, dtype=dtype)
 
 
 # ================================================================ preprocessing
@@ -367,8 +365,7 @@ def test_model_selection(data):
             model = fastnet.LogisticRegression(max_epochs=2, verbose=0)
             case.either.setdefault("y", "a fold may hold one class")
         call = lambda: fastnet.cross_val_score(model, _copy(X), _copy(y), cv=cv, rng=0)  # noqa: E731
-    judge(call, case, category="cross-val-cv" if fn.startswith("cv") and (
-        "cv" in case.bad or "cv" in case.either) else None)
+    judge(call, case)
 
 
 # ================================================================ word2vec
@@ -456,28 +453,25 @@ def test_word2vec(data):
 
 # ================================================================ known problems elsewhere
 # One deterministic case per KNOWN category, xfail(strict=True): when the owner fixes it, the
-# test passes, strict xfail fails it, and the category is to be removed from KNOWN.
+# test passes, strict xfail fails it, and the category is to be removed from KNOWN.  (The
+# problems first found here -- ragged X, cv, label types, numba kernel sizes -- are fixed; their
+# cases are ordinary tests below.)
 def test_known_categories_have_a_strict_xfail_test():
     names = {n[len("test_known_"):] for n in globals() if n.startswith("test_known_")}
     assert {c.replace("-", "_") for c in KNOWN} <= names
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN["accuracy-label-types"][0] + ": "
-                   + KNOWN["accuracy-label-types"][1])
-def test_known_accuracy_label_types():
+def test_accuracy_refuses_labels_of_two_types():
     with pytest.raises((TypeError, ValueError), match="y"):
         fastnet.accuracy(np.array([0, 1, 1]), np.array(["0", "1", "1"], dtype=object))
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN["linear-ragged-X"][0] + ": "
-                   + KNOWN["linear-ragged-X"][1])
-def test_known_linear_ragged_X():
+def test_linear_ragged_X_names_X():
     with pytest.raises(ValueError, match=r"\bX\b"):
         fastnet.linear_cost(np.zeros(2), [[0.0], [1.0, 2.0]], [0.0, 1.0])
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN["cross-val-cv"][0] + ": " + KNOWN["cross-val-cv"][1])
-def test_known_cross_val_cv():
+def test_cross_val_bad_cv_names_cv():
     X, y = np.random.default_rng(0).normal(size=(6, 2)), np.array([0, 1] * 3)
     for cv in (0, 1, 7):
         with pytest.raises(ValueError, match=r"\bcv\b"):
@@ -485,9 +479,8 @@ def test_known_cross_val_cv():
 
 
 @pytest.mark.skipif("numba" not in BACKENDS, reason="numba backend not available")
-@pytest.mark.xfail(strict=True, reason=KNOWN["numba-network-kernel-checks"][0] + ": "
-                   + KNOWN["numba-network-kernel-checks"][1])
-def test_known_numba_network_kernel_checks():
+def test_numba_network_kernels_check_their_sizes():
+    """Sizes [3, 3000000, 2] or a short params vector: a clean error, not an out-of-bounds read."""
     worker = Worker("numba")
     try:
         P = (3 + 1) * 4 + (4 + 1) * 2

@@ -499,6 +499,5 @@ def test_network_kernels_called_directly(workers, data):
     kernel, args, damaged = data.draw(network_kernel_args())
     note(f"{kernel}: {damaged}")
     job = {"action": "kernel", "kernel": kernel, "args": args}
-    judge_sub(workers, job, backends=COMPILED, must_fail=damaged not in ("none",),
-              category="numba-network-kernel-checks")
+    judge_sub(workers, job, backends=COMPILED, must_fail=damaged not in ("none",))
 

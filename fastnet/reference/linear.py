@@ -27,7 +27,11 @@ __all__ = ["linear_cost", "linear_gradient", "linear_predict", "linear_regressio
 
 def check_xy(X, y, *, binary=False, dtype=None):
     """Validate data for a linear model: X (m, n) (1-D means one feature), y (m,)."""
-    Xa = np.asarray(X) if X is not None else X
+    try:
+        Xa = np.asarray(X) if X is not None else X
+    except ValueError:
+        raise ValueError("X must be a rectangular (m, n) array of numbers (rows of one length), "
+                         "got a ragged sequence") from None
     if Xa is not None and Xa.ndim == 1:
         Xa = Xa.reshape(-1, 1)
     X_ = as_float_array(Xa, "X", ndim=2, dtype=dtype)

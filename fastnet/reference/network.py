@@ -170,7 +170,21 @@ def accuracy(y_, y):
                          f"expected equal lengths")
     if a.size == 0:
         raise ValueError("y_ and y are empty; expected at least one label")
+    ka, kb = _label_kind(a), _label_kind(b)
+    if ka != kb:
+        raise TypeError(f"y_ holds {ka} labels but y holds {kb} labels; expected labels of one "
+                        f"type (a {ka} never equals a {kb})")
     return float(100.0 * np.mean(a == b))
+
+
+def _label_kind(arr):
+    """'number' or 'string' (the type labels of an array compare as)."""
+    if arr.dtype.kind in "biuf":
+        return "number"
+    if arr.dtype.kind in "US":
+        return "string"
+    first = arr.flat[0]
+    return "string" if isinstance(first, (str, bytes)) else "number"
 
 
 def output_delta(a, z, y, act, loss):
