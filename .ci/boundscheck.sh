@@ -29,6 +29,7 @@ echo "boundscheck: building the checked extensions in $TMP"
 FASTNET_BOUNDSCHECK=1 FASTNET_REQUIRE_CYTHON=1 FASTNET_SIMD_BUILD=baseline \
     "$PY" setup.py -q build_ext --inplace > build.log 2>&1 || { cat build.log; exit 1; }
 export FASTNET_SIMD=baseline
+export FASTNET_TEST_BACKENDS=cython
 
 export FASTNET_DATA=${FASTNET_DATA:-$(cd "$ROOT/.." && pwd)/shared/data}
 "$PY" - <<EOF

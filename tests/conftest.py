@@ -6,6 +6,8 @@
   ``compiled_backend``: every available backend but the reference.
 * ``impl``: ``fastnet.reference`` once, then the top level ``fastnet`` on each
   available backend (for tests of the same call on both).
+* ``FASTNET_TEST_BACKENDS=numba`` (a comma list): test only these backends (and
+  the reference), as CI's passes over one backend's other code path do.
 * ``assert_close``: float64 to 1e-10 relative, float32 to 1e-5.
 * ``need_kernels(*names)``: skip when the active backend (under construction)
   does not implement these kernels yet; ``numerical_gradient``: central differences.
@@ -21,6 +23,10 @@ from fastnet import _backend
 
 REPO = Path(__file__).resolve().parent.parent
 BACKENDS = fastnet.available_backends()
+if os.environ.get("FASTNET_TEST_BACKENDS"):
+    # CI's second passes (one code path of one backend) test only the named backends
+    _want = {b.strip() for b in os.environ["FASTNET_TEST_BACKENDS"].split(",")} | {"reference"}
+    BACKENDS = [b for b in BACKENDS if b in _want]
 COMPILED = [b for b in BACKENDS if b != "reference"]
 
 RTOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}

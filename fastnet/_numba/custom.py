@@ -27,21 +27,27 @@ import types
 import numpy as np
 from numba import njit
 
-from fastnet._numba._common import act, dact
+from fastnet._codes import Optimizer
+from fastnet._numba._common import act, dact, offsets as _offsets
 # The numba backend's own helpers: the loss, the row softmax, the optimiser step and penalty.
-from fastnet._numba.network import (_loss_sum, _offsets, _optimizer_code, _optimizer_step,
-                                    _penalty_grad, _softmax_rows)
+from fastnet._numba._elementwise import loss_sum as _loss_sum, softmax_rows as _softmax_rows
+from fastnet._numba._optim import step_network
 
 
 @njit
 def _step(params, grad, state, sizes, B, optimizer, lr, mu, rho, eps, penalty, lam, t):
-    """One optimiser step from the gradient ``grad`` summed over ``B`` samples (penalised)."""
-    inv = params.dtype.type(B)
-    for p in range(params.shape[0]):
-        grad[p] /= inv
-    if penalty != 0 and lam != 0:
-        _penalty_grad(penalty, lam, params, sizes, grad)
-    _optimizer_step(optimizer, params, grad, state[:params.shape[0]], lr, mu, rho, eps)
+    """One optimiser step from the gradient ``grad`` summed over ``B`` samples (penalised):
+    the numba backend's own step (every optimiser, Adam's bias correction from ``t``)."""
+    step_network(params, grad, state, sizes, _offsets(sizes), B, optimizer, lr, mu, rho, eps,
+                 penalty, lam, t, False)
+
+
+def _optimizer_code(optimizer):
+    code = int(optimizer)
+    if code not in {int(o) for o in Optimizer}:
+        raise ValueError(f"optimizer code {code} is unknown (known: "
+                         f"{', '.join(f'{int(o)} ({o.name.lower()})' for o in Optimizer)})")
+    return code
 
 __all__ = ["kernels_for", "compile_activation", "CustomKernels"]
 

@@ -186,8 +186,9 @@ class CharLM(_RecurrentConfig, _Estimator):
                     t0 = time.perf_counter()
                     hs = np.zeros(width, dtype=dtype)
                     cs = np.zeros(width if cell == Cell.LSTM else 0, dtype=dtype)
-                    total = K.rnn_lm_epoch(int(cell), int(act), params, sizes, streams, S, hs,
-                                           cs, opt, lr, mu, rho, eps, clip, state, steps)
+                    with np.errstate(over="ignore", invalid="ignore"):   # checked below
+                        total = K.rnn_lm_epoch(int(cell), int(act), params, sizes, streams, S,
+                                               hs, cs, opt, lr, mu, rho, eps, clip, state, steps)
                     steps += chunks
                     J = total / (B * L)
                     check_finite_cost(J, epoch, lr)
