@@ -20,7 +20,7 @@ import numpy as np
 
 from fastnet import _backend
 from fastnet._codes import Act, Cell
-from fastnet._history import History, check_finite_cost
+from fastnet._history import EpochRunner, History
 from fastnet._progress import Progress
 from fastnet._validation import check_rng, check_scalar, check_int
 from fastnet.estimators._base import _Estimator, _not_fitted_class, _p_choice
@@ -178,26 +178,27 @@ class CharLM(_RecurrentConfig, _Estimator):
         hist = History(J=[], bits=[], seconds=[])
         if val is not None:
             hist["val_bits"] = []
-        steps, chunks = 0, -(-L // S)
+        runner = _StreamRunner(K, cell, act, params, sizes, streams, S, width, dtype,
+                               (opt, lr, mu, rho, eps, clip), state,
+                               lambda: float(self._bits(tokens[:_START_CHARS + 1]) * np.log(2)))
         try:
             with Progress(total=c["max_epochs"], verbose=c["verbose"],
                           desc=type(self).__name__) as bar:
-                for epoch in range(1, c["max_epochs"] + 1):
-                    t0 = time.perf_counter()
-                    hs = np.zeros(width, dtype=dtype)
-                    cs = np.zeros(width if cell == Cell.LSTM else 0, dtype=dtype)
-                    with np.errstate(over="ignore", invalid="ignore"):   # checked below
-                        total = K.rnn_lm_epoch(int(cell), int(act), params, sizes, streams, S,
-                                               hs, cs, opt, lr, mu, rho, eps, clip, state, steps)
-                    steps += chunks
-                    J = total / (B * L)
-                    check_finite_cost(J, epoch, lr)
+                clock = [time.perf_counter()]
+
+                def record(epoch, J):
                     hist["J"].append(J)
                     hist["bits"].append(J / np.log(2))
-                    hist["seconds"].append(time.perf_counter() - t0)
+                    now = time.perf_counter()
+                    hist["seconds"].append(now - clock[0])
+                    clock[0] = now
                     if val is not None:
                         hist["val_bits"].append(self._bits(val))
                     bar.update(loss=J, samples=B * L)
+                    return False
+
+                runner.run_epochs(c["max_epochs"], callbacks=[record])
+            steps = runner.t
         except BaseException:
             for key in ("params_", "vocabulary_", "_vocab_codes", "counts_", "sizes_", "cell_"):
                 self.__dict__.pop(key, None)
@@ -323,3 +324,45 @@ class CharLM(_RecurrentConfig, _Estimator):
         self.history_ = History(meta.get("history", {}))
         self.loss_ = self.history_["J"][-1] if self.history_.get("J") else float("nan")
 
+
+
+#: Characters on which the cost before training (the divergence rule's J_0) is measured.
+_START_CHARS = 4096
+
+
+class _StreamRunner(EpochRunner):
+    """Epochs of ``rnn_lm_epoch`` (truncated BPTT over ``B`` streams) under the epoch loop
+    every trainer shares (:class:`fastnet._history.EpochRunner`: the divergence rule, the
+    weights and optimiser state put back to the last epoch that passed it)."""
+
+    def __init__(self, K, cell, act, params, sizes, streams, seq_len, width, dtype, hyper, state,
+                 start_cost):
+        self.K, self.cell, self.act = K, int(cell), int(act)
+        self.params, self.sizes, self.streams, self.seq_len = params, sizes, streams, seq_len
+        self.width, self.dtype, self.lstm = width, dtype, cell == Cell.LSTM
+        self.opt, self.lr, self.mu, self.rho, self.eps, self.clip = hyper
+        self.state = state
+        self._start_cost = start_cost
+        self.t = 0
+
+    def _arrays(self):
+        return (self.params, self.state)
+
+    def _weights(self):
+        return (self.params,)
+
+    def start_cost(self):
+        """Mean log-loss (nats per character) of the text's start before training."""
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._start_cost()
+
+    def _epoch(self, epoch):
+        B, L1 = self.streams.shape
+        L = L1 - 1
+        hs = np.zeros(self.width, dtype=self.dtype)        # every stream starts from zero
+        cs = np.zeros(self.width if self.lstm else 0, dtype=self.dtype)
+        total = self.K.rnn_lm_epoch(self.cell, self.act, self.params, self.sizes, self.streams,
+                                    self.seq_len, hs, cs, self.opt, self.lr, self.mu, self.rho,
+                                    self.eps, self.clip, self.state, self.t)
+        self.t += -(-L // self.seq_len)   # one optimiser step per chunk
+        return total / (B * L)

@@ -21,7 +21,8 @@ import numpy as np
 
 from fastnet import _backend
 from fastnet._codes import Act, Cell, Optimizer
-from fastnet._history import History, check_finite_cost
+from fastnet._args import start_rows
+from fastnet._history import EpochRunner, History
 from fastnet._progress import Progress
 from fastnet.estimators._base import (_ClassifierMixin, _Estimator, _nonfinite_message,
                                       _p_bool, _p_choice, _p_int, _p_random_state, _p_real)
@@ -324,33 +325,29 @@ class RNNClassifier(_RecurrentConfig, _ClassifierMixin, _Estimator):
         params = init_network(cell, sizes, rng, Xv.dtype)
         state = np.zeros(2 * params.shape[0], dtype=params.dtype)
         opt, lr, mu, rho, eps, clip = self._hyper(c)
-        K = _backend.kernels()
+        runner = _SeqRunner(_backend.kernels(), cell, act, params, sizes, Xv, lens, codes,
+                            c["batch_size"], (opt, lr, mu, rho, eps, clip), state, rng, shuffle,
+                            self._proba_of)
         hist = History(J=[], seconds=[])
         if track:
             hist["train_acc"] = []
-        steps = 0
-        batches = -(-n // c["batch_size"])
+        clock = [time.perf_counter()]
         with Progress(total=c["max_epochs"], verbose=c["verbose"], desc=type(self).__name__) as bar:
-            for epoch in range(1, c["max_epochs"] + 1):
-                t0 = time.perf_counter()
-                order = rng.permutation(n).astype(np.int64) if shuffle \
-                    else np.arange(n, dtype=np.int64)
-                # a diverging run overflows: the cost check below reports it, not a warning
-                with np.errstate(over="ignore", invalid="ignore"):
-                    total = K.rnn_seq_epoch(int(cell), int(act), params, sizes, Xv, lens, codes,
-                                            order, c["batch_size"], opt, lr, mu, rho, eps, clip,
-                                            state, steps)
-                steps += batches
-                J = total / n
-                check_finite_cost(J, epoch, lr)
+            def record(epoch, J):
                 acc = None
                 if track:
                     proba = self._proba_of(params, sizes, cell, act, Xv, lens)
                     acc = 100.0 * float(np.mean(np.argmax(proba, axis=1) == codes))
                     hist["train_acc"].append(acc)
                 hist["J"].append(J)
-                hist["seconds"].append(time.perf_counter() - t0)
+                now = time.perf_counter()
+                hist["seconds"].append(now - clock[0])
+                clock[0] = now
                 bar.update(loss=J, acc=acc, samples=n)
+                return False
+
+            runner.run_epochs(c["max_epochs"], callbacks=[record])
+        steps = runner.t
         self.n_features_in_ = int(D)
         self.classes_ = classes
         self.sizes_ = [int(s) for s in sizes]
@@ -432,3 +429,45 @@ class RNNClassifier(_RecurrentConfig, _ClassifierMixin, _Estimator):
         self.history_ = History(meta.get("history", {}))
         self.loss_ = self.history_["J"][-1] if self.history_.get("J") else float("nan")
 
+
+
+class _SeqRunner(EpochRunner):
+    """Epochs of ``rnn_seq_epoch`` under the epoch loop every trainer shares
+    (:class:`fastnet._history.EpochRunner`: the divergence rule, the weights and
+    optimiser state put back to the last epoch that passed it)."""
+
+    def __init__(self, K, cell, act, params, sizes, X, lens, codes, batch_size, hyper, state, rng,
+                 shuffle, proba_of):
+        self.K, self.cell, self.act = K, int(cell), int(act)
+        self.params, self.sizes, self.X, self.lens, self.codes = params, sizes, X, lens, codes
+        self.batch_size = int(batch_size)
+        self.opt, self.lr, self.mu, self.rho, self.eps, self.clip = hyper
+        self.state, self.rng, self.shuffle = state, rng, shuffle
+        self._proba_of = proba_of
+        self._cell_enum, self._act_enum = cell, act
+        self.t = 0
+
+    def _arrays(self):
+        return (self.params, self.state)
+
+    def _weights(self):
+        return (self.params,)
+
+    def start_cost(self):
+        """The mean log-loss of the first samples before training (the rule's J_0)."""
+        rows = start_rows(self.X.shape[0])
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            p = self._proba_of(self.params, self.sizes, self._cell_enum, self._act_enum,
+                               self.X[rows], self.lens[rows])
+            return float(-np.mean(np.log(p[np.arange(p.shape[0]), self.codes[rows]])))
+
+    def _epoch(self, epoch):
+        n = self.X.shape[0]
+        order = self.rng.permutation(n).astype(np.int64) if self.shuffle \
+            else np.arange(n, dtype=np.int64)
+        total = self.K.rnn_seq_epoch(self.cell, self.act, self.params, self.sizes, self.X,
+                                     self.lens, self.codes, order, self.batch_size, self.opt,
+                                     self.lr, self.mu, self.rho, self.eps, self.clip, self.state,
+                                     self.t)
+        self.t += -(-n // self.batch_size)   # one optimiser step per batch
+        return total / n
