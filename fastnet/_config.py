@@ -94,9 +94,9 @@ def _numba_cache_dir():
         pass
     probe.__module__ = "fastnet._numba.network"
     probe.__qualname__ = "probe"
-    for cls in (getattr(caching, n, None) for n in ("UserProvidedCacheLocator",
-                                                     "InTreeCacheLocator",
-                                                     "UserWideCacheLocator")):
+    # (numba < 0.59 names them with a leading underscore)
+    names = ("UserProvidedCacheLocator", "InTreeCacheLocator", "UserWideCacheLocator")
+    for cls in (getattr(caching, n, None) or getattr(caching, "_" + n, None) for n in names):
         if cls is None:
             continue
         try:
