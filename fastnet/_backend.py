@@ -17,7 +17,7 @@ callables; it is imported the first time the backend is used, never at
 ``import fastnet`` (so importing fastnet compiles nothing).
 
 The active backend is chosen by :func:`use_backend`, else by the
-``FASTNET_BACKEND`` environment variable, else it is the fastest available
+``FASTNET_BACKEND`` environment variable, else it is the first available
 one.  The choice of :func:`use_backend` is per thread and per context (a
 :class:`contextvars.ContextVar`): a thread or an ``asyncio`` task that
 chooses a backend does not change another one's.  A new thread starts with
@@ -50,8 +50,12 @@ __all__ = [
 #: Every backend's name, in no particular order of preference.
 BACKENDS = ("reference", "numba", "cython")
 
-#: Preference when nothing is asked for: the fastest available first.
-_DEFAULT_ORDER = ("numba", "cython", "reference")
+#: Preference when nothing is asked for.  The ahead-of-time compiled cython backend comes
+#: first: its first use compiles nothing (numba's first use in a fresh environment compiled for
+#: 9-14 s of CPU before a first fit), and on the benchmark matrix (BENCHMARKS.md) it is within
+#: 1.25x of numba on 21 of 24 cells and faster on 8 of them.  numba is the default where the
+#: extension was not built, and one ``use_backend('numba')`` / ``FASTNET_BACKEND=numba`` away.
+_DEFAULT_ORDER = ("cython", "numba", "reference")
 
 _MODULES = {
     "reference": "fastnet.reference.kernels",
@@ -118,7 +122,7 @@ _HOW_TO_GET = {
 
 _lock = threading.RLock()
 _loaded: dict = {}          # name -> SimpleNamespace of kernels
-_default: str | None = None  # the process-wide default, resolved once (env var, else fastest)
+_default: str | None = None  # the process-wide default, resolved once (env var, else the first available)
 #: The backend chosen by use_backend in this thread / context (None: the default).
 _active = contextvars.ContextVar("fastnet_backend", default=None)
 
@@ -155,12 +159,12 @@ def _probe(name: str) -> str | None:
 
 
 def available_backends() -> list:
-    """Names of the backends usable on this installation, fastest first.
+    """Names of the backends usable on this installation, in order of preference (the default first).
 
     Returns
     -------
     list of str
-        A subset of ``('numba', 'cython', 'reference')``.
+        A subset of ``('cython', 'numba', 'reference')``, in that order of preference.
     """
     return [name for name in _DEFAULT_ORDER if _probe(name) is None]
 
@@ -224,7 +228,7 @@ def _resolve_default() -> str:
                 f"FASTNET_BACKEND={env!r} asks for backend {name!r}, which is not available: "
                 f"{why}; {_HOW_TO_GET[name]}")
         return name
-    # The fastest available backend that implements the whole kernel contract.
+    # The first available backend (preference order) that implements the whole kernel contract.
     for name in available_backends():
         try:
             if _load(name).__complete__:
@@ -240,7 +244,7 @@ def get_backend() -> str:
     """Name of the active backend (``'reference'``, ``'numba'`` or ``'cython'``).
 
     The backend chosen by :func:`use_backend` in this thread or context,
-    else the process-wide default: ``FASTNET_BACKEND``, else the fastest
+    else the process-wide default: ``FASTNET_BACKEND``, else the first
     available backend (resolved at the first call).
     """
     global _default
@@ -265,7 +269,7 @@ class use_backend:
 
     The choice is held in a :class:`contextvars.ContextVar`, so two threads
     may train with different backends at the same time; a new thread starts
-    with the process-wide default (``FASTNET_BACKEND`` or the fastest
+    with the process-wide default (``FASTNET_BACKEND`` or the first
     available backend).
 
     Parameters
