@@ -40,4 +40,5 @@ assert fastnet.__file__.startswith("$TMP"), fastnet.__file__
 assert {"numba", "cython"} <= set(fastnet.available_backends()), fastnet.available_backends()
 PYEOF
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider -x \
-    tests/test_kernels.py tests/test_build.py tests/test_network.py tests/test_word2vec_kernels.py "$@"
+    tests/test_kernels.py tests/test_build.py tests/test_network.py tests/test_word2vec_kernels.py \
+    -k "not hypothesis and not large_batches and not mnist" "$@"

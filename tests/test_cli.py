@@ -218,9 +218,12 @@ def test_failure_exits_1_and_debug_shows_traceback(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------ demo
-def test_demo_with_plots(tmp_path, capsys):
+def test_demo_with_plots(tmp_path, capsys, monkeypatch):
     pytest.importorskip("matplotlib", reason="--plots needs matplotlib (pip install "
                         "'fastnet[plot]')")
+    # without the shared corpus: no word-vector picture (that one trains word2vec, which in
+    # this process, after the rest of the suite, took minutes; run alone it takes seconds)
+    monkeypatch.setattr("fastnet.datasets.data_dir", lambda *a, **k: None)
     source = "sklearn" if importlib.util.find_spec("sklearn") else "generated"
     code, out, err = run(["demo", "--epochs", "2", "--reference-epochs", "1", "--source",
                           source, "--plots", str(tmp_path / "plots")], capsys)
