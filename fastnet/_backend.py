@@ -52,8 +52,8 @@ BACKENDS = ("reference", "numba", "cython")
 
 #: Preference when nothing is asked for.  The ahead-of-time compiled cython backend comes
 #: first: its first use compiles nothing (numba's first use in a fresh environment compiled for
-#: 9-14 s of CPU before a first fit), and on the benchmark matrix (BENCHMARKS.md) it is within
-#: 1.25x of numba on 21 of 24 cells and faster on 8 of them.  numba is the default where the
+#: 9-14 s of CPU before a first fit), and on the benchmark matrix (BENCHMARKS.md) it was within
+#: 1.25x of numba on 21 and 18 of 24 cells in two runs, and faster on about a third of them.  numba is the default where the
 #: extension was not built, and one ``use_backend('numba')`` / ``FASTNET_BACKEND=numba`` away.
 _DEFAULT_ORDER = ("cython", "numba", "reference")
 
