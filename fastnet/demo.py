@@ -39,20 +39,28 @@ def _model(n_in, hidden, n_out, dtype, seed):
 
 
 def _numba_cache_dirs():
-    """Where Numba keeps fastnet's compiled kernels: beside the sources, or NUMBA_CACHE_DIR."""
+    """Where Numba keeps fastnet's compiled kernels: beside the sources, NUMBA_CACHE_DIR, or
+    the per-user directory of :mod:`fastnet._numba._cache` (a read-only install)."""
     spec = importlib.util.find_spec("fastnet._numba")
     here = os.path.dirname(spec.origin) if spec and spec.origin else None
     dirs = [os.path.join(here, "__pycache__")] if here else []
     env = os.environ.get("NUMBA_CACHE_DIR")
     if env:
         dirs.append(env)
+    try:
+        from fastnet._numba._cache import user_cache_dir
+        dirs.append(user_cache_dir())
+    except Exception:   # pragma: no cover - numba missing: nothing is cached anyway
+        pass
     return dirs
 
 
 def numba_is_cached():
-    """True when Numba's disk cache already holds compiled network kernels of fastnet."""
+    """True when Numba's disk cache already holds the compiled dense-path kernels of fastnet
+    (the ones the demo's training runs first)."""
     for d in _numba_cache_dirs():
-        if glob.glob(os.path.join(d, "**", "network*.nbi"), recursive=True):
+        if glob.glob(os.path.join(d, "**", "_dense*.nbi"), recursive=True) or \
+                glob.glob(os.path.join(d, "**", "_rows*.nbi"), recursive=True):
             return True
     return False
 
