@@ -104,7 +104,7 @@ def _numba_cache_dir():
         except Exception:
             loc = None
         if loc is not None:
-            return loc.get_cache_path(), cls.__name__
+            return loc.get_cache_path(), cls.__name__.lstrip("_")
     return None, "unknown"
 
 
