@@ -78,18 +78,9 @@ def backend_note(name):
 
 
 def demo_backend():
-    """The demo's backend: the one asked for (``use_backend``, ``FASTNET_BACKEND``), else the
-    Cython extension when it is built (compiled by the install: the demo starts at once), else
-    the default backend."""
-    from fastnet import _backend
-    if _backend._active.get() is not None or os.environ.get("FASTNET_BACKEND", "").strip():
-        return fastnet.get_backend()
-    if "cython" in fastnet.available_backends():
-        try:
-            if _backend.backend_kernels("cython").__complete__:
-                return "cython"
-        except fastnet.BackendUnavailableError:
-            pass
+    """The demo's backend: the active one (``use_backend``, ``FASTNET_BACKEND``, else the
+    default, which is the Cython extension when the install built it: the demo starts at
+    once)."""
     return fastnet.get_backend()
 
 
