@@ -20,8 +20,15 @@ How a layer runs
   (against :math:`U^T`, transposed once per batch), and the weight
   gradients are one GEMM each over all the steps after the loop.
 
-The kernels are serial, apart from the large GEMMs, which BLAS threads as it
-does for numpy; the results are deterministic for a given BLAS thread count.
+Threads: the rows of a batch are independent through the whole recurrence
+(forward and BPTT), so the steps of each layer run as a few contiguous blocks
+of rows, one per thread (``FASTNET_NUM_THREADS``, default the CPUs this
+process may use), with no synchronisation from step to step -- one fork and
+join per layer and direction, where threading each step's small product
+would pay one per step.  The large GEMMs after the loop are threaded by BLAS
+as it does for numpy.  A row's numbers do not depend on which block it is in,
+so the results are the same for every thread count of fastnet, and
+deterministic for a given BLAS thread count.
 """
 import numpy as np
 cimport numpy as cnp
@@ -29,16 +36,54 @@ from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 from libc.math cimport isfinite
 
-from _common cimport (floating, CELL_RNN, CELL_LSTM, ACT_LINEAR, ACT_SIGMOID, ACT_RELU,
+from cython.parallel cimport prange
+from _common cimport (fastnet_omp_max_threads, floating, CELL_RNN, CELL_LSTM, ACT_LINEAR, ACT_SIGMOID, ACT_RELU,
                       ACT_TANH, OPT_SGD, OPT_MOMENTUM, OPT_RMSPROP, OPT_ADAM, OPT_NESTEROV)
 
 from fastnet import _rnn_checks as chk
+from fastnet._threads import default_threads as _default_threads
+from fastnet import _blas
+
+ctypedef int (*set_threads_t)(int) noexcept nogil
 
 cnp.import_array()
 
 include "_rnn_math.pxi"
 
 cdef double _LOG_CLIP = 1e-15   # fastnet.reference.losses.LOG_CLIP
+
+#: threads for the row blocks of the recurrence (set at import from FASTNET_NUM_THREADS or
+#: the CPUs this process may use, at most OpenMP's; 1 without OpenMP)
+cdef int _num_threads = max(1, min(_default_threads(), fastnet_omp_max_threads()))
+#: rows per block at least (the step product's register tile is 4 rows)
+cdef Py_ssize_t _MIN_BLOCK_ROWS = 8
+
+
+#: ``openblas_set_num_threads_local`` (0: none found; see :mod:`fastnet._blas`)
+cdef size_t _setter = 0
+cdef bint _setter_known = False
+#: multiply-adds below which a GEMM is not cut into blocks (fork and join cost more)
+cdef double _MIN_GEMM_WORK = 1e6
+
+
+cdef _find_setter():
+    """Look up the BLAS thread setter once, at the first kernel call (not at import)."""
+    global _setter, _setter_known
+    if not _setter_known:
+        _setter = _blas.setter_address()
+        _setter_known = True
+
+
+def _set_threads(n=None):
+    """Set the threads of the recurrence's row blocks (tests, benchmarks); returns the
+    previous number.  ``None`` leaves it."""
+    global _num_threads
+    old = _num_threads
+    if n is not None:
+        if int(n) < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        _num_threads = int(n)
+    return old
 
 
 # ------------------------------------------------------------------- the cells, one row
@@ -187,6 +232,104 @@ cdef void _backward_steps(int cell, int act, const floating* UT, const floating*
                     memcpy(dh + b * H, tmp + b * H, H * sizeof(floating))
 
 
+cdef inline Py_ssize_t _cut(int c, int C, Py_ssize_t n, Py_ssize_t align) noexcept nogil:
+    """Start of block ``c`` of ``C`` over ``range(n)``, a multiple of ``align``."""
+    cdef Py_ssize_t r
+    if c >= C:
+        return n
+    r = ((c * n) // C + align - 1) // align * align
+    return r if r < n else n
+
+
+cdef void _pgemm(bint ta, bint tb, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                 const floating* A, Py_ssize_t lda, const floating* B, Py_ssize_t ldb,
+                 floating beta, floating* C, Py_ssize_t ldc) noexcept nogil:
+    """:func:`_gemm` on fastnet's threads: the larger of ``M`` and ``N`` cut into one block
+    per thread, each block one single-threaded BLAS call.
+
+    BLAS is asked for one thread per calling thread (``openblas_set_num_threads_local``)
+    throughout, because OpenBLAS's own workers keep spinning after each call, and on the
+    machine's other cores they then fight the row blocks of the recurrence for the CPU
+    (measured, 2 cores: the epoch of the H=128 character LSTM took 2x longer with
+    OpenBLAS's threads spinning beside fastnet's).  Without that control, or with one
+    thread, BLAS threads the product as it does for numpy."""
+    cdef int c, nb = _num_threads, prev = 0
+    cdef Py_ssize_t lo, hi
+    cdef set_threads_t fn = <set_threads_t>_setter
+    if nb <= 1 or _setter == 0:
+        _gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc)
+        return
+    if <double>M * N * K < _MIN_GEMM_WORK or (M < 16 and N < 32):
+        nb = 1
+    if nb == 1:
+        prev = fn(1)
+        _gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc)
+        fn(prev if prev > 0 else 0)
+        return
+    if M >= N:
+        for c in prange(nb, num_threads=nb, schedule="static", chunksize=1):
+            prev = fn(1)
+            lo = _cut(c, nb, M, 8)
+            hi = _cut(c + 1, nb, M, 8)
+            _gemm(ta, tb, hi - lo, N, K, A + (lo if ta else lo * lda), lda, B, ldb, beta,
+                  C + lo * ldc, ldc)
+            fn(prev if prev > 0 else 0)
+    else:
+        for c in prange(nb, num_threads=nb, schedule="static", chunksize=1):
+            prev = fn(1)
+            lo = _cut(c, nb, N, 16)
+            hi = _cut(c + 1, nb, N, 16)
+            _gemm(ta, tb, M, hi - lo, K, A, lda, B + (lo * ldb if tb else lo), ldb, beta,
+                  C + lo, ldc)
+            fn(prev if prev > 0 else 0)
+
+
+cdef inline int _row_blocks(Py_ssize_t B) noexcept nogil:
+    """Blocks of rows (one per thread) for a batch of ``B`` rows."""
+    cdef Py_ssize_t C = B // _MIN_BLOCK_ROWS
+    if C > _num_threads:
+        C = _num_threads
+    return <int>C if C > 1 else 1
+
+
+cdef inline Py_ssize_t _block_start(int c, int C, Py_ssize_t B) noexcept nogil:
+    """Start of row block ``c`` of ``C`` (a multiple of 4, the step product's tile)."""
+    cdef Py_ssize_t r
+    if c >= C:
+        return B
+    r = ((c * B) // C + 3) // 4 * 4
+    return r if r < B else B
+
+
+cdef void _forward_blocks(int cell, int act, const floating* U, floating* HS, floating* CS,
+                          floating* GS, const int64_t* lengths, Py_ssize_t T, Py_ssize_t B,
+                          Py_ssize_t H, Py_ssize_t G) noexcept nogil:
+    """:func:`_forward_steps` of all ``B`` rows, as :func:`_row_blocks` blocks on threads."""
+    cdef int c, C = _row_blocks(B)
+    if C == 1:
+        _forward_steps(cell, act, U, HS, CS, GS, lengths, T, B, H, G, 0, B)
+        return
+    for c in prange(C, num_threads=C, schedule="static", chunksize=1):
+        _forward_steps(cell, act, U, HS, CS, GS, lengths, T, B, H, G,
+                       _block_start(c, C, B), _block_start(c + 1, C, B))
+
+
+cdef void _backward_blocks(int cell, int act, const floating* UT, const floating* HS,
+                           const floating* CS, floating* GS, const floating* dY, bint has_dy,
+                           floating* dh, floating* dc, const int64_t* lengths, Py_ssize_t T,
+                           Py_ssize_t B, Py_ssize_t H, Py_ssize_t G,
+                           floating* tmp) noexcept nogil:
+    """:func:`_backward_steps` of all ``B`` rows, as :func:`_row_blocks` blocks on threads."""
+    cdef int c, C = _row_blocks(B)
+    if C == 1:
+        _backward_steps(cell, act, UT, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, B, H, G,
+                        tmp, 0, B)
+        return
+    for c in prange(C, num_threads=C, schedule="static", chunksize=1):
+        _backward_steps(cell, act, UT, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, B, H, G,
+                        tmp, _block_start(c, C, B), _block_start(c + 1, C, B))
+
+
 cdef void _bias_rows(floating* Z, Py_ssize_t rows, Py_ssize_t G, const floating* bias) noexcept nogil:
     cdef Py_ssize_t r, j
     for r in range(rows):
@@ -327,12 +470,12 @@ cdef void _net_forward(Layout* ly, const floating* params, floating* ws, Py_ssiz
         G = _gates(ly.cell, H)
         P = params + ly.offs[l]
         if l > 0:
-            _gemm(False, False, T * B, G, D, ws + ly.o[7 * (l - 1)] + B * D, D, P + G, G, 0,
+            _pgemm(False, False, T * B, G, D, ws + ly.o[7 * (l - 1)] + B * D, D, P + G, G, 0,
                   ws + ly.o[7 * l + 2], G)
             _bias_rows(ws + ly.o[7 * l + 2], T * B, G, P)
         _pack(P + (1 + D) * G, G, False, H, G, ws + ly.o[7 * l + 4])
-        _forward_steps(ly.cell, ly.act, ws + ly.o[7 * l + 4], ws + ly.o[7 * l],
-                       ws + ly.o[7 * l + 1], ws + ly.o[7 * l + 2], lb, T, B, H, G, 0, B)
+        _forward_blocks(ly.cell, ly.act, ws + ly.o[7 * l + 4], ws + ly.o[7 * l],
+                        ws + ly.o[7 * l + 1], ws + ly.o[7 * l + 2], lb, T, B, H, G)
 
 
 cdef void _net_backward(Layout* ly, const floating* params, floating* grad, floating* ws,
@@ -365,14 +508,14 @@ cdef void _net_backward(Layout* ly, const floating* params, floating* grad, floa
             hd = has_dy
         memset(ws + ly.o[7 * l + 6], 0, B * H * sizeof(floating))
         _pack(P + (1 + D) * G, G, True, G, H, ws + ly.o[7 * l + 4])
-        _backward_steps(ly.cell, ly.act, ws + ly.o[7 * l + 4], ws + ly.o[7 * l],
-                        ws + ly.o[7 * l + 1], gs, dy, hd, ws + ly.o[7 * l + 5],
-                        ws + ly.o[7 * l + 6], lb, T, B, H, G, tmp, 0, B)
+        _backward_blocks(ly.cell, ly.act, ws + ly.o[7 * l + 4], ws + ly.o[7 * l],
+                         ws + ly.o[7 * l + 1], gs, dy, hd, ws + ly.o[7 * l + 5],
+                         ws + ly.o[7 * l + 6], lb, T, B, H, G, tmp)
         _bias_grad(gs, T * B, G, Gr, acc)
-        _gemm(True, False, H, G, T * B, ws + ly.o[7 * l], H, gs, G, 0, Gr + (1 + D) * G, G)
+        _pgemm(True, False, H, G, T * B, ws + ly.o[7 * l], H, gs, G, 0, Gr + (1 + D) * G, G)
         if l > 0:
-            _gemm(True, False, D, G, T * B, ws + ly.o[7 * (l - 1)] + B * D, D, gs, G, 0, Gr + G, G)
-            _gemm(False, True, T * B, D, G, gs, G, P + G, G, 0, ws + ly.o[7 * l + 3], D)
+            _pgemm(True, False, D, G, T * B, ws + ly.o[7 * (l - 1)] + B * D, D, gs, G, 0, Gr + G, G)
+            _pgemm(False, True, T * B, D, G, gs, G, P + G, G, 0, ws + ly.o[7 * l + 3], D)
         elif tok != NULL:  # one-hot input: the gradient's rows are scattered
             memset(Gr + G, 0, D * G * sizeof(floating))
             for t in range(T):
@@ -382,7 +525,7 @@ cdef void _net_backward(Layout* ly, const floating* params, floating* grad, floa
                     for j in range(G):
                         gw[j] += g[j]
         else:
-            _gemm(True, False, D, G, T * B, X0, D, gs, G, 0, Gr + G, G)
+            _pgemm(True, False, D, G, T * B, X0, D, gs, G, 0, Gr + G, G)
 
 
 def _layout(int cell, const int64_t[::1] sizes, Py_ssize_t T, Py_ssize_t B, Py_ssize_t NB):
@@ -409,6 +552,7 @@ def _layout(int cell, const int64_t[::1] sizes, Py_ssize_t T, Py_ssize_t B, Py_s
 
 def rnn_forward(cell, act, params, X, lengths, HS, CS, GS):
     """See :func:`fastnet.reference.rnn.rnn_forward`."""
+    _find_setter()
     c, a, T, B, D, H, G = chk.layer_call("rnn_forward", cell, act, params, X, lengths, HS, CS,
                                          GS)
     _forward(c, a, params, X, lengths, HS, CS if c == CELL_LSTM else HS, GS)
@@ -423,15 +567,16 @@ def _forward(int c, int a, floating[::1] params, floating[:, :, ::1] X,
     cdef floating[::1] Upk = np.empty(_packed_size(H, G, NB), dtype=np.asarray(params).dtype)
     cdef floating* P = &params[0]
     with nogil:
-        _gemm(False, False, T * B, G, D, &X[0, 0, 0], D, P + G, G, 0, &GS[0, 0, 0], G)
+        _pgemm(False, False, T * B, G, D, &X[0, 0, 0], D, P + G, G, 0, &GS[0, 0, 0], G)
         _bias_rows(&GS[0, 0, 0], T * B, G, P)
         _pack(P + (1 + D) * G, G, False, H, G, &Upk[0])
-        _forward_steps(c, a, &Upk[0], &HS[0, 0, 0], &CS[0, 0, 0], &GS[0, 0, 0],
-                       &lengths[0], T, B, H, G, 0, B)
+        _forward_blocks(c, a, &Upk[0], &HS[0, 0, 0], &CS[0, 0, 0], &GS[0, 0, 0],
+                        &lengths[0], T, B, H, G)
 
 
 def rnn_backward(cell, act, params, X, lengths, HS, CS, GS, dY, dh, dc, grad, dX):
     """See :func:`fastnet.reference.rnn.rnn_backward`."""
+    _find_setter()
     c, a, T, B, D, H, G, has_dy, need_dx = chk.backward_call(
         "rnn_backward", cell, act, params, X, lengths, HS, CS, GS, dY, dh, dc, grad, dX)
     lstm = c == CELL_LSTM
@@ -455,13 +600,13 @@ def _backward(int c, int a, floating[::1] params, floating[:, :, ::1] X,
     cdef floating* gs = &GS[0, 0, 0]
     with nogil:
         _pack(P + (1 + D) * G, G, True, G, H, &UT[0])
-        _backward_steps(c, a, &UT[0], &HS[0, 0, 0], &CS[0, 0, 0], gs, &dY[0, 0, 0], has_dy,
-                        &dh[0, 0], &dc[0, 0], &lengths[0], T, B, H, G, &tmp[0], 0, B)
+        _backward_blocks(c, a, &UT[0], &HS[0, 0, 0], &CS[0, 0, 0], gs, &dY[0, 0, 0], has_dy,
+                         &dh[0, 0], &dc[0, 0], &lengths[0], T, B, H, G, &tmp[0])
         _bias_grad(gs, T * B, G, Gr, &acc[0])
-        _gemm(True, False, H, G, T * B, &HS[0, 0, 0], H, gs, G, 0, Gr + (1 + D) * G, G)
-        _gemm(True, False, D, G, T * B, &X[0, 0, 0], D, gs, G, 0, Gr + G, G)
+        _pgemm(True, False, H, G, T * B, &HS[0, 0, 0], H, gs, G, 0, Gr + (1 + D) * G, G)
+        _pgemm(True, False, D, G, T * B, &X[0, 0, 0], D, gs, G, 0, Gr + G, G)
         if need_dx:
-            _gemm(False, True, T * B, D, G, gs, G, P + G, G, 0, &dX[0, 0, 0], D)
+            _pgemm(False, True, T * B, D, G, gs, G, P + G, G, 0, &dX[0, 0, 0], D)
 
 
 def clip_grad_norm(grad, max_norm):
@@ -481,6 +626,7 @@ def _clip_grad(floating[::1] grad, double m):
 def rnn_seq_epoch(cell, act, params, sizes, X, lengths, y, order, batch_size, optimizer, lr, mu,
                   rho, eps, clip, state, t):
     """See :func:`fastnet.reference.rnn.rnn_seq_epoch`."""
+    _find_setter()
     c, a, bs, opt, lr_, mu_, rho_, eps_, clip_, t0 = chk.seq_epoch_call(
         "rnn_seq_epoch", cell, act, params, sizes, X, lengths, y, order, batch_size, optimizer,
         lr, mu, rho, eps, clip, state, t)
@@ -549,19 +695,19 @@ def _seq_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
                 memset(w + o[7 * l], 0, B * sv[l + 1] * sizeof(floating))
                 if c == CELL_LSTM:
                     memset(w + o[7 * l + 1], 0, B * sv[l + 1] * sizeof(floating))
-            _gemm(False, False, Te * B, G0, D, &Xb[0], D, p + G0, G0, 0, w + o[2], G0)
+            _pgemm(False, False, Te * B, G0, D, &Xb[0], D, p + G0, G0, 0, w + o[2], G0)
             _bias_rows(w + o[2], Te * B, G0, p)
             _net_forward(&ly, p, w, Te, &lb[0])
             # the softmax on each sequence's last state
             hT = w + o[7 * (L - 1)] + Te * B * Htop
             ph = p + offs[L]
             gh = &grad[0] + offs[L]
-            _gemm(False, False, B, K, Htop, hT, Htop, ph + K, K, 0, &Z[0], K)
+            _pgemm(False, False, B, K, Htop, hT, Htop, ph + K, K, 0, &Z[0], K)
             _bias_rows(&Z[0], B, K, ph)
             total += _softmax_loss(&Z[0], B, K, &yb[0], (<floating>1) / (<floating>Bk), &lb[0])
             _bias_grad(&Z[0], B, K, gh, &acc[0])
-            _gemm(True, False, Htop, K, B, hT, Htop, &Z[0], K, 0, gh + K, K)
-            _gemm(False, True, B, Htop, K, &Z[0], K, ph + K, K, 0, w + o[7 * (L - 1) + 5], Htop)
+            _pgemm(True, False, Htop, K, B, hT, Htop, &Z[0], K, 0, gh + K, K)
+            _pgemm(False, True, B, Htop, K, &Z[0], K, ph + K, K, 0, w + o[7 * (L - 1) + 5], Htop)
             _net_backward(&ly, p, &grad[0], w, Te, &lb[0], NULL, False, &tmp[0],
                           &acc[0], NULL, 0, &Xb[0])
             _clip(&grad[0], P, clip_)
@@ -574,6 +720,7 @@ def _seq_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
 def rnn_lm_epoch(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer, lr, mu, rho, eps,
                  clip, state, t):
     """See :func:`fastnet.reference.rnn.rnn_lm_epoch`."""
+    _find_setter()
     c, a, S, opt, lr_, mu_, rho_, eps_, clip_, t0 = chk.lm_epoch_call(
         "rnn_lm_epoch", cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer, lr, mu,
         rho, eps, clip, state, t)
@@ -632,7 +779,7 @@ def _lm_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
             Ht = w + o[7 * (L - 1)] + B * Htop
             ph = p + offs[L]
             gh = &grad[0] + offs[L]
-            _gemm(False, False, Sk * B, V, Htop, Ht, Htop, ph + V, V, 0, &Z[0], V)
+            _pgemm(False, False, Sk * B, V, Htop, Ht, Htop, ph + V, V, 0, &Z[0], V)
             _bias_rows(&Z[0], Sk * B, V, ph)
             for tt in range(Sk):
                 for b in range(B):
@@ -640,8 +787,8 @@ def _lm_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
             total += _softmax_loss(&Z[0], Sk * B, V, &ys[0], (<floating>1) / (<floating>(Sk * B)),
                                    NULL)
             _bias_grad(&Z[0], Sk * B, V, gh, &acc[0])
-            _gemm(True, False, Htop, V, Sk * B, Ht, Htop, &Z[0], V, 0, gh + V, V)
-            _gemm(False, True, Sk * B, Htop, V, &Z[0], V, ph + V, V, 0, &dY[0], Htop)
+            _pgemm(True, False, Htop, V, Sk * B, Ht, Htop, &Z[0], V, 0, gh + V, V)
+            _pgemm(False, True, Sk * B, Htop, V, &Z[0], V, ph + V, V, 0, &dY[0], Htop)
             so = 0
             for l in range(L):  # the state after the chunk, carried to the next one
                 H = sv[l + 1]
