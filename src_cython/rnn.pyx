@@ -337,17 +337,68 @@ cdef void _bias_rows(floating* Z, Py_ssize_t rows, Py_ssize_t G, const floating*
             Z[r * G + j] += bias[j]
 
 
-cdef void _bias_grad(const floating* Z, Py_ssize_t rows, Py_ssize_t G, floating* gb,
-                     double* acc) noexcept nogil:
-    """``gb = Z.sum(axis=0)``, summed in float64."""
+cdef void _bias_grad_cols(const floating* Z, Py_ssize_t rows, Py_ssize_t G, floating* gb,
+                          double* acc, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """``gb[j0:j1] = Z[:, j0:j1].sum(axis=0)``, summed in float64."""
     cdef Py_ssize_t r, j
-    for j in range(G):
+    for j in range(j0, j1):
         acc[j] = 0
     for r in range(rows):
-        for j in range(G):
+        for j in range(j0, j1):
             acc[j] += Z[r * G + j]
-    for j in range(G):
+    for j in range(j0, j1):
         gb[j] = <floating>acc[j]
+
+
+cdef inline int _col_blocks(Py_ssize_t rows, Py_ssize_t G) noexcept nogil:
+    """Threads for an elementwise pass over ``rows x G`` cut into blocks of columns."""
+    if _num_threads <= 1 or G < 32 or <double>rows * G < 2e5:
+        return 1
+    return _num_threads
+
+
+cdef void _bias_grad(const floating* Z, Py_ssize_t rows, Py_ssize_t G, floating* gb,
+                     double* acc) noexcept nogil:
+    """``gb = Z.sum(axis=0)``, summed in float64, in blocks of columns on threads (each
+    column summed in the same order whatever the thread count)."""
+    cdef int c, nb = _col_blocks(rows, G)
+    if nb == 1:
+        _bias_grad_cols(Z, rows, G, gb, acc, 0, G)
+        return
+    for c in prange(nb, num_threads=nb, schedule="static", chunksize=1):
+        _bias_grad_cols(Z, rows, G, gb, acc, _cut(c, nb, G, 16), _cut(c + 1, nb, G, 16))
+
+
+cdef void _scatter_tokens_cols(const int64_t* tok, Py_ssize_t ld, Py_ssize_t T, Py_ssize_t B,
+                               const floating* gs, Py_ssize_t G, floating* Gw,
+                               Py_ssize_t D, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """Columns ``j0:j1`` of the one-hot input's weight gradient: ``Gw[v] = sum of the rows
+    of gs whose token is v``."""
+    cdef Py_ssize_t t, b, j, v
+    cdef floating* gw
+    cdef const floating* g
+    for v in range(D):
+        for j in range(j0, j1):
+            Gw[v * G + j] = 0
+    for t in range(T):
+        for b in range(B):
+            gw = Gw + tok[b * ld + t] * G
+            g = gs + (t * B + b) * G
+            for j in range(j0, j1):
+                gw[j] += g[j]
+
+
+cdef void _scatter_tokens(const int64_t* tok, Py_ssize_t ld, Py_ssize_t T, Py_ssize_t B,
+                          const floating* gs, Py_ssize_t G, floating* Gw,
+                          Py_ssize_t D) noexcept nogil:
+    """:func:`_scatter_tokens_cols` of all columns, in blocks of columns on threads."""
+    cdef int c, nb = _col_blocks(T * B, G)
+    if nb == 1:
+        _scatter_tokens_cols(tok, ld, T, B, gs, G, Gw, D, 0, G)
+        return
+    for c in prange(nb, num_threads=nb, schedule="static", chunksize=1):
+        _scatter_tokens_cols(tok, ld, T, B, gs, G, Gw, D, _cut(c, nb, G, 16),
+                             _cut(c + 1, nb, G, 16))
 
 
 cdef void _project_tokens(const int64_t* tok, Py_ssize_t ld, Py_ssize_t T, Py_ssize_t B,
@@ -517,13 +568,7 @@ cdef void _net_backward(Layout* ly, const floating* params, floating* grad, floa
             _pgemm(True, False, D, G, T * B, ws + ly.o[7 * (l - 1)] + B * D, D, gs, G, 0, Gr + G, G)
             _pgemm(False, True, T * B, D, G, gs, G, P + G, G, 0, ws + ly.o[7 * l + 3], D)
         elif tok != NULL:  # one-hot input: the gradient's rows are scattered
-            memset(Gr + G, 0, D * G * sizeof(floating))
-            for t in range(T):
-                for b in range(B):
-                    gw = Gr + G + tok[b * ld_tok + t] * G
-                    g = gs + (t * B + b) * G
-                    for j in range(G):
-                        gw[j] += g[j]
+            _scatter_tokens(tok, ld_tok, T, B, gs, G, Gr + G, D)
         else:
             _pgemm(True, False, D, G, T * B, X0, D, gs, G, 0, Gr + G, G)
 
