@@ -21,7 +21,7 @@ ALL = [LinearRegression, LogisticRegression, Perceptron, MLPClassifier, MLPRegre
 #: sigmoid units, plain mini-batch SGD, no penalty.  Tests that are not about the defaults
 #: use them, so that they do not depend on Adam being in every backend's kernels.
 COURSE = dict(activation="logistic", output_activation="sigmoid", optimizer="sgd", lr=0.1,
-              batch_size=32, penalty=None)
+              batch_size=32, penalty=None, dtype=None)
 
 
 def mlp(*args, **kw):
@@ -252,6 +252,8 @@ def test_float32_stays_float32(cls):
     default_solver_available(cls)
     est = small(cls()).fit(X32, target)
     assert est._dtype() == np.float32
+    if "dtype" in est.get_params():
+        est.set_params(dtype=None)
     out = est.predict(X32)
     if cls._estimator_type == "regressor":
         assert out.dtype == np.float32
@@ -259,9 +261,34 @@ def test_float32_stays_float32(cls):
         assert est.predict_proba(X32).dtype == np.float32
     if hasattr(est, "decision_function"):
         assert est.decision_function(X32).dtype == np.float32
-    # int data train in float64
-    est64 = small(cls()).fit(np.round(X * 10).astype(np.int64), target)
+    # int data train in float64 (scikit-learn's rule: MLPClassifier's with dtype=None)
+    est64 = small(cls())
+    if "dtype" in est64.get_params():
+        est64.set_params(dtype=None)
+    est64.fit(np.round(X * 10).astype(np.int64), target)
     assert est64._dtype() == np.float64
+
+
+def test_mlp_classifier_trains_in_float32_by_default():
+    """MLPClassifier's default dtype: float32 training for any input, float64 probabilities
+    (rows summing to one) for float64 input, float32 ones for float32 input; the regressor
+    keeps the input's precision; a bad dtype is named."""
+    X, y = blobs(60, K=3)
+    est = MLPClassifier(hidden_layer_sizes=(8,), max_iter=200, random_state=0).fit(X, y)
+    assert est._dtype() == np.float32 and est.coefs_[0].dtype == np.float32
+    P = est.predict_proba(X)
+    assert P.dtype == np.float64
+    np.testing.assert_allclose(P.sum(axis=1), 1, rtol=1e-12)
+    assert est.predict_proba(X.astype(np.float32)).dtype == np.float32
+    assert est.score(X, y) > 0.8
+    f64 = MLPClassifier(hidden_layer_sizes=(8,), max_iter=20, random_state=0,
+                        dtype="float64").fit(X.astype(np.float32), y)
+    assert f64._dtype() == np.float64
+    assert MLPRegressor().get_params()["dtype"] is None
+    assert MLPClassifier().get_params()["dtype"] == "float32"
+    for bad in ("float16", "int64", True, "double-ish"):
+        with pytest.raises(ValueError, match="dtype must be"):
+            MLPClassifier(dtype=bad, max_iter=2).fit(X, y)
 
 
 def test_get_set_params_and_repr():

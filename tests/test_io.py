@@ -32,7 +32,7 @@ CASES = [
     (lambda: LogisticRegression(max_epochs=50), "clf"),
     (lambda: LogisticRegression(output_activation="softmax", max_epochs=50), "clf"),
     (lambda: MLPClassifier((5, 4), activation=["relu", "tanh"], optimizer="sgd", lr=0.1,
-                           max_epochs=20, random_state=0), "clf"),
+                           max_epochs=20, random_state=0, dtype=None), "clf"),
     (lambda: Perceptron(max_epochs=20), "clf"),
     (lambda: MLPRegressor((6,), optimizer="sgd", lr=0.01, max_epochs=20, random_state=0), "reg"),
     (lambda: LinearRegression(max_epochs=50), "reg"),
@@ -248,7 +248,8 @@ def fitted_files(tmp_path):
     X4 = np.random.default_rng(3).normal(size=(60, 4))
     y4 = np.array(["a", "b", "c", "d"] * 15)
     paths = {}
-    for name, est, data in [("mlp", MLPClassifier((5,), max_epochs=3, random_state=0), (X4, y4)),
+    for name, est, data in [("mlp", MLPClassifier((5,), max_epochs=3, random_state=0, dtype=None),
+                             (X4, y4)),
                             ("logreg", LogisticRegression(max_epochs=3), (X, y)),
                             ("perceptron", Perceptron(max_epochs=3), (X, y)),
                             ("reg", MLPRegressor((4,), max_epochs=3, random_state=0),

@@ -44,14 +44,14 @@ def test_sample_density():
 def test_default_choice_follows_density_and_batch():
     sparse, dense = _X(0.19), _X(0.85)
     for batch, limit in _paths.SPARSE_MAX_DENSITY.items():  # float32 data
-        b = 500 if batch == "full" else batch
+        b = {"full": 500, "large": _paths.LARGE_BATCH}.get(batch, batch)
         assert _paths.choose(dense, SIZES, b) == "dense"
         want = "sparse" if limit is not None and limit >= 0.19 else "dense"
         assert _paths.choose(sparse, SIZES, b) == want, batch
     assert _paths.choose(sparse, SIZES, 10_000) == _paths.choose(sparse, SIZES, 500)
     # float64: dgemm is half as fast, so the zero-skipping panels also win the full batch
     for batch, limit in _paths.SPARSE_MAX_DENSITY_F64.items():
-        b = 500 if batch == "full" else batch
+        b = {"full": 500, "large": _paths.LARGE_BATCH}.get(batch, batch)
         want = "sparse" if limit is not None and limit >= 0.19 else "dense"
         assert _paths.choose(sparse.astype(np.float64), SIZES, b) == want, batch
         assert _paths.choose(dense.astype(np.float64), SIZES, b) == "dense"

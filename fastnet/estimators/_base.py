@@ -270,6 +270,11 @@ class _Estimator:
         save(self, path, metadata=metadata)
 
     # ---- input validation shared by every estimator
+    def _fit_dtype(self, arr):
+        """The dtype a fit trains in: float32 input stays float32, anything else float64
+        (scikit-learn's rule); estimators with a ``dtype`` parameter override it."""
+        return np.dtype(np.float32) if arr.dtype == np.float32 else np.dtype(np.float64)
+
     def _validate_X(self, X, *, reset):
         name = type(self).__name__
         if X is None:
@@ -299,7 +304,7 @@ class _Estimator:
             raise ValueError(f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum "
                              f"of 1 is required by {name}.")
         if reset:
-            dtype = np.dtype(np.float32) if arr.dtype == np.float32 else np.dtype(np.float64)
+            dtype = self._fit_dtype(arr)
         else:
             dtype = self._dtype()
             if arr.shape[1] != self.n_features_in_:

@@ -572,11 +572,16 @@ class _NetworkClassifier(_ClassifierMixin, _Network):
         self._check_fitted()
         Xv, _ = self._validate_X(X, reset=False)
         out = self._forward(Xv)
+        # a network trained in float32 (MLPClassifier's default) answers float64 input with
+        # float64 probabilities that sum to one in float64, as scikit-learn's do
+        wide = out.dtype == np.float32 and getattr(X, "dtype", None) != np.float32
+        if wide:
+            out = out.astype(np.float64)
         if out.shape[1] == 1:
             p = out[:, 0]
             return np.column_stack((1 - p, p)).astype(out.dtype, copy=False)
         if self.activations_[-1] == "softmax":
-            return out
+            return out / out.sum(axis=1, keepdims=True) if wide else out
         total = out.sum(axis=1, keepdims=True)
         K = out.shape[1]
         with np.errstate(invalid="ignore", divide="ignore"):
