@@ -262,7 +262,7 @@ def cmd_train(args):
                         batch_size="auto" if args.batch_size is None else args.batch_size,
                         momentum=args.momentum, max_epochs=args.epochs, tol=args.tol,
                         early_stopping=args.early_stopping, random_state=args.seed,
-                        verbose=0 if args.quiet else 1, **penalty)
+                        verbose=0 if args.quiet else 1, dtype=dtype.name, **penalty)
     print(f"data: {desc}")
     t0 = time.perf_counter()
     import warnings
