@@ -307,3 +307,28 @@ def test_bad_perceptron_input(train):
     _raises(ValueError, r"lr must be in \(0, inf\]", train, np.zeros(3), X2, y, lr=0)
     _raises(ValueError, r"weights has 3 entries; expected 2", ref_perceptron.predict,
             np.zeros(3), [1.0])
+
+
+def test_cached_network_layouts_still_check_params_and_follow_the_callers_arrays():
+    """The kernels' checked layouts are cached by the bytes of (sizes, kinds): a later call
+    with the wrong params still gets the message, and a sizes array changed in place after a
+    call is checked as the new network, not served the old one."""
+    from fastnet import _kernel_checks as kc
+    sizes = np.array([3, 4, 2], dtype=np.int64)
+    kinds = np.array([1, 1], dtype=np.int64)
+    params = np.zeros((3 + 1) * 4 + (4 + 1) * 2)
+    a = kc.Layout("k", params, sizes, kinds)
+    b = kc.Layout("k", params, sizes, kinds)
+    assert a is b and a.n_params == params.shape[0]
+    with pytest.raises(ValueError, match=r"k: params has 5 entries, expected 26"):
+        kc.Layout("k", np.zeros(5), sizes, kinds)
+    with pytest.raises(TypeError, match="params must have dtype float32 or float64"):
+        kc.Layout("k", np.zeros(26, dtype=np.int64), sizes, kinds)
+    sizes[1] = 5  # in place: now a 3-5-2 network
+    with pytest.raises(ValueError, match="expected 32"):
+        kc.Layout("k", params, sizes, kinds)
+    c = kc.Layout("k", np.zeros(32), sizes, kinds)
+    assert c.n_params == 32 and a.sizes.tolist() == [3, 4, 2]
+    kinds[0] = 99
+    with pytest.raises(ValueError, match="kinds must be activation codes"):
+        kc.Layout("k", np.zeros(32), sizes, kinds)
