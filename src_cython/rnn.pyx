@@ -401,10 +401,10 @@ cdef void _scatter_tokens(const int64_t* tok, Py_ssize_t ld, Py_ssize_t T, Py_ss
                              _cut(c + 1, nb, G, 16))
 
 
-cdef void _project_tokens(const int64_t* tok, Py_ssize_t ld, Py_ssize_t T, Py_ssize_t B,
-                          const floating* W, const floating* bias, floating* Z,
-                          Py_ssize_t G) noexcept nogil:
-    """``Z[t B + b] = W[tok[b, t]] + bias``: a one-hot input as a row gather."""
+cdef void _project_tokens_cols(const int64_t* tok, Py_ssize_t ld, Py_ssize_t T, Py_ssize_t B,
+                               const floating* W, const floating* bias, floating* Z,
+                               Py_ssize_t G, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """Columns ``j0:j1`` of ``Z[t B + b] = W[tok[b, t]] + bias``."""
     cdef Py_ssize_t t, b, j
     cdef const floating* w
     cdef floating* z
@@ -412,8 +412,22 @@ cdef void _project_tokens(const int64_t* tok, Py_ssize_t ld, Py_ssize_t T, Py_ss
         for b in range(B):
             w = W + tok[b * ld + t] * G
             z = Z + (t * B + b) * G
-            for j in range(G):
+            for j in range(j0, j1):
                 z[j] = w[j] + bias[j]
+
+
+cdef void _project_tokens(const int64_t* tok, Py_ssize_t ld, Py_ssize_t T, Py_ssize_t B,
+                          const floating* W, const floating* bias, floating* Z,
+                          Py_ssize_t G) noexcept nogil:
+    """``Z[t B + b] = W[tok[b, t]] + bias``: a one-hot input as a row gather (in blocks of
+    columns on threads)."""
+    cdef int c, nb = _col_blocks(T * B, G)
+    if nb == 1:
+        _project_tokens_cols(tok, ld, T, B, W, bias, Z, G, 0, G)
+        return
+    for c in prange(nb, num_threads=nb, schedule="static", chunksize=1):
+        _project_tokens_cols(tok, ld, T, B, W, bias, Z, G, _cut(c, nb, G, 16),
+                             _cut(c + 1, nb, G, 16))
 
 
 # ------------------------------------------------------------------- clipping, optimiser
