@@ -61,6 +61,8 @@ def shape(kernel, name, arr, expected):
 
 def code(kernel, name, value, allowed):
     """An integer code among ``allowed`` (a dict code -> meaning)."""
+    if type(value) is int and value in allowed:  # the common case, without the ABC checks
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{kernel}: {name} must be an integer code, got {value!r}")
     value = int(value)
@@ -71,6 +73,8 @@ def code(kernel, name, value, allowed):
 
 
 def integer(kernel, name, value, lo):
+    if type(value) is int and value >= lo:
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{kernel}: {name} must be an integer, got {value!r}")
     value = int(value)
@@ -80,6 +84,8 @@ def integer(kernel, name, value, lo):
 
 
 def real(kernel, name, value):
+    if type(value) is float:
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{kernel}: {name} must be a real number, got {value!r}")
     return float(value)
@@ -92,15 +98,26 @@ PENALTIES = {int(c): c.name.lower() for c in Penalty}
 OPTIMIZERS = {int(c): c.name.lower() for c in Optimizer}
 
 
+#: checked layer widths (their bytes) -> their offsets into params, read-only (an epoch loop
+#: checks the same network on every call); callers never write to them
+_OFFSETS = {}
+
+
 def network_shape(kernel, params, sizes):
     """Check the layer widths ``sizes`` and the flat ``params``; return ``(sizes, offsets)``."""
     sizes = int_array(kernel, "sizes", sizes)
-    if sizes.shape[0] < 2:
-        raise ValueError(f"{kernel}: sizes must hold at least 2 layer widths, got {sizes}")
-    if (sizes < 1).any():
-        raise ValueError(f"{kernel}: every layer width in sizes must be >= 1, got {sizes}")
-    offs = np.zeros(sizes.shape[0], dtype=np.int64)
-    np.cumsum((sizes[:-1] + 1) * sizes[1:], out=offs[1:])
+    key = sizes.tobytes()
+    offs = _OFFSETS.get(key)
+    if offs is None:
+        if sizes.shape[0] < 2:
+            raise ValueError(f"{kernel}: sizes must hold at least 2 layer widths, got {sizes}")
+        if (sizes < 1).any():
+            raise ValueError(f"{kernel}: every layer width in sizes must be >= 1, got {sizes}")
+        offs = np.zeros(sizes.shape[0], dtype=np.int64)
+        np.cumsum((sizes[:-1] + 1) * sizes[1:], out=offs[1:])
+        if len(_OFFSETS) >= 64:
+            _OFFSETS.clear()
+        _OFFSETS[key] = offs
     float_array(kernel, "params", params, ndim=1)
     if params.shape[0] != offs[-1]:
         raise ValueError(f"{kernel}: params has {params.shape[0]} entries, expected "

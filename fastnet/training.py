@@ -99,7 +99,7 @@ class EpochTrainer(EpochRunner):
 
     def _order(self, m, batch_size):
         if self.shuffle and batch_size < m:
-            return self.rng.permutation(m).astype(np.int64)
+            return self.rng.permutation(m).astype(np.int64, copy=False)
         if self._arange.shape[0] != m:
             self._arange = np.arange(m, dtype=np.int64)
         return self._arange
