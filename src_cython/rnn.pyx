@@ -285,8 +285,12 @@ cdef void _pgemm(bint ta, bint tb, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
 
 
 cdef inline int _row_blocks(Py_ssize_t B) noexcept nogil:
-    """Blocks of rows (one per thread) for a batch of ``B`` rows."""
+    """Blocks of rows (one per thread) for a batch of ``B`` rows: one when BLAS's threads
+    cannot be held to one per caller (their spinning would fight the blocks, see
+    :func:`_pgemm`)."""
     cdef Py_ssize_t C = B // _MIN_BLOCK_ROWS
+    if _setter == 0:
+        return 1
     if C > _num_threads:
         C = _num_threads
     return <int>C if C > 1 else 1
@@ -352,7 +356,7 @@ cdef void _bias_grad_cols(const floating* Z, Py_ssize_t rows, Py_ssize_t G, floa
 
 cdef inline int _col_blocks(Py_ssize_t rows, Py_ssize_t G) noexcept nogil:
     """Threads for an elementwise pass over ``rows x G`` cut into blocks of columns."""
-    if _num_threads <= 1 or G < 32 or <double>rows * G < 2e5:
+    if _num_threads <= 1 or _setter == 0 or G < 32 or <double>rows * G < 2e5:
         return 1
     return _num_threads
 
