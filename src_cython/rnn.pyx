@@ -25,10 +25,13 @@ Threads: the rows of a batch are independent through the whole recurrence
 of rows, one per thread (``FASTNET_NUM_THREADS``, default the CPUs this
 process may use), with no synchronisation from step to step -- one fork and
 join per layer and direction, where threading each step's small product
-would pay one per step.  The large GEMMs after the loop are threaded by BLAS
-as it does for numpy.  A row's numbers do not depend on which block it is in,
-so the results are the same for every thread count of fastnet, and
-deterministic for a given BLAS thread count.
+would pay one per step.  BLAS runs on one thread inside each of fastnet's
+(``openblas_set_num_threads_local``, see :func:`_pgemm`), and the large
+GEMMs after the loop are cut into one block per thread; the elementwise
+passes over whole sequences run in blocks of columns.  A row's numbers in the
+recurrence do not depend on which block it is in; the whole epoch gives the
+same bits for a given thread count.  Without thread-local control of BLAS
+everything runs as one block, with BLAS threading the large GEMMs itself.
 """
 import numpy as np
 cimport numpy as cnp
@@ -296,15 +299,6 @@ cdef inline int _row_blocks(Py_ssize_t B) noexcept nogil:
     return <int>C if C > 1 else 1
 
 
-cdef inline Py_ssize_t _block_start(int c, int C, Py_ssize_t B) noexcept nogil:
-    """Start of row block ``c`` of ``C`` (a multiple of 4, the step product's tile)."""
-    cdef Py_ssize_t r
-    if c >= C:
-        return B
-    r = ((c * B) // C + 3) // 4 * 4
-    return r if r < B else B
-
-
 cdef void _forward_blocks(int cell, int act, const floating* U, floating* HS, floating* CS,
                           floating* GS, const int64_t* lengths, Py_ssize_t T, Py_ssize_t B,
                           Py_ssize_t H, Py_ssize_t G) noexcept nogil:
@@ -315,7 +309,7 @@ cdef void _forward_blocks(int cell, int act, const floating* U, floating* HS, fl
         return
     for c in prange(C, num_threads=C, schedule="static", chunksize=1):
         _forward_steps(cell, act, U, HS, CS, GS, lengths, T, B, H, G,
-                       _block_start(c, C, B), _block_start(c + 1, C, B))
+                       _cut(c, C, B, 4), _cut(c + 1, C, B, 4))
 
 
 cdef void _backward_blocks(int cell, int act, const floating* UT, const floating* HS,
@@ -331,7 +325,7 @@ cdef void _backward_blocks(int cell, int act, const floating* UT, const floating
         return
     for c in prange(C, num_threads=C, schedule="static", chunksize=1):
         _backward_steps(cell, act, UT, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, B, H, G,
-                        tmp, _block_start(c, C, B), _block_start(c + 1, C, B))
+                        tmp, _cut(c, C, B, 4), _cut(c + 1, C, B, 4))
 
 
 cdef void _bias_rows(floating* Z, Py_ssize_t rows, Py_ssize_t G, const floating* bias) noexcept nogil:
