@@ -442,7 +442,8 @@ def cmd_bench(args, root=None):
     if args.json:
         cmd += [f"--benchmark-json={args.json}"]
     cmd += extra
-    env = dict(os.environ)
+    # (a run started from inside an xdist worker is not one: pytest-benchmark would disable itself)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     print("running: " + " ".join(cmd), flush=True)
     code = subprocess.call(cmd, cwd=root, env=env)

@@ -9,6 +9,7 @@
 * ``FASTNET_TEST_BACKENDS=numba`` (a comma list): test only these backends (and
   the reference), as CI's passes over one backend's other code path do.
 * ``assert_close``: float64 to 1e-10 relative, float32 to 1e-5.
+* hypothesis is derandomized (profile ``fastnet``); ``HYPOTHESIS_PROFILE=random`` explores.
 * ``need_kernels(*names)``: skip when the active backend (under construction)
   does not implement these kernels yet; ``numerical_gradient``: central differences.
 """
@@ -17,6 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# Hypothesis draws the same examples on every run (``derandomize``), so a CI run tests what a
+# local run tested and a float tolerance cannot flake on a case nobody has seen. Set
+# HYPOTHESIS_PROFILE=random to explore new examples locally.
+settings.register_profile("fastnet", derandomize=True, database=None)
+settings.register_profile("random")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fastnet"))
 
 import fastnet
 from fastnet import _backend
