@@ -28,6 +28,8 @@ last finite one); when the first epoch fails, those before training.
 """
 import time
 
+import math
+
 import numpy as np
 
 __all__ = ["History", "DivergenceError", "DivergenceGuard", "EpochRunner", "HistoryRecorder",
@@ -136,6 +138,23 @@ class DivergenceGuard:
         return (J > COST_GROWTH * self.best and J > self.start_cost
                 and w_max >= self.weight_limit)
 
+    def check_arrays(self, step, J, arrays):
+        """:meth:`check` with ``w_max`` the largest :math:`|w|` over ``arrays``, found only
+        when the rule needs it (one cheap sum per array tells that they are finite).
+
+        Called inside ``np.errstate(over='ignore', invalid='ignore')`` (as the epoch loop
+        does): a sum that overflows is a case for the full check, not a warning."""
+        cost_grew = J > COST_GROWTH * self.best and J > self.start_cost
+        if math.isfinite(J) and not cost_grew:  # then only the weights' finiteness matters
+            for a in arrays:
+                total = float(a.sum())
+                if total - total != 0.0:  # inf or NaN somewhere (or a sum that overflowed)
+                    break
+            else:
+                self.best = min(self.best, J)
+                return
+        self.check(step, J, max_abs(arrays))
+
     def check(self, step, J, w_max):
         """Raise :class:`DivergenceError` if step ``step`` (cost ``J``, largest weight ``w_max``) diverged."""
         if not np.isfinite(J) or not np.isfinite(w_max):
@@ -208,14 +227,18 @@ class EpochRunner:
             the start of this epoch: the end of the last epoch that passed the
             rule.
         """
+        # a diverging run overflows: that is caught by the rule, not warned about
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._guarded_epoch(epoch)
+
+    def _guarded_epoch(self, epoch):
+        # checked_epoch's work, in the caller's np.errstate (run_epochs enters it once per run)
         if self.guard is None:
             self.guard = self.new_guard()
         self._snapshot()
-        # a diverging run overflows: that is caught below by the rule, not warned about
-        with np.errstate(over="ignore", invalid="ignore"):
-            J = float(self._epoch(epoch))
+        J = float(self._epoch(epoch))
         try:
-            self.guard.check(epoch, J, max_abs(self._weights()))
+            self.guard.check_arrays(epoch, J, self._weights())
         except DivergenceError:
             self._restore()
             raise
@@ -244,10 +267,13 @@ class EpochRunner:
         calm = 0
         n = 0
         for epoch in range(first_epoch, first_epoch + epochs):
-            J = self.checked_epoch(epoch)
+            with np.errstate(over="ignore", invalid="ignore"):  # as in checked_epoch
+                J = self._guarded_epoch(epoch)
             n += 1
-            stops = [bool(cb(epoch, J)) for cb in callbacks]
-            if any(stops):
+            stop = False
+            for cb in callbacks:  # every one is called, in order
+                stop = bool(cb(epoch, J)) or stop
+            if stop:
                 return n, False
             if tol is not None and prev is not None:
                 calm = calm + 1 if abs(J - prev) < tol else 0

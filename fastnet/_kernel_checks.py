@@ -208,9 +208,12 @@ class Layout:
         return self.segments
 
 
+_SOFTMAX, _LOG_LOSS = int(Act.SOFTMAX), int(Loss.LOG_LOSS)  # (an enum's attribute costs ~1 us)
+
+
 def loss_pair(kernel, loss_kind, kinds):
     loss_kind = code(kernel, "loss_kind", loss_kind, LOSSES)
-    if kinds[-1] == Act.SOFTMAX and loss_kind != Loss.LOG_LOSS:
+    if kinds[-1] == _SOFTMAX and loss_kind != _LOG_LOSS:
         raise ValueError(f"{kernel}: a softmax output layer needs loss_kind 2 (log-loss), "
                          f"got {loss_kind} ({LOSSES[loss_kind]})")
     return loss_kind
@@ -322,7 +325,8 @@ def state_array(kernel, state, n, dtype):
 def order_array(kernel, order, m):
     """The sample indices of an epoch: int64, 1-D, every entry in ``[0, m)``."""
     int_array(kernel, "order", order)
-    if order.size and (int(order.min()) < 0 or int(order.max()) >= m):
+    # one reduction: a negative index read as uint64 is >= 2**63, above any m
+    if order.size and int(order.view(np.uint64).max()) >= m:
         raise ValueError(f"{kernel}: order must hold row indices of X in [0, {m}), got values "
                          f"in [{int(order.min())}, {int(order.max())}]")
     return order

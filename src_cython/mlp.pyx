@@ -121,10 +121,7 @@ def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimi
     chk.writable(K, "params", params)
     loss_kind = chk.loss_pair(K, loss_kind, lay.kinds)
     chk.data(K, lay, X, Y, dtype=params.dtype)
-    chk.int_array(K, "order", order)
-    if order.shape[0] and (order.min() < 0 or order.max() >= X.shape[0]):
-        raise ValueError(f"{K}: order must hold row indices of X in [0, {X.shape[0]}), got "
-                         f"values from {order.min()} to {order.max()}")
+    chk.order_array(K, order, X.shape[0])
     bs = chk.integer(K, "batch_size", batch_size, 1)
     opt = chk.code(K, "optimizer", optimizer, chk.OPTIMIZERS)
     pen = chk.code(K, "penalty_kind", penalty_kind, chk.PENALTIES)

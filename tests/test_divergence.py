@@ -135,6 +135,34 @@ def test_guard_rule_needs_both_cost_growth_and_weight_blow_up():
         g.check(6, 0.1, float("inf"))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_check_arrays_finds_the_largest_weight_only_when_the_rule_needs_it(dtype):
+    """check_arrays (the epoch loop's form, inside its errstate) decides as check(J, max |w|) does."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        _check_arrays_cases(dtype)
+
+
+def _check_arrays_cases(dtype):
+    small = [np.array([0.5, -0.25], dtype), np.array([0.1], dtype)]
+    big = [np.array([0.5, -20.0], dtype), np.array([0.1], dtype)]
+    g = DivergenceGuard(start_cost=1.0, start_weight=0.5, lr=0.1)
+    g.check_arrays(1, 0.1, big)               # low cost: big weights alone are fine
+    assert g.best == pytest.approx(0.1)
+    g.check_arrays(2, 3.0, small)             # cost grew, weights did not
+    with pytest.raises(fastnet.DivergenceError, match="epoch 3: the cost grew"):
+        g.check_arrays(3, 3.0, big)           # both grew: the rule's max |w| is 20
+    for bad in (np.inf, -np.inf, np.nan):     # finite cost, one weight not finite
+        arrays = [np.array([0.5, bad], dtype), np.array([0.1], dtype)]
+        with pytest.raises(fastnet.DivergenceError, match="weights became infinite or NaN"):
+            g.check_arrays(4, 0.1, arrays)
+        with pytest.raises(fastnet.DivergenceError, match="weights became infinite or NaN"):
+            g.check_arrays(4, 0.1, arrays[::-1])
+    huge = np.finfo(dtype).max
+    g.check_arrays(5, 0.1, [np.array([huge, huge], dtype)])  # the sum overflows, |w| is finite
+    with pytest.raises(fastnet.DivergenceError, match="cost became inf"):
+        g.check_arrays(6, np.inf, small)
+
+
 def test_a_cast_that_overflows_is_reported_as_such(backend):
     X, y = _digits()
     X32 = X.astype(np.float32)
