@@ -183,11 +183,107 @@ cdef void col2im(const floating *dcols, int64_t n0, int64_t n1, Row *g,
                 crow += K
 
 
+# ------------------------------------------------------------- direct forward
+#: Direct loops instead of im2col + GEMM for a convolution with F % 8 == 0 filters and at most
+#: DIRECT_MAX_F of them: its GEMM's N = F is too thin for BLAS (the default net's first layer,
+#: 1 -> 8 filters of 5x5, ran at 8 GFLOP/s through im2col + sgemm, half of it packing).
+cdef enum:
+    DP = 4       # output pixels per register block (DP x 8 accumulators)
+
+#: the widest F (and K = kh*kw*C) that takes the direct loops (conv.pyx's _set_direct: 0 turns
+#: them off, for tests and benchmarks of both ways)
+cdef int64_t DIRECT_MAX_F = 32
+cdef int64_t DIRECT_MAX_K = 64
+
+
+cdef inline bint direct_ok(Row *g) noexcept nogil:
+    return g.F % 8 == 0 and g.F <= DIRECT_MAX_F and g.kh * g.kw * g.C <= DIRECT_MAX_K
+
+
+cdef extern from "fastnet_conv.h" nogil:
+    void fc_block4_f32(const float *x, int64_t rs, int64_t step, int64_t rows, int64_t n,
+                       const float *w, int64_t F, float *out)
+    void fc_block4_f64(const double *x, int64_t rs, int64_t step, int64_t rows, int64_t n,
+                       const double *w, int64_t F, double *out)
+    void fc_px1_f32(const float *x, int64_t rs, int64_t rows, int64_t n, int64_t len,
+                    const float *w, int64_t F, float *out)
+    void fc_px1_f64(const double *x, int64_t rs, int64_t rows, int64_t n, int64_t len,
+                    const double *w, int64_t F, double *out)
+
+
+cdef inline void _fc_block4(const floating *x, int64_t rs, int64_t step, int64_t rows,
+                            int64_t n, const floating *w, int64_t F, floating *out) noexcept nogil:
+    if floating is float:
+        fc_block4_f32(x, rs, step, rows, n, w, F, out)
+    else:
+        fc_block4_f64(x, rs, step, rows, n, w, F, out)
+
+
+cdef inline void _fc_px1(const floating *x, int64_t rs, int64_t rows, int64_t n, int64_t len,
+                         const floating *w, int64_t F, floating *out) noexcept nogil:
+    if floating is float:
+        fc_px1_f32(x, rs, rows, n, len, w, F, out)
+    else:
+        fc_px1_f64(x, rs, rows, n, len, w, F, out)
+
+
+cdef void conv_forward_direct(const floating *X, int64_t m, const floating *Wb, Row *g,
+                              floating *out) noexcept nogil:
+    """:func:`conv_forward` by direct loops over the channels-last images (``direct_ok``)."""
+    cdef int64_t F = g.F, C = g.C, npix = g.Ho * g.Wo, n, oy, ox, f0, lo, hi, q
+    cdef int64_t rs, n_t, iy0, dy0, dy1, ix0, dx0, dx1
+    cdef const floating *x
+    cdef const floating *w
+    cdef floating *o
+    # the output columns whose whole window is inside the image: lo <= ox < hi
+    lo = (g.pw + g.s - 1) // g.s
+    hi = (g.W - g.kw + g.pw) // g.s + 1 if g.W - g.kw + g.pw >= 0 else 0
+    if hi > g.Wo:
+        hi = g.Wo
+    rs, n_t = g.W * C, g.kw * C
+    for n in range(m):
+        x = X + n * g.n_in
+        o = out + n * g.n_out
+        for oy in range(g.Ho):
+            # the window rows inside the image: dy0 <= dy < dy1
+            iy0 = oy * g.s - g.ph
+            dy0 = -iy0 if iy0 < 0 else 0
+            dy1 = g.H - iy0 if g.H - iy0 < g.kh else g.kh
+            if dy1 <= dy0:
+                for q in range(g.Wo * F):
+                    o[oy * g.Wo * F + q] = 0
+                continue
+            for f0 in range(0, F, 8):
+                w = Wb + F + dy0 * n_t * F + f0
+                ox = 0
+                while ox < g.Wo:
+                    ix0 = ox * g.s - g.pw
+                    if ox >= lo and ox + DP <= hi:
+                        _fc_block4(x + (iy0 + dy0) * rs + ix0 * C, rs, g.s * C, dy1 - dy0, n_t,
+                                   w, F, o + (oy * g.Wo + ox) * F + f0)
+                        ox += DP
+                        continue
+                    dx0 = -ix0 if ix0 < 0 else 0
+                    dx1 = g.W - ix0 if g.W - ix0 < g.kw else g.kw
+                    if dx1 <= dx0:
+                        for q in range(8):
+                            o[(oy * g.Wo + ox) * F + f0 + q] = 0
+                    else:
+                        _fc_px1(x + (iy0 + dy0) * rs + (ix0 + dx0) * C, rs, dy1 - dy0, n_t,
+                                (dx1 - dx0) * C, w + dx0 * C * F, F,
+                                o + (oy * g.Wo + ox) * F + f0)
+                    ox += 1
+        bias_act(o, Wb, npix, F, <int>g.act)
+
+
 cdef void conv_forward(const floating *X, int64_t m, const floating *Wb, Row *g,
                        floating *out, floating *cols, int64_t nb) noexcept nogil:
     """``out`` (m, Ho*Wo*F) = f(conv(X) + b), ``Wb`` the (1 + K, F) block."""
     cdef int64_t K = g.kh * g.kw * g.C, npix = g.Ho * g.Wo, n0, n1, rows
     n0 = 0
+    if direct_ok(g):
+        conv_forward_direct(X, m, Wb, g, out)
+        return
     while n0 < m:
         n1 = n0 + nb if n0 + nb < m else m
         rows = (n1 - n0) * npix

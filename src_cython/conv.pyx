@@ -39,7 +39,7 @@ from libc.string cimport memset, memcpy
 from libc.math cimport exp, expf, sqrt, sqrtf
 cimport scipy.linalg.cython_blas as blas
 
-from _common cimport (floating, act_f, act_df_from_a, loss_term, loss_grad, fused_output,
+from _common cimport (floating, f_fma, act_f, act_df_from_a, loss_term, loss_grad, fused_output,
                       FASTNET_HAVE_OPENMP, ACT_LINEAR, ACT_RELU, ACT_SOFTMAX,
                       LAYER_DENSE, LAYER_CONV2D, LAYER_MAXPOOL2D, LAYER_AVGPOOL2D,
                       LAYER_FLATTEN, LAYER_ACTIVATION, LAYER_DENSE_TIED,
@@ -762,3 +762,13 @@ def _pool_bwd(int kind, const floating[:, ::1] D, const int64_t[::1] am, const i
     cdef Row g = read_row(&row[0], 0)
     with nogil:
         pool_backward(kind, &D[0, 0], &am[0], D.shape[0], &g, &dX[0, 0])
+
+
+def _set_direct(max_filters=32, max_k=64):
+    """Which convolutions take the direct loops instead of im2col + GEMM: ``F % 8 == 0``,
+    ``F <= max_filters`` and ``K = kh*kw*C <= max_k`` (0 turns them off).  Returns the
+    previous ``(max_filters, max_k)``.  For tests and benchmarks; not thread-safe."""
+    global DIRECT_MAX_F, DIRECT_MAX_K
+    old = (DIRECT_MAX_F, DIRECT_MAX_K)
+    DIRECT_MAX_F, DIRECT_MAX_K = int(max_filters), int(max_k)
+    return old

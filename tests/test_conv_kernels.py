@@ -77,6 +77,65 @@ def test_conv_kernels_match_the_reference(name, dtype, padding, stride, sparse):
             check_conv(name, *case, act)
 
 
+# Convolutions with F % 8 == 0 filters (at most 32) and K = kh*kw*C <= 64 run the cython
+# backend's direct loops (src_cython/fastnet_conv.h) instead of im2col + GEMM: the cases below
+# take them (interior blocks of 4 pixels and edge pixels, every stride and padding), and are
+# checked with the direct loops on and off.
+def _cython_direct_settings():
+    if "cython" not in COMPILED:
+        return [pytest.param(None, marks=pytest.mark.skip(reason="the cython backend is absent"))]
+    return [(0, 0), (32, 64)]
+
+
+@pytest.fixture(params=_cython_direct_settings(), ids=lambda p: "im2col" if p == (0, 0) else "direct")
+def direct(request):
+    from fastnet._cython.backend import _conv
+    old = _conv._set_direct(*request.param)
+    yield request.param
+    _conv._set_direct(*old)
+
+
+@dtypes
+@pytest.mark.parametrize("padding", ["same", "valid"])
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("F", [8, 16, 32])
+def test_direct_convolution_matches_the_reference(direct, dtype, padding, stride, F):
+    rng = np.random.default_rng(F + stride)
+    for m, H, W, C, kh, kw in [(3, 28, 28, 1, 5, 5), (2, 9, 13, 3, 3, 3), (2, 5, 4, 2, 3, 2),
+                               (1, 3, 11, 1, 1, 7), (2, 14, 14, 2, 5, 5), (1, 2, 2, 4, 3, 3)]:
+        if padding == "valid" and (H < kh or W < kw):
+            continue
+        case = conv_case(rng, m, H, W, C, F, kh, kw, stride, padding, dtype, sparse=False)
+        for act in (Act.LINEAR, Act.RELU):
+            check_conv("cython", *case, act)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_hypothesis_direct_convolution_shapes(data):
+    if "cython" not in COMPILED:
+        pytest.skip("the cython backend is absent")
+    from fastnet._cython.backend import _conv
+    C = data.draw(st.integers(1, 4), label="C")
+    F = data.draw(st.sampled_from([8, 16, 24, 32]), label="F")
+    kh = data.draw(st.integers(1, 4), label="kh")
+    kw = data.draw(st.integers(1, 4), label="kw")
+    s = data.draw(st.integers(1, 3), label="stride")
+    padding = data.draw(st.sampled_from(["same", "valid"]), label="padding")
+    H = data.draw(st.integers(kh if padding == "valid" else 1, 16), label="H")
+    W = data.draw(st.integers(kw if padding == "valid" else 1, 16), label="W")
+    m = data.draw(st.integers(1, 4), label="m")
+    dtype = data.draw(st.sampled_from(DTYPES), label="dtype")
+    sparse = data.draw(st.booleans(), label="sparse")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    case = conv_case(rng, m, H, W, C, F, kh, kw, s, padding, dtype, sparse)
+    old = _conv._set_direct(32, 64)
+    try:
+        check_conv("cython", *case, Act.RELU)
+    finally:
+        _conv._set_direct(*old)
+
+
 @compiled
 @dtypes
 @pytest.mark.parametrize("kind", [LayerKind.MAXPOOL2D, LayerKind.AVGPOOL2D], ids=["max", "avg"])
