@@ -209,6 +209,10 @@ cdef extern from "fastnet_conv.h" nogil:
                     const float *w, int64_t F, float *out)
     void fc_px1_f64(const double *x, int64_t rs, int64_t rows, int64_t n, int64_t len,
                     const double *w, int64_t F, double *out)
+    void fc_wgrad4_f32(const float *x, int64_t rs, int64_t srs, int64_t step, int64_t Ho,
+                       int64_t Wo, const float *dz, int64_t F, float *g)
+    void fc_wgrad1_f32(const float *x, int64_t rs, int64_t srs, int64_t step, int64_t Ho,
+                       int64_t Wo, const float *dz, int64_t F, float *g)
 
 
 cdef inline void _fc_block4(const floating *x, int64_t rs, int64_t step, int64_t rows,
@@ -276,6 +280,49 @@ cdef void conv_forward_direct(const floating *X, int64_t m, const floating *Wb, 
         bias_act(o, Wb, npix, F, <int>g.act)
 
 
+cdef inline int64_t padded_size(Row *g) noexcept nogil:
+    """Values in a zero-padded copy of one image that covers every tap of every output pixel."""
+    return ((g.Ho - 1) * g.s + g.kh) * ((g.Wo - 1) * g.s + g.kw) * g.C
+
+
+cdef void conv_wgrad_direct(const float *X, int64_t n0, int64_t n1, Row *g, const float *D,
+                            float *G, float *xp) noexcept nogil:
+    """``G[1:] +=`` the weight gradient of images ``n0 <= n < n1`` (``D``: their dZ rows) by
+    direct loops (``direct_ok``, float32) over a zero-padded copy of each image in ``xp``
+    (:func:`padded_size` values): each tap's 8 filters accumulate in a register over the
+    image (fc_wgrad4/1), where im2col + GEMM ran a (K x rows) @ (rows x F) product with F = 8."""
+    cdef int64_t C = g.C, F = g.F, s = g.s
+    cdef int64_t Hp = (g.Ho - 1) * s + g.kh, Wp = (g.Wo - 1) * s + g.kw
+    cdef int64_t rs = Wp * C, n_t = g.kw * C, n, py, iy, ixlo, ixhi, q, dy, t, f0
+    cdef const float *x
+    cdef const float *dz
+    ixlo = 0
+    ixhi = g.W if g.W < Wp - g.pw else Wp - g.pw
+    for n in range(n0, n1):
+        x = X + n * g.n_in
+        dz = D + (n - n0) * g.n_out
+        # padded (py, px) holds the image's (py - ph, px - pw), zero outside it
+        for q in range(Hp * rs):
+            xp[q] = 0
+        for py in range(Hp):
+            iy = py - g.ph
+            if iy < 0 or iy >= g.H or ixhi <= ixlo:
+                continue
+            for q in range(ixhi * C):
+                xp[py * rs + g.pw * C + q] = x[iy * g.W * C + q]
+        for f0 in range(0, F, 8):
+            for dy in range(g.kh):
+                t = 0
+                while t + 4 <= n_t:
+                    fc_wgrad4_f32(xp + dy * rs + t, rs, s * rs, s * C, g.Ho, g.Wo, dz + f0, F,
+                                  G + F + (dy * n_t + t) * F + f0)
+                    t += 4
+                while t < n_t:
+                    fc_wgrad1_f32(xp + dy * rs + t, rs, s * rs, s * C, g.Ho, g.Wo, dz + f0, F,
+                                  G + F + (dy * n_t + t) * F + f0)
+                    t += 1
+
+
 cdef void conv_forward(const floating *X, int64_t m, const floating *Wb, Row *g,
                        floating *out, floating *cols, int64_t nb) noexcept nogil:
     """``out`` (m, Ho*Wo*F) = f(conv(X) + b), ``Wb`` the (1 + K, F) block."""
@@ -309,10 +356,13 @@ cdef void conv_backward(const floating *X, int64_t m, const floating *Wb, const 
         rows = (n1 - n0) * npix
         dz = D + n0 * g.n_out
         if need_weights:
-            im2col(X, n0, n1, g, cols)
-            # G[1:] += cols.T @ dZ (BLAS accumulates: beta = 1)
-            gemm(True, False, <int>K, <int>F, <int>rows, <floating>1, cols, <int>K, dz, <int>F,
-                 <floating>1, G + F, <int>F)
+            if floating is float and direct_ok(g) and padded_size(g) <= nb * npix * K:
+                conv_wgrad_direct(X, n0, n1, g, dz, G, cols)   # (cols: the padded image)
+            else:
+                im2col(X, n0, n1, g, cols)
+                # G[1:] += cols.T @ dZ (BLAS accumulates: beta = 1)
+                gemm(True, False, <int>K, <int>F, <int>rows, <floating>1, cols, <int>K, dz,
+                     <int>F, <floating>1, G + F, <int>F)
             for r in range(rows):
                 for f in range(F):
                     G[f] += dz[r * F + f]

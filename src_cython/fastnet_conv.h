@@ -9,7 +9,8 @@
  *
  *   fc_block4: 4 output pixels side by side (input step `step` apart), filters f0..f0+7,
  *              window rows dy0..dy1-1, whole window rows (interior pixels);
- *   fc_px1:    one pixel, its window's rows and columns clipped to the image (edges).
+ *   fc_px1:    one pixel, its window's rows and columns clipped to the image (edges);
+ *   fc_wgrad4/1: the weight gradient of 4 taps (or 1) over a zero-padded image (float32).
  *
  * Intrinsics (AVX2 + FMA, used by the avx2 and avx512 build variants): gcc kept the 32
  * accumulators of the same loop written in plain C as scalars (it unrolled the 8-lane loop
@@ -161,6 +162,77 @@ static inline void fc_px1_f64(const double *x, int64_t rs, int64_t rows, int64_t
             for (int k = 0; k < 8; k++)
                 out[k] = FC_FMA_f64(x[r * rs + t], w[(r * n + t) * F + k], out[k]);
 #endif
+}
+
+/* The weight gradient of taps t..t+3 (or the one tap t) of a window row, 8 filters:
+ * g[j*F + f] += sum over the Ho x Wo output pixels of x[tap j of the pixel] * dz[pixel, f],
+ * with x a zero-padded image at the window row's first tap (every tap in bounds), rs its row
+ * (padded width * C), step = stride * C, and dz at filter f0 (pixel stride F).  Each tap's
+ * 8 filters stay in one register over the whole image. */
+static inline void fc_wgrad4_f32(const float *x, int64_t rs, int64_t srs, int64_t step,
+                                 int64_t Ho, int64_t Wo, const float *dz, int64_t F, float *g) {
+#if FC_SIMD
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    for (int64_t oy = 0; oy < Ho; oy++) {
+        const float *xr = x + oy * srs, *dr = dz + oy * Wo * F;
+        for (int64_t ox = 0; ox < Wo; ox++) {
+            __m256 d = _mm256_loadu_ps(dr + ox * F);
+            const float *xp = xr + ox * step;
+            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(xp), d, a0);
+            a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(xp + 1), d, a1);
+            a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(xp + 2), d, a2);
+            a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(xp + 3), d, a3);
+        }
+    }
+    _mm256_storeu_ps(g, _mm256_add_ps(_mm256_loadu_ps(g), a0));
+    _mm256_storeu_ps(g + F, _mm256_add_ps(_mm256_loadu_ps(g + F), a1));
+    _mm256_storeu_ps(g + 2 * F, _mm256_add_ps(_mm256_loadu_ps(g + 2 * F), a2));
+    _mm256_storeu_ps(g + 3 * F, _mm256_add_ps(_mm256_loadu_ps(g + 3 * F), a3));
+#else
+    float a[4][8] = {{0}};
+    for (int64_t oy = 0; oy < Ho; oy++)
+        for (int64_t ox = 0; ox < Wo; ox++)
+            for (int j = 0; j < 4; j++) {
+                float v = x[oy * srs + ox * step + j];
+                for (int k = 0; k < 8; k++)
+                    a[j][k] = FC_FMA_f32(v, dz[(oy * Wo + ox) * F + k], a[j][k]);
+            }
+    for (int j = 0; j < 4; j++)
+        for (int k = 0; k < 8; k++)
+            g[j * F + k] += a[j][k];
+#endif
+    (void)rs;
+}
+
+static inline void fc_wgrad1_f32(const float *x, int64_t rs, int64_t srs, int64_t step,
+                                 int64_t Ho, int64_t Wo, const float *dz, int64_t F, float *g) {
+#if FC_SIMD
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+    for (int64_t oy = 0; oy < Ho; oy++) {
+        const float *xr = x + oy * srs, *dr = dz + oy * Wo * F;
+        int64_t ox = 0;
+        for (; ox + 1 < Wo; ox += 2) {
+            a = _mm256_fmadd_ps(_mm256_broadcast_ss(xr + ox * step), _mm256_loadu_ps(dr + ox * F), a);
+            b = _mm256_fmadd_ps(_mm256_broadcast_ss(xr + (ox + 1) * step),
+                                _mm256_loadu_ps(dr + (ox + 1) * F), b);
+        }
+        if (ox < Wo)
+            a = _mm256_fmadd_ps(_mm256_broadcast_ss(xr + ox * step), _mm256_loadu_ps(dr + ox * F), a);
+    }
+    _mm256_storeu_ps(g, _mm256_add_ps(_mm256_loadu_ps(g), _mm256_add_ps(a, b)));
+#else
+    float a[8] = {0};
+    for (int64_t oy = 0; oy < Ho; oy++)
+        for (int64_t ox = 0; ox < Wo; ox++) {
+            float v = x[oy * srs + ox * step];
+            for (int k = 0; k < 8; k++)
+                a[k] = FC_FMA_f32(v, dz[(oy * Wo + ox) * F + k], a[k]);
+        }
+    for (int k = 0; k < 8; k++)
+        g[k] += a[k];
+#endif
+    (void)rs;
 }
 
 #endif
