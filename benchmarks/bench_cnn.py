@@ -183,7 +183,9 @@ LAYERS = _conv_layers()
 
 
 def _direct_kernel():
-    """The direct convolution (plain loops over channels-last, vectorised over the filters)."""
+    """A naive direct convolution (plain loops over channels-last, vectorised over the filters,
+    accumulating in the output): the first round's experiment, kept for comparison with the
+    cython backend's register-blocked direct loops (src_cython/fastnet_conv.h)."""
     from numba import njit
     from fastnet._numba._common import FASTMATH
 
@@ -244,7 +246,7 @@ def test_conv_layer(benchmark, method, case):
         def fn():
             with _blas.single_threaded():
                 direct(Xf, Wm, b, H, W, C, k, k, p, p, F, of)
-        run(benchmark, fn, rounds=10, method="direct loops (numba, forward only)", flops=fwd)
+        run(benchmark, fn, rounds=10, method="naive direct loops (numba, forward only)", flops=fwd)
         return
     if method == "torch":
         torch = peer("torch")
@@ -261,8 +263,13 @@ def test_conv_layer(benchmark, method, case):
         return
     if method.endswith(" forward"):
         K = _backend.backend_kernels(method.split()[0])
+        backend = method.split()[0]
+        # the cython backend's rule (src_cython/_conv_ops.pxi direct_ok): direct loops for
+        # F % 8 == 0, F <= 32 and K = k*k*C <= 64, else im2col + GEMM
+        how = "direct loops" if (backend == "cython" and F % 8 == 0 and F <= 32
+                                 and k * k * C <= 64) else "im2col + GEMM"
         run(benchmark, lambda: K.conv2d_forward(X, Wt, b, 1, p, p, int(Act.RELU), out),
-            rounds=10, method=f"im2col + GEMM ({method.split()[0]}, forward only)", flops=fwd)
+            rounds=10, method=f"{how} ({backend}, forward only)", flops=fwd)
         return
     K = _backend.backend_kernels(method)
     dZ = rng.random(out.shape, dtype=np.float32)
