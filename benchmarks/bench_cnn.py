@@ -266,8 +266,13 @@ def test_conv_layer(benchmark, method, case):
         backend = method.split()[0]
         # the cython backend's rule (src_cython/_conv_ops.pxi direct_ok): direct loops for
         # F % 8 == 0, F <= 32 and K = k*k*C <= 64, else im2col + GEMM
-        how = "direct loops" if (backend == "cython" and F % 8 == 0 and F <= 32
-                                 and k * k * C <= 64) else "im2col + GEMM"
+        max_f = max_k = 0
+        if backend == "cython":  # the thresholds of this build (0: off; see _set_direct)
+            from fastnet._cython.backend import _conv
+            max_f, max_k = _conv._set_direct()
+            _conv._set_direct(max_f, max_k)
+        how = "direct loops" if (F % 8 == 0 and F <= max_f and k * k * C <= max_k) \
+            else "im2col + GEMM"
         run(benchmark, lambda: K.conv2d_forward(X, Wt, b, 1, p, p, int(Act.RELU), out),
             rounds=10, method=f"{how} ({backend}, forward only)", flops=fwd)
         return

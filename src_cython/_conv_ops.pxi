@@ -190,10 +190,14 @@ cdef void col2im(const floating *dcols, int64_t n0, int64_t n1, Row *g,
 cdef enum:
     DP = 4       # output pixels per register block (DP x 8 accumulators)
 
+cdef extern from "fastnet_conv.h" nogil:
+    const int FC_SIMD   # 1 where the direct loops have their AVX2 + FMA form
+
 #: the widest F (and K = kh*kw*C) that takes the direct loops (conv.pyx's _set_direct: 0 turns
-#: them off, for tests and benchmarks of both ways)
-cdef int64_t DIRECT_MAX_F = 32
-cdef int64_t DIRECT_MAX_K = 64
+#: them off, for tests and benchmarks of both ways); off by default on a build without AVX2,
+#: whose plain loops were not measured to beat im2col + GEMM (CI tests them, switched on)
+cdef int64_t DIRECT_MAX_F = 32 if FC_SIMD else 0
+cdef int64_t DIRECT_MAX_K = 64 if FC_SIMD else 0
 
 
 cdef inline bint direct_ok(Row *g) noexcept nogil:

@@ -769,6 +769,6 @@ def _set_direct(max_filters=32, max_k=64):
     ``F <= max_filters`` and ``K = kh*kw*C <= max_k`` (0 turns them off).  Returns the
     previous ``(max_filters, max_k)``.  For tests and benchmarks; not thread-safe."""
     global DIRECT_MAX_F, DIRECT_MAX_K
-    old = (DIRECT_MAX_F, DIRECT_MAX_K)
+    old = (DIRECT_MAX_F, DIRECT_MAX_K)  # (both 0 by default on a build without AVX2)
     DIRECT_MAX_F, DIRECT_MAX_K = int(max_filters), int(max_k)
     return old

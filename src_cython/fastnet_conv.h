@@ -14,8 +14,9 @@
  *
  * Intrinsics (AVX2 + FMA, used by the avx2 and avx512 build variants): gcc kept the 32
  * accumulators of the same loop written in plain C as scalars (it unrolled the 8-lane loop
- * and did not vectorise it), 5 GFLOP/s; measured gain in BENCHMARKS.md (issue 14).  Other
- * variants run the plain loops.  Products are fused multiply-adds in window order
+ * and did not vectorise it), 5 GFLOP/s, against 19 to 30 here; BENCHMARKS.md, issue 14.
+ * Without AVX2 (the baseline variant) the plain loops below are compiled but the direct path
+ * is off by default (FC_SIMD 0: not measured to beat im2col + GEMM); CI tests them switched on.  Products are fused multiply-adds in window order
  * (dy, dx, c), as the im2col GEMM's are in k.
  */
 #ifndef FASTNET_CONV_H
