@@ -26,9 +26,8 @@ naming the epoch and suggesting a smaller learning rate, and the weights and
 the optimiser's state are those of the last epoch that passed the rule (the
 last finite one); when the first epoch fails, those before training.
 """
-import time
-
 import math
+import time
 
 import numpy as np
 
@@ -232,7 +231,7 @@ class EpochRunner:
             return self._guarded_epoch(epoch)
 
     def _guarded_epoch(self, epoch):
-        # checked_epoch's work, in the caller's np.errstate (run_epochs enters it once per run)
+        # checked_epoch's work, inside the caller's np.errstate (checked_epoch's or run_epochs')
         if self.guard is None:
             self.guard = self.new_guard()
         self._snapshot()

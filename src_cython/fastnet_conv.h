@@ -39,6 +39,35 @@
 #define FC_FMA_f64(a, b, c) ((a) * (b) + (c))
 #endif
 
+/* The plain loops (the variants without AVX2 + FMA), one definition per float type. */
+#define FC_PLAIN(T, S)                                                                       \
+static inline void fc_block4_plain_##S(const T *x, int64_t rs, int64_t step, int64_t rows,   \
+                                       int64_t n, const T *w, int64_t F, T *out) {           \
+    for (int i = 0; i < 4; i++)                                                              \
+        for (int k = 0; k < 8; k++)                                                          \
+            out[i * F + k] = 0;                                                              \
+    for (int64_t r = 0; r < rows; r++)                                                       \
+        for (int64_t t = 0; t < n; t++)                                                      \
+            for (int i = 0; i < 4; i++) {                                                    \
+                T v = x[r * rs + i * step + t];                                              \
+                for (int k = 0; k < 8; k++)                                                  \
+                    out[i * F + k] = FC_FMA_##S(v, w[(r * n + t) * F + k], out[i * F + k]);  \
+            }                                                                                \
+}                                                                                            \
+static inline void fc_px1_plain_##S(const T *x, int64_t rs, int64_t rows, int64_t n,         \
+                                    int64_t len, const T *w, int64_t F, T *out) {            \
+    for (int k = 0; k < 8; k++)                                                              \
+        out[k] = 0;                                                                          \
+    for (int64_t r = 0; r < rows; r++)                                                       \
+        for (int64_t t = 0; t < len; t++)                                                    \
+            for (int k = 0; k < 8; k++)                                                      \
+                out[k] = FC_FMA_##S(x[r * rs + t], w[(r * n + t) * F + k], out[k]);          \
+}
+#if !FC_SIMD
+FC_PLAIN(float, f32)
+FC_PLAIN(double, f64)
+#endif
+
 /* x: the first pixel's window at row dy0; rs: an image row (W*C); n: kw*C; w: the weights
  * of row dy0 at filter f0 (row stride F); out: the first pixel's 8 outputs (pixel stride F) */
 static inline void fc_block4_f32(const float *x, int64_t rs, int64_t step, int64_t rows,
@@ -61,16 +90,7 @@ static inline void fc_block4_f32(const float *x, int64_t rs, int64_t step, int64
     _mm256_storeu_ps(out + 2 * F, a2);
     _mm256_storeu_ps(out + 3 * F, a3);
 #else
-    for (int i = 0; i < 4; i++)
-        for (int k = 0; k < 8; k++)
-            out[i * F + k] = 0;
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t t = 0; t < n; t++)
-            for (int i = 0; i < 4; i++) {
-                float v = x[r * rs + i * step + t];
-                for (int k = 0; k < 8; k++)
-                    out[i * F + k] = FC_FMA_f32(v, w[(r * n + t) * F + k], out[i * F + k]);
-            }
+    fc_block4_plain_f32(x, rs, step, rows, n, w, F, out);
 #endif
 }
 
@@ -99,16 +119,7 @@ static inline void fc_block4_f64(const double *x, int64_t rs, int64_t step, int6
     _mm256_storeu_pd(out + 2 * F, a2); _mm256_storeu_pd(out + 2 * F + 4, b2);
     _mm256_storeu_pd(out + 3 * F, a3); _mm256_storeu_pd(out + 3 * F + 4, b3);
 #else
-    for (int i = 0; i < 4; i++)
-        for (int k = 0; k < 8; k++)
-            out[i * F + k] = 0;
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t t = 0; t < n; t++)
-            for (int i = 0; i < 4; i++) {
-                double v = x[r * rs + i * step + t];
-                for (int k = 0; k < 8; k++)
-                    out[i * F + k] = FC_FMA_f64(v, w[(r * n + t) * F + k], out[i * F + k]);
-            }
+    fc_block4_plain_f64(x, rs, step, rows, n, w, F, out);
 #endif
 }
 
@@ -132,12 +143,7 @@ static inline void fc_px1_f32(const float *x, int64_t rs, int64_t rows, int64_t 
     }
     _mm256_storeu_ps(out, _mm256_add_ps(a, b));
 #else
-    for (int k = 0; k < 8; k++)
-        out[k] = 0;
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t t = 0; t < len; t++)
-            for (int k = 0; k < 8; k++)
-                out[k] = FC_FMA_f32(x[r * rs + t], w[(r * n + t) * F + k], out[k]);
+    fc_px1_plain_f32(x, rs, rows, n, len, w, F, out);
 #endif
 }
 
@@ -156,12 +162,7 @@ static inline void fc_px1_f64(const double *x, int64_t rs, int64_t rows, int64_t
     _mm256_storeu_pd(out, a);
     _mm256_storeu_pd(out + 4, b);
 #else
-    for (int k = 0; k < 8; k++)
-        out[k] = 0;
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t t = 0; t < len; t++)
-            for (int k = 0; k < 8; k++)
-                out[k] = FC_FMA_f64(x[r * rs + t], w[(r * n + t) * F + k], out[k]);
+    fc_px1_plain_f64(x, rs, rows, n, len, w, F, out);
 #endif
 }
 

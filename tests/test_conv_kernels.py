@@ -41,6 +41,24 @@ def conv_case(rng, m, H, W, C, F, kh, kw, s, padding, dtype, sparse=False):
     return X, Wt, b, (m, Ho, Wo, F), s, int(row[Prog.PAD_H]), int(row[Prog.PAD_W])
 
 
+def draw_conv_case(data, *, C, F, k, size, m):
+    """A hypothesis-drawn :func:`conv_case`: ``C``/``F`` strategies, kernels up to ``k``, images
+    up to ``size`` pixels a side, up to ``m`` of them, any stride 1-3, padding and dtype."""
+    C = data.draw(C, label="C")
+    F = data.draw(F, label="F")
+    kh = data.draw(st.integers(1, k), label="kh")
+    kw = data.draw(st.integers(1, k), label="kw")
+    s = data.draw(st.integers(1, 3), label="stride")
+    padding = data.draw(st.sampled_from(["same", "valid"]), label="padding")
+    H = data.draw(st.integers(kh if padding == "valid" else 1, size), label="H")
+    W = data.draw(st.integers(kw if padding == "valid" else 1, size), label="W")
+    n = data.draw(st.integers(1, m), label="m")
+    dtype = data.draw(st.sampled_from(DTYPES), label="dtype")
+    sparse = data.draw(st.booleans(), label="sparse")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    return conv_case(rng, n, H, W, C, F, kh, kw, s, padding, dtype, sparse)
+
+
 def check_conv(name, X, Wt, b, out_shape, s, ph, pw, act):
     K = kernels_of(name)
     dt = X.dtype
@@ -116,19 +134,8 @@ def test_hypothesis_direct_convolution_shapes(data):
     if "cython" not in COMPILED:
         pytest.skip("the cython backend is absent")
     from fastnet._cython.backend import _conv
-    C = data.draw(st.integers(1, 4), label="C")
-    F = data.draw(st.sampled_from([8, 16, 24, 32]), label="F")
-    kh = data.draw(st.integers(1, 4), label="kh")
-    kw = data.draw(st.integers(1, 4), label="kw")
-    s = data.draw(st.integers(1, 3), label="stride")
-    padding = data.draw(st.sampled_from(["same", "valid"]), label="padding")
-    H = data.draw(st.integers(kh if padding == "valid" else 1, 16), label="H")
-    W = data.draw(st.integers(kw if padding == "valid" else 1, 16), label="W")
-    m = data.draw(st.integers(1, 4), label="m")
-    dtype = data.draw(st.sampled_from(DTYPES), label="dtype")
-    sparse = data.draw(st.booleans(), label="sparse")
-    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
-    case = conv_case(rng, m, H, W, C, F, kh, kw, s, padding, dtype, sparse)
+    case = draw_conv_case(data, C=st.integers(1, 4), F=st.sampled_from([8, 16, 24, 32]), k=4,
+                          size=16, m=4)
     old = _conv._set_direct(32, 64)
     try:
         check_conv("cython", *case, Act.RELU)
@@ -187,20 +194,8 @@ def test_conv_forward_by_hand():
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_hypothesis_conv_shapes(data):
-    C = data.draw(st.integers(1, 5), label="C")
-    F = data.draw(st.integers(1, 7), label="F")
-    kh = data.draw(st.integers(1, 5), label="kh")
-    kw = data.draw(st.integers(1, 5), label="kw")
-    s = data.draw(st.integers(1, 3), label="stride")
-    padding = data.draw(st.sampled_from(["same", "valid"]), label="padding")
-    H = data.draw(st.integers(kh if padding == "valid" else 1, 12), label="H")
-    W = data.draw(st.integers(kw if padding == "valid" else 1, 12), label="W")
-    m = data.draw(st.integers(1, 9), label="m")
-    dtype = data.draw(st.sampled_from(DTYPES), label="dtype")
-    sparse = data.draw(st.booleans(), label="sparse")
+    case = draw_conv_case(data, C=st.integers(1, 5), F=st.integers(1, 7), k=5, size=12, m=9)
     act = data.draw(st.sampled_from([Act.LINEAR, Act.RELU, Act.SIGMOID, Act.TANH]), label="act")
-    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
-    case = conv_case(rng, m, H, W, C, F, kh, kw, s, padding, dtype, sparse)
     for name in COMPILED:
         check_conv(name, *case, act)
 
