@@ -138,15 +138,16 @@ class DivergenceGuard:
                 and w_max >= self.weight_limit)
 
     def check_arrays(self, step, J, arrays):
-        """:meth:`check` with ``w_max`` the largest :math:`|w|` over ``arrays``, found only
-        when the rule needs it (one cheap sum per array tells that they are finite).
+        r""":meth:`check` with ``w_max`` the largest :math:`|w|` over ``arrays``, found only
+        when the rule needs it (one BLAS dot product per array, :math:`\sum w^2`, tells that
+        they are finite: twice as fast as a sum).
 
         Called inside ``np.errstate(over='ignore', invalid='ignore')`` (as the epoch loop
-        does): a sum that overflows is a case for the full check, not a warning."""
+        does): a dot product that overflows is a case for the full check, not a warning."""
         cost_grew = J > COST_GROWTH * self.best and J > self.start_cost
         if math.isfinite(J) and not cost_grew:  # then only the weights' finiteness matters
             for a in arrays:
-                total = float(a.sum())
+                total = float(np.vdot(a, a))
                 if total - total != 0.0:  # inf or NaN somewhere (or a sum that overflowed)
                     break
             else:

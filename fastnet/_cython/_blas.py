@@ -6,9 +6,10 @@ network is ~0.1 ms of work).  A threaded BLAS wakes its worker threads for each
 one; on a machine whose cores are busy with other processes (or with the other
 workers of a ``GridSearchCV(n_jobs=2)``) each wake-up can wait for a scheduler
 time slice, and an epoch of such batches was measured 25x slower than with one
-thread.  So :func:`single_threaded` runs a kernel call with the BLAS on one
-thread when its batches are small (the caller decides), and restores the
-previous setting after; large GEMMs (full batches) keep the BLAS's threads.
+thread.  So the dense kernels run a call with the BLAS on one thread when its
+batches are small (they decide), and restore the previous setting after; large
+GEMMs (full batches) keep the BLAS's threads.  They call the BLAS's own
+functions, whose addresses :func:`addresses` gives.
 
 The setting is process-wide (it is the BLAS's own): concurrent callers are
 counted, the BLAS goes back to its thread count when the last one is done.
@@ -16,9 +17,8 @@ OpenBLAS (scipy's wheels: ``scipy_openblas_*``; other builds ``openblas_*``),
 MKL and BLIS are recognised; with another BLAS nothing is changed.
 """
 import ctypes
-import threading
 
-__all__ = ["info", "single_threaded"]
+__all__ = ["info", "addresses"]
 
 #: (library, set threads, get threads, version string) symbol names, by BLAS
 _APIS = (
@@ -31,10 +31,7 @@ _APIS = (
     ("BLIS", "bli_thread_set_num_threads", "bli_thread_get_num_threads", None),
 )
 
-_lock = threading.Lock()
 _api = None          # (name, set, get, config) once looked up; False: none found
-_users = 0           # callers inside single_threaded()
-_saved = None        # the thread count to restore
 
 
 def _lookup():
@@ -70,35 +67,14 @@ def info() -> dict:
     return {"blas": name, "config": config, "threads": int(fget())}
 
 
-class single_threaded:
-    """``with single_threaded(on):`` -- the BLAS on one thread inside (when ``on``)."""
-
-    __slots__ = ("on",)
-
-    def __init__(self, on=True):
-        self.on = bool(on)
-
-    def __enter__(self):
-        global _users, _saved
-        if self.on:
-            api = _lookup()
-            if api:
-                with _lock:
-                    if _users == 0:
-                        _saved = int(api[2]())
-                        if _saved != 1:
-                            api[1](1)
-                    _users += 1
-            else:
-                self.on = False
-        return self
-
-    def __exit__(self, *exc):
-        global _users
-        if self.on:
-            api = _api
-            with _lock:
-                _users -= 1
-                if _users == 0 and _saved is not None and _saved != 1:
-                    api[1](_saved)
-        return False
+def addresses():
+    """``(set, get)``: the addresses of the BLAS's set/get-threads functions (0, 0 when none
+    is known), for the Cython kernels, which switch it to one thread around a call
+    themselves (``_blas_enter``/``_blas_exit`` of ``src_cython/_mlp_dense.pxi``: a few
+    nanoseconds with the GIL as their lock, against 4.5 us for a Python context manager
+    that took a lock and made three ctypes calls, on each epoch)."""
+    api = _lookup()
+    if not api:
+        return 0, 0
+    return (ctypes.cast(api[1], ctypes.c_void_p).value or 0,
+            ctypes.cast(api[2], ctypes.c_void_p).value or 0)
