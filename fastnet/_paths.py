@@ -20,7 +20,8 @@ import os
 
 import numpy as np
 
-__all__ = ["PATHS", "LARGE_BATCH", "use_path", "get_path", "sample_density", "choose"]
+__all__ = ["PATHS", "LARGE_BATCH", "use_path", "get_path", "sample_density", "work_fraction",
+           "choose"]
 
 PATHS = ("auto", "dense", "sparse")
 
@@ -29,14 +30,25 @@ _chosen = contextvars.ContextVar("fastnet_path", default=None)
 #: Rows of X looked at to estimate its density (evenly spaced).
 DENSITY_SAMPLE_ROWS = 256
 
-#: The sparse path is used when the sampled density of X is at most this, per batch size
-#: (``None``: never), for float32 data.  Measured on MNIST (benchmarks/bench_matrix.py, one
-#: core each; raw pixels have density 0.19, standardised ones 0.85): online learning skips
-#: half the work already at density 0.35 (its pass over layer 0 visits the union of two
-#: samples' non-zero inputs); the four-sample panels of mini-batches visit the union of four,
-#: and beat single-threaded BLAS up to about 0.25 (by 1.1x to 2.3x at 0.19); the full batch's
-#: GEMMs, split over both cores, are as fast as the panels at 0.19 in float32.
-SPARSE_MAX_DENSITY = {1: 0.35, 32: 0.25, 128: 0.25, "large": None, "full": None}
+#: The sparse path is used when the *work fraction* it keeps (:func:`work_fraction`: the
+#: sampled density of X weighted by layer 0's share of the multiply-adds; the deeper layers
+#: are dense work on either path) is at most this, per backend and batch size (``None``:
+#: never), for float32 data.  Measured on raw MNIST (density 0.19; work fraction 0.20 for
+#: 784-50-10 and 784-128-10, 0.31 for 784-256-128-10), each backend's ``train_epoch`` on each
+#: path, 2 cores, AVX2, no AVX-512 (sparse/dense time; ``benchmarks/path_choice.py``):
+#:
+#: * cython: batch 1 0.99, 1.11, 1.55; batch 32 0.94, 0.78, 1.23; batch 128 1.06, 1.83,
+#:   1.33 (its dense online and batch-128 kernels are the faster ones from a fraction of
+#:   0.2 up; the limits below 0.2 are an estimate, for sparser inputs than MNIST's);
+#: * numba: batch 1 0.55, 0.38, 0.45 (its dense matrix-vector loop is the slower one);
+#:   batch 32 0.99, 0.78, 0.77; batch 128 1.29, 0.97, 1.08.
+#:
+#: The full batch's GEMMs, split over both cores, are as fast as the panels at 0.2 in
+#: float32; batches of :data:`LARGE_BATCH` and more go to BLAS (see below).
+SPARSE_MAX_DENSITY = {
+    "cython": {1: 0.15, 32: 0.25, 128: 0.10, "large": None, "full": None},
+    "numba": {1: 0.35, 32: 0.35, 128: 0.15, "large": None, "full": None},
+}
 #: ... for float64 data: dgemm runs at half sgemm's speed, so the panels win the full batch
 #: too (the course's ``backprop`` on raw MNIST: 1.1x to 1.25x).
 SPARSE_MAX_DENSITY_F64 = {1: 0.35, 32: 0.25, 128: 0.25, "large": None, "full": 0.25}
@@ -105,16 +117,28 @@ def sample_density(X) -> float:
     return float(np.count_nonzero(rows)) / rows.size
 
 
-def choose(X, sizes, batch_size) -> str:
+def work_fraction(density, sizes) -> float:
+    r"""The share of the dense path's multiply-adds the sparse path does on input of
+    ``density``: only layer 0's products skip zeros,
+    :math:`(d F_0 + \sum_{l>0} F_l) / \sum_l F_l` with :math:`F_l = (n_l + 1) n_{l+1}`."""
+    sizes = [int(s) for s in sizes]
+    work = [(a + 1) * b for a, b in zip(sizes[:-1], sizes[1:])]
+    total = sum(work)
+    if total <= 0:
+        return 1.0
+    return (density * work[0] + (total - work[0])) / total
+
+
+def choose(X, sizes, batch_size, backend="numba") -> str:
     """``'dense'`` or ``'sparse'`` for training/evaluating a network of widths ``sizes`` on X.
 
     ``batch_size`` is the samples per update (1: online; ``>= len(X)``: full batch;
-    ``len(X)`` for a forward pass or a summed gradient).  The sparse path is chosen when the
-    sampled density of X is at most the limit of :data:`SPARSE_MAX_DENSITY` (float32) or
+    ``len(X)`` for a forward pass or a summed gradient); ``backend`` the compiled backend
+    that will run it (``'cython'`` or ``'numba'``: their kernels win in different places).
+    The sparse path is chosen when the :func:`work_fraction` of X's sampled density is at
+    most the backend's limit in :data:`SPARSE_MAX_DENSITY` (float32) or
     :data:`SPARSE_MAX_DENSITY_F64` for the batch size (below 80: the limit of 32; below
     :data:`LARGE_BATCH`: that of 128; else that of ``'large'``).
-    The widths ``sizes`` did not change the best choice on the measured networks
-    (784-50-10 to 784-256-128-10); they are part of the signature for the choices to come.
     """
     asked = get_path()
     if asked != "auto":
@@ -122,8 +146,8 @@ def choose(X, sizes, batch_size) -> str:
     m = X.shape[0]
     key = 1 if batch_size == 1 else ("full" if batch_size >= m else (
         32 if batch_size < 80 else (128 if batch_size < LARGE_BATCH else "large")))
-    table = SPARSE_MAX_DENSITY_F64 if X.dtype == np.float64 else SPARSE_MAX_DENSITY
+    table = SPARSE_MAX_DENSITY_F64 if X.dtype == np.float64 else SPARSE_MAX_DENSITY[backend]
     limit = table.get(key)
     if limit is None:
         return "dense"
-    return "sparse" if sample_density(X) <= limit else "dense"
+    return "sparse" if work_fraction(sample_density(X), sizes) <= limit else "dense"

@@ -311,12 +311,13 @@ cdef double dense_train(floating[::1] P, floating[::1] S, floating[:, ::1] Gb,
     cdef double total = 0, t0
     cdef floating lr_t = lr
     cdef int C, T
-    cdef bint par
+    cdef bint par, big
     while start < m:
         b = min(bs, m - start)
         C = dense_chunks_for(b, work, tmax)
         T = min(C, tmax)
-        par = C > 1 and dense_parallel_begin()
+        big = b * work >= _big_work
+        par = C > 1 and dense_parallel_begin(b * work)
         t0 = fastnet_wtime()
         total += dense_chunks(&P[0], Gb, sizes, offs, kinds, lk, X, Y, &order[start], 0, b, BR,
                               ws, act, dlt, xb, seen, tloss, C, T, par)
@@ -324,7 +325,7 @@ cdef double dense_train(floating[::1] P, floating[::1] S, floating[:, ::1] Gb,
             lr_t = <floating>adam_lr(lr_d, mu_d, rho_d, <double>step)
         step_chunks(P, S, Gb, C, segs, <floating>b, opt, lr, mu, rho, eps, lr_t, pen, lam,
                     Tstep if par else 1, False)
-        if C > 1:
+        if C > 1 and not big:
             dense_parallel_end(fastnet_wtime() - t0, b * work)
         step += 1
         start += b
@@ -346,7 +347,7 @@ cdef double dense_backprop(const floating* P, floating[::1] grad, floating[:, ::
         return dense_rows(P, &grad[0], sizes, offs, kinds, lk, X, Y, NULL, 0, m, BR, &ws[0, 0],
                           act, dlt, xb, &seen[0, 0])
     total = dense_chunks(P, Gb, sizes, offs, kinds, lk, X, Y, NULL, 0, m, BR, ws, act, dlt, xb,
-                         seen, tloss, C, T, _adapt_parallel)
+                         seen, tloss, C, T, dense_threads_for(<double>m * n))
     if Tred <= 1:
         _sum_rows(Gb, C, grad, 0, n)
         return total
@@ -367,7 +368,7 @@ cdef void dense_forward_all(const floating* P, const int64_t[::1] sizes,
     last layer written straight into ``out``."""
     cdef Py_ssize_t m = X.shape[0], lo, hi, nb
     cdef int c, tid
-    if C <= 1 or T <= 1 or not _adapt_parallel:
+    if C <= 1 or T <= 1 or not dense_threads_for(<double>m * offs[sizes.shape[0] - 1] / 2):
         lo = 0
         while lo < m:
             nb = min(BR, m - lo)

@@ -83,7 +83,7 @@ def forward_network(params, sizes, kinds, X, out):
     chk.shape(K, "out", out, (X.shape[0], int(lay.sizes[lay.L])))
     if X.shape[0] == 0:
         return
-    if _paths.choose(X, lay.sizes, X.shape[0]) == "sparse":
+    if _paths.choose(X, lay.sizes, X.shape[0], "cython") == "sparse":
         _sparse_forward(lay, params, X, out)
     else:
         _dense_forward(lay, params, X, out)
@@ -99,7 +99,7 @@ def _backprop_common(K, params, sizes, kinds, loss_kind, X, Y, grad):
     if X.shape[0] == 0:
         grad[...] = 0
         return 0.0
-    if _paths.choose(X, lay.sizes, X.shape[0]) == "dense":
+    if _paths.choose(X, lay.sizes, X.shape[0], "cython") == "dense":
         return _dense_backprop(lay, loss_kind, params, X, Y, grad)
     if not params.flags.writeable:  # typed as writable (shared with train_epoch); never written
         params = params.copy()
@@ -152,7 +152,7 @@ def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimi
         pen = PEN_NONE
     if order.shape[0] == 0:
         return 0.0
-    path = _paths.choose(X, lay.sizes, bs)
+    path = _paths.choose(X, lay.sizes, bs, "cython")
     args = (lay, loss_kind, params, X, Y, order)
     if path == "sparse":
         return _sparse_train(*args, bs, opt, lr, mu, rho, eps, pen, lam, state, t)

@@ -41,20 +41,43 @@ def test_sample_density():
     assert 0.3 < _paths.sample_density(X) < 0.7
 
 
-def test_default_choice_follows_density_and_batch():
+def test_work_fraction():
+    # only layer 0's products skip zeros: the deeper layers' work counts in full
+    assert _paths.work_fraction(1.0, [784, 50, 10]) == 1.0
+    assert _paths.work_fraction(0.0, [10, 5]) == 0.0
+    w0, w1 = 785 * 256, 257 * 128 + 129 * 10
+    assert _paths.work_fraction(0.2, [784, 256, 128, 10]) == pytest.approx(
+        (0.2 * w0 + w1) / (w0 + w1))
+    assert _paths.work_fraction(0.19, SIZES) == pytest.approx(0.2, abs=0.005)
+
+
+@pytest.mark.parametrize("backend", ["cython", "numba"])
+def test_default_choice_follows_density_and_batch(backend):
     sparse, dense = _X(0.19), _X(0.85)
-    for batch, limit in _paths.SPARSE_MAX_DENSITY.items():  # float32 data
+    frac = _paths.work_fraction(_paths.sample_density(sparse), SIZES)
+    for batch, limit in _paths.SPARSE_MAX_DENSITY[backend].items():  # float32 data
         b = {"full": 500, "large": _paths.LARGE_BATCH}.get(batch, batch)
-        assert _paths.choose(dense, SIZES, b) == "dense"
-        want = "sparse" if limit is not None and limit >= 0.19 else "dense"
-        assert _paths.choose(sparse, SIZES, b) == want, batch
-    assert _paths.choose(sparse, SIZES, 10_000) == _paths.choose(sparse, SIZES, 500)
+        assert _paths.choose(dense, SIZES, b, backend) == "dense"
+        want = "sparse" if limit is not None and limit >= frac else "dense"
+        assert _paths.choose(sparse, SIZES, b, backend) == want, batch
+    assert _paths.choose(sparse, SIZES, 10_000, backend) == _paths.choose(sparse, SIZES, 500,
+                                                                          backend)
     # float64: dgemm is half as fast, so the zero-skipping panels also win the full batch
     for batch, limit in _paths.SPARSE_MAX_DENSITY_F64.items():
         b = {"full": 500, "large": _paths.LARGE_BATCH}.get(batch, batch)
-        want = "sparse" if limit is not None and limit >= 0.19 else "dense"
-        assert _paths.choose(sparse.astype(np.float64), SIZES, b) == want, batch
-        assert _paths.choose(dense.astype(np.float64), SIZES, b) == "dense"
+        want = "sparse" if limit is not None and limit >= frac else "dense"
+        assert _paths.choose(sparse.astype(np.float64), SIZES, b, backend) == want, batch
+        assert _paths.choose(dense.astype(np.float64), SIZES, b, backend) == "dense"
+
+
+def test_a_deep_net_weighs_its_dense_layers():
+    """Raw-MNIST density with a 784-256-128-10 net: the sparse path would still do 31 % of
+    the dense path's work (its deeper layers skip nothing), so at batch 32 the cython
+    backend takes the dense path for it, and the sparse one for 784-50-10."""
+    X = _X(0.19)
+    assert _paths.choose(X, SIZES, 32, "cython") == "sparse"
+    assert _paths.choose(X, np.array([784, 256, 128, 10]), 32, "cython") == "dense"
+    assert _paths.choose(X, np.array([784, 256, 128, 10]), 32, "numba") == "sparse"
 
 
 def test_overrides_env_and_use_path(monkeypatch):

@@ -204,8 +204,8 @@ def forward_network(params, sizes, kinds, X, out):
     m = X.shape[0]
     if m == 0:
         return
-    fwd = _dense.forward_rows if _paths.choose(X, lay.sizes, m) == "dense" else \
-        _sparse.forward_rows
+    dense = _paths.choose(X, lay.sizes, m, "numba") == "dense"
+    fwd = _dense.forward_rows if dense else _sparse.forward_rows
     with _blas.single_thread():
         _threads.run_blocks(_threads_for(m, X.shape[1]), m,
                             lambda b, lo, hi: fwd(params, lay.sizes, lay.kinds, X, out, lo, hi))
@@ -217,8 +217,8 @@ def _gradient(K, params, sizes, kinds, loss_kind, X, Y, grad):
     kc.writable(K, "grad", kc.float_array(K, "grad", grad, ndim=1, dtype=params.dtype))
     kc.shape(K, "grad", grad, params.shape)
     m = X.shape[0]
-    return _gradient_of(_paths.choose(X, lay.sizes, m), params, lay.sizes, lay.kinds, loss_kind,
-                        X, Y, np.arange(m, dtype=np.int64), grad)
+    return _gradient_of(_paths.choose(X, lay.sizes, m, "numba"), params, lay.sizes, lay.kinds,
+                        loss_kind, X, Y, np.arange(m, dtype=np.int64), grad)
 
 
 def backprop_samples(params, sizes, kinds, loss_kind, X, Y, grad):
@@ -304,7 +304,7 @@ def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimi
     if m == 0:
         return 0.0
     sz, kd = lay.sizes, lay.kinds
-    path = _paths.choose(X, sz, batch_size)
+    path = _paths.choose(X, sz, batch_size, "numba")
     if batch_size == 1 and optimizer == Optimizer.SGD and penalty in (Penalty.NONE, Penalty.L2):
         decay = 1.0 - lr * lam if penalty == Penalty.L2 else 1.0
         skip = path == "sparse" and decay == 1.0
