@@ -17,8 +17,9 @@ and the same shuffled order for every method:
   the choice), PyTorch (2 threads, ``BCEWithLogitsLoss``, ``SGD``, the batch
   gathered with ``X[idx]`` inside the timing) and JAX (a jitted step per
   batch, and one jitted ``lax.scan`` over the samples for batch 1); for the
-  full batch the peers get X itself (a full-batch gradient does not depend
-  on the order);
+  full batch every method gets X itself in its order (a full-batch gradient
+  does not depend on the order; fastnet's training loops pass the natural
+  order at full batch, which its dense path reads in place);
 * ``numpy float32 matmul (2048 x 2048)``: numpy's sgemm in the same run, the
   yardstick of the full-batch GFLOP/s.
 
@@ -122,7 +123,7 @@ def _fastnet(method, X, Y, order, sizes, act, batch):
             return K.train_epoch(params, sz, kinds, 0, X, Y, order, batch, 0, LR, 0.0, 0.9, 1e-8,
                                  0, 0.0, state, 0)
     with _paths.use_path(forced or "auto"):
-        path = _paths.choose(X, sz, batch)
+        path = _paths.choose(X, sz, batch, backend)  # as the backend's kernel chooses
     return fn, setup, ROUNDS_FAST, path
 
 
@@ -243,6 +244,8 @@ def test_cell(benchmark, matrix_data, inp, net, batch, method):
                                                                     batch)
         info["flops"] = info["flops_dense"]
     else:
+        if batch == M:  # as the peers (and fastnet's own loops at full batch): X in its order
+            order = np.arange(M, dtype=np.int64)
         fn, setup, rounds, path = _fastnet(method, X, Y, order, sizes, act, batch)
         density = _paths.sample_density(X)
         info.update(path=path, density=density,
