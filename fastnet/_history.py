@@ -204,11 +204,14 @@ class EpochRunner:
         """A :class:`DivergenceGuard` started from the current weights."""
         return DivergenceGuard(self.start_cost(), max_abs(self._weights()), self.lr)
 
+    _backup = None
+
     def _snapshot(self):
         """Copy the state at the start of this epoch (one copy an epoch, into one buffer)."""
-        if getattr(self, "_backup", None) is None:
-            self._backup = [np.empty_like(a) for a in self._arrays()]
-        for dst, src in zip(self._backup, self._arrays()):
+        arrays = self._arrays()
+        if self._backup is None:
+            self._backup = [np.empty_like(a) for a in arrays]
+        for dst, src in zip(self._backup, arrays):
             np.copyto(dst, src)
         self._backup_t = self.t
 
@@ -263,23 +266,35 @@ class EpochRunner:
             self.guard = self.new_guard()
         for cb in callbacks:
             getattr(cb, "start", lambda: None)()
-        prev = None
-        calm = 0
-        n = 0
-        for epoch in range(first_epoch, first_epoch + epochs):
-            with np.errstate(over="ignore", invalid="ignore"):  # as in checked_epoch
-                J = self._guarded_epoch(epoch)
-            n += 1
-            stop = False
-            for cb in callbacks:  # every one is called, in order
-                stop = bool(cb(epoch, J)) or stop
-            if stop:
-                return n, False
-            if tol is not None and prev is not None:
-                calm = calm + 1 if abs(J - prev) < tol else 0
-                if calm >= n_iter_no_change:
-                    return n, True
-            prev = J
+        # one errstate for the whole run, callbacks included: a diverging run overflows, and
+        # that is the rule's case, not a warning (the callbacks are fastnet's own: history,
+        # accuracy, validation, schedules).  The epoch's steps are _guarded_epoch's, inlined:
+        # each Python call between two kernel calls costs a few microseconds (see BENCHMARKS.md,
+        # estimators' bookkeeping)
+        with np.errstate(over="ignore", invalid="ignore"):
+            guard, epoch_fn, weights = self.guard, self._epoch, self._weights
+            prev = None
+            calm = 0
+            n = 0
+            for epoch in range(first_epoch, first_epoch + epochs):
+                self._snapshot()
+                J = float(epoch_fn(epoch))
+                try:
+                    guard.check_arrays(epoch, J, weights())
+                except DivergenceError:
+                    self._restore()
+                    raise
+                n += 1
+                stop = False
+                for cb in callbacks:  # every one is called, in order
+                    stop = bool(cb(epoch, J)) or stop
+                if stop:
+                    return n, False
+                if tol is not None and prev is not None:
+                    calm = calm + 1 if abs(J - prev) < tol else 0
+                    if calm >= n_iter_no_change:
+                        return n, True
+                prev = J
         return n, False
 
 class HistoryRecorder:

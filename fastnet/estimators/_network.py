@@ -336,13 +336,15 @@ class _Network(_Estimator):
             "train_acc" if c["track_accuracy"] and run.labels is not None else None
         with Progress(total=run.epochs, verbose=c["verbose"], desc=type(self).__name__) as bar:
             clock = [time.perf_counter()]
+            show = bar.enabled  # verbose=0: nothing to show, no call per epoch
 
             def record(epoch, J):
                 hist["J"].append(J)
                 now = time.perf_counter()
                 hist["seconds"].append(now - clock[0])
                 clock[0] = now
-                bar.update(loss=J, acc=hist[acc_key][-1] if acc_key else None, samples=m)
+                if show:
+                    bar.update(loss=J, acc=hist[acc_key][-1] if acc_key else None, samples=m)
                 return False
 
             callbacks.append(record)
