@@ -78,9 +78,12 @@ def small_model(planted):
 @pytest.mark.parametrize("backend", COMPILED or [pytest.param(None, marks=pytest.mark.skip(
     reason="no compiled backend"))])
 def test_planted_analogies_are_found(planted, tmp_path, backend, sg):
+    # one worker: reproducible for the seed (two workers update the vectors Hogwild-style, so
+    # their result varies from run to run, and on this small corpus CBOW ranks berlin above
+    # athens by only 0.003 to 0.006 in cosine: one CI run in many got athens)
     with fastnet.use_backend(backend):
         m = Word2Vec(planted, vector_size=20, window=3, min_count=1, sample=0, sg=sg, epochs=8,
-                     workers=2, seed=1)
+                     workers=1, seed=1)
     q = tmp_path / "questions.txt"
     q.write_text("\n".join(planted_questions()) + "\n")
     score, sections = m.wv.evaluate_word_analogies(q)
