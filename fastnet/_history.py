@@ -268,22 +268,13 @@ class EpochRunner:
             getattr(cb, "start", lambda: None)()
         # one errstate for the whole run, callbacks included: a diverging run overflows, and
         # that is the rule's case, not a warning (the callbacks are fastnet's own: history,
-        # accuracy, validation, schedules).  The epoch's steps are _guarded_epoch's, inlined:
-        # each Python call between two kernel calls costs a few microseconds (see BENCHMARKS.md,
-        # estimators' bookkeeping)
+        # accuracy, validation, schedules)
         with np.errstate(over="ignore", invalid="ignore"):
-            guard, epoch_fn, weights = self.guard, self._epoch, self._weights
             prev = None
             calm = 0
             n = 0
             for epoch in range(first_epoch, first_epoch + epochs):
-                self._snapshot()
-                J = float(epoch_fn(epoch))
-                try:
-                    guard.check_arrays(epoch, J, weights())
-                except DivergenceError:
-                    self._restore()
-                    raise
+                J = self._guarded_epoch(epoch)
                 n += 1
                 stop = False
                 for cb in callbacks:  # every one is called, in order

@@ -140,6 +140,9 @@ def choose(X, sizes, batch_size, backend="numba") -> str:
     :data:`SPARSE_MAX_DENSITY_F64` for the batch size (below 80: the limit of 32; below
     :data:`LARGE_BATCH`: that of 128; else that of ``'large'``).
     """
+    if backend not in SPARSE_MAX_DENSITY:
+        raise ValueError(f"backend must be one of {', '.join(map(repr, SPARSE_MAX_DENSITY))}, "
+                         f"got {backend!r}")
     asked = get_path()
     if asked != "auto":
         return asked

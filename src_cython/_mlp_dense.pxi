@@ -316,7 +316,7 @@ cdef double dense_train(floating[::1] P, floating[::1] S, floating[:, ::1] Gb,
         b = min(bs, m - start)
         C = dense_chunks_for(b, work, tmax)
         T = min(C, tmax)
-        big = b * work >= _big_work
+        big = dense_always_threads(b * work)  # then not measured
         par = C > 1 and dense_parallel_begin(b * work)
         t0 = fastnet_wtime()
         total += dense_chunks(&P[0], Gb, sizes, offs, kinds, lk, X, Y, &order[start], 0, b, BR,

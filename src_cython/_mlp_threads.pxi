@@ -137,10 +137,16 @@ cdef int dense_chunks_for(Py_ssize_t b, double work, int tmax) noexcept nogil:
     return _threads_for(b, work, _dense_min_work, tmax)
 
 
+cdef inline bint dense_always_threads(double work) noexcept nogil:
+    """Whether a dense call of ``work`` multiply-adds runs its chunks on the threads without
+    measuring: from ``_big_work`` up, unless the policy was fixed (``_set_threading``)."""
+    return work >= _big_work and _adapt_time < 1e300
+
+
 cdef inline bint dense_threads_for(double work) noexcept nogil:
     """Whether a dense call of ``work`` multiply-adds (not measured) runs its chunks on the
-    threads: as last measured, and always from ``_big_work`` up (unless the policy is fixed)."""
-    return _adapt_parallel or (work >= _big_work and _adapt_time < 1e300)
+    threads: as last measured, or :func:`dense_always_threads`."""
+    return _adapt_parallel or dense_always_threads(work)
 
 
 cdef bint dense_parallel_begin(double batch_work) noexcept nogil:
@@ -150,7 +156,7 @@ cdef bint dense_parallel_begin(double batch_work) noexcept nogil:
     full batch of 8,000: 29 ms an epoch with the probe against 20 ms on the threads, and 37
     ms on one thread)."""
     global _dense_probe
-    if batch_work >= _big_work and _adapt_time < 1e300:  # (unless the policy was fixed)
+    if dense_always_threads(batch_work):
         return True
     if _dense_probe == 0 and fastnet_wtime() - _adapt_time > _ADAPT_PERIOD:
         _dense_probe = 1

@@ -70,6 +70,11 @@ def test_default_choice_follows_density_and_batch(backend):
         assert _paths.choose(dense.astype(np.float64), SIZES, b, backend) == "dense"
 
 
+def test_choose_names_an_unknown_backend():
+    with pytest.raises(ValueError, match=r"backend must be one of 'cython', 'numba', got 'jax'"):
+        _paths.choose(_X(0.19), SIZES, 32, "jax")
+
+
 def test_a_deep_net_weighs_its_dense_layers():
     """Raw-MNIST density with a 784-256-128-10 net: the sparse path would still do 31 % of
     the dense path's work (its deeper layers skip nothing), so at batch 32 the cython
