@@ -29,6 +29,7 @@ import pytest
 
 import fastnet
 from fastnet import _backend
+from fastnet._codes import Run
 from _helpers import peer, run
 
 EQUAL = dict(hidden_layer_sizes=(100,), activation="relu", solver="adam",
@@ -121,19 +122,24 @@ def test_equal_settings(benchmark, data, method, request):
 
 
 def _bookkeeping(est, data):
-    """fastnet's own costs around the ``train_epoch`` kernel in one fit with EQUAL's 20 epochs,
-    as fractions of the kernel's time: ``per_epoch`` is everything between the first epoch's
-    start and the last one's end that is not the kernel (history, progress, checks, the
+    """fastnet's own costs around the epochs' training in one fit with EQUAL's 20 epochs, as
+    fractions of the training's time: ``per_epoch`` is everything between the first epoch's
+    start and the last one's end that is not training (history, progress, checks, the
     divergence rule, the shuffle), ``one_off`` the rest of the fit (checking and converting
     X, the targets, the first cost).  ``per_epoch`` is split into ``shuffle_and_penalty``
     (the epoch's order and the penalty term of its cost: training work that scikit-learn
     does too) and ``bookkeeping`` (the rest: history, progress, callbacks, the divergence
-    rule's snapshot and check).  The kernel calls are timed where the fit makes them."""
+    rule's backup and check).
+
+    The fit runs its epochs either in one ``train_epochs`` call (the compiled epoch loop,
+    which times each epoch's training and its order and penalty in ``times``) or, with
+    callbacks that need Python between epochs, one ``train_epoch`` call each (timed here
+    where the fit makes them)."""
     from fastnet import training
     from fastnet.training import EpochTrainer
     times = {"kernel": 0.0, "first": None, "last": None, "order": 0.0, "penalty": 0.0}
-    K = _backend.kernels()  # the table the fit will use: its train_epoch is timed in place
-    orig_kernel = K.train_epoch
+    K = _backend.kernels()  # the table the fit will use: its kernels are timed in place
+    orig_kernel, orig_epochs = K.train_epoch, K.train_epochs
     orig_run, orig_epoch = EpochTrainer.run_epochs, EpochTrainer._epoch
     orig_order, orig_penalty = EpochTrainer._order, training.penalty_terms
     clock = time.perf_counter
@@ -158,7 +164,17 @@ def _bookkeeping(est, data):
             times["first"] = clock()
         return orig_epoch(self, *args)
 
-    K.train_epoch = timer(orig_kernel, "kernel")
+    def train_epochs(*args):
+        if times["first"] is None:
+            times["first"] = clock()
+        try:
+            return orig_epochs(*args)
+        finally:
+            n, per = int(args[-3][Run.EPOCHS]), args[-1]
+            times["kernel"] += float(per[:n, 1].sum())
+            times["order"] += float(per[:n, 2].sum())
+
+    K.train_epoch, K.train_epochs = timer(orig_kernel, "kernel"), train_epochs
     EpochTrainer.run_epochs, EpochTrainer._epoch = run_epochs, first_epoch
     EpochTrainer._order = timer(orig_order, "order")
     training.penalty_terms = timer(orig_penalty, "penalty")
@@ -169,7 +185,7 @@ def _bookkeeping(est, data):
             fastnet.MLPClassifier(**EQUAL).fit(data["X"], data["y"])
             fit = clock() - t0
     finally:
-        K.train_epoch = orig_kernel
+        K.train_epoch, K.train_epochs = orig_kernel, orig_epochs
         EpochTrainer.run_epochs, EpochTrainer._epoch = orig_run, orig_epoch
         EpochTrainer._order, training.penalty_terms = orig_order, orig_penalty
     loop = times["last"] - times["first"]

@@ -79,6 +79,7 @@ NETWORK_KERNELS = (
     "backprop_samples",
     "backprop_batch",
     "train_epoch",
+    "train_epochs",
     # linear models
     "linear_gd",
     "perceptron_train",

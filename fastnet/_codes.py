@@ -12,8 +12,8 @@ and one branch in each backend's elementwise helper.
 """
 from enum import IntEnum
 
-__all__ = ["Act", "Loss", "Penalty", "Optimizer", "LayerKind", "Prog", "Cell", "ENUMS", "NAMES",
-           "by_name", "pxd_source"]
+__all__ = ["Act", "Loss", "Penalty", "Optimizer", "LayerKind", "Prog", "Cell", "Stop", "Status",
+           "Run", "ENUMS", "NAMES", "by_name", "pxd_source"]
 
 
 class Act(IntEnum):
@@ -91,9 +91,46 @@ class Cell(IntEnum):
     LSTM = 1
 
 
+class Stop(IntEnum):
+    """Stopping rule of ``train_epochs``: none, the course's ``tol`` or scikit-learn's plateau."""
+    NONE = 0
+    TOL = 1
+    PLATEAU = 2
+
+
+class Status(IntEnum):
+    """How ``train_epochs`` ended: every epoch ran, its stopping rule fired, or it diverged."""
+    RAN = 0
+    CONVERGED = 1
+    DIVERGED = 2
+
+
+class Run(IntEnum):
+    """Entry of the float64 ``run`` array of ``train_epochs`` (read and written; ``WIDTH``: length).
+
+    In: the divergence rule's ``START_COST``, ``BEST`` and ``WEIGHT_LIMIT``; the stopping
+    rule's ``STOP`` (a :class:`Stop`), ``TOL``, ``PATIENCE`` and its memory ``STOP_BEST``
+    (the plateau's best cost, or the course rule's previous cost, NaN for none) and
+    ``STOP_COUNT``.  Out: those updated, ``STATUS`` (a :class:`Status`), ``EPOCHS`` run
+    and, after a divergence, ``W_MAX`` (the largest weight of the diverged epoch).
+    """
+    START_COST = 0
+    BEST = 1
+    WEIGHT_LIMIT = 2
+    STOP = 3
+    TOL = 4
+    PATIENCE = 5
+    STOP_BEST = 6
+    STOP_COUNT = 7
+    STATUS = 8
+    EPOCHS = 9
+    W_MAX = 10
+    WIDTH = 11
+
+
 #: The enums, with the prefix of their members in the generated Cython file.
 ENUMS = {"ACT": Act, "LOSS": Loss, "PEN": Penalty, "OPT": Optimizer, "LAYER": LayerKind,
-         "PROG": Prog, "CELL": Cell}
+         "PROG": Prog, "CELL": Cell, "STOP": Stop, "STATUS": Status, "RUN": Run}
 
 #: The names the API accepts for each code (lower case); 'gd' is full-batch sgd.
 NAMES = {

@@ -157,18 +157,24 @@ class DivergenceGuard:
 
     def check(self, step, J, w_max):
         """Raise :class:`DivergenceError` if step ``step`` (cost ``J``, largest weight ``w_max``) diverged."""
+        if not np.isfinite(J) or not np.isfinite(w_max) or self.runaway(J, w_max):
+            self.fail(step, J, w_max)
+        self.best = min(self.best, J)
+
+    def fail(self, step, J, w_max):
+        """Raise the :class:`DivergenceError` of step ``step``, which broke the rule (cost
+        ``J``, largest weight ``w_max``; as found by :meth:`check` or a ``train_epochs``
+        kernel)."""
         if not np.isfinite(J) or not np.isfinite(w_max):
             what = f"the cost became {J}" if not np.isfinite(J) else \
                 "the weights became infinite or NaN"
             raise DivergenceError(f"training diverged at {self.unit} {step}: {what}; "
                                   f"{_advice(self.lr, self.hint)}", epoch=step, cost=J)
-        if self.runaway(J, w_max):
-            raise DivergenceError(
-                f"training diverged at {self.unit} {step}: the cost grew to {J:.4g}, more than "
-                f"{COST_GROWTH:g}x its best ({self.best:.4g}) and above its value before "
-                f"training ({self.start_cost:.4g}), while the largest weight grew to "
-                f"{w_max:.3g}; {_advice(self.lr, self.hint)}", epoch=step, cost=J)
-        self.best = min(self.best, J)
+        raise DivergenceError(
+            f"training diverged at {self.unit} {step}: the cost grew to {J:.4g}, more than "
+            f"{COST_GROWTH:g}x its best ({self.best:.4g}) and above its value before "
+            f"training ({self.start_cost:.4g}), while the largest weight grew to "
+            f"{w_max:.3g}; {_advice(self.lr, self.hint)}", epoch=step, cost=J)
 
 
 class EpochRunner:
@@ -307,6 +313,17 @@ class HistoryRecorder:
     def start(self):
         """Called by :meth:`EpochRunner.run_epochs` just before the first epoch."""
         self._clock = time.perf_counter()
+
+    @property
+    def fused(self):
+        """Whether a compiled epoch loop may run the epochs and hand their costs to
+        :meth:`record_epochs` afterwards (nothing to compute or print per epoch)."""
+        return self.accuracies is None and not self.verbose
+
+    def record_epochs(self, first_epoch, costs, seconds):
+        """Record epochs ``first_epoch, first_epoch + 1, ...`` run by a compiled loop."""
+        self.history["J"].extend(costs.tolist())
+        self.history["seconds"].extend(seconds.tolist())
 
     def __call__(self, epoch, J):
         h = self.history

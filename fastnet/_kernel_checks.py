@@ -354,3 +354,35 @@ def history_array(kernel, name, arr, n, dtype):
     if arr.shape[0] < n:
         raise ValueError(f"{kernel}: {name} has {arr.shape[0]} entries, expected at least {n}")
     return arr
+
+
+def epochs_buffers(kernel, params, order, m, rng, backup, run, costs, times):
+    """The arguments ``train_epochs`` adds to ``train_epoch``'s: the order buffer (int64,
+    ``(m,)``, writable when ``rng`` draws into it, else a valid order), ``rng`` (None or a
+    ``numpy.random.Generator``), ``backup`` (``3 P`` of params' dtype), ``run`` (float64,
+    ``Run.WIDTH``), ``costs`` (float64, ``(E,)``) and ``times`` (float64, ``(E, 3)``).
+    Returns ``E``, the most epochs to run."""
+    from fastnet._codes import Run, Stop
+    int_array(kernel, "order", order)
+    shape(kernel, "order", order, (m,))
+    if rng is None:
+        order_array(kernel, order, m)
+    else:
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"{kernel}: rng must be None or a numpy.random.Generator, got "
+                            f"{type(rng).__name__}")
+        writable(kernel, "order", order)
+    writable(kernel, "backup", float_array(kernel, "backup", backup, ndim=1, dtype=params.dtype))
+    shape(kernel, "backup", backup, (3 * params.shape[0],))
+    for name, arr, ndim in (("run", run, 1), ("costs", costs, 1), ("times", times, 2)):
+        writable(kernel, name, float_array(kernel, name, arr, ndim=ndim, dtype=np.float64))
+    shape(kernel, "run", run, (int(Run.WIDTH),))
+    E = costs.shape[0]
+    shape(kernel, "times", times, (E, 3))
+    if run[Run.STOP] not in [int(s) for s in Stop]:
+        raise ValueError(f"{kernel}: run[Run.STOP] must be one of "
+                         f"{', '.join(f'{int(s)} ({s.name.lower()})' for s in Stop)}; "
+                         f"got {run[Run.STOP]}")
+    if m < 1:
+        raise ValueError(f"{kernel}: X has no samples (an epoch needs at least one)")
+    return E

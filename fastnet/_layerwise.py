@@ -178,3 +178,13 @@ class LayerwiseKernels:
                 self.base.penalty_grad(penalty_kind, lam, params, sizes, grad)
             self.base.optimizer_step(optimizer, params, grad, state, lr, mu, rho, eps, t + b)
         return total
+
+    def train_epochs(self, params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer,
+                     lr, mu, rho, eps, penalty_kind, lam, state, t, rng, backup, run, costs,
+                     times):
+        """Epochs of :meth:`train_epoch` with the epoch loop's rules (the reference's loop,
+        :func:`fastnet.reference.epochs.train_epochs`)."""
+        from fastnet.reference.epochs import epoch_loop
+        return epoch_loop(self.train_epoch, self.penalty_value, params, sizes, kinds,
+                          loss_kind, X, Y, order, batch_size, optimizer, lr, mu, rho, eps,
+                          penalty_kind, lam, state, t, rng, backup, run, costs, times)

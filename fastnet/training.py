@@ -17,6 +17,7 @@ from fastnet._backend import LOSS_CODES, OPTIMIZER_CODES, PENALTY_CODES
 from fastnet.network import NetworkSpec, penalty_terms
 from fastnet._args import (TrainingArgs, OPTIMIZERS, labels_from_outputs, make_loops, write_back,
                            start_rows)
+from fastnet._codes import Run, Status, Stop
 from fastnet._history import History, DivergenceError, EpochRunner, HistoryRecorder
 
 __all__ = ["History", "DivergenceError", "EpochTrainer", "EarlyStopping", "AccuracyTracker",
@@ -130,6 +131,90 @@ class EpochTrainer(EpochRunner):
 
     def _arrays(self):
         return (self.params, self.state)
+
+    # ---- the compiled epoch loop
+    def run_epochs(self, epochs, *, tol=None, n_iter_no_change=1, callbacks=(), first_epoch=1):
+        """:meth:`fastnet._history.EpochRunner.run_epochs`, in one ``train_epochs`` kernel call
+        when the callbacks need nothing between two epochs (see :meth:`_fused_plan`): the
+        same epochs, draws, rules and results, without Python between the epochs."""
+        plan = self._fused_plan(callbacks, tol)
+        if plan is None or epochs < 1:
+            return super().run_epochs(epochs, tol=tol, n_iter_no_change=n_iter_no_change,
+                                      callbacks=callbacks, first_epoch=first_epoch)
+        return self._run_fused(epochs, plan[0], plan[1], tol, n_iter_no_change, callbacks,
+                               first_epoch)
+
+    @staticmethod
+    def _fused_plan(callbacks, tol):
+        """``(recorders, plateau)`` when every callback is a recorder that can take the
+        epochs afterwards (``fused`` and ``record_epochs``) or, last, a :class:`LossPlateau`
+        without the adaptive schedule (not together with ``tol``); else None."""
+        recorders, plateau = [], None
+        for i, cb in enumerate(callbacks):
+            if isinstance(cb, LossPlateau) and i == len(callbacks) - 1 and tol is None \
+                    and not cb.plateau.adaptive:
+                plateau = cb
+            elif getattr(cb, "fused", False) and hasattr(cb, "record_epochs"):
+                recorders.append(cb)
+            else:
+                return None
+        return recorders, plateau
+
+    def _run_fused(self, epochs, recorders, plateau, tol, n_iter_no_change, callbacks,
+                   first_epoch):
+        if self.guard is None:
+            self.guard = self.new_guard()
+        for cb in callbacks:
+            getattr(cb, "start", lambda: None)()
+        K = self.kernels()
+        X, Y = self.X, self.Y
+        m = X.shape[0]
+        bs = m if self.batch_size is None else min(int(self.batch_size), m)
+        shuffled = self.shuffle and bs < m
+        order = np.empty(m, np.int64) if shuffled else self._order(m, bs)
+        if self._fused_backup is None or self._fused_backup.shape[0] != 3 * self.params.shape[0] \
+                or self._fused_backup.dtype != self.params.dtype:
+            self._fused_backup = np.empty(3 * self.params.shape[0], self.params.dtype)
+        backup = self._fused_backup
+        g = self.guard
+        run = np.zeros(int(Run.WIDTH))
+        run[Run.START_COST], run[Run.BEST], run[Run.WEIGHT_LIMIT] = \
+            g.start_cost, g.best, g.weight_limit
+        if plateau is not None:
+            p = plateau.plateau
+            run[Run.STOP], run[Run.TOL], run[Run.PATIENCE] = Stop.PLATEAU, p.tol, p.patience
+            run[Run.STOP_BEST], run[Run.STOP_COUNT] = p.best, p.count
+        elif tol is not None:
+            run[Run.STOP], run[Run.TOL], run[Run.PATIENCE] = Stop.TOL, tol, n_iter_no_change
+            run[Run.STOP_BEST] = np.nan
+        costs = np.empty(epochs)
+        times = np.zeros((epochs, 3))
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                K.train_epochs(self.params, self.sizes, self.kinds, self.loss_code, X, Y, order,
+                               bs, self.opt_code, self.lr, self.momentum, self.rho, self.eps,
+                               self.pen_code, self.lam, self.state, self.t,
+                               self.rng if shuffled else None, backup, run, costs, times)
+        finally:  # also after an interruption: the epochs that ran are recorded
+            n = int(run[Run.EPOCHS])
+            diverged = int(run[Run.STATUS]) == Status.DIVERGED
+            done = n - 1 if diverged else n
+            self.t += done * -(-m // bs)
+            g.best = float(run[Run.BEST])
+            if plateau is not None:
+                plateau.plateau.best = float(run[Run.STOP_BEST])
+                plateau.plateau.count = int(run[Run.STOP_COUNT])
+            for cb in recorders:
+                cb.record_epochs(first_epoch, costs[:done], times[:done, 0])
+        if diverged:
+            g.fail(first_epoch + n - 1, float(costs[n - 1]), float(run[Run.W_MAX]))
+        converged = int(run[Run.STATUS]) == Status.CONVERGED
+        if plateau is not None:
+            plateau.converged = converged
+            return n, False  # as run_epochs: a callback stopped it
+        return n, converged
+
+    _fused_backup = None
 
     def _weights(self):
         return (self.params,)

@@ -63,3 +63,30 @@ cdef enum:
 cdef enum:
     CELL_RNN = 0
     CELL_LSTM = 1
+
+# Stop: Stopping rule of ``train_epochs``: none, the course's ``tol`` or scikit-learn's plateau.
+cdef enum:
+    STOP_NONE = 0
+    STOP_TOL = 1
+    STOP_PLATEAU = 2
+
+# Status: How ``train_epochs`` ended: every epoch ran, its stopping rule fired, or it diverged.
+cdef enum:
+    STATUS_RAN = 0
+    STATUS_CONVERGED = 1
+    STATUS_DIVERGED = 2
+
+# Run: Entry of the float64 ``run`` array of ``train_epochs`` (read and written; ``WIDTH``: length).
+cdef enum:
+    RUN_START_COST = 0
+    RUN_BEST = 1
+    RUN_WEIGHT_LIMIT = 2
+    RUN_STOP = 3
+    RUN_TOL = 4
+    RUN_PATIENCE = 5
+    RUN_STOP_BEST = 6
+    RUN_STOP_COUNT = 7
+    RUN_STATUS = 8
+    RUN_EPOCHS = 9
+    RUN_W_MAX = 10
+    RUN_WIDTH = 11

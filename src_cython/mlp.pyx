@@ -39,7 +39,10 @@ from _common cimport (floating, f_sqrt, f_fma, prefetch_row, sigmoid, f_tanh, ex
                       penalty_term, fastnet_omp_max_threads, FASTNET_HAVE_OPENMP,
                       fastnet_wtime, ACT_LINEAR, ACT_SIGMOID, ACT_RELU, ACT_TANH, ACT_SOFTMAX,
                       PEN_NONE, PEN_L2, PEN_L1, OPT_SGD, OPT_MOMENTUM, OPT_RMSPROP, OPT_ADAM,
-                      OPT_NESTEROV)
+                      OPT_NESTEROV, STOP_TOL, STOP_PLATEAU, STATUS_RAN, STATUS_CONVERGED,
+                      STATUS_DIVERGED, RUN_START_COST, RUN_BEST, RUN_WEIGHT_LIMIT, RUN_STOP,
+                      RUN_TOL, RUN_PATIENCE, RUN_STOP_BEST, RUN_STOP_COUNT, RUN_STATUS,
+                      RUN_EPOCHS, RUN_W_MAX)
 
 from fastnet import _paths
 from fastnet._cython import _blas, _checks as chk
@@ -51,6 +54,7 @@ include "_mlp_optim.pxi"
 include "_mlp_sparse.pxi"
 include "_mlp_dense.pxi"
 include "_mlp_online.pxi"
+include "_mlp_epochs.pxi"
 
 
 # ------------------------------------------------------------------ the kernels

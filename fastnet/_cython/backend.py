@@ -41,6 +41,7 @@ KERNELS.update({
     "backprop_samples": _mlp.backprop_samples,
     "backprop_batch": _mlp.backprop_batch,
     "train_epoch": _mlp.train_epoch,
+    "train_epochs": _mlp.train_epochs,
 })
 
 # linear models (src_cython/linear.pyx)

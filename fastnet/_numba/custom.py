@@ -338,6 +338,16 @@ class CustomKernels:
                                   float(mu), float(rho), float(eps), penalty, float(lam), state,
                                   int(t)))
 
+    def train_epochs(self, params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer,
+                     lr, mu, rho, eps, penalty_kind, lam, state, t, rng, backup, run, costs,
+                     times):
+        """Epochs of :meth:`train_epoch` with the epoch loop's rules (the reference's loop,
+        :func:`fastnet.reference.epochs.train_epochs`)."""
+        from fastnet.reference.epochs import epoch_loop
+        return epoch_loop(self.train_epoch, self.penalty_value, params, sizes, kinds,
+                          loss_kind, X, Y, order, batch_size, optimizer, lr, mu, rho, eps,
+                          penalty_kind, lam, state, t, rng, backup, run, costs, times)
+
 
 def kernels_for(acts, base):
     """``(table, {})``: the kernels for a network with these activations, or ``(None, failed)``

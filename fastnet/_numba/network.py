@@ -44,10 +44,11 @@ from fastnet._codes import Act, Optimizer, Penalty
 from fastnet._numba import _compile_notice  # noqa: F401  (says so on stderr when compiling)
 from fastnet._numba import _blas, _dense, _elementwise, _linear, _online, _optim, _sparse
 from fastnet._numba._common import offsets
+from fastnet.reference.epochs import epoch_loop
 
 __all__ = ["KERNELS", "activation", "activation_grad", "loss", "penalty_value", "penalty_grad",
            "optimizer_step", "forward_network", "backprop_samples", "backprop_batch",
-           "train_epoch", "linear_gd", "perceptron_train"]
+           "train_epoch", "train_epochs", "linear_gd", "perceptron_train"]
 
 #: Below this many input values (samples x input width) sums over samples run serially.
 PARALLEL_MIN_WORK = 200_000
@@ -325,6 +326,18 @@ def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimi
         return float(_sparse.train_epoch(*args))
 
 
+def train_epochs(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer, lr, mu,
+                 rho, eps, penalty_kind, lam, state, t, rng, backup, run, costs, times):
+    """Up to ``len(costs)`` epochs of :func:`train_epoch` with the epoch loop's rules (see
+    :func:`fastnet.reference.epochs.train_epochs`).  The loop between the epochs is the
+    reference's Python (each epoch is one compiled call; cython's loop is compiled)."""
+    kc.epochs_buffers("train_epochs", params, order, X.shape[0], rng, backup, run, costs,
+                      times)
+    return epoch_loop(train_epoch, penalty_value, params, sizes, kinds, loss_kind, X, Y, order,
+                      batch_size, optimizer, lr, mu, rho, eps, penalty_kind, lam, state, t,
+                      rng, backup, run, costs, times)
+
+
 # ================================================================ linear models
 def linear_gd(X, y, theta, lr, tol, max_iter, logistic, history):
     """Batch gradient descent, linear or logistic (:func:`fastnet.reference.kernels.linear_gd`)."""
@@ -377,6 +390,7 @@ KERNELS = {
     "backprop_samples": backprop_samples,
     "backprop_batch": backprop_batch,
     "train_epoch": train_epoch,
+    "train_epochs": train_epochs,
     "linear_gd": linear_gd,
     "perceptron_train": perceptron_train,
 }

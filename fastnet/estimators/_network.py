@@ -335,18 +335,7 @@ class _Network(_Estimator):
         acc_key = "val_acc" if run.stopper is not None and run.lab_val is not None else \
             "train_acc" if c["track_accuracy"] and run.labels is not None else None
         with Progress(total=run.epochs, verbose=c["verbose"], desc=type(self).__name__) as bar:
-            clock = [time.perf_counter()]
-            show = bar.enabled  # verbose=0: nothing to show, no call per epoch
-
-            def record(epoch, J):
-                hist["J"].append(J)
-                now = time.perf_counter()
-                hist["seconds"].append(now - clock[0])
-                clock[0] = now
-                if show:
-                    bar.update(loss=J, acc=hist[acc_key][-1] if acc_key else None, samples=m)
-                return False
-
+            record = _Record(hist, bar, acc_key, m)
             callbacks.append(record)
             if run.plateau is not None:  # last: it decides on the epoch that was just recorded
                 callbacks.append(run.plateau)
@@ -661,3 +650,32 @@ class _NetworkRegressor(_RegressorMixin, _Network):
         Xv, _ = self._validate_X(X, reset=False)
         out = self._forward(Xv)
         return out if self._y_2d else out[:, 0] if out.shape[1] == 1 else out
+
+
+class _Record:
+    """The estimators' per-epoch record: ``history_['J']`` and ``['seconds']``, and the
+    progress bar.  With no bar to update (``verbose=0``) it is ``fused``: a compiled epoch
+    loop may run the epochs and hand it their costs afterwards (:meth:`record_epochs`)."""
+
+    def __init__(self, hist, bar, acc_key, samples):
+        self.hist, self.bar, self.acc_key, self.samples = hist, bar, acc_key, samples
+        self.fused = not bar.enabled
+        self._clock = time.perf_counter()
+
+    def start(self):
+        self._clock = time.perf_counter()
+
+    def __call__(self, epoch, J):
+        hist = self.hist
+        hist["J"].append(J)
+        now = time.perf_counter()
+        hist["seconds"].append(now - self._clock)
+        self._clock = now
+        if not self.fused:
+            self.bar.update(loss=J, acc=hist[self.acc_key][-1] if self.acc_key else None,
+                            samples=self.samples)
+        return False
+
+    def record_epochs(self, first_epoch, costs, seconds):
+        self.hist["J"].extend(costs.tolist())
+        self.hist["seconds"].extend(seconds.tolist())

@@ -346,6 +346,11 @@ KERNELS = {name: globals()[name] for name in (
     "forward_network", "backprop_samples", "backprop_batch", "train_epoch", "linear_gd",
     "perceptron_train")}
 
+# Many epochs in one call (the epoch loop's shuffle, backup and rules around train_epoch).
+from fastnet.reference.epochs import train_epochs  # noqa: E402
+
+KERNELS["train_epochs"] = train_epochs
+
 # The word2vec kernels (skip-gram / CBOW with negative sampling).
 from fastnet.reference.word2vec_kernels import KERNELS as _W2V_KERNELS  # noqa: E402
 
