@@ -3,7 +3,12 @@
 Same arguments, semantics and :class:`History` as
 :mod:`fastnet.reference.training` (given the same ``rng`` they draw the same
 shuffles); each epoch is one call of the backend's ``train_epoch`` kernel on
-the flat parameter vector, so no Python runs per sample or per batch.
+the flat parameter vector, so no Python runs per sample or per batch.  When
+the callbacks need nothing between two epochs (a history without accuracies,
+no progress bar, the course's ``tol`` or scikit-learn's plateau rule), the
+whole run is one ``train_epochs`` call (:mod:`fastnet.reference.epochs`): the
+cython backend runs the loop between the epochs compiled too, with the same
+draws and results.
 
 :class:`EpochTrainer` is the engine: it runs epochs on a flat parameter
 vector (:mod:`fastnet._params`) and is shared by :func:`train` and the

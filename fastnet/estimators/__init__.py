@@ -15,7 +15,9 @@ quadratic cost :math:`\frac{1}{2m}\sum (h - y)^2`, a sigmoid output with the
 cross-entropy); the MLPs stack hidden layers of sigmoid, ReLU, tanh or
 linear units.  Training is the :class:`~fastnet.training.EpochTrainer`
 engine: one call of the active backend's ``train_epoch`` kernel per epoch on
-the flat parameter vector (no Python per sample or per batch), with the
+the flat parameter vector (no Python per sample or per batch), or one
+``train_epochs`` call for the whole fit when nothing has to run in Python
+between two epochs (no progress bar, validation or accuracy tracking), with the
 course's optimisers (``'gd'`` full batch, ``'sgd'`` with any ``batch_size``
 including 1 for online learning, ``'momentum'``, ``'rmsprop'``) and L1/L2
 penalties.
