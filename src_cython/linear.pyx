@@ -28,6 +28,8 @@ from fastnet._cython import _variants
 
 cnp.import_array()
 
+include "_loops.pxi"
+
 
 cdef floating _pairwise_sum(const floating[::1] a, Py_ssize_t lo, Py_ssize_t n) noexcept nogil:
     """``a[lo:lo+n].sum()`` by numpy's pairwise summation, in the same order (so the same
@@ -127,32 +129,83 @@ cdef Py_ssize_t _linear_gd(const floating[:, ::1] X, const floating[::1] y, floa
     return max_iter
 
 
-cdef inline floating _dot_rows(const floating[:, ::1] X, Py_ssize_t i,
-                               const floating[::1] w) noexcept nogil:
-    """``X[i] @ w[1:]`` with eight running sums for long rows (see :func:`_row_dot`)."""
-    return _row_dot(X, i, w)
+cdef inline void _dot4(const floating* w, Py_ssize_t n, const floating* x,
+                       floating* out) noexcept nogil:
+    """``out[r] = x_r . w`` for the four rows ``x_r = x + r n`` (fastnet_loops.h)."""
+    if floating is float:
+        fl_dot4_f32(w, n, x, x + n, x + 2 * n, x + 3 * n, out)
+    else:
+        fl_dot4_f64(w, n, x, x + n, x + 2 * n, x + 3 * n, out)
+
+
+cdef inline void _axpy4(floating* g, Py_ssize_t n, const floating* x,
+                        const floating* r) noexcept nogil:
+    """``g += r_0 x_0 + r_1 x_1 + r_2 x_2 + r_3 x_3`` (rows as in :func:`_dot4`), in row order."""
+    if floating is float:
+        fl_fwd4_f32(g, n, x, x + n, x + 2 * n, x + 3 * n, r[0], r[1], r[2], r[3])
+    else:
+        fl_fwd4_f64(g, n, x, x + n, x + 2 * n, x + 3 * n, r[0], r[1], r[2], r[3])
+
+
+cdef inline floating _dot1(const floating* w, Py_ssize_t n, const floating* x) noexcept nogil:
+    if floating is float:
+        return fl_dot1_f32(w, n, x)
+    else:
+        return fl_dot1_f64(w, n, x)
+
+
+cdef inline void _axpy1(floating* g, Py_ssize_t n, const floating* x, floating r) noexcept nogil:
+    if floating is float:
+        fl_fwd1_f32(g, n, x, r)
+    else:
+        fl_fwd1_f64(g, n, x, r)
+
+
+cdef inline double _residual(floating h, floating yi, bint logistic, floating* r) noexcept nogil:
+    """``r = h - y`` (``h`` through the sigmoid first when logistic); returns the row's cost
+    term (float64: the squared residual, or the cross-entropy)."""
+    cdef double rd
+    if logistic:
+        h = sigmoid(h)
+        r[0] = h - yi
+        return loss_term(LOSS_CROSS_ENTROPY, h, yi)
+    r[0] = h - yi
+    rd = r[0]
+    return rd * rd
 
 
 cdef double _gd_rows(const floating[:, ::1] X, const floating[::1] y,
                      const floating[::1] theta, bint logistic, Py_ssize_t lo, Py_ssize_t hi,
                      floating[::1] g) noexcept nogil:
     """One pass over rows ``lo:hi``: ``g[0] += sum r``, ``g[1:] += X^T r`` (``r = h - y``);
-    returns the rows' cost terms (float64: squared residuals, or cross-entropy)."""
-    cdef Py_ssize_t i, j, n = X.shape[1]
-    cdef floating h, r
-    cdef double J = 0, rd
-    for i in range(lo, hi):
-        h = _dot_rows(X, i, theta) + theta[0]
-        if logistic:
-            h = sigmoid(h)
-            J += loss_term(LOSS_CROSS_ENTROPY, h, y[i])
-        r = h - y[i]
-        if not logistic:
-            rd = r
-            J += rd * rd
-        g[0] += r
-        for j in range(n):
-            g[1 + j] = f_fma(r, X[i, j], g[1 + j])
+    returns the rows' cost terms (float64: squared residuals, or cross-entropy).
+
+    Four rows at a time (``X`` has ``n >= 1`` columns here): their four dot products with
+    ``theta`` in one pass (four chains of eight lanes each: one chain of adds was
+    latency-bound), then their four updates of ``g`` in one pass (``g`` read and written
+    once per four rows, the rows added in order).  Measured on MNIST 8,000 x 784, float32,
+    100 iterations (AMD EPYC Zen 3, AVX2, 2 threads, 16 chunks), as speed-up over the numpy
+    reference in the same run: 1.17x one row at a time, 1.78x (linear) and 1.71x (logistic)
+    four rows at a time, where an iteration reads X at about the machine's memory bandwidth
+    (19 GB/s, the reference's two passes 22 GB/s)."""
+    cdef Py_ssize_t i = lo, q, n = X.shape[1]
+    cdef const floating* w = &theta[1]
+    cdef floating* gp = &g[1]
+    cdef floating h[4]
+    cdef floating r[4]
+    cdef double J = 0
+    while i + 4 <= hi:
+        _dot4(w, n, &X[i, 0], h)
+        for q in range(4):
+            J += _residual(h[q] + theta[0], y[i + q], logistic, &r[q])
+            g[0] += r[q]
+        _axpy4(gp, n, &X[i, 0], r)
+        i += 4
+    while i < hi:
+        J += _residual(_dot1(w, n, &X[i, 0]) + theta[0], y[i], logistic, &r[0])
+        g[0] += r[0]
+        _axpy1(gp, n, &X[i, 0], r[0])
+        i += 1
     return J
 
 
@@ -208,6 +261,12 @@ cdef Py_ssize_t _FUSED_MIN = 1 << 16
 #: multiply-adds per thread and iteration above which the fused pass runs on threads (an
 #: iteration reads X once from memory; two cores read it faster than one)
 _THREAD_MIN_WORK = 1 << 20
+#: on threads, the rows are cut into up to this many chunks (of at least _CHUNK_ROWS rows),
+#: handed out as the threads come free, so that a core taken by another process makes its
+#: thread do fewer instead of the iteration waiting for it (measured, MNIST 8,000 x 784
+#: float32: one chunk per thread ran at 0.71x the numpy reference, 16 chunks at 1.17x)
+_MAX_CHUNKS = 16
+_CHUNK_ROWS = 256
 
 
 def linear_gd(X, y, theta, lr, tol, max_iter, logistic, history):
@@ -245,6 +304,8 @@ def linear_gd(X, y, theta, lr, tol, max_iter, logistic, history):
     cdef int C, T
     if X.shape[0] * X.shape[1] >= _FUSED_MIN:
         C, T = _variants.load("mlp")._plan_chunks(X.shape[0], X.shape[1] + 1, _THREAD_MIN_WORK)
+        if T > 1:
+            C = min(_MAX_CHUNKS, max(T, X.shape[0] // _CHUNK_ROWS))
         gb = np.zeros((C, X.shape[1] + 1), dtype=X.dtype)
         tJ = np.zeros(C, dtype=np.float64)
         if X.dtype == np.float32:
