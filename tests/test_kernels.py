@@ -422,6 +422,34 @@ def test_linear_gd(name, dtype, logistic):
 
 @compiled
 @dtypes
+@pytest.mark.parametrize("logistic", [False, True])
+@pytest.mark.parametrize("shape", [(1027, 70), (3001, 700)], ids=["one-chunk", "chunks"])
+def test_linear_gd_large_x(name, dtype, logistic, shape):
+    """X large enough for the compiled backends' one-pass-per-iteration form (at least 65,536
+    entries): four rows at a time with a tail (m % 4 == 3), and (3001 x 700) enough work for
+    the rows to be cut into chunks on threads.  Same iterations as the reference's."""
+    rng = np.random.default_rng(11 + int(logistic))
+    m, n = shape
+    X = rng.random((m, n)).astype(dtype)
+    X[rng.random((m, n)) < 0.5] = 0.0
+    y = X @ (rng.standard_normal(n) / n) + 0.2
+    y = ((y > np.median(y)) if logistic else y).astype(dtype)
+    out = []
+    for K in (kernels_of(name), REF):
+        theta = np.zeros(n + 1, dtype)
+        hist = np.zeros(20)
+        # lr 1/n: below 2 / (the largest curvature, about n/4 for these X): a descent
+        out.append((K.linear_gd(X, y, theta, 1.0 / n, 0.0, 20, logistic, hist), theta, hist))
+    (n1, t1, h1), (n2, t2, h2) = out
+    assert n1 == n2 == 20
+    rtol = 1e-10 if dtype == np.float64 else 1e-4  # float32: sums over up to 3,001 rows
+    assert_close(t1, t2, rtol=rtol, err_msg=f"linear_gd theta on {name}")
+    assert_close(h1, h2, rtol=rtol, err_msg=f"linear_gd history on {name}")
+    assert h1[-1] < h1[0]  # it descended
+
+
+@compiled
+@dtypes
 def test_perceptron_train(name, dtype):
     rng = np.random.default_rng(3)
     X = rng.standard_normal((80, 3)).astype(dtype)
