@@ -32,7 +32,8 @@ import time
 import numpy as np
 
 __all__ = ["History", "DivergenceError", "DivergenceGuard", "EpochRunner", "HistoryRecorder",
-           "check_finite_cost", "COST_GROWTH", "WEIGHT_GROWTH", "START_SAMPLES", "max_abs"]
+           "check_finite_cost", "record_epochs", "COST_GROWTH", "WEIGHT_GROWTH", "START_SAMPLES",
+           "max_abs"]
 
 #: The divergence rule: a cost more than this factor over its best (and above the start)...
 COST_GROWTH = 2.0
@@ -294,6 +295,13 @@ class EpochRunner:
                 prev = J
         return n, False
 
+def record_epochs(history, costs, seconds):
+    """Append the costs and wall seconds of epochs run by a ``train_epochs`` kernel to
+    ``history['J']`` and ``history['seconds']``."""
+    history["J"].extend(costs.tolist())
+    history["seconds"].extend(seconds.tolist())
+
+
 class HistoryRecorder:
     """The callback that records each epoch into a :class:`History`.
 
@@ -322,8 +330,7 @@ class HistoryRecorder:
 
     def record_epochs(self, first_epoch, costs, seconds):
         """Record epochs ``first_epoch, first_epoch + 1, ...`` run by a compiled loop."""
-        self.history["J"].extend(costs.tolist())
-        self.history["seconds"].extend(seconds.tolist())
+        record_epochs(self.history, costs, seconds)
 
     def __call__(self, epoch, J):
         h = self.history

@@ -31,6 +31,7 @@ import numpy as np
 from fastnet import _backend
 from fastnet._codes import Act, Loss
 from fastnet._params import layer_views
+from fastnet.reference.epochs import EpochLoopKernels
 
 __all__ = ["USER_KIND", "network_kernels", "LayerwiseKernels", "has_user_activation"]
 
@@ -91,7 +92,7 @@ def network_kernels(acts):
     return table
 
 
-class LayerwiseKernels:
+class LayerwiseKernels(EpochLoopKernels):
     """The network kernels, layer by layer in numpy, for a model with user activations.
 
     ``base`` is the backend's kernel table (its elementwise, loss, penalty and
@@ -178,13 +179,3 @@ class LayerwiseKernels:
                 self.base.penalty_grad(penalty_kind, lam, params, sizes, grad)
             self.base.optimizer_step(optimizer, params, grad, state, lr, mu, rho, eps, t + b)
         return total
-
-    def train_epochs(self, params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer,
-                     lr, mu, rho, eps, penalty_kind, lam, state, t, rng, backup, run, costs,
-                     times):
-        """Epochs of :meth:`train_epoch` with the epoch loop's rules (the reference's loop,
-        :func:`fastnet.reference.epochs.train_epochs`)."""
-        from fastnet.reference.epochs import epoch_loop
-        return epoch_loop(self.train_epoch, self.penalty_value, params, sizes, kinds,
-                          loss_kind, X, Y, order, batch_size, optimizer, lr, mu, rho, eps,
-                          penalty_kind, lam, state, t, rng, backup, run, costs, times)

@@ -34,6 +34,14 @@ def _run_array(stop=Stop.NONE, tol=0.0, patience=1, start_cost=10.0, best=10.0, 
     return run
 
 
+def _small(seed, kinds=(1, 1), labels=True):
+    """An 8-5-2 float64 net (``kinds``: hidden and output activations) and 30 samples."""
+    rng = np.random.default_rng(seed)
+    params, sizes, kinds = make_net(rng, [8, 5, 2], list(kinds), np.float64)
+    X, Y = make_data(rng, 30, 8, 2, np.float64, labels=labels)
+    return params, sizes, kinds, X, Y
+
+
 def _call(K, params, sizes, kinds, X, Y, *, epochs=4, batch_size=16, optimizer=3, lr=0.01,
           penalty=1, lam=0.01, seed=5, shuffle=True, run=None, t=2, loss=0):
     m = X.shape[0]
@@ -96,9 +104,7 @@ def test_reference_is_the_python_loop_of_train_epoch():
 
 @backends
 def test_unshuffled_order_is_used_as_given(name):
-    rng = np.random.default_rng(1)
-    params, sizes, kinds = make_net(rng, [8, 5, 2], [1, 1], np.float64)
-    X, Y = make_data(rng, 30, 8, 2, np.float64)
+    params, sizes, kinds, X, Y = _small(1)
     got = _call(kernels_of(name), params.copy(), sizes, kinds, X, Y, shuffle=False)
     want = _call(REF, params.copy(), sizes, kinds, X, Y, shuffle=False)
     np.testing.assert_array_equal(got["order"], np.arange(30))
@@ -109,9 +115,7 @@ def test_unshuffled_order_is_used_as_given(name):
 def test_course_tol_rule_stops_when_the_cost_settles(name):
     """lr = 0: every epoch has the same cost, so |J_2 - J_1| = 0 < tol on the second epoch
     (the first has no previous cost) and, with patience 2, the run stops after 3."""
-    rng = np.random.default_rng(2)
-    params, sizes, kinds = make_net(rng, [8, 5, 2], [1, 1], np.float64)
-    X, Y = make_data(rng, 30, 8, 2, np.float64)
+    params, sizes, kinds, X, Y = _small(2)
     run = _run_array(Stop.TOL, tol=1e-9, patience=2)
     got = _call(kernels_of(name), params.copy(), sizes, kinds, X, Y, epochs=10, lr=0.0,
                 penalty=0, run=run)
@@ -125,9 +129,7 @@ def test_plateau_rule_is_scikit_learns(name):
     """scikit-learn's rule: a count of epochs with J > best - tol, stop when it passes the
     patience.  With lr = 0 the first epoch sets the best and each later one counts: patience
     3 stops after 1 + 4 epochs.  A count carried in from an earlier call goes on."""
-    rng = np.random.default_rng(3)
-    params, sizes, kinds = make_net(rng, [8, 5, 2], [1, 1], np.float64)
-    X, Y = make_data(rng, 30, 8, 2, np.float64)
+    params, sizes, kinds, X, Y = _small(3)
     run = _run_array(Stop.PLATEAU, tol=1e-4, patience=3)
     got = _call(kernels_of(name), params.copy(), sizes, kinds, X, Y, epochs=10, lr=0.0,
                 penalty=0, run=run)
@@ -144,9 +146,7 @@ def test_plateau_rule_is_scikit_learns(name):
 def test_divergence_restores_the_epoch_start(name, case):
     """A diverged epoch: the status says so, ``W_MAX`` is the diverged weights' largest,
     and params and state are those at the start of that epoch (the last that passed)."""
-    rng = np.random.default_rng(4)
-    params, sizes, kinds = make_net(rng, [8, 5, 2], [0, 0], np.float64)
-    X, Y = make_data(rng, 30, 8, 2, np.float64, labels=False)
+    params, sizes, kinds, X, Y = _small(4, kinds=[0, 0], labels=False)
     if case == "overflow":  # a huge learning rate on a linear net with the quadratic loss
         kw, run = dict(lr=1e3, optimizer=0, penalty=0, loss=1), _run_array(best=1e300)
     else:  # the cost rule: anything over 2x a (fake) best of 1e-9 with weights past 1e-9
@@ -171,9 +171,7 @@ def test_divergence_restores_the_epoch_start(name, case):
 @compiled
 def test_bad_arguments_name_what_is_wrong(name):
     K = kernels_of(name)
-    rng = np.random.default_rng(5)
-    params, sizes, kinds = make_net(rng, [8, 5, 2], [1, 1], np.float64)
-    X, Y = make_data(rng, 30, 8, 2, np.float64)
+    params, sizes, kinds, X, Y = _small(5)
     state = np.zeros(2 * params.size)
 
     def call(order=None, rng=np.random.default_rng(0), backup=None, run=None, costs=None,
@@ -307,9 +305,7 @@ def test_interrupt_between_epochs_keeps_the_epochs_run(name):
                 raise KeyboardInterrupt
             return super().shuffle(x, axis)
 
-    rng = np.random.default_rng(7)
-    params, sizes, kinds = make_net(rng, [8, 5, 2], [1, 1], np.float64)
-    X, Y = make_data(rng, 30, 8, 2, np.float64)
+    params, sizes, kinds, X, Y = _small(7)
     from fastnet._history import HistoryRecorder
     with fastnet.use_backend(name):
         trainer = EpochTrainer(params, sizes, kinds, loss="cross_entropy", optimizer="sgd",

@@ -32,6 +32,7 @@ from fastnet._numba._common import act, dact, offsets as _offsets
 # The numba backend's own helpers: the loss, the row softmax, the optimiser step and penalty.
 from fastnet._numba._elementwise import loss_sum as _loss_sum, softmax_rows as _softmax_rows
 from fastnet._numba._optim import step_network
+from fastnet.reference.epochs import EpochLoopKernels
 
 
 @njit
@@ -302,7 +303,7 @@ def _train_epoch(params, sizes, kinds, uidx, apply_f, apply_df, loss_kind, X, Y,
     return total
 
 
-class CustomKernels:
+class CustomKernels(EpochLoopKernels):
     """The network kernels of the numba backend for one set of (user) activations."""
 
     def __init__(self, base, acts, fs, dfs):
@@ -337,16 +338,6 @@ class CustomKernels:
                                   int(loss_kind), X, Y, order, int(batch_size), code, float(lr),
                                   float(mu), float(rho), float(eps), penalty, float(lam), state,
                                   int(t)))
-
-    def train_epochs(self, params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer,
-                     lr, mu, rho, eps, penalty_kind, lam, state, t, rng, backup, run, costs,
-                     times):
-        """Epochs of :meth:`train_epoch` with the epoch loop's rules (the reference's loop,
-        :func:`fastnet.reference.epochs.train_epochs`)."""
-        from fastnet.reference.epochs import epoch_loop
-        return epoch_loop(self.train_epoch, self.penalty_value, params, sizes, kinds,
-                          loss_kind, X, Y, order, batch_size, optimizer, lr, mu, rho, eps,
-                          penalty_kind, lam, state, t, rng, backup, run, costs, times)
 
 
 def kernels_for(acts, base):

@@ -21,6 +21,7 @@ from fastnet._backend import ACTIVATION_CODES
 from fastnet._params import layer_views, n_params, unpack
 from fastnet._progress import Progress
 from fastnet._validation import check_rng
+from fastnet._history import record_epochs
 from fastnet.training import (AccuracyTracker, EarlyStopping, EpochTrainer, History, InvScaling,
                               LossPlateau)
 from fastnet.estimators._base import (
@@ -677,5 +678,4 @@ class _Record:
         return False
 
     def record_epochs(self, first_epoch, costs, seconds):
-        self.hist["J"].extend(costs.tolist())
-        self.hist["seconds"].extend(seconds.tolist())
+        record_epochs(self.hist, costs, seconds)

@@ -41,7 +41,7 @@ import numpy as np
 
 from fastnet._codes import Run, Status, Stop
 
-__all__ = ["train_epochs", "epoch_loop", "COST_GROWTH"]
+__all__ = ["train_epochs", "epoch_loop", "EpochLoopKernels", "COST_GROWTH"]
 
 #: The divergence rule's factor over the best cost (as :data:`fastnet._history.COST_GROWTH`).
 COST_GROWTH = 2.0
@@ -155,3 +155,18 @@ penalty_kind, lam, state, t
     return epoch_loop(kernels.train_epoch, kernels.penalty_value, params, sizes, kinds,
                       loss_kind, X, Y, order, batch_size, optimizer, lr, mu, rho, eps,
                       penalty_kind, lam, state, t, rng, backup, run, costs, times)
+
+
+class EpochLoopKernels:
+    """Mixin of a kernel table whose ``train_epochs`` is :func:`epoch_loop` around the table's
+    own ``train_epoch`` and ``penalty_value`` (the tables for user activations)."""
+
+    def train_epochs(self, params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer,
+                     lr, mu, rho, eps, penalty_kind, lam, state, t, rng, backup, run, costs,
+                     times):
+        """Epochs of this table's ``train_epoch`` with the epoch loop's rules (see
+        :func:`train_epochs`)."""
+        return epoch_loop(self.train_epoch, self.penalty_value, params, sizes, kinds,
+                          loss_kind, X, Y, order, batch_size, optimizer, lr, mu, rho, eps,
+                          penalty_kind, lam, state, t, rng, backup, run, costs, times)
+
