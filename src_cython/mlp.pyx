@@ -45,6 +45,7 @@ from _common cimport (floating, f_sqrt, f_fma, prefetch_row, sigmoid, f_tanh, ex
                       RUN_EPOCHS, RUN_W_MAX)
 
 from fastnet import _paths
+from fastnet._params import aligned_zeros, pad_into, padded_layout, unpad_into
 from fastnet._cython import _blas, _checks as chk
 
 cnp.import_array()

@@ -237,6 +237,40 @@ def _close_but_a_few_sign_flips(got, want, jump):
 
 
 @compiled
+@dtypes
+@paths
+@pytest.mark.parametrize("sizes", [[30, 12, 9, 5], [21, 13, 11, 6, 5], [19, 3], [16, 8, 16]],
+                         ids=str)
+@pytest.mark.parametrize("m", [5, 40])
+@pytest.mark.parametrize("optimizer", [0, 1, 4])
+def test_online_epoch_padded_layout(name, dtype, path, sizes, m, optimizer):
+    """Online epochs of 16 samples or more run on a copy of the weights whose rows are
+    padded to whole 32-byte vectors (the padding's error terms must stay zero, in every
+    layer of a deep net, although the error-term buffers are reused between layers), fewer
+    on the weights in place; either way the reference's result, on weights that are not
+    aligned (a view one entry into a larger array) and with a state that is not zero."""
+    rng = np.random.default_rng(len(sizes) * 100 + m + optimizer)
+    L = len(sizes) - 1
+    params, sz, kinds = make_net(rng, sizes, [2, 1, 3, 1][:L - 1] + [1], dtype, scale=0.3)
+    X, Y = make_data(rng, m, sizes[0], sizes[-1], dtype)
+    order = rng.permutation(m).astype(np.int64)
+    state0 = (np.abs(rng.standard_normal(2 * params.size)) * 0.01).astype(dtype)
+    big = np.zeros(params.size + 1, dtype)
+    got_p = big[1:]
+    got_p[...] = params
+    want_p, got_s, want_s = params.copy(), state0.copy(), state0.copy()
+    args = (0, X, Y, order, 1, optimizer, 0.05, 0.9, 0.95, 1e-8, 0, 0.0)
+    with fastnet.use_path(path):
+        got = kernels_of(name).train_epoch(got_p, sz, kinds, *args, got_s, 2)
+    want = REF.train_epoch(want_p, sz, kinds, *args, want_s, 2)
+    rtol = (1e-8 if dtype == np.float64 else 1e-4) if optimizer == 4 else None
+    assert_close(got, want, rtol=rtol, dtype=dtype, err_msg=f"loss on {name}")
+    assert_close(got_p, want_p, rtol=rtol, err_msg=f"params on {name}")
+    assert_close(got_s, want_s, rtol=rtol, err_msg=f"state on {name}")
+    assert big[0] == 0
+
+
+@compiled
 def test_train_epoch_partial_order(name):
     """``order`` may be any subset of the rows, in any order (used for validation splits)."""
     rng = np.random.default_rng(5)

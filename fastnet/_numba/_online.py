@@ -24,7 +24,7 @@ touches every row, so it needs ``skip_zeros=False``.
 import numpy as np
 from numba import njit
 
-from fastnet._numba._common import JIT, copy_into, offsets
+from fastnet._numba._common import JIT, copy_into
 from fastnet._numba._elementwise import act_inplace, loss_delta
 from fastnet._numba._rows import (block_forward, block_fused, compact_nonzero, compact_union2,
                                   fill_range, rows_forward, rows_update, rows_fused,
@@ -32,30 +32,38 @@ from fastnet._numba._rows import (block_forward, block_fused, compact_nonzero, c
 
 
 @njit(**JIT)
-def online_epoch(params, sizes, kinds, loss_kind, X, Y, order, lr, decay, skip_zeros, blocks=True):
-    """One epoch of online SGD over the samples ``order``; returns the summed loss."""
+def online_epoch(params, sizes, widths, kinds, loss_kind, X, Y, order, lr, decay, skip_zeros,
+                 blocks=True):
+    """One epoch of online SGD over the samples ``order``; returns the summed loss.
+
+    ``widths``: the row width of each layer in ``params``: ``sizes[1:]`` in the packed
+    layout, or :func:`fastnet._params.padded_layout`'s (whose padding is zeros and stays
+    zeros: its error terms are zero).
+    """
     L = kinds.shape[0]
-    offs = offsets(sizes)
+    wd = widths
+    offs = np.zeros(L + 1, np.int64)
     T = params.dtype.type
     cu = T(-lr)
     dec = T(decay)
     widest = 1
     aoff = np.zeros(L + 1, np.int64)
     for l in range(L):
-        aoff[l + 1] = aoff[l] + sizes[l + 1]
-        widest = max(widest, sizes[l + 1], sizes[l])
+        offs[l + 1] = offs[l] + (sizes[l] + 1) * wd[l]
+        aoff[l + 1] = aoff[l] + (wd[l] + 15) // 16 * 16
+        widest = max(widest, wd[l], sizes[l])
     acts = np.zeros(aoff[L], params.dtype)
     idx = np.empty(widest, np.int64)
     full = np.empty(widest, np.int64)
     fill_range(full, widest)
     d = np.zeros(widest, params.dtype)
     dp = np.zeros(widest, params.dtype)
-    pend = np.zeros(sizes[1], params.dtype)     # layer 0's pending error term
+    pend = np.zeros(wd[0], params.dtype)     # layer 0's pending error term
     xprev = np.zeros(sizes[0], params.dtype)   # ... and its input
     has_prev = False
     prev = 0
     n0 = sizes[0]
-    n1 = sizes[1]
+    n1 = wd[0]
     total = 0.0
     for s in range(order.shape[0]):
         r = order[s]
@@ -74,13 +82,13 @@ def online_epoch(params, sizes, kinds, loss_kind, X, Y, order, lr, decay, skip_z
             block_fused(params, 0, n1, n0, up, cu, pend, dec if has_prev else T(1), x, z)
         else:
             rows_fused(params, 0, n1, full, n0, up, cu, pend, dec if has_prev else T(1), x, z)
-        act_inplace(kinds[0], z)
+        act_inplace(kinds[0], z[:sizes[1]])
         # ---- layers above: forward
         for l in range(1, L):
-            n = sizes[l + 1]
+            n = wd[l]
             o = offs[l]
-            v = acts[aoff[l - 1]:aoff[l]]
-            z = acts[aoff[l]:aoff[l + 1]]
+            v = acts[aoff[l - 1]:aoff[l - 1] + sizes[l]]
+            z = acts[aoff[l]:aoff[l] + n]
             copy_into(z, params[o:o + n])
             if skip_zeros:
                 c = compact_nonzero(v, idx)
@@ -89,17 +97,22 @@ def online_epoch(params, sizes, kinds, loss_kind, X, Y, order, lr, decay, skip_z
                 block_forward(params, o, n, sizes[l], v, z)
             else:
                 rows_forward(params, o, n, full, sizes[l], v, z)
-            act_inplace(kinds[l], z)
+            act_inplace(kinds[l], z[:sizes[l + 1]])
         # ---- output error term, then the steps from the top down to layer 1
-        total += loss_delta(kinds[L - 1], loss_kind, acts[aoff[L - 1]:aoff[L]], Y[r], d)
+        total += loss_delta(kinds[L - 1], loss_kind, acts[aoff[L - 1]:aoff[L - 1] + sizes[L]],
+                            Y[r], d)
+        for k in range(sizes[L], wd[L - 1]):  # (d and dp swap: either may hold old entries)
+            d[k] = 0
         for l in range(L - 1, 0, -1):
-            n = sizes[l + 1]
+            n = wd[l]
             o = offs[l]
-            rows_dot_update(params, o, n, sizes[l], acts[aoff[l - 1]:aoff[l]], kinds[l - 1], d,
-                            cu, dec, dp)
+            rows_dot_update(params, o, n, sizes[l], acts[aoff[l - 1]:aoff[l - 1] + sizes[l]],
+                            kinds[l - 1], d, cu, dec, dp)
             for k in range(n):
                 params[o + k] += cu * d[k]
             d, dp = dp, d
+            for k in range(sizes[l], wd[l - 1]):  # the padding's error terms stay zero
+                d[k] = 0
         copy_into(pend, d)
         prev = r
         has_prev = True
