@@ -25,10 +25,13 @@ gradient is a sum) is used in place, others are gathered into a buffer once
 per batch.  The optimiser step is one fused loop over the flat vector
 (:func:`fastnet._numba._optim.step_network`).
 
-Everything here runs on the calling thread, BLAS included (the wrappers
-set it to one thread, :mod:`fastnet._numba._blas`); the wrappers run large
-batches as blocks of rows on several threads, each block with its own
-buffers (:func:`buffers`) and gradient.
+Everything here but :func:`train_epoch_blocks` runs on the calling thread,
+BLAS included (the wrappers set it to one thread, :mod:`fastnet._numba._blas`);
+the wrappers run large batches as blocks of rows on several threads, each
+block with its own buffers (:func:`buffers`) and gradient: from Python for
+batches of a few milliseconds or more, and for smaller ones in
+:func:`train_epoch_blocks`, one compiled call per epoch whose blocks run on
+Numba's threads.
 
 Padding the 50-unit layer's weights to 56 or 64 columns (OpenBLAS's
 kernels work on multiples of 8 or 16) was measured: it speeds the forward
@@ -36,7 +39,7 @@ product ``X W`` by 10 to 20 % but not the gradient ``X^T D``, under 10 %
 of an epoch, so the dense path multiplies the layers as they are.
 """
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from fastnet._numba._common import JIT, copy_into, fill, offsets
 from fastnet._numba._elementwise import (bias_act_rows, loss_delta_rows, mul_dact,
@@ -268,4 +271,51 @@ def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimi
         step_network(params, G, state, sizes, offs, stop - start, optimizer, lr, mu, rho, eps,
                      penalty, lam, t + step, False)
         step += 1
+    return total
+
+
+@njit(parallel=True, **JIT)
+def train_epoch_blocks(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer, lr,
+                       mu, rho, eps, penalty, lam, state, t, nb):
+    """:func:`train_epoch` with each batch cut into ``nb`` blocks of rows run on Numba's
+    threads (``prange``: one compiled call per epoch, no Python per batch).
+
+    Each block has its own work buffers and gradient; the gradients are summed in block
+    order (:func:`sum_rows_into`) before the batch's step, so the numbers depend on ``nb``
+    and never on which thread ran which block.
+    """
+    offs = offsets(sizes)
+    m = order.shape[0]
+    B = min(batch_size, m)
+    rows = max(1, -(-B // nb))
+    crow = min(rows, CHUNK)
+    acts, aoff, d0, d1 = workspace(sizes, crow, params)
+    A = np.empty((nb, acts.shape[0]), params.dtype)
+    D0 = np.empty((nb, d0.shape[0]), params.dtype)
+    D1 = np.empty((nb, d1.shape[0]), params.dtype)
+    Gs = np.empty((nb, params.shape[0]), params.dtype)
+    Gcs = np.empty((nb, params.shape[0] if rows > CHUNK else 0), params.dtype)
+    Xgs = np.empty((nb, crow, X.shape[1]), X.dtype)
+    Ygs = np.empty((nb, crow, Y.shape[1]), Y.dtype)
+    marks = np.zeros((nb, X.shape[0]), np.bool_)
+    losses = np.zeros(nb)
+    total = 0.0
+    for step in range(-(-m // B)):
+        start = step * B
+        n = min(B, m - start)
+        for b in prange(nb):
+            lo = start + (n * b) // nb
+            hi = start + (n * (b + 1)) // nb
+            if hi > lo:
+                losses[b] = batch_gradient(params, sizes, offs, kinds, loss_kind, X, Y,
+                                           order[lo:hi], Gs[b], Gcs[b], A[b], aoff, D0[b], D1[b],
+                                           Xgs[b], Ygs[b], marks[b])
+            else:
+                fill(Gs[b], 0)
+                losses[b] = 0.0
+        for b in range(nb):
+            total += losses[b]
+        sum_rows_into(Gs)
+        step_network(params, Gs[0], state, sizes, offs, n, optimizer, lr, mu, rho, eps, penalty,
+                     lam, t + step, False)
     return total
