@@ -227,8 +227,9 @@ def test_dense_epoch_blocks_match_reference(dtype, batch_size, m, nb, optimizer,
 
 
 def test_dense_batches_use_the_blocks_kernel_above_its_threshold(monkeypatch):
-    """``train_epoch`` hands dense batches of at least BLOCKS_MIN_FLOPS a thread to the
-    blocks kernel when Numba's threading layer allows, and smaller ones to the serial one."""
+    """``train_epoch`` hands dense batches of at least BLOCKS_MIN_FLOPS and BLOCKS_MIN_ROWS a
+    thread to the blocks kernel when Numba's threading layer allows, smaller ones to the
+    serial one."""
     from fastnet._numba import _dense
     calls = []
     real = _dense.train_epoch_blocks
@@ -246,6 +247,10 @@ def test_dense_batches_use_the_blocks_kernel_above_its_threshold(monkeypatch):
                        state, 0)
         assert calls == []
         monkeypatch.setattr(N, "BLOCKS_MIN_FLOPS", 0)
+        NB.train_epoch(params, sizes, kinds, 0, X, Y, order, 20, 0, 0.1, 0.9, 0.9, 1e-8, 0, 0.0,
+                       state, 0)
+        assert calls == []  # 10 rows a thread: below BLOCKS_MIN_ROWS
+        monkeypatch.setattr(N, "BLOCKS_MIN_ROWS", 10)
         NB.train_epoch(params, sizes, kinds, 0, X, Y, order, 20, 0, 0.1, 0.9, 0.9, 1e-8, 0, 0.0,
                        state, 0)
     assert calls == ([2] if N._parallel_ok() else [])

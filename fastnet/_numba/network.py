@@ -70,6 +70,9 @@ THREAD_MIN_FLOPS = 400e6
 #: smaller dense batches with at least this many FLOPs a thread run their blocks of rows on
 #: Numba's threads inside one compiled epoch (:func:`fastnet._numba._dense.train_epoch_blocks`)
 BLOCKS_MIN_FLOPS = 10e6
+#: ... and at least this many rows a thread (blocks of 16 rows, batch 32 on two threads, ran
+#: no faster than one thread and flipped between 1x and 1.8x slower from run to run)
+BLOCKS_MIN_ROWS = 64
 
 
 def _parallel_ok():
@@ -351,7 +354,8 @@ def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimi
         work = B * _flops_per_sample(sz)
         if path == "dense" and nt > 1 and work >= THREAD_MIN_FLOPS:
             return float(_dense_epoch_threaded(*args, nt))
-        if path == "dense" and nt > 1 and work >= BLOCKS_MIN_FLOPS * nt and _parallel_ok():
+        if path == "dense" and nt > 1 and work >= BLOCKS_MIN_FLOPS * nt and \
+                B >= BLOCKS_MIN_ROWS * nt and _parallel_ok():
             return float(_dense.train_epoch_blocks(*args, nt))
         if path == "sparse" and _threads_for(B, X.shape[1]) > 1 and (
                 B >= PARALLEL_MIN_BATCH or B == m):
