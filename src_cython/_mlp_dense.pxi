@@ -447,7 +447,8 @@ _plans = {}
 def _plan(lay, Py_ssize_t rows, double work, bint gather):
     """Chunks, threads and the work buffers of a dense call on batches of ``rows`` samples."""
     cdef int tmax = _max_threads()
-    key = (lay, rows, work, gather, tmax, _dense_min_work, _DENSE_ROWS, _DENSE_ENTRIES)
+    key = (lay, rows, work, gather, tmax, _dense_min_work, _dense_min_rows, _DENSE_ROWS,
+           _DENSE_ENTRIES)
     plan = _plans.get(key)
     if plan is not None:
         return plan

@@ -14,6 +14,11 @@ cdef double _big_work = 3e7             # batch work above which threads are alw
 
 #: multiply-adds a thread must get for a dense batch to be cut into chunks (a GEMM of ~0.1 ms)
 cdef double _dense_min_work = 2e6
+#: ... and rows: a chunk of fewer rows packs each weight matrix for too little work.  Run on
+#: one thread (when the measurement below says so), two chunks of 16 rows cost 1.4x one of 32
+#: (784-256-128-10, batch 32: 213 ms against 155 ms an epoch, AVX2 Zen 3): every GEMM packs
+#: its weights again, and the gradients fill two buffers
+cdef Py_ssize_t _dense_min_rows = 64
 # The dense path's measurement of threads against one thread, across calls (a full-batch
 # epoch is one batch per call): 0 idle, 1 the next batch runs on one thread, 2 the next one
 # on the threads; then the faster way (per multiply-add) is kept for _ADAPT_PERIOD seconds.
@@ -32,13 +37,14 @@ def _dense_probe_result():
 
 
 def _set_threading(num_threads=None, min_work=None, min_elems=None, big_work=None,
-                   small_batches=None, dense_min_work=None):
+                   small_batches=None, dense_min_work=None, dense_min_rows=None):
     """Set the thread policy (tests and benchmarks); returns the previous settings as a
     dict, which ``_set_threading(**old)`` restores.
 
     ``num_threads``: 0 means OpenMP's default.  ``min_work``: the work (multiply-adds) a
     thread must get for a batch of the sparse path to be cut into chunks
-    (``dense_min_work``: of the dense path); ``min_elems``: the same for the
+    (``dense_min_work``: of the dense path, whose chunks also need ``dense_min_rows``
+    rows each); ``min_elems``: the same for the
     elementwise optimiser pass.  ``big_work``: batches of the sparse path with more work
     always run their chunks on threads; smaller ones (every batch of the dense path) do
     when measured faster, or as ``small_batches`` says (True: threads, False: one thread;
@@ -47,11 +53,15 @@ def _set_threading(num_threads=None, min_work=None, min_elems=None, big_work=Non
     """
     global _num_threads, _min_work, _min_elems, _big_work, _adapt_parallel, _adapt_time
     global _dense_min_work, _dense_probe, _dense_probe_n, _dense_probe_s, _dense_probe_w
+    global _dense_min_rows
     old = dict(num_threads=_num_threads, min_work=_min_work, min_elems=_min_elems,
                big_work=_big_work, small_batches=None if _adapt_time < 1e300
-               else bool(_adapt_parallel), dense_min_work=_dense_min_work)
+               else bool(_adapt_parallel), dense_min_work=_dense_min_work,
+               dense_min_rows=_dense_min_rows)
     if dense_min_work is not None:
         _dense_min_work = float(dense_min_work)
+    if dense_min_rows is not None:
+        _dense_min_rows = int(dense_min_rows)
     _dense_probe = 0
     _dense_probe_n, _dense_probe_s, _dense_probe_w = -1, 0.0, 0.0
     if num_threads is not None:
@@ -132,9 +142,13 @@ cdef int _chunks_for(Py_ssize_t b, double work, int tmax) noexcept nogil:
 
 cdef int dense_chunks_for(Py_ssize_t b, double work, int tmax) noexcept nogil:
     """Chunks of a dense batch of ``b`` samples (``work`` multiply-adds each): one per thread,
-    as many threads as get at least ``_dense_min_work`` each (two equal chunks make the
-    most of two idle cores; on busy ones the batch runs on one thread, as measured)."""
-    return _threads_for(b, work, _dense_min_work, tmax)
+    as many threads as get at least ``_dense_min_work`` and ``_dense_min_rows`` rows each
+    (two equal chunks make the most of two idle cores; on busy ones the batch runs on one
+    thread, as measured)."""
+    cdef int T = _threads_for(b, work, _dense_min_work, tmax)
+    while T > 1 and b < T * _dense_min_rows:
+        T -= 1
+    return T
 
 
 cdef inline bint dense_always_threads(double work) noexcept nogil:

@@ -659,7 +659,8 @@ def test_activations_of_nan_and_infinities_are_numpys(dtype):
 @pytest.fixture
 def dense_threaded(mlp):
     """The dense path with its chunks on 2 threads even for tiny batches."""
-    old = mlp._set_threading(num_threads=2, dense_min_work=0, min_elems=0, small_batches=True)
+    old = mlp._set_threading(num_threads=2, dense_min_work=0, dense_min_rows=1, min_elems=0,
+                             small_batches=True)
     with _paths.use_path("dense"):
         yield mlp
     mlp._set_threading(**old)
@@ -714,8 +715,8 @@ def test_dense_chunks_on_one_thread_give_the_same_bits(mlp, dtype):
     order = rng.permutation(333).astype(np.int64)
     results = []
     for small_batches in (True, False, True):
-        old = mlp._set_threading(num_threads=3, dense_min_work=0, min_elems=0,
-                                 small_batches=small_batches)
+        old = mlp._set_threading(num_threads=3, dense_min_work=0, dense_min_rows=1,
+                                 min_elems=0, small_batches=small_batches)
         try:
             p, s = params.copy(), np.zeros(2 * params.size, params.dtype)
             with _paths.use_path("dense"):
@@ -728,3 +729,22 @@ def test_dense_chunks_on_one_thread_give_the_same_bits(mlp, dtype):
         assert J == results[0][0]
         np.testing.assert_array_equal(p, results[0][1])
         np.testing.assert_array_equal(s, results[0][2])
+
+
+@cython_built
+def test_dense_chunks_have_enough_rows(mlp):
+    """A dense batch is cut into one chunk per thread only when each gets at least
+    ``dense_min_rows`` rows (64): a batch of 32 on two threads stays one chunk (two chunks
+    of 16 rows pack every weight matrix twice for no gain), one of 128 becomes two."""
+    from fastnet._cython import _checks as chk
+    rng = np.random.default_rng(2)
+    params, sizes, kinds = make_net(rng, [784, 256, 128, 10], [3, 3, 1], np.float32)
+    lay = chk.Layout("train_epoch", params, sizes, kinds)
+    old = mlp._set_threading(num_threads=2)
+    try:
+        assert [mlp._plan(lay, b, float(lay.n_params), True)[0] for b in (32, 127, 128)] == \
+            [1, 1, 2]
+        mlp._set_threading(dense_min_rows=16)
+        assert mlp._plan(lay, 32, float(lay.n_params), True)[0] == 2
+    finally:
+        mlp._set_threading(**old)
