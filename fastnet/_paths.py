@@ -37,16 +37,19 @@ DENSITY_SAMPLE_ROWS = 256
 #: 784-50-10 and 784-128-10, 0.31 for 784-256-128-10), each backend's ``train_epoch`` on each
 #: path, 2 cores, AVX2, no AVX-512 (sparse/dense time; ``benchmarks/path_choice.py``):
 #:
-#: * cython: batch 1 0.99, 1.11, 1.55; batch 32 0.94, 0.78, 1.23; batch 128 1.06, 1.83,
-#:   1.33 (its dense online and batch-128 kernels are the faster ones from a fraction of
-#:   0.2 up; the limits below 0.2 are an estimate, for sparser inputs than MNIST's);
+#: * cython: batch 1 0.90, 1.05, 1.87; batch 32 0.82 to 0.91, 0.65 to 0.75, 0.74 to 0.78;
+#:   batch 128 0.91 to 1.47, 1.06 to 1.08, 0.84 to 0.89 (three runs, 2026-12-02: its dense
+#:   online kernel and batch-128 GEMMs on both cores are the faster ones from a fraction of
+#:   0.2 up, but at batch 32, where the sparse path's deeper layers are GEMMs over the block
+#:   too, the panels win even the deep net's 0.31; the limits below 0.2 are an estimate,
+#:   for sparser inputs than MNIST's);
 #: * numba: batch 1 0.55, 0.38, 0.45 (its dense matrix-vector loop is the slower one);
 #:   batch 32 0.99, 0.78, 0.77; batch 128 1.29, 0.97, 1.08.
 #:
 #: The full batch's GEMMs, split over both cores, are as fast as the panels at 0.2 in
 #: float32; batches of :data:`LARGE_BATCH` and more go to BLAS (see below).
 SPARSE_MAX_DENSITY = {
-    "cython": {1: 0.15, 32: 0.25, 128: 0.10, "large": None, "full": None},
+    "cython": {1: 0.15, 32: 0.35, 128: 0.10, "large": None, "full": None},
     "numba": {1: 0.35, 32: 0.35, 128: 0.15, "large": None, "full": None},
 }
 #: ... for float64 data: dgemm runs at half sgemm's speed, so the panels win the full batch

@@ -131,6 +131,58 @@ cdef void _upper_layers(const floating[::1] P, const int64_t[::1] sizes,
         activate_inplace(<int>kinds[l], ws, a_out, n_out)
 
 
+cdef void _layer0_activate(const floating[::1] P, const int64_t[::1] sizes,
+                           const int64_t[::1] offs, const int64_t[::1] kinds, Layout lay,
+                           floating[::1] ws, Py_ssize_t s) noexcept nogil:
+    """Layer 0's bias and activation for block sample ``s`` (after its sums)."""
+    cdef Py_ssize_t k, n = sizes[1], base = lay.wA + s * lay.SA
+    for k in range(n):
+        ws[base + k] += P[offs[0] + k]
+    activate_inplace(<int>kinds[0], ws, base, n)
+
+
+cdef void _block_upper(const floating[::1] P, const int64_t[::1] sizes,
+                       const int64_t[::1] offs, const int64_t[::1] kinds,
+                       const int64_t[::1] aoff, Layout lay, floating[::1] ws,
+                       Py_ssize_t nb) noexcept nogil:
+    """Layers 1 .. L-1 of the block's ``nb`` samples (layer 0's activations done): one GEMM
+    per layer over the block's activation slots (rows ``SA`` apart), then each sample's bias
+    and activation.  The layers above the first are dense (hidden activations are seldom
+    exactly zero): done sample by sample they read every weight matrix once per sample;
+    as one product, once per block (784-256-128-10 at batch 32 on raw MNIST, AVX2 Zen 3:
+    an epoch 185 ms -> 164 ms in one run, where numba's panels took 116 ms and 157 ms)."""
+    cdef Py_ssize_t l, k, s, n_in, n_out, a_out, SA = lay.SA
+    for l in range(1, lay.L):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        gemm_rm(c'N', c'N', <int>nb, <int>n_out, <int>n_in, 1, &ws[lay.wA + aoff[l - 1]],
+                <int>SA, &P[offs[l] + n_out], <int>n_out, 0, &ws[lay.wA + aoff[l]], <int>SA)
+        for s in range(nb):
+            a_out = lay.wA + s * SA + aoff[l]
+            for k in range(n_out):
+                ws[a_out + k] += P[offs[l] + k]
+            activate_inplace(<int>kinds[l], ws, a_out, n_out)
+
+
+cdef void _block_backdeltas(const floating[::1] P, const int64_t[::1] sizes,
+                            const int64_t[::1] offs, const int64_t[::1] kinds,
+                            const int64_t[::1] aoff, Layout lay, floating[::1] ws,
+                            Py_ssize_t nb) noexcept nogil:
+    """The error terms of layers L-2 .. 0 of the block's samples from those of the output
+    (:func:`_deltas` with ``below=False``): :math:`\delta^{(l-1)} = (\delta^{(l)}
+    W_l[1:]^T) \odot f'(a^{(l-1)})`, one GEMM per layer over the block."""
+    cdef Py_ssize_t l, s, n_in, n_out, SA = lay.SA
+    for l in range(lay.L - 1, 0, -1):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        gemm_rm(c'N', c'T', <int>nb, <int>n_in, <int>n_out, 1, &ws[lay.wD + aoff[l]],
+                <int>SA, &P[offs[l] + n_out], <int>n_out, 0, &ws[lay.wD + aoff[l - 1]],
+                <int>SA)
+        for s in range(nb):
+            mul_df(<int>kinds[l - 1], &ws[lay.wD + s * SA + aoff[l - 1]],
+                   &ws[lay.wA + s * SA + aoff[l - 1]], n_in)
+
+
 # ----------------------------------------------------------------------- backward
 cdef double _deltas(const floating[::1] P, const int64_t[::1] sizes, const int64_t[::1] offs,
                     const int64_t[::1] kinds, const int64_t[::1] aoff, Layout lay,
@@ -160,7 +212,7 @@ cdef double _deltas(const floating[::1] P, const int64_t[::1] sizes, const int64
             ws[D + aoff[L - 1] + k] = a - y
         else:
             ws[D + aoff[L - 1] + k] = loss_grad(lk, a, y) * act_df_from_a(kind, a)
-    if not below:       # (the layers below are done by _panel_backdeltas)
+    if not below:       # (the layers below are done by _block_backdeltas)
         return total
     for l in range(L - 1, 0, -1):
         n_in = sizes[l]
@@ -322,8 +374,12 @@ cdef double _accumulate(
                 prefetch_row(X, order[r0 + s + 1])
             _gather_sample(X, Xw, order[r0 + s], lay, ws, iw, s)
             _layer0_sample(P, sizes, offs, lay, ws, iw, s)
-            _upper_layers(P, sizes, offs, kinds, aoff, lay, ws, s)
-            total += _deltas(P, sizes, offs, kinds, aoff, lay, Y, order[r0 + s], ws, s)
+            _layer0_activate(P, sizes, offs, kinds, lay, ws, s)
+        _block_upper(P, sizes, offs, kinds, aoff, lay, ws, nb)
+        for s in range(nb):
+            total += _deltas(P, sizes, offs, kinds, aoff, lay, Y, order[r0 + s], ws, s, False)
+        _block_backdeltas(P, sizes, offs, kinds, aoff, lay, ws, nb)
+        for s in range(nb):
             _grad_layer0(sizes, offs, lay, ws, iw, s, G)
         _grad_block(sizes, offs, aoff, lay, nb, ws, iw, G)
         r0 += nb
@@ -620,13 +676,17 @@ def _sparse_backprop(lay, int loss_kind, params, X, Y, grad):
     cdef int Tred = _threads_for(lay.n_params, C, _min_elems, tmax) if C > 1 else 1
     cdef _Work w = _Work(lay, loss_kind, params.dtype, T, C if C > 1 else 0)
     order = np.arange(m, dtype=np.int64)
-    if params.dtype == np.float32:
-        return _backprop_entry[cython.float](params, lay.sizes, lay.offs, lay.kinds, lay.aoff,
-                                             w.lay, X, _bits(X), Y, order, grad, w.ws, w.iw,
-                                             w.Gb, w.tloss, C, T, Tred)
-    return _backprop_entry[cython.double](params, lay.sizes, lay.offs, lay.kinds, lay.aoff,
-                                          w.lay, X, _bits(X), Y, order, grad, w.ws, w.iw, w.Gb,
-                                          w.tloss, C, T, Tred)
+    cdef bint one = _blas_enter(True)
+    try:
+        if params.dtype == np.float32:
+            return _backprop_entry[cython.float](params, lay.sizes, lay.offs, lay.kinds,
+                                                 lay.aoff, w.lay, X, _bits(X), Y, order, grad,
+                                                 w.ws, w.iw, w.Gb, w.tloss, C, T, Tred)
+        return _backprop_entry[cython.double](params, lay.sizes, lay.offs, lay.kinds, lay.aoff,
+                                              w.lay, X, _bits(X), Y, order, grad, w.ws, w.iw,
+                                              w.Gb, w.tloss, C, T, Tred)
+    finally:
+        _blas_exit(one)
 
 
 def _sparse_train(lay, int loss_kind, params, X, Y, order, Py_ssize_t bs, int opt, double lr,
@@ -637,12 +697,17 @@ def _sparse_train(lay, int loss_kind, params, X, Y, order, Py_ssize_t bs, int op
     cdef int Tstep = _threads_for(lay.n_params, 1, _min_elems, tmax)
     cdef _Work w = _Work(lay, loss_kind, params.dtype, T, C, 1 if bs == 1 else 0)
     segs = lay.segs()
-    if params.dtype == np.float32:
-        return _train_entry[cython.float](params, lay.sizes, lay.offs, lay.kinds, lay.aoff,
-                                          w.lay, X, _bits(X), Y, order, bs, opt, lr, mu, rho,
-                                          eps, pen, lam, state, w.ws, w.iw, w.Gb, w.tloss, segs,
-                                          T, float(lay.n_params), Tstep, lr, mu, rho, t)
-    return _train_entry[cython.double](params, lay.sizes, lay.offs, lay.kinds, lay.aoff, w.lay,
-                                       X, _bits(X), Y, order, bs, opt, lr, mu, rho, eps, pen,
-                                       lam, state, w.ws, w.iw, w.Gb, w.tloss, segs, T,
-                                       float(lay.n_params), Tstep, lr, mu, rho, t)
+    cdef bint one = _blas_enter(True)     # the upper layers' GEMMs run inside the chunks
+    try:
+        if params.dtype == np.float32:
+            return _train_entry[cython.float](params, lay.sizes, lay.offs, lay.kinds, lay.aoff,
+                                              w.lay, X, _bits(X), Y, order, bs, opt, lr, mu,
+                                              rho, eps, pen, lam, state, w.ws, w.iw, w.Gb,
+                                              w.tloss, segs, T, float(lay.n_params), Tstep, lr,
+                                              mu, rho, t)
+        return _train_entry[cython.double](params, lay.sizes, lay.offs, lay.kinds, lay.aoff,
+                                           w.lay, X, _bits(X), Y, order, bs, opt, lr, mu, rho,
+                                           eps, pen, lam, state, w.ws, w.iw, w.Gb, w.tloss,
+                                           segs, T, float(lay.n_params), Tstep, lr, mu, rho, t)
+    finally:
+        _blas_exit(one)
