@@ -14,11 +14,14 @@ cdef double _big_work = 3e7             # batch work above which threads are alw
 
 #: multiply-adds a thread must get for a dense batch to be cut into chunks (a GEMM of ~0.1 ms)
 cdef double _dense_min_work = 2e6
-#: ... and rows: a chunk of fewer rows packs each weight matrix for too little work.  Run on
-#: one thread (when the measurement below says so), two chunks of 16 rows cost 1.4x one of 32
-#: (784-256-128-10, batch 32: 213 ms against 155 ms an epoch, AVX2 Zen 3): every GEMM packs
-#: its weights again, and the gradients fill two buffers
-cdef Py_ssize_t _dense_min_rows = 64
+#: ... and rows: a chunk of fewer rows packs each weight matrix for too little work.  The
+#: one case on MNIST's nets is 784-256-128-10 at batch 32 (two chunks of 16 rows); measured
+#: there (AVX2 Zen 3, 2 cores, in-process, standardised inputs), the two chunks on threads
+#: against one chunk of 32 rows: 158 ms against 212 ms an epoch in one run, 229 against 225
+#: in another, and run on one thread (when the measurement below says so) two chunks cost up
+#: to 1.4x one; the threads-or-not measurement picked the faster mode each time (171 and 236
+#: ms), so 16 rows are allowed
+cdef Py_ssize_t _dense_min_rows = 16
 # The dense path's measurement of threads against one thread, across calls (a full-batch
 # epoch is one batch per call): 0 idle, 1 the next batch runs on one thread, 2 the next one
 # on the threads; then the faster way (per multiply-add) is kept for _ADAPT_PERIOD seconds.

@@ -734,17 +734,17 @@ def test_dense_chunks_on_one_thread_give_the_same_bits(mlp, dtype):
 @cython_built
 def test_dense_chunks_have_enough_rows(mlp):
     """A dense batch is cut into one chunk per thread only when each gets at least
-    ``dense_min_rows`` rows (64): a batch of 32 on two threads stays one chunk (two chunks
-    of 16 rows pack every weight matrix twice for no gain), one of 128 becomes two."""
+    ``dense_min_rows`` rows (16 by default): on two threads a batch of 31 stays one chunk, one
+    of 32 becomes two; with 64, a batch of 127 stays one and 128 becomes two."""
     from fastnet._cython import _checks as chk
     rng = np.random.default_rng(2)
     params, sizes, kinds = make_net(rng, [784, 256, 128, 10], [3, 3, 1], np.float32)
     lay = chk.Layout("train_epoch", params, sizes, kinds)
     old = mlp._set_threading(num_threads=2)
     try:
+        assert [mlp._plan(lay, b, float(lay.n_params), True)[0] for b in (31, 32)] == [1, 2]
+        mlp._set_threading(dense_min_rows=64)
         assert [mlp._plan(lay, b, float(lay.n_params), True)[0] for b in (32, 127, 128)] == \
             [1, 1, 2]
-        mlp._set_threading(dense_min_rows=16)
-        assert mlp._plan(lay, 32, float(lay.n_params), True)[0] == 2
     finally:
         mlp._set_threading(**old)
