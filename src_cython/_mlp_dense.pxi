@@ -418,11 +418,12 @@ _DENSE_ENTRIES = 1 << 23
 _DENSE_ROWS = 4096
 
 
-def _dense_plan(lay, Py_ssize_t rows, bint gather):
+def _dense_plan(lay, Py_ssize_t rows, bint gather, widths=None):
     """``(BR, act, dlt, xb, size)``: rows per block, the offsets of each layer's
     activations and error terms in a thread's work buffer, that of its gather buffer, and
-    its size (a multiple of 16 entries: each thread's buffer starts on a cache line)."""
-    widths = [int(w) for w in lay.sizes[1:]]
+    its size (a multiple of 16 entries: each thread's buffer starts on a cache line).
+    ``widths``: each layer's row width (default its units; the online path's padded ones)."""
+    widths = [int(w) for w in (lay.sizes[1:] if widths is None else widths)]
     per_row = 2 * sum(widths) + (int(lay.sizes[0]) if gather else 0)
     BR = max(1, min(rows, _DENSE_ROWS, max(64, _DENSE_ENTRIES // per_row)))
     act = np.zeros(lay.L, dtype=np.int64)

@@ -284,7 +284,7 @@ def _online_dense(lay, int loss_kind, params, X, Y, order, int opt, double lr, d
             pad_into(state[NP:], lay.sizes, S[NQ:], qw, qoffs)
     else:
         qw, qoffs, P, S = lay.sizes[1:].copy(), lay.offs, params, state
-    act, dlt, size = _online_plan(qw)
+    _, act, dlt, _, size = _dense_plan(lay, 1, False, qw)
     ws = aligned_zeros(size, params.dtype)
     idx = np.empty(int(lay.sizes[0]) + 16, dtype=np.int32)
     skip = _paths.sample_density(X) <= _SKIP_DENSITY
@@ -302,18 +302,3 @@ def _online_dense(lay, int loss_kind, params, X, Y, order, int opt, double lr, d
             unpad_into(S[:NQ], lay.sizes, qw, qoffs, state[:NP])
             unpad_into(S[NQ:], lay.sizes, qw, qoffs, state[NP:])
     return total
-
-
-def _online_plan(qw):
-    """``(act, dlt, size)``: the offsets of each layer's activations and error terms
-    (``qw[l]`` entries each, on 64-byte boundaries) in one sample's work buffer."""
-    L = qw.shape[0]
-    act = np.zeros(L, dtype=np.int64)
-    dlt = np.zeros(L, dtype=np.int64)
-    pos = 0
-    for l in range(L):
-        act[l] = pos
-        pos += (int(qw[l]) + 15) // 16 * 16
-        dlt[l] = pos
-        pos += (int(qw[l]) + 15) // 16 * 16
-    return act, dlt, pos + 16
