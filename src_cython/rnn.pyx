@@ -11,14 +11,18 @@ How a layer runs
 ----------------
 * The input projection :math:`XW + b` is one BLAS GEMM over the whole
   sequence and batch (``scipy.linalg.cython_blas``); for the language
-  model's one-hot input it is a row gather :math:`W_{x_t} + b`.
+  model's one-hot input it is a row gather :math:`W_{x_t} + b`, done at
+  each step for that step's rows.
 * Each step adds :math:`h_{t-1}U` for the rows still running (``_mm``,
-  register tiles of 4 rows by one vector pair) and applies the gate
-  nonlinearities and the cell update in one vectorised pass over each row.
+  register tiles of 6 rows by one vector pair with AVX2, 4 elsewhere) and
+  applies the gate nonlinearities and the cell update in one vectorised
+  pass over each row.
 * BPTT runs backwards over the saved gates, writing :math:`\delta z` over
   them; :math:`\delta h_{t-1} = \delta z_t U^T` is one product per step
-  (against :math:`U^T`, transposed once per batch), and the weight
-  gradients are one GEMM each over all the steps after the loop.
+  (against :math:`U^T`, transposed once per batch).  The bias's gradient
+  (and a one-hot input's weights') is summed inside the steps, per thread;
+  the other weight gradients are one GEMM each over all the steps after
+  the loop.
 
 Threads: the rows of a batch are independent through the whole recurrence
 (forward and BPTT), so the steps of each layer run as a few contiguous blocks
@@ -75,6 +79,22 @@ cdef _find_setter():
     if not _setter_known:
         _setter = _blas.setter_address()
         _setter_known = True
+
+
+#: the one-hot input's projection gathered step by step in the forward pass, and BPTT's
+#: bias and one-hot input-weight gradients summed inside the steps (``Parts``); False:
+#: passes over the whole sequence before and after them (A/B switch, tests)
+cdef bint _fused = True
+
+
+def _set_fused(flag=None):
+    """Switch the in-step gradients on or off (A/B measurements, tests); returns the
+    previous setting.  ``None`` leaves it."""
+    global _fused
+    old = bool(_fused)
+    if flag is not None:
+        _fused = bool(flag)
+    return old
 
 
 def _set_threads(n=None):
@@ -170,18 +190,44 @@ cdef inline void _rnn_row_back(int act, floating* z, const floating* h, const fl
             z[u] = dh[u]
 
 
+cdef struct Parts:
+    # per-block buffers for the gradients summed inside BPTT's steps (_backward_blocks):
+    # b (G) float64 for the bias, t (V, G) of the kernel's float type for a one-hot input's
+    # weights, one of each per thread; tok/ld/V: the one-hot input (tok NULL: none)
+    double* b
+    void* t
+    const int64_t* tok
+    Py_ssize_t ld, V
+
+
 # ---------------------------------------------------------------------- one layer, steps
+cdef inline void _gather_row(const floating* w, const floating* bias, floating* z,
+                             Py_ssize_t G) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(G):
+        z[j] = w[j] + bias[j]
+
+
 cdef void _forward_steps(int cell, int act, const floating* U, floating* HS, floating* CS,
                          floating* GS, const int64_t* lengths, Py_ssize_t T, Py_ssize_t B,
-                         Py_ssize_t H, Py_ssize_t G, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+                         Py_ssize_t H, Py_ssize_t G, Py_ssize_t r0, Py_ssize_t r1,
+                         const int64_t* tok, Py_ssize_t ld, const floating* W,
+                         const floating* bias) noexcept nogil:
     """The recurrence of rows ``r0 <= b < r1`` over steps ``0..T-1``; ``GS[:T]`` holds the
     input projections and ``U`` is the ``(H, G)`` recurrent block packed by ``_pack``.  Each
-    step's product covers the rows still running up to the last one."""
+    step's product covers the rows still running up to the last one.
+
+    With ``tok`` (one-hot input, ``tok[b * ld + t]`` the symbol of row ``b`` at step ``t``)
+    each step first writes its rows' projections ``W[tok] + bias`` into ``GS`` (while they
+    are in cache, instead of a pass over the whole sequence before the loop)."""
     cdef Py_ssize_t t, b, n = r1
     cdef bint lstm = cell == CELL_LSTM
     for t in range(T):
         while n > r0 and lengths[n - 1] <= t:
             n -= 1
+        if tok != NULL:
+            for b in range(r0, n):
+                _gather_row(W + tok[b * ld + t] * G, bias, GS + (t * B + b) * G, G)
         if n > r0:
             _mm(HS + (t * B + r0) * H, H, n - r0, H, U, G, GS + (t * B + r0) * G, G, True)
         for b in range(r0, r1):
@@ -202,14 +248,28 @@ cdef void _backward_steps(int cell, int act, const floating* UT, const floating*
                           const floating* CS, floating* GS, const floating* dY, bint has_dy,
                           floating* dh, floating* dc, const int64_t* lengths, Py_ssize_t T,
                           Py_ssize_t B, Py_ssize_t H, Py_ssize_t G, floating* tmp,
-                          Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+                          Py_ssize_t r0, Py_ssize_t r1, double* gb, const int64_t* tok,
+                          Py_ssize_t ld, floating* gW, Py_ssize_t V) noexcept nogil:
     """BPTT of rows ``r0 <= b < r1`` over steps ``T-1..0``: ``GS[:T]`` becomes the gradient
     of the pre-activations, ``dh``/``dc`` that of the initial state; ``UT`` is ``U``
-    transposed ``(G, H)`` and packed by ``_pack``, ``tmp`` a ``(B, H)`` buffer."""
-    cdef Py_ssize_t t, b, n, u
+    transposed ``(G, H)`` and packed by ``_pack``, ``tmp`` a ``(B, H)`` buffer.
+
+    With ``gb`` (``G``, float64) these rows' gradient of the bias,
+    :math:`\sum_t \delta z_t`, is summed here, step by step, while the step's rows are in
+    cache; with ``tok`` too (one-hot input), that of the input weights, ``gW``
+    (``(V, G)``): row ``tok`` gets :math:`\delta z_t`.  Both are overwritten (these rows'
+    sums only).  (The recurrent weights' gradient stays one GEMM after the loop: summed here
+    in register tiles it was slower, measured in the H=128 character LSTM's epoch.)"""
+    cdef Py_ssize_t t, b, n, u, j
     cdef bint lstm = cell == CELL_LSTM
     cdef const floating* dy
+    cdef const floating* g
+    cdef floating* gw
     cdef floating* d
+    if gb != NULL:
+        memset(gb, 0, G * sizeof(double))
+        if tok != NULL:
+            memset(gW, 0, V * G * sizeof(floating))
     for t in range(T - 1, -1, -1):
         n = r1
         while n > r0 and lengths[n - 1] <= t:
@@ -229,6 +289,15 @@ cdef void _backward_steps(int cell, int act, const floating* UT, const floating*
             else:
                 memset(GS + (t * B + b) * G, 0, G * sizeof(floating))
         if n > r0:
+            if gb != NULL:
+                for b in range(r0, n):
+                    g = GS + (t * B + b) * G
+                    for j in range(G):
+                        gb[j] += g[j]
+                    if tok != NULL:
+                        gw = gW + tok[b * ld + t] * G
+                        for j in range(G):
+                            gw[j] += g[j]
             _mm(GS + (t * B + r0) * G, G, n - r0, G, UT, H, tmp + r0 * H, H, False)
             for b in range(r0, n):
                 if lengths[b] > t:
@@ -301,31 +370,64 @@ cdef inline int _row_blocks(Py_ssize_t B) noexcept nogil:
 
 cdef void _forward_blocks(int cell, int act, const floating* U, floating* HS, floating* CS,
                           floating* GS, const int64_t* lengths, Py_ssize_t T, Py_ssize_t B,
-                          Py_ssize_t H, Py_ssize_t G) noexcept nogil:
+                          Py_ssize_t H, Py_ssize_t G, const int64_t* tok, Py_ssize_t ld,
+                          const floating* W, const floating* bias) noexcept nogil:
     """:func:`_forward_steps` of all ``B`` rows, as :func:`_row_blocks` blocks on threads."""
     cdef int c, C = _row_blocks(B)
     if C == 1:
-        _forward_steps(cell, act, U, HS, CS, GS, lengths, T, B, H, G, 0, B)
+        _forward_steps(cell, act, U, HS, CS, GS, lengths, T, B, H, G, 0, B, tok, ld, W, bias)
         return
     for c in prange(C, num_threads=C, schedule="static", chunksize=1):
         _forward_steps(cell, act, U, HS, CS, GS, lengths, T, B, H, G,
-                       _cut(c, C, B, 4), _cut(c + 1, C, B, 4))
+                       _cut(c, C, B, 4), _cut(c + 1, C, B, 4), tok, ld, W, bias)
 
 
 cdef void _backward_blocks(int cell, int act, const floating* UT, const floating* HS,
                            const floating* CS, floating* GS, const floating* dY, bint has_dy,
                            floating* dh, floating* dc, const int64_t* lengths, Py_ssize_t T,
                            Py_ssize_t B, Py_ssize_t H, Py_ssize_t G,
-                           floating* tmp) noexcept nogil:
-    """:func:`_backward_steps` of all ``B`` rows, as :func:`_row_blocks` blocks on threads."""
+                           floating* tmp, Parts* pt, floating* gbias,
+                           floating* gWin) noexcept nogil:
+    """:func:`_backward_steps` of all ``B`` rows, as :func:`_row_blocks` blocks on threads.
+
+    With ``pt`` (not NULL) the bias's gradient (and, with ``pt.tok``, the one-hot input's
+    weights') is summed inside the steps, each block into its own part of ``pt``'s buffers;
+    the parts are then added in block order into ``gbias`` (``G``) and ``gWin``
+    (``(pt.V, G)``): the same bits for a given thread count."""
     cdef int c, C = _row_blocks(B)
+    cdef double* bp = NULL
+    cdef floating* tp = NULL
+    cdef const int64_t* tok = NULL
+    cdef Py_ssize_t ld = 0, V = 0, i
+    cdef double s
+    if pt != NULL:
+        bp = pt.b
+        tok = pt.tok
+        ld = pt.ld
+        V = pt.V
+        tp = <floating*>pt.t
     if C == 1:
         _backward_steps(cell, act, UT, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, B, H, G,
-                        tmp, 0, B)
+                        tmp, 0, B, bp, tok, ld, tp, V)
+    else:
+        for c in prange(C, num_threads=C, schedule="static", chunksize=1):
+            _backward_steps(cell, act, UT, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, B, H, G,
+                            tmp, _cut(c, C, B, 4), _cut(c + 1, C, B, 4),
+                            bp + c * G if bp != NULL else NULL, tok, ld,
+                            tp + c * V * G if tok != NULL else NULL, V)
+    if pt == NULL:
         return
-    for c in prange(C, num_threads=C, schedule="static", chunksize=1):
-        _backward_steps(cell, act, UT, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, B, H, G,
-                        tmp, _cut(c, C, B, 4), _cut(c + 1, C, B, 4))
+    for i in range(G):
+        s = bp[i]
+        for c in range(1, C):
+            s += bp[c * G + i]
+        gbias[i] = <floating>s
+    if tok != NULL:
+        for i in range(V * G):
+            gWin[i] = tp[i]
+        for c in range(1, C):
+            for i in range(V * G):
+                gWin[i] += tp[c * V * G + i]
 
 
 cdef void _bias_rows(floating* Z, Py_ssize_t rows, Py_ssize_t G, const floating* bias) noexcept nogil:
@@ -522,9 +624,19 @@ cdef inline Py_ssize_t _gates(int cell, Py_ssize_t H) noexcept nogil:
     return 4 * H if cell == CELL_LSTM else H
 
 
+def _parts(int cell, sizes, Py_ssize_t V, dtype):
+    """The per-thread buffers of ``Parts`` (bias, one-hot input weights) for a network of
+    ``sizes`` (``V``: the one-hot input's symbols, 0 for a dense input)."""
+    cdef Py_ssize_t nc = max(1, _num_threads)
+    g = max(_gates(cell, int(h)) for h in sizes[1:-1])
+    return (np.zeros(nc * g, dtype=np.float64),
+            np.zeros(max(1, nc * V * _gates(cell, int(sizes[1]))), dtype=dtype))
+
+
 cdef void _net_forward(Layout* ly, const floating* params, floating* ws, Py_ssize_t T,
-                       const int64_t* lb) noexcept nogil:
-    """Forward through the layers; the first one's projection is already in its GS."""
+                       const int64_t* lb, const int64_t* tok, Py_ssize_t ld_tok) noexcept nogil:
+    """Forward through the layers; the first one's projection is already in its GS, or, with
+    ``tok`` (a one-hot input), is gathered step by step."""
     cdef Py_ssize_t l, D, H, G, B = ly.B
     cdef const floating* P
     for l in range(ly.L):
@@ -538,15 +650,20 @@ cdef void _net_forward(Layout* ly, const floating* params, floating* ws, Py_ssiz
             _bias_rows(ws + ly.o[7 * l + 2], T * B, G, P)
         _pack(P + (1 + D) * G, G, False, H, G, ws + ly.o[7 * l + 4])
         _forward_blocks(ly.cell, ly.act, ws + ly.o[7 * l + 4], ws + ly.o[7 * l],
-                        ws + ly.o[7 * l + 1], ws + ly.o[7 * l + 2], lb, T, B, H, G)
+                        ws + ly.o[7 * l + 1], ws + ly.o[7 * l + 2], lb, T, B, H, G,
+                        tok if l == 0 else NULL, ld_tok, P + G, P)
 
 
 cdef void _net_backward(Layout* ly, const floating* params, floating* grad, floating* ws,
                         Py_ssize_t T, const int64_t* lb,
                         const floating* dY_top, bint has_dy, floating* tmp, double* acc,
-                        const int64_t* tok, Py_ssize_t ld_tok, const floating* X0) noexcept nogil:
+                        const int64_t* tok, Py_ssize_t ld_tok, const floating* X0,
+                        Parts* pt) noexcept nogil:
     """BPTT through the layers, top down; the top layer's DH holds its final state's
-    gradient.  The first layer's input is the one-hot ``tok`` (when not NULL) or ``X0``."""
+    gradient.  The first layer's input is the one-hot ``tok`` (when not NULL) or ``X0``.
+    With ``pt`` the biases' gradients (and a one-hot input's) are summed inside the steps
+    (:func:`_backward_blocks`), not by passes over the whole sequence after them."""
+    cdef Parts q
     cdef Py_ssize_t l, D, H, G, t, b, j, B = ly.B
     cdef const floating* P
     cdef floating* Gr
@@ -571,16 +688,27 @@ cdef void _net_backward(Layout* ly, const floating* params, floating* grad, floa
             hd = has_dy
         memset(ws + ly.o[7 * l + 6], 0, B * H * sizeof(floating))
         _pack(P + (1 + D) * G, G, True, G, H, ws + ly.o[7 * l + 4])
+        if pt != NULL:
+            q = pt[0]
+            if l > 0 or tok == NULL:
+                q.tok = NULL
+            else:
+                q.tok = tok
+                q.ld = ld_tok
+                q.V = D
         _backward_blocks(ly.cell, ly.act, ws + ly.o[7 * l + 4], ws + ly.o[7 * l],
                          ws + ly.o[7 * l + 1], gs, dy, hd, ws + ly.o[7 * l + 5],
-                         ws + ly.o[7 * l + 6], lb, T, B, H, G, tmp)
-        _bias_grad(gs, T * B, G, Gr, acc)
+                         ws + ly.o[7 * l + 6], lb, T, B, H, G, tmp,
+                         &q if pt != NULL else NULL, Gr, Gr + G)
+        if pt == NULL:
+            _bias_grad(gs, T * B, G, Gr, acc)
         _pgemm(True, False, H, G, T * B, ws + ly.o[7 * l], H, gs, G, 0, Gr + (1 + D) * G, G)
         if l > 0:
             _pgemm(True, False, D, G, T * B, ws + ly.o[7 * (l - 1)] + B * D, D, gs, G, 0, Gr + G, G)
             _pgemm(False, True, T * B, D, G, gs, G, P + G, G, 0, ws + ly.o[7 * l + 3], D)
         elif tok != NULL:  # one-hot input: the gradient's rows are scattered
-            _scatter_tokens(tok, ld_tok, T, B, gs, G, Gr + G, D)
+            if pt == NULL:
+                _scatter_tokens(tok, ld_tok, T, B, gs, G, Gr + G, D)
         else:
             _pgemm(True, False, D, G, T * B, X0, D, gs, G, 0, Gr + G, G)
 
@@ -628,7 +756,7 @@ def _forward(int c, int a, floating[::1] params, floating[:, :, ::1] X,
         _bias_rows(&GS[0, 0, 0], T * B, G, P)
         _pack(P + (1 + D) * G, G, False, H, G, &Upk[0])
         _forward_blocks(c, a, &Upk[0], &HS[0, 0, 0], &CS[0, 0, 0], &GS[0, 0, 0],
-                        &lengths[0], T, B, H, G)
+                        &lengths[0], T, B, H, G, NULL, 0, NULL, NULL)
 
 
 def rnn_backward(cell, act, params, X, lengths, HS, CS, GS, dY, dh, dc, grad, dX):
@@ -658,7 +786,8 @@ def _backward(int c, int a, floating[::1] params, floating[:, :, ::1] X,
     with nogil:
         _pack(P + (1 + D) * G, G, True, G, H, &UT[0])
         _backward_blocks(c, a, &UT[0], &HS[0, 0, 0], &CS[0, 0, 0], gs, &dY[0, 0, 0], has_dy,
-                         &dh[0, 0], &dc[0, 0], &lengths[0], T, B, H, G, &tmp[0])
+                         &dh[0, 0], &dc[0, 0], &lengths[0], T, B, H, G, &tmp[0], NULL, NULL,
+                         NULL)
         _bias_grad(gs, T * B, G, Gr, &acc[0])
         _pgemm(True, False, H, G, T * B, &HS[0, 0, 0], H, gs, G, 0, Gr + (1 + D) * G, G)
         _pgemm(True, False, D, G, T * B, &X[0, 0, 0], D, gs, G, 0, Gr + G, G)
@@ -714,6 +843,11 @@ def _seq_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
     cdef int64_t[::1] lb = np.zeros(B, dtype=np.int64)
     cdef int64_t[::1] idx = np.zeros(B, dtype=np.int64)
     cdef int64_t[::1] yb = np.zeros(B, dtype=np.int64)
+    bp_a, tp_a = _parts(c, sizes, 0, dtype)
+    cdef double[::1] bpart = bp_a
+    cdef Parts pt
+    pt.b, pt.t, pt.tok, pt.ld, pt.V = &bpart[0], NULL, NULL, 0, 0
+    cdef Parts* ppt = &pt if _fused else NULL
     cdef Layout ly
     ly.cell, ly.act, ly.L, ly.B = c, a, L, B
     ly.sizes, ly.offs, ly.o = &sv[0], &offs[0], &o[0]
@@ -754,7 +888,7 @@ def _seq_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
                     memset(w + o[7 * l + 1], 0, B * sv[l + 1] * sizeof(floating))
             _pgemm(False, False, Te * B, G0, D, &Xb[0], D, p + G0, G0, 0, w + o[2], G0)
             _bias_rows(w + o[2], Te * B, G0, p)
-            _net_forward(&ly, p, w, Te, &lb[0])
+            _net_forward(&ly, p, w, Te, &lb[0], NULL, 0)
             # the softmax on each sequence's last state
             hT = w + o[7 * (L - 1)] + Te * B * Htop
             ph = p + offs[L]
@@ -766,7 +900,7 @@ def _seq_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
             _pgemm(True, False, Htop, K, B, hT, Htop, &Z[0], K, 0, gh + K, K)
             _pgemm(False, True, B, Htop, K, &Z[0], K, ph + K, K, 0, w + o[7 * (L - 1) + 5], Htop)
             _net_backward(&ly, p, &grad[0], w, Te, &lb[0], NULL, False, &tmp[0],
-                          &acc[0], NULL, 0, &Xb[0])
+                          &acc[0], NULL, 0, &Xb[0], ppt)
             _clip(&grad[0], P, clip_)
             _opt_step(opt, p, &grad[0], &state[0], P, lr_, mu_, rho_, eps_, t0 + k)
             k += 1
@@ -806,6 +940,13 @@ def _lm_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
     cdef double[::1] acc = np.zeros(max(4 * Hmax, V), dtype=np.float64)
     cdef int64_t[::1] lb = np.zeros(B, dtype=np.int64)
     cdef int64_t[::1] ys = np.zeros(T * B, dtype=np.int64)
+    bp_a, tp_a = _parts(c, sizes, sv[0], dtype)
+    cdef double[::1] bpart = bp_a
+    cdef floating[::1] tpart = tp_a
+    cdef Parts pt
+    pt.b, pt.t, pt.tok, pt.ld, pt.V = &bpart[0], &tpart[0], NULL, 0, 0
+    cdef bint fused = _fused
+    cdef Parts* ppt = &pt if fused else NULL
     cdef Layout ly
     ly.cell, ly.act, ly.L, ly.B = c, a, L, B
     ly.sizes, ly.offs, ly.o = &sv[0], &offs[0], &o[0]
@@ -830,8 +971,11 @@ def _lm_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
                 so += B * H
             for b in range(B):
                 lb[b] = Sk
-            _project_tokens(&tk[0, start], ld, Sk, B, p + G0, p, w + o[2], G0)
-            _net_forward(&ly, p, w, Sk, &lb[0])
+            if fused:  # the one-hot projection gathered step by step
+                _net_forward(&ly, p, w, Sk, &lb[0], &tk[0, start], ld)
+            else:
+                _project_tokens(&tk[0, start], ld, Sk, B, p + G0, p, w + o[2], G0)
+                _net_forward(&ly, p, w, Sk, &lb[0], NULL, 0)
             # the softmax at every step
             Ht = w + o[7 * (L - 1)] + B * Htop
             ph = p + offs[L]
@@ -855,7 +999,7 @@ def _lm_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
                 so += B * H
             memset(w + o[7 * (L - 1) + 5], 0, B * Htop * sizeof(floating))
             _net_backward(&ly, p, &grad[0], w, Sk, &lb[0], &dY[0], True, &tmp[0],
-                          &acc[0], &tk[0, start], ld, NULL)
+                          &acc[0], &tk[0, start], ld, NULL, ppt)
             _clip(&grad[0], P, clip_)
             _opt_step(opt, p, &grad[0], &state[0], P, lr_, mu_, rho_, eps_, t0 + k)
             k += 1

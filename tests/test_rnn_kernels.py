@@ -321,3 +321,44 @@ def test_cython_row_blocks_and_split_gemms_match_the_reference(cell):
         mod._set_threads(old)
     with pytest.raises(ValueError, match="positive"):
         mod._set_threads(0)
+
+
+@pytest.mark.skipif("cython" not in COMPILED, reason="the Cython extension is not built")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_cython_in_step_gradients_match_the_passes_after_the_loop(threads):
+    """The Cython epochs gather the one-hot projection step by step and sum the biases' and
+    the one-hot weights' gradients inside BPTT's steps (per-thread parts, ``_set_fused``);
+    with that switched off they run as passes over the whole sequence.  Both give the
+    reference's numbers, float32, at the benchmark's shapes (H=128: 6-row register tiles
+    with a tail of 4 rows per block of 16, 512 gates) and at a width with a column tail."""
+    import sys
+    K = kernels_of("cython")
+    mod = sys.modules[K.rnn_lm_epoch.__module__]
+    rng = np.random.default_rng(11)
+    for V, H, B, N, S in ((29, 128, 32, 12, 5), (7, 13, 19, 9, 4)):
+        sizes = np.array([V, H, V], np.int64)
+        p0 = (net_data(rng, Cell.LSTM, sizes, np.float64) * (1 / np.sqrt(H))).astype(np.float32)
+        toks = rng.integers(0, V, (B, N + 1)).astype(np.int64)
+
+        def lm(Kx):
+            p, st_ = p0.copy(), np.zeros(2 * p0.size, np.float32)
+            hs, cs = np.zeros(B * H, np.float32), np.zeros(B * H, np.float32)
+            tot = Kx.rnn_lm_epoch(int(Cell.LSTM), int(Act.TANH), p, sizes, toks, S, hs, cs,
+                                  int(Optimizer.SGD), 0.1, 0.9, 0.99, 1e-8, np.inf, st_, 0)
+            return tot, p - p0, hs
+
+        want = lm(REF)
+        old_t, old_f = mod._set_threads(threads), mod._set_fused()
+        try:
+            got = {}
+            for fused in (True, False):
+                mod._set_fused(fused)
+                got[fused] = lm(K)
+                assert_close(got[fused][0], want[0], dtype=np.float32)
+                assert_close(got[fused][1], want[1], dtype=np.float32, rtol=3e-4)
+                assert_close(got[fused][2], want[2], dtype=np.float32, rtol=3e-4)
+            # the two forms differ only in summation order
+            assert_close(got[True][1], got[False][1], dtype=np.float32, rtol=1e-4)
+        finally:
+            mod._set_threads(old_t)
+            mod._set_fused(old_f)
