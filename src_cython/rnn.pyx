@@ -194,10 +194,16 @@ cdef struct Parts:
     # per-block buffers for the gradients summed inside BPTT's steps (_backward_blocks):
     # b (G) float64 for the bias, t (V, G) of the kernel's float type for a one-hot input's
     # weights, one of each per thread; tok/ld/V: the one-hot input (tok NULL: none)
+    # gpk, hst (the kernel's float type; shared, each block writes its own rows): the
+    # steps' pre-activation gradients as _pack's panels, (T B, G), and the states they
+    # multiply, h_{t-1}, transposed, (H, T B): the operands of the recurrent weights'
+    # gradient, written while they are in cache
     double* b
     void* t
     const int64_t* tok
     Py_ssize_t ld, V
+    void* gpk
+    void* hst
 
 
 # ---------------------------------------------------------------------- one layer, steps
@@ -249,7 +255,8 @@ cdef void _backward_steps(int cell, int act, const floating* UT, const floating*
                           floating* dh, floating* dc, const int64_t* lengths, Py_ssize_t T,
                           Py_ssize_t B, Py_ssize_t H, Py_ssize_t G, floating* tmp,
                           Py_ssize_t r0, Py_ssize_t r1, double* gb, const int64_t* tok,
-                          Py_ssize_t ld, floating* gW, Py_ssize_t V) noexcept nogil:
+                          Py_ssize_t ld, floating* gW, Py_ssize_t V, floating* gpk,
+                          floating* hst) noexcept nogil:
     """BPTT of rows ``r0 <= b < r1`` over steps ``T-1..0``: ``GS[:T]`` becomes the gradient
     of the pre-activations, ``dh``/``dc`` that of the initial state; ``UT`` is ``U``
     transposed ``(G, H)`` and packed by ``_pack``, ``tmp`` a ``(B, H)`` buffer.
@@ -259,8 +266,12 @@ cdef void _backward_steps(int cell, int act, const floating* UT, const floating*
     cache; with ``tok`` too (one-hot input), that of the input weights, ``gW``
     (``(V, G)``): row ``tok`` gets :math:`\delta z_t`.  Both are overwritten (these rows'
     sums only).  (The recurrent weights' gradient stays one GEMM after the loop: summed here
-    in register tiles it was slower, measured in the H=128 character LSTM's epoch.)"""
-    cdef Py_ssize_t t, b, n, u, j
+    in register tiles it was slower, measured in the H=128 character LSTM's epoch.)  With
+    ``gpk`` these rows' pre-activation gradients are also written as ``_pack`` panels
+    ``(T B, G)``, and their ``h_{t-1}`` transposed into ``hst`` ``(H, T B)``: that GEMM's
+    operands, so that it needs no packing of its own."""
+    cdef Py_ssize_t t, b, n, u, j, p, k, KT = T * B
+    cdef Py_ssize_t NB = 16 if floating is float else 8
     cdef bint lstm = cell == CELL_LSTM
     cdef const floating* dy
     cdef const floating* g
@@ -288,6 +299,21 @@ cdef void _backward_steps(int cell, int act, const floating* UT, const floating*
                     _rnn_row_back(act, GS + (t * B + b) * G, HS + ((t + 1) * B + b) * H, d, H)
             else:
                 memset(GS + (t * B + b) * G, 0, G * sizeof(floating))
+        if gpk != NULL:
+            for b in range(r0, r1):
+                k = t * B + b
+                g = GS + k * G
+                p = 0
+                while p + NB <= G:  # (a loop, not memcpy: a call per 64 bytes cost 4 %)
+                    for j in range(NB):
+                        gpk[p * KT + k * NB + j] = g[p + j]
+                    p += NB
+                if p < G:
+                    for j in range(NB):
+                        gpk[p * KT + k * NB + j] = g[p + j] if p + j < G else 0
+            for u in range(H):
+                for b in range(r0, r1):
+                    hst[u * KT + t * B + b] = HS[(t * B + b) * H + u]
         if n > r0:
             if gb != NULL:
                 for b in range(r0, n):
@@ -397,6 +423,8 @@ cdef void _backward_blocks(int cell, int act, const floating* UT, const floating
     cdef int c, C = _row_blocks(B)
     cdef double* bp = NULL
     cdef floating* tp = NULL
+    cdef floating* gpk = NULL
+    cdef floating* hst = NULL
     cdef const int64_t* tok = NULL
     cdef Py_ssize_t ld = 0, V = 0, i
     cdef double s
@@ -406,15 +434,17 @@ cdef void _backward_blocks(int cell, int act, const floating* UT, const floating
         ld = pt.ld
         V = pt.V
         tp = <floating*>pt.t
+        gpk = <floating*>pt.gpk
+        hst = <floating*>pt.hst
     if C == 1:
         _backward_steps(cell, act, UT, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, B, H, G,
-                        tmp, 0, B, bp, tok, ld, tp, V)
+                        tmp, 0, B, bp, tok, ld, tp, V, gpk, hst)
     else:
         for c in prange(C, num_threads=C, schedule="static", chunksize=1):
             _backward_steps(cell, act, UT, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, B, H, G,
                             tmp, _cut(c, C, B, 4), _cut(c + 1, C, B, 4),
                             bp + c * G if bp != NULL else NULL, tok, ld,
-                            tp + c * V * G if tok != NULL else NULL, V)
+                            tp + c * V * G if tok != NULL else NULL, V, gpk, hst)
     if pt == NULL:
         return
     for i in range(G):
@@ -428,6 +458,27 @@ cdef void _backward_blocks(int cell, int act, const floating* UT, const floating
         for c in range(1, C):
             for i in range(V * G):
                 gWin[i] += tp[c * V * G + i]
+
+
+cdef void _packed_wgrad(const floating* hst, const floating* gpk, Py_ssize_t H, Py_ssize_t G,
+                        Py_ssize_t KT, floating* dU) noexcept nogil:
+    """``dU (H, G) = hst (H, KT) @ B``, ``gpk`` = ``B (KT, G)`` as ``_pack``'s panels: the
+    register tiles of the recurrent steps (``_mm``) over all the steps at once, the panels
+    cut into one block per thread."""
+    cdef Py_ssize_t NB = 16 if floating is float else 8
+    cdef Py_ssize_t npan = (G + NB - 1) // NB, p0, p1
+    cdef int c, C = _num_threads if _setter != 0 else 1
+    if C > npan:
+        C = <int>npan
+    if C <= 1 or <double>H * G * KT < _MIN_GEMM_WORK:
+        _mm(hst, KT, H, KT, gpk, G, dU, G, False)
+        return
+    for c in prange(C, num_threads=C, schedule="static", chunksize=1):
+        p0 = _cut(c, C, npan, 1)
+        p1 = _cut(c + 1, C, npan, 1)
+        if p1 > p0:
+            _mm(hst, KT, H, KT, gpk + p0 * NB * KT, (G if p1 * NB > G else p1 * NB) - p0 * NB,
+                dU + p0 * NB, G, False)
 
 
 cdef void _bias_rows(floating* Z, Py_ssize_t rows, Py_ssize_t G, const floating* bias) noexcept nogil:
@@ -624,13 +675,18 @@ cdef inline Py_ssize_t _gates(int cell, Py_ssize_t H) noexcept nogil:
     return 4 * H if cell == CELL_LSTM else H
 
 
-def _parts(int cell, sizes, Py_ssize_t V, dtype):
-    """The per-thread buffers of ``Parts`` (bias, one-hot input weights) for a network of
-    ``sizes`` (``V``: the one-hot input's symbols, 0 for a dense input)."""
+def _parts(int cell, sizes, Py_ssize_t V, Py_ssize_t KT, dtype):
+    """The buffers of ``Parts`` for a network of ``sizes`` (``V``: the one-hot input's
+    symbols, 0 for a dense input; ``KT``: steps times rows at most): per thread the bias's
+    and the one-hot weights' parts; the recurrent weight gradient's operands."""
     cdef Py_ssize_t nc = max(1, _num_threads)
-    g = max(_gates(cell, int(h)) for h in sizes[1:-1])
+    cdef Py_ssize_t NB = 16 if dtype == np.float32 else 8
+    hs = [int(h) for h in sizes[1:-1]]
+    g = max(_gates(cell, h) for h in hs)
+    gp = max((_gates(cell, h) + NB - 1) // NB * NB for h in hs)
     return (np.zeros(nc * g, dtype=np.float64),
-            np.zeros(max(1, nc * V * _gates(cell, int(sizes[1]))), dtype=dtype))
+            np.zeros(max(1, nc * V * _gates(cell, hs[0])), dtype=dtype),
+            np.zeros(max(1, KT * gp), dtype=dtype), np.zeros(max(1, max(hs) * KT), dtype=dtype))
 
 
 cdef void _net_forward(Layout* ly, const floating* params, floating* ws, Py_ssize_t T,
@@ -702,7 +758,10 @@ cdef void _net_backward(Layout* ly, const floating* params, floating* grad, floa
                          &q if pt != NULL else NULL, Gr, Gr + G)
         if pt == NULL:
             _bias_grad(gs, T * B, G, Gr, acc)
-        _pgemm(True, False, H, G, T * B, ws + ly.o[7 * l], H, gs, G, 0, Gr + (1 + D) * G, G)
+            _pgemm(True, False, H, G, T * B, ws + ly.o[7 * l], H, gs, G, 0, Gr + (1 + D) * G,
+                   G)
+        else:
+            _packed_wgrad(<floating*>q.hst, <floating*>q.gpk, H, G, T * B, Gr + (1 + D) * G)
         if l > 0:
             _pgemm(True, False, D, G, T * B, ws + ly.o[7 * (l - 1)] + B * D, D, gs, G, 0, Gr + G, G)
             _pgemm(False, True, T * B, D, G, gs, G, P + G, G, 0, ws + ly.o[7 * l + 3], D)
@@ -843,10 +902,13 @@ def _seq_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
     cdef int64_t[::1] lb = np.zeros(B, dtype=np.int64)
     cdef int64_t[::1] idx = np.zeros(B, dtype=np.int64)
     cdef int64_t[::1] yb = np.zeros(B, dtype=np.int64)
-    bp_a, tp_a = _parts(c, sizes, 0, dtype)
+    bp_a, tp_a, gk_a, ht_a = _parts(c, sizes, 0, T * B, dtype)
     cdef double[::1] bpart = bp_a
+    cdef floating[::1] gpk = gk_a
+    cdef floating[::1] hst = ht_a
     cdef Parts pt
     pt.b, pt.t, pt.tok, pt.ld, pt.V = &bpart[0], NULL, NULL, 0, 0
+    pt.gpk, pt.hst = &gpk[0], &hst[0]
     cdef Parts* ppt = &pt if _fused else NULL
     cdef Layout ly
     ly.cell, ly.act, ly.L, ly.B = c, a, L, B
@@ -940,11 +1002,14 @@ def _lm_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
     cdef double[::1] acc = np.zeros(max(4 * Hmax, V), dtype=np.float64)
     cdef int64_t[::1] lb = np.zeros(B, dtype=np.int64)
     cdef int64_t[::1] ys = np.zeros(T * B, dtype=np.int64)
-    bp_a, tp_a = _parts(c, sizes, sv[0], dtype)
+    bp_a, tp_a, gk_a, ht_a = _parts(c, sizes, sv[0], T * B, dtype)
     cdef double[::1] bpart = bp_a
     cdef floating[::1] tpart = tp_a
+    cdef floating[::1] gpk = gk_a
+    cdef floating[::1] hst = ht_a
     cdef Parts pt
     pt.b, pt.t, pt.tok, pt.ld, pt.V = &bpart[0], &tpart[0], NULL, 0, 0
+    pt.gpk, pt.hst = &gpk[0], &hst[0]
     cdef bint fused = _fused
     cdef Parts* ppt = &pt if fused else NULL
     cdef Layout ly

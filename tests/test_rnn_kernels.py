@@ -326,9 +326,10 @@ def test_cython_row_blocks_and_split_gemms_match_the_reference(cell):
 @pytest.mark.skipif("cython" not in COMPILED, reason="the Cython extension is not built")
 @pytest.mark.parametrize("threads", [1, 2])
 def test_cython_in_step_gradients_match_the_passes_after_the_loop(threads):
-    """The Cython epochs gather the one-hot projection step by step and sum the biases' and
-    the one-hot weights' gradients inside BPTT's steps (per-thread parts, ``_set_fused``);
-    with that switched off they run as passes over the whole sequence.  Both give the
+    """The Cython epochs gather the one-hot projection step by step, sum the biases' and
+    the one-hot weights' gradients inside BPTT's steps (per-thread parts, ``_set_fused``)
+    and write the recurrent weights' gradient's operands there, packed; with that switched
+    off they run as passes over the whole sequence and a BLAS GEMM.  Both give the
     reference's numbers, float32, at the benchmark's shapes (H=128: 6-row register tiles
     with a tail of 4 rows per block of 16, 512 gates) and at a width with a column tail."""
     import sys
