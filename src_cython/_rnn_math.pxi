@@ -10,9 +10,10 @@
 #   directly; an odd minimax polynomial for tanh near 0), so that the loops applying them
 #   vectorise; peak relative error 2e-7 (~3 ulp).  In float64 the kernels use libm's exp
 #   and tanh, as the reference does.
-# * fnr_tile_f32/f64: C[:rows, :NB] (+)= A[:rows, :K] @ B[:K, :NB] (row-major, rows <=
-#   FNR_TILE_ROWS, NB one pair of AVX vectors: 16 float32 / 8 float64) with the sums in
-#   registers over K.  _mm tiles the per-step products of the recurrences with it.
+# * fnr_tile_f32/f64: C[:rows, :NB] (+)= A[:rows, :K] @ B[:K, :NB] (row-major, rows <= 4,
+#   NB one pair of AVX vectors: 16 float32 / 8 float64) with the sums in registers over K:
+#   two vector loads of B and four broadcasts per 8 fused multiply-adds.  _mm tiles the
+#   per-step products of the recurrences with it.
 # * _gemm: the large products (input projections, weight gradients) through BLAS
 #   (scipy.linalg.cython_blas), row-major.
 from libc.math cimport exp, tanh, sqrt, log
@@ -139,60 +140,11 @@ cdef extern from *:
         }
     }
 
-    /* C[:rows, :ncols] (+)= A[:rows, :K] @ P (rows <= FNR_TILE_ROWS, ncols <= 16), P a packed
-       panel of B: K rows of 16 contiguous columns (zero past the last column).
-       With AVX2 and FMA: 6 rows in intrinsics (12 accumulators, two vector loads of P and six
-       broadcasts per 12 fused multiply-adds).  Measured (C microbenchmark of 100 recurrent
-       steps, 16 rows, best of 40, AMD EPYC Zen 3, AVX2): 16x128 @ 128x512 79 GF/s against 65
-       for the plain-C 4-row tile below, 16x512 @ 512x128 60 against 52; gcc keeps the plain
-       C's accumulator arrays partly on the stack.  Elsewhere, the plain C with 4 rows. */
-    #if defined(__AVX2__) && defined(__FMA__) && !defined(FNR_PLAIN_TILE)
-    #include <immintrin.h>
-    #define FNR_TILE_ROWS 6
-    static inline void fnr_tile_f32(const float *A, ptrdiff_t lda, ptrdiff_t rows, ptrdiff_t K,
-                                    const float *P, float *C, ptrdiff_t ldc, ptrdiff_t ncols,
-                                    int acc) {
-        __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00;
-        __m256 c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-        const float *A1 = A + (rows > 1 ? lda : 0), *A2 = A + (rows > 2 ? 2 * lda : 0);
-        const float *A3 = A + (rows > 3 ? 3 * lda : 0), *A4 = A + (rows > 4 ? 4 * lda : 0);
-        const float *A5 = A + (rows > 5 ? 5 * lda : 0);
-        for (ptrdiff_t k = 0; k < K; k++) {
-            __m256 b0 = _mm256_loadu_ps(P + k * 16), b1 = _mm256_loadu_ps(P + k * 16 + 8), a;
-            a = _mm256_broadcast_ss(A + k);
-            c00 = _mm256_fmadd_ps(a, b0, c00); c01 = _mm256_fmadd_ps(a, b1, c01);
-            a = _mm256_broadcast_ss(A1 + k);
-            c10 = _mm256_fmadd_ps(a, b0, c10); c11 = _mm256_fmadd_ps(a, b1, c11);
-            a = _mm256_broadcast_ss(A2 + k);
-            c20 = _mm256_fmadd_ps(a, b0, c20); c21 = _mm256_fmadd_ps(a, b1, c21);
-            a = _mm256_broadcast_ss(A3 + k);
-            c30 = _mm256_fmadd_ps(a, b0, c30); c31 = _mm256_fmadd_ps(a, b1, c31);
-            a = _mm256_broadcast_ss(A4 + k);
-            c40 = _mm256_fmadd_ps(a, b0, c40); c41 = _mm256_fmadd_ps(a, b1, c41);
-            a = _mm256_broadcast_ss(A5 + k);
-            c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51);
-        }
-        __m256 lo[6] = {c00, c10, c20, c30, c40, c50}, hi[6] = {c01, c11, c21, c31, c41, c51};
-        for (ptrdiff_t r = 0; r < rows; r++) {
-            float *c = C + r * ldc;
-            if (ncols == 16) {
-                if (acc) {
-                    lo[r] = _mm256_add_ps(lo[r], _mm256_loadu_ps(c));
-                    hi[r] = _mm256_add_ps(hi[r], _mm256_loadu_ps(c + 8));
-                }
-                _mm256_storeu_ps(c, lo[r]);
-                _mm256_storeu_ps(c + 8, hi[r]);
-            } else {
-                float s[16];
-                _mm256_storeu_ps(s, lo[r]);
-                _mm256_storeu_ps(s + 8, hi[r]);
-                for (ptrdiff_t j = 0; j < ncols; j++)
-                    c[j] = acc ? c[j] + s[j] : s[j];
-            }
-        }
-    }
-    #else
-    #define FNR_TILE_ROWS 4
+    /* C[:rows, :ncols] (+)= A[:rows, :K] @ P (rows <= 4, ncols <= 16), P a packed panel of
+       B: K rows of 16 contiguous columns (zero past the last column).  (A 6-row AVX2
+       intrinsics version ran 1.2x faster in a C microbenchmark of the steps' products, but
+       the H=128 character LSTM's epoch was the same with it, 30 interleaved rounds: 0.98x
+       of the minima, 1.02x of the medians; it was removed.) */
     static inline void fnr_tile_f32(const float *A, ptrdiff_t lda, ptrdiff_t rows, ptrdiff_t K,
                                     const float *P, float *C, ptrdiff_t ldc, ptrdiff_t ncols,
                                     int acc) {
@@ -221,7 +173,6 @@ cdef extern from *:
             }
         }
     }
-    #endif
 
     static inline void fnr_tile_f64(const double *A, ptrdiff_t lda, ptrdiff_t rows, ptrdiff_t K,
                                     const double *P, double *C, ptrdiff_t ldc, ptrdiff_t ncols,
@@ -268,7 +219,6 @@ cdef extern from *:
     void fnr_tile_f64(const double *A, Py_ssize_t lda, Py_ssize_t rows, Py_ssize_t K,
                       const double *P, double *C, Py_ssize_t ldc, Py_ssize_t ncols,
                       int acc) noexcept nogil
-    int FNR_TILE_ROWS
 
 
 cdef inline floating _fma(floating a, floating b, floating c) noexcept nogil:
@@ -371,13 +321,13 @@ cdef void _mm(const floating* A, Py_ssize_t lda, Py_ssize_t n, Py_ssize_t K,
               const floating* P, Py_ssize_t N, floating* C, Py_ssize_t ldc,
               bint acc) noexcept nogil:
     """``C[:n, :N] += A[:n, :K] @ B`` (``acc``) or ``=``, ``P`` = ``B (K, N)`` packed by
-    :func:`_pack` (row-major): tiles of ``FNR_TILE_ROWS`` rows (float32; 4 in float64) by
-    one panel."""
+    :func:`_pack` (row-major): tiles of 4 rows by one panel, each block of rows sweeping all
+    the panels.  (Panels outer for a ``P`` larger than the L2 cache, so that it is read
+    once, made the H=512 LSTM's epoch slower: 0.88x of the minima, 8 interleaved rounds.)"""
     cdef Py_ssize_t b, j, rows, NB = 16 if floating is float else 8
-    cdef Py_ssize_t R = FNR_TILE_ROWS if floating is float else 4
     b = 0
     while b < n:
-        rows = n - b if n - b < R else R
+        rows = n - b if n - b < 4 else 4
         j = 0
         while j < N:
             if floating is float:
@@ -388,4 +338,3 @@ cdef void _mm(const floating* A, Py_ssize_t lda, Py_ssize_t n, Py_ssize_t K,
                              NB if j + NB <= N else N - j, acc)
             j += NB
         b += rows
-

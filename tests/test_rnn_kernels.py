@@ -352,14 +352,16 @@ def test_cython_in_step_gradients_match_the_passes_after_the_loop(threads):
         old_t, old_f = mod._set_threads(threads), mod._set_fused()
         try:
             got = {}
-            for fused in (True, False):
-                mod._set_fused(fused)
-                got[fused] = lm(K)
-                assert_close(got[fused][0], want[0], dtype=np.float32)
-                assert_close(got[fused][1], want[1], dtype=np.float32, rtol=3e-4)
-                assert_close(got[fused][2], want[2], dtype=np.float32, rtol=3e-4)
-            # the two forms differ only in summation order
-            assert_close(got[True][1], got[False][1], dtype=np.float32, rtol=1e-4)
+            # (fused, largest U whose gradient is packed in the steps: 0 = a GEMM after them)
+            for form in ((True, 1 << 20), (True, 0), (False, 1 << 20)):
+                mod._set_fused(*form)
+                got[form] = lm(K)
+                assert_close(got[form][0], want[0], dtype=np.float32)
+                assert_close(got[form][1], want[1], dtype=np.float32, rtol=3e-4)
+                assert_close(got[form][2], want[2], dtype=np.float32, rtol=3e-4)
+            # the forms differ only in summation order
+            for form in got:
+                assert_close(got[form][1], got[False, 1 << 20][1], dtype=np.float32, rtol=1e-4)
         finally:
             mod._set_threads(old_t)
-            mod._set_fused(old_f)
+            mod._set_fused(old_f, 262144)
