@@ -524,10 +524,9 @@ cdef double _train(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1]
             total += _deltas(P, sizes, offs, kinds, aoff, lay, Y, order[start], ws0, 0)
             _sgd_direct(P, sizes, offs, aoff, lay, ws0, iw0, lr)
         return total
-    global _adapt_parallel, _adapt_time
     cdef bint par, big
-    cdef int probe = 0, C
-    cdef double t0, dt, t_serial = 0
+    cdef int C
+    cdef double t0
     while start < m:
         b = min(bs, m - start)
         C = _chunks_for(b, work, tmax)          # decided by the sizes only
@@ -535,13 +534,12 @@ cdef double _train(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1]
         # The chunks run on T threads or all on this one: the same numbers either way.
         # Big batches always use the threads.  For small ones a fork/join costs a
         # scheduler time slice whenever the cores are busy with other processes, so the
-        # choice is measured, one batch each way, and re-measured every _ADAPT_PERIOD s.
+        # choice is measured (dense_parallel_begin/end: eight batches each way, their
+        # medians), and re-measured every _ADAPT_PERIOD s.  (It was one batch each way.)
         big = b * work >= _big_work
         par = C > 1
         if C > 1 and not big:
-            if probe == 0 and fastnet_wtime() - _adapt_time > _ADAPT_PERIOD:
-                probe = 1
-            par = probe == 2 or (probe == 0 and _adapt_parallel)
+            par = dense_parallel_begin(b * work)
         t0 = fastnet_wtime()
         total += _accumulate_chunks(P, sizes, offs, kinds, aoff, lay, X, Xw, Y, order, start,
                                     b, ws, iw, Gb, tloss, C, T, par)
@@ -550,15 +548,8 @@ cdef double _train(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1]
         step_chunks(P, S, Gb, C, segs, <floating>b, opt, lr, mu, rho, eps, lr_t, pen, lam,
                     Tstep if par else 1, True)
         step += 1
-        if probe:
-            dt = (fastnet_wtime() - t0) / b
-            if probe == 1:
-                t_serial = dt
-                probe = 2
-            else:
-                _adapt_parallel = dt < 0.9 * t_serial
-                _adapt_time = fastnet_wtime()
-                probe = 0
+        if C > 1 and not big:
+            dense_parallel_end(fastnet_wtime() - t0, b * work)
         start += b
     return total
 

@@ -22,15 +22,18 @@ cdef double _dense_min_work = 2e6
 #: to 1.4x one; the threads-or-not measurement picked the faster mode each time (171 and 236
 #: ms), so 16 rows are allowed
 cdef Py_ssize_t _dense_min_rows = 16
-# The dense path's measurement of threads against one thread, across calls (a full-batch
-# epoch is one batch per call): 0 idle, 1 the next batch runs on one thread, 2 the next one
-# on the threads; then the faster way (per multiply-add) is kept for _ADAPT_PERIOD seconds.
+# The measurement of threads against one thread for small batches (both paths), across
+# calls (a full-batch epoch is one batch per call): 0 idle, 1 the next batch runs on one
+# thread, 2 the next one on the threads; then the faster way (per multiply-add) is kept for
+# _ADAPT_PERIOD seconds.
 cdef int _dense_probe = 0
 cdef double _dense_t_serial = 0
-#: batches measured each way, and the running count, seconds and multiply-adds
+#: batches measured each way (after one that warms up), their count so far and their
+#: seconds per multiply-add
 cdef int _DENSE_PROBE_BATCHES = 8
 cdef int _dense_probe_n = -1
-cdef double _dense_probe_s = 0, _dense_probe_w = 0, _dense_t_parallel = 0
+cdef double _dense_probe_rates[8]      # _DENSE_PROBE_BATCHES
+cdef double _dense_t_parallel = 0
 
 
 def _dense_probe_result():
@@ -55,7 +58,7 @@ def _set_threading(num_threads=None, min_work=None, min_elems=None, big_work=Non
     how they were run.
     """
     global _num_threads, _min_work, _min_elems, _big_work, _adapt_parallel, _adapt_time
-    global _dense_min_work, _dense_probe, _dense_probe_n, _dense_probe_s, _dense_probe_w
+    global _dense_min_work, _dense_probe, _dense_probe_n
     global _dense_min_rows
     old = dict(num_threads=_num_threads, min_work=_min_work, min_elems=_min_elems,
                big_work=_big_work, small_batches=None if _adapt_time < 1e300
@@ -66,7 +69,7 @@ def _set_threading(num_threads=None, min_work=None, min_elems=None, big_work=Non
     if dense_min_rows is not None:
         _dense_min_rows = int(dense_min_rows)
     _dense_probe = 0
-    _dense_probe_n, _dense_probe_s, _dense_probe_w = -1, 0.0, 0.0
+    _dense_probe_n = -1
     if num_threads is not None:
         _num_threads = int(num_threads)
     if min_work is not None:
@@ -167,11 +170,11 @@ cdef inline bint dense_threads_for(double work) noexcept nogil:
 
 
 cdef bint dense_parallel_begin(double batch_work) noexcept nogil:
-    """Whether the next dense batch (of several chunks, ``batch_work`` multiply-adds) runs
-    them on the threads.  Batches of at least ``_big_work`` always do, as on the sparse path:
-    measuring one of them on one thread costs a whole epoch at full batch (measured, 784-50-10
-    full batch of 8,000: 29 ms an epoch with the probe against 20 ms on the threads, and 37
-    ms on one thread)."""
+    """Whether the next small batch (of several chunks, ``batch_work`` multiply-adds; on the
+    sparse path below ``_big_work``) runs them on the threads.  Dense batches of at least
+    ``_big_work`` always do, as on the sparse path: measuring one of them on one thread
+    costs a whole epoch at full batch (measured, 784-50-10 full batch of 8,000: 29 ms an
+    epoch with the probe against 20 ms on the threads, and 37 ms on one thread)."""
     global _dense_probe
     if dense_always_threads(batch_work):
         return True
@@ -180,31 +183,46 @@ cdef bint dense_parallel_begin(double batch_work) noexcept nogil:
     return _dense_probe == 2 or (_dense_probe == 0 and _adapt_parallel)
 
 
+cdef double _median_rate(double* r, int n) noexcept nogil:
+    """The median of ``r[:n]`` (sorted in place)."""
+    cdef int i, j
+    cdef double v
+    for i in range(1, n):
+        v = r[i]
+        j = i
+        while j > 0 and r[j - 1] > v:
+            r[j] = r[j - 1]
+            j -= 1
+        r[j] = v
+    return 0.5 * (r[(n - 1) // 2] + r[n // 2])
+
+
 cdef void dense_parallel_end(double seconds, double work) noexcept nogil:
-    """Record a batch's time (``work`` multiply-adds) while measuring: ``_DENSE_PROBE_BATCHES``
-    batches on one thread, then as many on the threads, compared by their total time per
-    multiply-add.  (One batch each way was too few: the first batch on the threads pays
-    their wake-up, and a batch of 128 is ~0.2 ms, so the choice flipped between runs;
-    measured on raw 784-128-10 at batch 128: 39 ms an epoch in one run, 56 to 73 ms in the
-    next, against 39 ms with the threads forced.)"""
+    """Record a batch's time (``work`` multiply-adds) while measuring: after one batch that
+    warms up, ``_DENSE_PROBE_BATCHES`` batches on one thread, then as many on the threads,
+    compared by their median time per multiply-add.  (One batch each way was too few: the
+    first batch on the threads pays their wake-up, and a batch of 128 is ~0.2 ms, so the
+    choice flipped between runs; measured on raw 784-128-10 at batch 128: 39 ms an epoch
+    in one run, 56 to 73 ms in the next, against 39 ms with the threads forced.  The
+    medians, not the totals: on this shared machine one batch descheduled for a time slice
+    outweighs the other seven of a total, and then picked one thread for the next 2 s.)"""
     global _dense_probe, _dense_t_serial, _adapt_parallel, _adapt_time
-    global _dense_probe_n, _dense_probe_s, _dense_probe_w, _dense_t_parallel
+    global _dense_probe_n, _dense_t_parallel
     if _dense_probe == 0:
         return
     if _dense_probe_n < 0:  # the first batch of each way warms up (threads wake, caches)
         _dense_probe_n += 1
         return
-    _dense_probe_s += seconds
-    _dense_probe_w += work
+    _dense_probe_rates[_dense_probe_n] = seconds / work if work > 0 else 0
     _dense_probe_n += 1
     if _dense_probe_n < _DENSE_PROBE_BATCHES:
         return
     if _dense_probe == 1:
-        _dense_t_serial = _dense_probe_s / _dense_probe_w
+        _dense_t_serial = _median_rate(_dense_probe_rates, _DENSE_PROBE_BATCHES)
         _dense_probe = 2
     else:
-        _dense_t_parallel = _dense_probe_s / _dense_probe_w
+        _dense_t_parallel = _median_rate(_dense_probe_rates, _DENSE_PROBE_BATCHES)
         _adapt_parallel = _dense_t_parallel < 0.9 * _dense_t_serial
         _adapt_time = fastnet_wtime()
         _dense_probe = 0
-    _dense_probe_n, _dense_probe_s, _dense_probe_w = -1, 0.0, 0.0
+    _dense_probe_n = -1
