@@ -317,7 +317,7 @@ cdef double dense_train(floating[::1] P, floating[::1] S, floating[:, ::1] Gb,
         C = dense_chunks_for(b, work, tmax)
         T = min(C, tmax)
         big = dense_always_threads(b * work)  # then not measured
-        par = C > 1 and dense_parallel_begin(b * work)
+        par = C > 1 and small_batch_threads_begin(b * work)
         t0 = fastnet_wtime()
         total += dense_chunks(&P[0], Gb, sizes, offs, kinds, lk, X, Y, &order[start], 0, b, BR,
                               ws, act, dlt, xb, seen, tloss, C, T, par)
@@ -326,7 +326,7 @@ cdef double dense_train(floating[::1] P, floating[::1] S, floating[:, ::1] Gb,
         step_chunks(P, S, Gb, C, segs, <floating>b, opt, lr, mu, rho, eps, lr_t, pen, lam,
                     Tstep if par else 1, False)
         if C > 1 and not big:
-            dense_parallel_end(fastnet_wtime() - t0, b * work)
+            small_batch_threads_end(fastnet_wtime() - t0, b * work)
         step += 1
         start += b
     return total

@@ -534,12 +534,12 @@ cdef double _train(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1]
         # The chunks run on T threads or all on this one: the same numbers either way.
         # Big batches always use the threads.  For small ones a fork/join costs a
         # scheduler time slice whenever the cores are busy with other processes, so the
-        # choice is measured (dense_parallel_begin/end: eight batches each way, their
+        # choice is measured (small_batch_threads_begin/end: eight batches each way, their
         # medians), and re-measured every _ADAPT_PERIOD s.  (It was one batch each way.)
         big = b * work >= _big_work
         par = C > 1
         if C > 1 and not big:
-            par = dense_parallel_begin(b * work)
+            par = small_batch_threads_begin(b * work)
         t0 = fastnet_wtime()
         total += _accumulate_chunks(P, sizes, offs, kinds, aoff, lay, X, Xw, Y, order, start,
                                     b, ws, iw, Gb, tloss, C, T, par)
@@ -549,7 +549,7 @@ cdef double _train(floating[::1] P, const int64_t[::1] sizes, const int64_t[::1]
                     Tstep if par else 1, True)
         step += 1
         if C > 1 and not big:
-            dense_parallel_end(fastnet_wtime() - t0, b * work)
+            small_batch_threads_end(fastnet_wtime() - t0, b * work)
         start += b
     return total
 

@@ -169,7 +169,7 @@ cdef inline bint dense_threads_for(double work) noexcept nogil:
     return _adapt_parallel or dense_always_threads(work)
 
 
-cdef bint dense_parallel_begin(double batch_work) noexcept nogil:
+cdef bint small_batch_threads_begin(double batch_work) noexcept nogil:
     """Whether the next small batch (of several chunks, ``batch_work`` multiply-adds; on the
     sparse path below ``_big_work``) runs them on the threads.  Dense batches of at least
     ``_big_work`` always do, as on the sparse path: measuring one of them on one thread
@@ -197,7 +197,7 @@ cdef double _median_rate(double* r, int n) noexcept nogil:
     return 0.5 * (r[(n - 1) // 2] + r[n // 2])
 
 
-cdef void dense_parallel_end(double seconds, double work) noexcept nogil:
+cdef void small_batch_threads_end(double seconds, double work) noexcept nogil:
     """Record a batch's time (``work`` multiply-adds) while measuring: after one batch that
     warms up, ``_DENSE_PROBE_BATCHES`` batches on one thread, then as many on the threads,
     compared by their median time per multiply-add.  (One batch each way was too few: the

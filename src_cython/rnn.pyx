@@ -90,8 +90,8 @@ cdef _find_setter():
 cdef bint _fused = True
 #: largest recurrent block ``U`` (bytes) whose gradient's operands BPTT packs in its steps
 #: (``Parts.gpk``), else a BLAS GEMM: in-process A/B, 8 to 30 interleaved rounds, AMD EPYC
-#: Zen 3 (AVX2): the H=128 LSTM's epoch (U 256 kB) 1.03x to 1.11x faster packed, the
-#: H=512 one (4 MB) 0.76x to 0.90x
+#: Zen 3 (AVX2, no AVX-512): the H=128 LSTM's epoch (U 256 kB) 0.98x to 1.11x with this
+#: round's in-step changes, the H=512 one (4 MB) 0.76x to 0.90x packed
 cdef Py_ssize_t _PACKED_WG_MAX = 262144
 
 
@@ -275,11 +275,11 @@ cdef void _backward_steps(int cell, int act, const floating* UT, const floating*
     :math:`\sum_t \delta z_t`, is summed here, step by step, while the step's rows are in
     cache; with ``tok`` too (one-hot input), that of the input weights, ``gW``
     (``(V, G)``): row ``tok`` gets :math:`\delta z_t`.  Both are overwritten (these rows'
-    sums only).  (The recurrent weights' gradient stays one GEMM after the loop: summed here
-    in register tiles it was slower, measured in the H=128 character LSTM's epoch.)  With
-    ``gpk`` these rows' pre-activation gradients are also written as ``_pack`` panels
-    ``(T B, G)``, and their ``h_{t-1}`` transposed into ``hst`` ``(H, T B)``: that GEMM's
-    operands, so that it needs no packing of its own."""
+    sums only).  With ``gpk`` these rows' pre-activation gradients are also written as
+    ``_pack`` panels ``(T B, G)``, and their ``h_{t-1}`` transposed into ``hst``
+    ``(H, T B)``: the operands of the recurrent weights' gradient, one product over all
+    the steps after the loop (:func:`_packed_wgrad`), which then packs nothing itself.
+    (Summing that gradient here, step by step in register tiles, was slower.)"""
     cdef Py_ssize_t t, b, n, u, j, p, k, KT = T * B
     cdef Py_ssize_t NB = 16 if floating is float else 8
     cdef bint lstm = cell == CELL_LSTM
