@@ -10,10 +10,11 @@
 #   directly; an odd minimax polynomial for tanh near 0), so that the loops applying them
 #   vectorise; peak relative error 2e-7 (~3 ulp).  In float64 the kernels use libm's exp
 #   and tanh, as the reference does.
-# * fnr_tile_f32/f64: C[:rows, :NB] (+)= A[:rows, :K] @ B[:K, :NB] (row-major, rows <= 4,
-#   NB one pair of AVX vectors: 16 float32 / 8 float64) with the sums in registers over K:
-#   two vector loads of B and four broadcasts per 8 fused multiply-adds.  _mm tiles the
-#   per-step products of the recurrences with it.
+# * fnr_tile_f32/f64: C[:rows, :NB] (+)= A[:rows, :K] @ B[:K, :NB] (rows <= 4, NB one
+#   64-byte vector: 16 float32 / 8 float64; A row-major or transposed) with the sums in
+#   registers over K: one vector load of B and four broadcasts per four vector fused
+#   multiply-adds.  _mm (and _mm_tn, for A transposed) tiles the per-step products of the
+#   recurrences and the recurrent weights' gradient with it.
 # * _gemm: the large products (input projections, weight gradients) through BLAS
 #   (scipy.linalg.cython_blas), row-major.
 from libc.math cimport exp, tanh, sqrt, log
@@ -24,6 +25,7 @@ cdef extern from *:
     #include <math.h>
     #include <stddef.h>
     #include <stdint.h>
+    #include <string.h>
     /* fastnet rnn: a fused multiply-add where the CPU has one (the build turns implicit
        contraction off), else a*b+c */
     #if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
@@ -140,63 +142,83 @@ cdef extern from *:
         }
     }
 
-    /* C[:rows, :ncols] (+)= A[:rows, :K] @ P (rows <= 4, ncols <= 16), P a packed panel of
-       B: K rows of 16 contiguous columns (zero past the last column).  (A 6-row AVX2
-       intrinsics version ran 1.2x faster in a C microbenchmark of the steps' products, but
-       the H=128 character LSTM's epoch was the same with it, 30 interleaved rounds: 0.98x
-       of the minima, 1.02x of the medians; it was removed.) */
-    static inline void fnr_tile_f32(const float *A, ptrdiff_t lda, ptrdiff_t rows, ptrdiff_t K,
-                                    const float *P, float *C, ptrdiff_t ldc, ptrdiff_t ncols,
-                                    int acc) {
-        float s0[16] = {0}, s1[16] = {0}, s2[16] = {0}, s3[16] = {0};
-        const float *A1 = A + (rows > 1 ? lda : 0), *A2 = A + (rows > 2 ? 2 * lda : 0);
-        const float *A3 = A + (rows > 3 ? 3 * lda : 0);
-        for (ptrdiff_t k = 0; k < K; k++) {
-            const float *b = P + k * 16;
-            float a0 = A[k], a1 = A1[k], a2 = A2[k], a3 = A3[k];
-            for (int j = 0; j < 16; j++) {
-                s0[j] = FNR_FMAF(a0, b[j], s0[j]);
-                s1[j] = FNR_FMAF(a1, b[j], s1[j]);
-                s2[j] = FNR_FMAF(a2, b[j], s2[j]);
-                s3[j] = FNR_FMAF(a3, b[j], s3[j]);
-            }
-        }
-        float *sums[4] = {s0, s1, s2, s3};
-        for (ptrdiff_t r = 0; r < rows; r++) {
-            float *c = C + r * ldc, *s = sums[r];
-            if (ncols == 16) {
-                for (int j = 0; j < 16; j++)
-                    c[j] = acc ? c[j] + s[j] : s[j];
-            } else {
-                for (ptrdiff_t j = 0; j < ncols; j++)
-                    c[j] = acc ? c[j] + s[j] : s[j];
-            }
-        }
-    }
+    /* C[:rows, :ncols] (+)= A[:rows, :K] @ P (rows <= 4, ncols <= NB), P a packed panel of
+       B: K rows of NB contiguous columns (zero past the last column), NB one 64-byte vector
+       (16 float32, 8 float64).  A's element (r, k) is A[r * rs + k * ks]: rs = lda, ks = 1
+       for A row-major; rs = 1, ks = ld for A given transposed (the recurrent weights'
+       gradient reads the saved states h_{t-1}, (T B, H), as they are).
+       The four sums are GCC vector-extension values, so that they stay in registers
+       whatever the target (two ymm each with AVX2, one zmm with AVX-512); contraction is
+       allowed here only, to make each s += a * b one fused multiply-add where the CPU has
+       it, as FNR_FMAF does for a scalar: the same bits as that scalar loop.  (With arrays
+       of 16 sums gcc kept some on the stack, and for the transposed operand all of them:
+       0.92x on the H=128 LSTM's epoch with AVX2.  A 6-row AVX2 intrinsics version ran 1.2x
+       faster in a C microbenchmark of the steps' products, but the H=128 character
+       LSTM's epoch was the same with it, 30 interleaved rounds: it was removed.) */
+    #if defined(__GNUC__) && !defined(__clang__)
+    #pragma GCC push_options
+    #pragma GCC optimize("fp-contract=fast")
+    #elif defined(__clang__)
+    #pragma clang fp contract(fast)
+    #endif
+    /* FNR_VB: the widest vector the target holds in a register (64 bytes with AVX-512,
+       else 32: gcc lowers a wider vector-extension value through the stack) */
+    #if defined(__AVX512F__)
+    #define FNR_VB 64
+    #else
+    #define FNR_VB 32
+    #endif
+    #define FNR_NV (64 / FNR_VB)
+    typedef float fnr_vf __attribute__((vector_size(FNR_VB)));
+    typedef double fnr_vd __attribute__((vector_size(FNR_VB)));
 
-    static inline void fnr_tile_f64(const double *A, ptrdiff_t lda, ptrdiff_t rows, ptrdiff_t K,
-                                    const double *P, double *C, ptrdiff_t ldc, ptrdiff_t ncols,
-                                    int acc) {
-        double s0[8] = {0}, s1[8] = {0}, s2[8] = {0}, s3[8] = {0};
-        const double *A1 = A + (rows > 1 ? lda : 0), *A2 = A + (rows > 2 ? 2 * lda : 0);
-        const double *A3 = A + (rows > 3 ? 3 * lda : 0);
-        for (ptrdiff_t k = 0; k < K; k++) {
-            const double *b = P + k * 8;
-            double a0 = A[k], a1 = A1[k], a2 = A2[k], a3 = A3[k];
-            for (int j = 0; j < 8; j++) {
-                s0[j] = FNR_FMA(a0, b[j], s0[j]);
-                s1[j] = FNR_FMA(a1, b[j], s1[j]);
-                s2[j] = FNR_FMA(a2, b[j], s2[j]);
-                s3[j] = FNR_FMA(a3, b[j], s3[j]);
-            }
-        }
-        double *sums[4] = {s0, s1, s2, s3};
-        for (ptrdiff_t r = 0; r < rows; r++) {
-            double *c = C + r * ldc, *s = sums[r];
-            for (ptrdiff_t j = 0; j < ncols; j++)
-                c[j] = acc ? c[j] + s[j] : s[j];
-        }
+    /* one tile in float32 (T = float, V = fnr_vf, W = 16 lanes per panel row) or float64 */
+    #define FNR_TILE(NAME, T, V, W)                                                         \
+    static void NAME(const T *A, ptrdiff_t rs, ptrdiff_t ks, ptrdiff_t rows, ptrdiff_t K,  \
+                     const T *P, T *C, ptrdiff_t ldc, ptrdiff_t ncols, int acc) {          \
+        V s[4][FNR_NV], b[FNR_NV];                                                          \
+        const ptrdiff_t L = W / FNR_NV;                                                     \
+        const T *A1 = A + (rows > 1 ? rs : 0), *A2 = A + (rows > 2 ? 2 * rs : 0);           \
+        const T *A3 = A + (rows > 3 ? 3 * rs : 0);                                          \
+        _Pragma("GCC unroll 4") for (int h = 0; h < FNR_NV; h++)                            \
+            _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)                             \
+                s[r][h] = (V){0};                                                           \
+        for (ptrdiff_t k = 0; k < K; k++) {                                                 \
+            T a0 = A[k * ks], a1 = A1[k * ks], a2 = A2[k * ks], a3 = A3[k * ks];            \
+            _Pragma("GCC unroll 4") for (int h = 0; h < FNR_NV; h++) {                      \
+                memcpy(&b[h], P + k * W + h * L, sizeof b[h]);                              \
+                s[0][h] += a0 * b[h];                                                       \
+                s[1][h] += a1 * b[h];                                                       \
+                s[2][h] += a2 * b[h];                                                       \
+                s[3][h] += a3 * b[h];                                                       \
+            }                                                                               \
+        }                                                                                   \
+        for (ptrdiff_t r = 0; r < rows; r++) {                                              \
+            T *c = C + r * ldc;                                                             \
+            if (ncols == W) {                                                               \
+                _Pragma("GCC unroll 4") for (int h = 0; h < FNR_NV; h++) {                  \
+                    V v = s[r][h];                                                          \
+                    if (acc) {                                                              \
+                        memcpy(&b[h], c + h * L, sizeof b[h]);                              \
+                        v += b[h];                                                          \
+                    }                                                                       \
+                    memcpy(c + h * L, &v, sizeof v);                                        \
+                }                                                                           \
+            } else {                                                                        \
+                for (ptrdiff_t j = 0; j < ncols; j++) {                                     \
+                    T v = s[r][j / L][j % L];                                               \
+                    c[j] = acc ? c[j] + v : v;                                              \
+                }                                                                           \
+            }                                                                               \
+        }                                                                                   \
     }
+    FNR_TILE(fnr_tile_f32, float, fnr_vf, 16)
+    FNR_TILE(fnr_tile_f64, double, fnr_vd, 8)
+    #if defined(__GNUC__) && !defined(__clang__)
+    #pragma GCC pop_options
+    #elif defined(__clang__)
+    #pragma clang fp contract(off)
+    #endif
     """
     float fnr_exp_f32(float x) noexcept nogil
     float fnr_sig_f32(float z) noexcept nogil
@@ -213,12 +235,12 @@ cdef extern from *:
                            Py_ssize_t H) noexcept nogil
     float FNR_FMAF(float a, float b, float c) noexcept nogil
     double FNR_FMA(double a, double b, double c) noexcept nogil
-    void fnr_tile_f32(const float *A, Py_ssize_t lda, Py_ssize_t rows, Py_ssize_t K,
-                      const float *P, float *C, Py_ssize_t ldc, Py_ssize_t ncols,
-                      int acc) noexcept nogil
-    void fnr_tile_f64(const double *A, Py_ssize_t lda, Py_ssize_t rows, Py_ssize_t K,
-                      const double *P, double *C, Py_ssize_t ldc, Py_ssize_t ncols,
-                      int acc) noexcept nogil
+    void fnr_tile_f32(const float *A, Py_ssize_t rs, Py_ssize_t ks, Py_ssize_t rows,
+                      Py_ssize_t K, const float *P, float *C, Py_ssize_t ldc,
+                      Py_ssize_t ncols, int acc) noexcept nogil
+    void fnr_tile_f64(const double *A, Py_ssize_t rs, Py_ssize_t ks, Py_ssize_t rows,
+                      Py_ssize_t K, const double *P, double *C, Py_ssize_t ldc,
+                      Py_ssize_t ncols, int acc) noexcept nogil
 
 
 cdef inline floating _fma(floating a, floating b, floating c) noexcept nogil:
@@ -331,10 +353,30 @@ cdef void _mm(const floating* A, Py_ssize_t lda, Py_ssize_t n, Py_ssize_t K,
         j = 0
         while j < N:
             if floating is float:
-                fnr_tile_f32(A + b * lda, lda, rows, K, P + j * K, C + b * ldc + j, ldc,
+                fnr_tile_f32(A + b * lda, lda, 1, rows, K, P + j * K, C + b * ldc + j, ldc,
                              NB if j + NB <= N else N - j, acc)
             else:
-                fnr_tile_f64(A + b * lda, lda, rows, K, P + j * K, C + b * ldc + j, ldc,
+                fnr_tile_f64(A + b * lda, lda, 1, rows, K, P + j * K, C + b * ldc + j, ldc,
+                             NB if j + NB <= N else N - j, acc)
+            j += NB
+        b += rows
+
+
+cdef void _mm_tn(const floating* AT, Py_ssize_t ldat, Py_ssize_t n, Py_ssize_t K,
+                 const floating* P, Py_ssize_t N, floating* C, Py_ssize_t ldc,
+                 bint acc) noexcept nogil:
+    """:func:`_mm` with ``A`` given transposed: ``C[:n, :N] (+)= AT[:K, :n]^T @ B``."""
+    cdef Py_ssize_t b, j, rows, NB = 16 if floating is float else 8
+    b = 0
+    while b < n:
+        rows = n - b if n - b < 4 else 4
+        j = 0
+        while j < N:
+            if floating is float:
+                fnr_tile_f32(AT + b, 1, ldat, rows, K, P + j * K, C + b * ldc + j, ldc,
+                             NB if j + NB <= N else N - j, acc)
+            else:
+                fnr_tile_f64(AT + b, 1, ldat, rows, K, P + j * K, C + b * ldc + j, ldc,
                              NB if j + NB <= N else N - j, acc)
             j += NB
         b += rows

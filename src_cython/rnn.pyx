@@ -204,16 +204,15 @@ cdef struct Parts:
     # per-block buffers for the gradients summed inside BPTT's steps (_backward_blocks):
     # b (G) float64 for the bias, t (V, G) of the kernel's float type for a one-hot input's
     # weights, one of each per thread; tok/ld/V: the one-hot input (tok NULL: none)
-    # gpk, hst (the kernel's float type; shared, each block writes its own rows): the
-    # steps' pre-activation gradients as _pack's panels, (T B, G), and the states they
-    # multiply, h_{t-1}, transposed, (H, T B): the operands of the recurrent weights'
-    # gradient, written while they are in cache
+    # gpk (the kernel's float type; shared, each block writes its own rows): the steps'
+    # pre-activation gradients as _pack's panels, (T B, G), an operand of the recurrent
+    # weights' gradient written while it is in cache (the other, the states h_{t-1}, is
+    # read where the forward pass saved them)
     double* b
     void* t
     const int64_t* tok
     Py_ssize_t ld, V
     void* gpk
-    void* hst
 
 
 # ---------------------------------------------------------------------- one layer, steps
@@ -265,8 +264,8 @@ cdef void _backward_steps(int cell, int act, const floating* UT, const floating*
                           floating* dh, floating* dc, const int64_t* lengths, Py_ssize_t T,
                           Py_ssize_t B, Py_ssize_t H, Py_ssize_t G, floating* tmp,
                           Py_ssize_t r0, Py_ssize_t r1, double* gb, const int64_t* tok,
-                          Py_ssize_t ld, floating* gW, Py_ssize_t V, floating* gpk,
-                          floating* hst) noexcept nogil:
+                          Py_ssize_t ld, floating* gW, Py_ssize_t V,
+                          floating* gpk) noexcept nogil:
     """BPTT of rows ``r0 <= b < r1`` over steps ``T-1..0``: ``GS[:T]`` becomes the gradient
     of the pre-activations, ``dh``/``dc`` that of the initial state; ``UT`` is ``U``
     transposed ``(G, H)`` and packed by ``_pack``, ``tmp`` a ``(B, H)`` buffer.
@@ -276,9 +275,9 @@ cdef void _backward_steps(int cell, int act, const floating* UT, const floating*
     cache; with ``tok`` too (one-hot input), that of the input weights, ``gW``
     (``(V, G)``): row ``tok`` gets :math:`\delta z_t`.  Both are overwritten (these rows'
     sums only).  With ``gpk`` these rows' pre-activation gradients are also written as
-    ``_pack`` panels ``(T B, G)``, and their ``h_{t-1}`` transposed into ``hst``
-    ``(H, T B)``: the operands of the recurrent weights' gradient, one product over all
-    the steps after the loop (:func:`_packed_wgrad`), which then packs nothing itself.
+    ``_pack`` panels ``(T B, G)``: an operand of the recurrent weights' gradient, one
+    product over all the steps after the loop (:func:`_packed_wgrad`), which then packs
+    nothing itself.
     (Summing that gradient here, step by step in register tiles, was slower.)"""
     cdef Py_ssize_t t, b, n, u, j, p, k, KT = T * B
     cdef Py_ssize_t NB = 16 if floating is float else 8
@@ -321,9 +320,6 @@ cdef void _backward_steps(int cell, int act, const floating* UT, const floating*
                 if p < G:
                     for j in range(NB):
                         gpk[p * KT + k * NB + j] = g[p + j] if p + j < G else 0
-            for u in range(H):
-                for b in range(r0, r1):
-                    hst[u * KT + t * B + b] = HS[(t * B + b) * H + u]
         if n > r0:
             if gb != NULL:
                 for b in range(r0, n):
@@ -434,7 +430,6 @@ cdef void _backward_blocks(int cell, int act, const floating* UT, const floating
     cdef double* bp = NULL
     cdef floating* tp = NULL
     cdef floating* gpk = NULL
-    cdef floating* hst = NULL
     cdef const int64_t* tok = NULL
     cdef Py_ssize_t ld = 0, V = 0, i
     cdef double s
@@ -445,16 +440,15 @@ cdef void _backward_blocks(int cell, int act, const floating* UT, const floating
         V = pt.V
         tp = <floating*>pt.t
         gpk = <floating*>pt.gpk
-        hst = <floating*>pt.hst
     if C == 1:
         _backward_steps(cell, act, UT, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, B, H, G,
-                        tmp, 0, B, bp, tok, ld, tp, V, gpk, hst)
+                        tmp, 0, B, bp, tok, ld, tp, V, gpk)
     else:
         for c in prange(C, num_threads=C, schedule="static", chunksize=1):
             _backward_steps(cell, act, UT, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, B, H, G,
                             tmp, _cut(c, C, B, 4), _cut(c + 1, C, B, 4),
                             bp + c * G if bp != NULL else NULL, tok, ld,
-                            tp + c * V * G if tok != NULL else NULL, V, gpk, hst)
+                            tp + c * V * G if tok != NULL else NULL, V, gpk)
     if pt == NULL:
         return
     for i in range(G):
@@ -470,14 +464,15 @@ cdef void _backward_blocks(int cell, int act, const floating* UT, const floating
                 gWin[i] += tp[c * V * G + i]
 
 
-cdef void _packed_wgrad_cols(const floating* hst, const floating* gpk, Py_ssize_t H,
+cdef void _packed_wgrad_cols(const floating* HS, const floating* gpk, Py_ssize_t H,
                              Py_ssize_t G, Py_ssize_t KT, floating* dU, Py_ssize_t p0,
                              Py_ssize_t p1) noexcept nogil:
     """Panels ``p0 <= p < p1`` (columns ``p NB ..``) of :func:`_packed_wgrad`, blocked as a
-    GEMM is: ``_WG_KC`` steps-times-rows by ``_WG_MC`` rows of ``hst`` at a time (96 kB in
-    float32: the L2 cache), each panel's ``_WG_KC`` rows (16 kB: the L1 cache) against all
-    of the block's register tiles.  (Unblocked, the H=512 LSTM's gradient read ``hst``,
-    6.5 MB, once per panel and took its epoch from 3.8 s to 5.4 s.)"""
+    GEMM is: ``_WG_KC`` steps-times-rows by ``_WG_MC`` columns of the states ``HS`` at a
+    time (96 kB in float32: the L2 cache), each panel's ``_WG_KC`` rows (16 kB: the L1
+    cache) against all of the block's register tiles.  (Unblocked, the H=512 LSTM's
+    gradient read its operand, 6.5 MB, once per panel and took its epoch from 3.8 s to
+    5.4 s.)"""
     cdef Py_ssize_t NB = 16 if floating is float else 8
     cdef Py_ssize_t k0, kn, m0, mn, p, nc
     k0 = 0
@@ -488,27 +483,28 @@ cdef void _packed_wgrad_cols(const floating* hst, const floating* gpk, Py_ssize_
             mn = H - m0 if H - m0 < _WG_MC else _WG_MC
             for p in range(p0, p1):
                 nc = G - p * NB if G - p * NB < NB else NB
-                _mm(hst + m0 * KT + k0, KT, mn, kn, gpk + p * NB * KT + k0 * NB, nc,
+                _mm_tn(HS + k0 * H + m0, H, mn, kn, gpk + p * NB * KT + k0 * NB, nc,
                     dU + m0 * G + p * NB, G, k0 > 0)
             m0 += mn
         k0 += kn
 
 
-cdef void _packed_wgrad(const floating* hst, const floating* gpk, Py_ssize_t H, Py_ssize_t G,
+cdef void _packed_wgrad(const floating* HS, const floating* gpk, Py_ssize_t H, Py_ssize_t G,
                         Py_ssize_t KT, floating* dU) noexcept nogil:
-    """``dU (H, G) = hst (H, KT) @ B``, ``gpk`` = ``B (KT, G)`` as ``_pack``'s panels: the
-    register tiles of the recurrent steps (``_mm``), the panels cut into one block per
-    thread."""
+    """``dU (H, G) = HS[:KT]^T @ B``, ``HS`` the states :math:`h_{t-1}` as the forward
+    pass saved them ``(KT, H)`` and ``gpk`` = ``B (KT, G)`` as ``_pack``'s panels: the
+    register tiles of the recurrent steps, reading ``HS`` transposed (``_mm_tn``), the
+    panels cut into one block per thread."""
     cdef Py_ssize_t NB = 16 if floating is float else 8
     cdef Py_ssize_t npan = (G + NB - 1) // NB
     cdef int c, C = _num_threads if _setter != 0 else 1
     if C > npan:
         C = <int>npan
     if C <= 1 or <double>H * G * KT < _MIN_GEMM_WORK:
-        _packed_wgrad_cols(hst, gpk, H, G, KT, dU, 0, npan)
+        _packed_wgrad_cols(HS, gpk, H, G, KT, dU, 0, npan)
         return
     for c in prange(C, num_threads=C, schedule="static", chunksize=1):
-        _packed_wgrad_cols(hst, gpk, H, G, KT, dU, _cut(c, C, npan, 1), _cut(c + 1, C, npan, 1))
+        _packed_wgrad_cols(HS, gpk, H, G, KT, dU, _cut(c, C, npan, 1), _cut(c + 1, C, npan, 1))
 
 
 cdef void _bias_rows(floating* Z, Py_ssize_t rows, Py_ssize_t G, const floating* bias) noexcept nogil:
@@ -708,15 +704,15 @@ cdef inline Py_ssize_t _gates(int cell, Py_ssize_t H) noexcept nogil:
 def _parts(int cell, sizes, Py_ssize_t V, Py_ssize_t KT, dtype):
     """The buffers of ``Parts`` for a network of ``sizes`` (``V``: the one-hot input's
     symbols, 0 for a dense input; ``KT``: steps times rows at most): per thread the bias's
-    and the one-hot weights' parts; the recurrent weight gradient's operands."""
+    and the one-hot weights' parts; the recurrent weight gradient's packed operand."""
     cdef Py_ssize_t nc = max(1, _num_threads)
     cdef Py_ssize_t NB = 16 if dtype == np.float32 else 8
-    hs = [int(h) for h in sizes[1:-1]]
+    hs = [int(h) for h in sizes[1:len(sizes) - 1]]
     g = max(_gates(cell, h) for h in hs)
     gp = max((_gates(cell, h) + NB - 1) // NB * NB for h in hs)
     return (np.zeros(nc * g, dtype=np.float64),
             np.zeros(max(1, nc * V * _gates(cell, hs[0])), dtype=dtype),
-            np.zeros(max(1, KT * gp), dtype=dtype), np.zeros(max(1, max(hs) * KT), dtype=dtype))
+            np.zeros(max(1, KT * gp), dtype=dtype))
 
 
 cdef void _net_forward(Layout* ly, const floating* params, floating* ws, Py_ssize_t T,
@@ -784,7 +780,6 @@ cdef void _net_backward(Layout* ly, const floating* params, floating* grad, floa
                 q.V = D
             if H * G * <Py_ssize_t>sizeof(floating) > _PACKED_WG_MAX:
                 q.gpk = NULL
-                q.hst = NULL
         _backward_blocks(ly.cell, ly.act, ws + ly.o[7 * l + 4], ws + ly.o[7 * l],
                          ws + ly.o[7 * l + 1], gs, dy, hd, ws + ly.o[7 * l + 5],
                          ws + ly.o[7 * l + 6], lb, T, B, H, G, tmp,
@@ -795,7 +790,7 @@ cdef void _net_backward(Layout* ly, const floating* params, floating* grad, floa
             _pgemm(True, False, H, G, T * B, ws + ly.o[7 * l], H, gs, G, 0, Gr + (1 + D) * G,
                    G)
         else:
-            _packed_wgrad(<floating*>q.hst, <floating*>q.gpk, H, G, T * B, Gr + (1 + D) * G)
+            _packed_wgrad(ws + ly.o[7 * l], <floating*>q.gpk, H, G, T * B, Gr + (1 + D) * G)
         if l > 0:
             _pgemm(True, False, D, G, T * B, ws + ly.o[7 * (l - 1)] + B * D, D, gs, G, 0, Gr + G, G)
             _pgemm(False, True, T * B, D, G, gs, G, P + G, G, 0, ws + ly.o[7 * l + 3], D)
@@ -936,13 +931,12 @@ def _seq_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
     cdef int64_t[::1] lb = np.zeros(B, dtype=np.int64)
     cdef int64_t[::1] idx = np.zeros(B, dtype=np.int64)
     cdef int64_t[::1] yb = np.zeros(B, dtype=np.int64)
-    bp_a, tp_a, gk_a, ht_a = _parts(c, sizes, 0, T * B, dtype)
+    bp_a, tp_a, gk_a = _parts(c, sizes, 0, T * B, dtype)
     cdef double[::1] bpart = bp_a
     cdef floating[::1] gpk = gk_a
-    cdef floating[::1] hst = ht_a
     cdef Parts pt
     pt.b, pt.t, pt.tok, pt.ld, pt.V = &bpart[0], NULL, NULL, 0, 0
-    pt.gpk, pt.hst = &gpk[0], &hst[0]
+    pt.gpk = &gpk[0]
     cdef Parts* ppt = &pt if _fused else NULL
     cdef Layout ly
     ly.cell, ly.act, ly.L, ly.B = c, a, L, B
@@ -1036,14 +1030,13 @@ def _lm_epoch(int c, int a, floating[::1] params, const int64_t[::1] sv,
     cdef double[::1] acc = np.zeros(max(4 * Hmax, V), dtype=np.float64)
     cdef int64_t[::1] lb = np.zeros(B, dtype=np.int64)
     cdef int64_t[::1] ys = np.zeros(T * B, dtype=np.int64)
-    bp_a, tp_a, gk_a, ht_a = _parts(c, sizes, sv[0], T * B, dtype)
+    bp_a, tp_a, gk_a = _parts(c, sizes, sv[0], T * B, dtype)
     cdef double[::1] bpart = bp_a
     cdef floating[::1] tpart = tp_a
     cdef floating[::1] gpk = gk_a
-    cdef floating[::1] hst = ht_a
     cdef Parts pt
     pt.b, pt.t, pt.tok, pt.ld, pt.V = &bpart[0], &tpart[0], NULL, 0, 0
-    pt.gpk, pt.hst = &gpk[0], &hst[0]
+    pt.gpk = &gpk[0]
     cdef bint fused = _fused
     cdef Parts* ppt = &pt if fused else NULL
     cdef Layout ly
