@@ -173,24 +173,36 @@ cdef extern from *:
     typedef double fnr_vd __attribute__((vector_size(FNR_VB)));
 
     /* one tile in float32 (T = float, V = fnr_vf, W = 16 lanes per panel row) or float64 */
+    /* FNR_TR: rows per tile, as many as the registers hold with the panel's vectors (a
+       row's sums are 64 bytes): 8 with AVX-512 (8 of 32 zmm; the broadcasts are memory
+       operands of the multiply-adds), 6 with AVX2 (12 of 16 ymm), else 4 */
+    #if defined(__AVX512F__)
+    #define FNR_TR 8
+    #elif defined(__AVX2__)
+    #define FNR_TR 6
+    #else
+    #define FNR_TR 4
+    #endif
+
+    /* one tile in float32 (T = float, V = fnr_vf, W = 16 lanes per panel row) or float64 */
     #define FNR_TILE(NAME, T, V, W)                                                         \
     static void NAME(const T *A, ptrdiff_t rs, ptrdiff_t ks, ptrdiff_t rows, ptrdiff_t K,  \
                      const T *P, T *C, ptrdiff_t ldc, ptrdiff_t ncols, int acc) {          \
-        V s[4][FNR_NV], b[FNR_NV];                                                          \
+        V s[FNR_TR][FNR_NV], b[FNR_NV];                                                     \
+        const T *Ar[FNR_TR];                                                                \
         const ptrdiff_t L = W / FNR_NV;                                                     \
-        const T *A1 = A + (rows > 1 ? rs : 0), *A2 = A + (rows > 2 ? 2 * rs : 0);           \
-        const T *A3 = A + (rows > 3 ? 3 * rs : 0);                                          \
-        _Pragma("GCC unroll 4") for (int h = 0; h < FNR_NV; h++)                            \
-            _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)                             \
+        _Pragma("GCC unroll 8") for (int r = 0; r < FNR_TR; r++) {                          \
+            Ar[r] = A + (r < rows ? r : 0) * rs;                                            \
+            _Pragma("GCC unroll 4") for (int h = 0; h < FNR_NV; h++)                        \
                 s[r][h] = (V){0};                                                           \
+        }                                                                                   \
         for (ptrdiff_t k = 0; k < K; k++) {                                                 \
-            T a0 = A[k * ks], a1 = A1[k * ks], a2 = A2[k * ks], a3 = A3[k * ks];            \
-            _Pragma("GCC unroll 4") for (int h = 0; h < FNR_NV; h++) {                      \
+            _Pragma("GCC unroll 4") for (int h = 0; h < FNR_NV; h++)                        \
                 memcpy(&b[h], P + k * W + h * L, sizeof b[h]);                              \
-                s[0][h] += a0 * b[h];                                                       \
-                s[1][h] += a1 * b[h];                                                       \
-                s[2][h] += a2 * b[h];                                                       \
-                s[3][h] += a3 * b[h];                                                       \
+            _Pragma("GCC unroll 8") for (int r = 0; r < FNR_TR; r++) {                      \
+                T a = Ar[r][k * ks];                /* one broadcast live at a time */      \
+                _Pragma("GCC unroll 4") for (int h = 0; h < FNR_NV; h++)                    \
+                    s[r][h] += a * b[h];                                                    \
             }                                                                               \
         }                                                                                   \
         for (ptrdiff_t r = 0; r < rows; r++) {                                              \
@@ -235,6 +247,7 @@ cdef extern from *:
                            Py_ssize_t H) noexcept nogil
     float FNR_FMAF(float a, float b, float c) noexcept nogil
     double FNR_FMA(double a, double b, double c) noexcept nogil
+    const Py_ssize_t FNR_TR
     void fnr_tile_f32(const float *A, Py_ssize_t rs, Py_ssize_t ks, Py_ssize_t rows,
                       Py_ssize_t K, const float *P, float *C, Py_ssize_t ldc,
                       Py_ssize_t ncols, int acc) noexcept nogil
@@ -349,7 +362,7 @@ cdef void _mm(const floating* A, Py_ssize_t lda, Py_ssize_t n, Py_ssize_t K,
     cdef Py_ssize_t b, j, rows, NB = 16 if floating is float else 8
     b = 0
     while b < n:
-        rows = n - b if n - b < 4 else 4
+        rows = n - b if n - b < FNR_TR else FNR_TR
         j = 0
         while j < N:
             if floating is float:
@@ -369,7 +382,7 @@ cdef void _mm_tn(const floating* AT, Py_ssize_t ldat, Py_ssize_t n, Py_ssize_t K
     cdef Py_ssize_t b, j, rows, NB = 16 if floating is float else 8
     b = 0
     while b < n:
-        rows = n - b if n - b < 4 else 4
+        rows = n - b if n - b < FNR_TR else FNR_TR
         j = 0
         while j < N:
             if floating is float:
