@@ -17,6 +17,31 @@ def data_root() -> Path:
     return Path(env) if env else REPO.parent / "shared" / "data"
 
 
+def load_mnist_split():
+    """The course's MNIST split (the ``mnist`` fixture's data), or None without the files:
+    the first 8,000 t10k images to train, the last 2,000 to test, pixels in [0, 1]."""
+    import numpy as np
+    import fastnet
+    root = data_root()
+    img = root / "mnist" / "t10k-images-idx3-ubyte.gz"
+    lab = root / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    if not (img.exists() and lab.exists()):
+        return None
+    X, y = fastnet.load_mnist(img, lab)
+    X = X.astype(np.float64) / 255.0
+    y = np.asarray(y, dtype=np.int64)
+    X64, y_tr = np.ascontiguousarray(X[:8000]), y[:8000]
+    Y64 = np.zeros((8000, 10))
+    Y64[np.arange(8000), y_tr] = 1.0
+    order = np.random.default_rng(0).permutation(8000).astype(np.int64)
+    return {
+        "X64": X64, "Y64": Y64, "y": y_tr,
+        "X32": X64.astype(np.float32), "Y32": Y64.astype(np.float32),
+        "X_test": X[8000:], "y_test": y[8000:],
+        "order": order,
+    }
+
+
 # ------------------------------------------------------------------------ peers
 _PEER_MODULES = {"torch": "torch", "jax": "jax", "sklearn": "sklearn", "gensim": "gensim"}
 PEER_NOTES = {}

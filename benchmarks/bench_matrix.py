@@ -78,12 +78,17 @@ def _batch_name(batch):
     return "full (8000)" if batch == M else ("1 (2000 samples)" if batch == 1 else str(batch))
 
 
-@pytest.fixture(scope="session")
-def matrix_data(mnist):
+def matrix_arrays(mnist):
+    """The matrix's inputs from the course's MNIST split: raw and standardised X, Y, order."""
     X = mnist["X64"]
     return {"raw": mnist["X32"],
             "standardised": np.ascontiguousarray(fastnet.standardize(X).astype(np.float32)),
             "Y": mnist["Y32"], "order": mnist["order"]}
+
+
+@pytest.fixture(scope="session")
+def matrix_data(mnist):
+    return matrix_arrays(mnist)
 
 
 def _weights(sizes):

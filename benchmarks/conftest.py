@@ -20,10 +20,9 @@
   same minutes of a shared machine), except PyTorch, which runs last (see
   :func:`pytest_collection_modifyitems`).
 """
-import numpy as np
 import pytest
 
-from _helpers import PEER_NOTES, data_root
+from _helpers import PEER_NOTES, data_root, load_mnist_split
 
 
 def pytest_collect_file(file_path, parent):
@@ -59,23 +58,8 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.fixture(scope="session")
 def mnist():
     """The course's MNIST split as float32 and float64 arrays, one-hot targets and a shuffle."""
-    import fastnet
-    root = data_root()
-    img = root / "mnist" / "t10k-images-idx3-ubyte.gz"
-    lab = root / "mnist" / "t10k-labels-idx1-ubyte.gz"
-    if not (img.exists() and lab.exists()):
-        pytest.skip(f"MNIST not found under {root / 'mnist'} (set FASTNET_DATA to the directory "
-                    f"holding mnist/)")
-    X, y = fastnet.load_mnist(img, lab)
-    X = X.astype(np.float64) / 255.0
-    y = np.asarray(y, dtype=np.int64)
-    X64, y_tr = np.ascontiguousarray(X[:8000]), y[:8000]
-    Y64 = np.zeros((8000, 10))
-    Y64[np.arange(8000), y_tr] = 1.0
-    order = np.random.default_rng(0).permutation(8000).astype(np.int64)
-    return {
-        "X64": X64, "Y64": Y64, "y": y_tr,
-        "X32": X64.astype(np.float32), "Y32": Y64.astype(np.float32),
-        "X_test": X[8000:], "y_test": y[8000:],
-        "order": order,
-    }
+    data = load_mnist_split()
+    if data is None:
+        pytest.skip(f"MNIST not found under {data_root() / 'mnist'} (set FASTNET_DATA to the "
+                    f"directory holding mnist/)")
+    return data

@@ -1,0 +1,88 @@
+"""The benchmark matrix's ratios measured interleaved: fastnet's default backend against JAX.
+
+``bench_matrix.py`` (pytest-benchmark) times each method's rounds back to back, so a burst of
+load on a shared machine can fall on one method's rounds and not on the other's.  Here,
+for each cell, the two alternate round by round (the order swapped every round), and the
+ratio is that of the two medians: a check of the matrix's ratios, not a replacement for
+its table.  JAX is the best peer of almost every cell; PyTorch is left out because its
+OpenMP threads keep spinning after it runs and slow whatever follows in the process (see
+``conftest.py``).
+
+Usage (from the repository root; ``--rounds`` per method and cell, ``-k`` a substring of
+the cell's name, e.g. ``standardised-r128``)::
+
+    python benchmarks/matrix_interleaved.py [--rounds 9] [-k SUBSTRING]
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fastnet  # noqa: E402
+import bench_matrix as bm  # noqa: E402
+from _helpers import load_mnist_split  # noqa: E402
+
+#: seconds of rest before each timed round, so that the other library's worker threads have
+#: stopped spinning (without it fastnet's threaded epochs ran up to 1.6x slower right after
+#: JAX's: 151.9 ms against 95 ms for the standardised 784-256-128-10 net at batch 32)
+PAUSE = 0.3
+IDS = {"784-50-10 sigmoid": "s50", "784-128-10 relu": "r128", "784-256-128-10 tanh": "t256"}
+
+
+def _cell(data, inp, net, batch, rounds):
+    sizes, act = bm.NETS[net]
+    X, Y = data[inp], data["Y"]
+    order = data["order"][:bm.M_ONLINE] if batch == 1 else data["order"]
+    own = np.arange(bm.M, dtype=np.int64) if batch == bm.M else order
+    backend = fastnet.get_backend()
+    f_fn, f_setup, _, path = bm._fastnet(backend, X, Y, own, sizes, act, batch)
+    j_fn, j_setup, _ = bm._jax(X, Y, order, sizes, act, batch)
+    times = {"fastnet": [], "jax": []}
+    methods = [("fastnet", f_fn, f_setup), ("jax", j_fn, j_setup)]
+    for _, fn, setup in methods:  # warm-up: compilation, caches
+        if setup:
+            setup()
+        fn()
+    for r in range(rounds):
+        for name, fn, setup in (methods if r % 2 == 0 else methods[::-1]):
+            if setup:
+                setup()
+            time.sleep(PAUSE)
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    fm, jm = np.median(times["fastnet"]), np.median(times["jax"])
+    return fm, jm, path
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("-k", default="")
+    args = ap.parse_args(argv)
+    mnist = load_mnist_split()
+    if mnist is None:
+        sys.exit("MNIST not found: set FASTNET_DATA to the directory holding mnist/")
+    data = bm.matrix_arrays(mnist)
+    print(f"fastnet {fastnet.__version__}, default backend {fastnet.get_backend()}, "
+          f"FASTNET_SIMD={os.environ.get('FASTNET_SIMD', '')!r}, "
+          f"NUMBA_CPU_NAME={os.environ.get('NUMBA_CPU_NAME', 'host')!r}, "
+          f"{args.rounds} interleaved rounds each\n")
+    print("| cell | fastnet | JAX | fastnet vs JAX | path |")
+    print("|---|---|---|---|---|")
+    for inp in bm.INPUTS:
+        for net in bm.NETS:
+            for batch in bm.BATCHES:
+                name = f"{inp}-{IDS[net]}-b{batch}"
+                if args.k not in name:
+                    continue
+                fm, jm, path = _cell(data, inp, net, batch, args.rounds)
+                print(f"| {name} | {fm * 1e3:.1f} ms | {jm * 1e3:.1f} ms | {jm / fm:.2f}x | "
+                      f"{path} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
