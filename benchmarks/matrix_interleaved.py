@@ -4,7 +4,11 @@
 load on a shared machine can fall on one method's rounds and not on the other's.  Here,
 for each cell, the two alternate round by round (the order swapped every round), and the
 ratio is that of the two medians: a check of the matrix's ratios, not a replacement for
-its table.  JAX is the best peer of almost every cell; PyTorch is left out because its
+its table.  (On the shared 2-core VMs here, epochs that use both cores have spells of a
+second or so, often after the process was idle, in which they take up to 2.3x their time:
+measured on the standardised 784-256-128-10 net at batch 32, 235 ms against 100 ms on the
+threads while one thread stayed at 175 ms.  Interleaving spreads such spells over both
+methods instead of letting them fall on one method's rounds.)  JAX is the best peer of almost every cell; PyTorch is left out because its
 OpenMP threads keep spinning after it runs and slow whatever follows in the process (see
 ``conftest.py``).
 
@@ -25,10 +29,6 @@ import fastnet  # noqa: E402
 import bench_matrix as bm  # noqa: E402
 from _helpers import load_mnist_split  # noqa: E402
 
-#: seconds of rest before each timed round, so that the other library's worker threads have
-#: stopped spinning (without it fastnet's threaded epochs ran up to 1.6x slower right after
-#: JAX's: 151.9 ms against 95 ms for the standardised 784-256-128-10 net at batch 32)
-PAUSE = 0.3
 IDS = {"784-50-10 sigmoid": "s50", "784-128-10 relu": "r128", "784-256-128-10 tanh": "t256"}
 
 
@@ -50,7 +50,6 @@ def _cell(data, inp, net, batch, rounds):
         for name, fn, setup in (methods if r % 2 == 0 else methods[::-1]):
             if setup:
                 setup()
-            time.sleep(PAUSE)
             t = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)
