@@ -10,7 +10,7 @@
 #   directly; an odd minimax polynomial for tanh near 0), so that the loops applying them
 #   vectorise; peak relative error 2e-7 (~3 ulp).  In float64 the kernels use libm's exp
 #   and tanh, as the reference does.
-# * fnr_tile_f32/f64: C[:rows, :NB] (+)= A[:rows, :K] @ B[:K, :NB] (rows <= 4, NB one
+# * fnr_tile_f32/f64: C[:rows, :NB] (+)= A[:rows, :K] @ B[:K, :NB] (rows <= FNR_TR, NB one
 #   64-byte vector: 16 float32 / 8 float64; A row-major or transposed) with the sums in
 #   registers over K: one vector load of B and four broadcasts per four vector fused
 #   multiply-adds.  _mm (and _mm_tn, for A transposed) tiles the per-step products of the
@@ -142,19 +142,22 @@ cdef extern from *:
         }
     }
 
-    /* C[:rows, :ncols] (+)= A[:rows, :K] @ P (rows <= 4, ncols <= NB), P a packed panel of
-       B: K rows of NB contiguous columns (zero past the last column), NB one 64-byte vector
+    /* C[:rows, :ncols] (+)= A[:rows, :K] @ P (rows <= FNR_TR, ncols <= NB), P a packed panel
+       of B: K rows of NB contiguous columns (zero past the last column), NB one 64-byte vector
        (16 float32, 8 float64).  A's element (r, k) is A[r * rs + k * ks]: rs = lda, ks = 1
        for A row-major; rs = 1, ks = ld for A given transposed (the recurrent weights'
        gradient reads the saved states h_{t-1}, (T B, H), as they are).
-       The four sums are GCC vector-extension values, so that they stay in registers
+       The rows' sums are GCC vector-extension values, so that they stay in registers
        whatever the target (two ymm each with AVX2, one zmm with AVX-512); contraction is
        allowed here only, to make each s += a * b one fused multiply-add where the CPU has
        it, as FNR_FMAF does for a scalar: the same bits as that scalar loop.  (With arrays
        of 16 sums gcc kept some on the stack, and for the transposed operand all of them:
        0.92x on the H=128 LSTM's epoch with AVX2.  A 6-row AVX2 intrinsics version ran 1.2x
        faster in a C microbenchmark of the steps' products, but the H=128 character
-       LSTM's epoch was the same with it, 30 interleaved rounds: it was removed.) */
+       LSTM's epoch was the same with it, 30 interleaved rounds: it was removed.  These
+       vector tiles, 8 rows with AVX-512 and 6 with AVX2, against the 4-row array tiles on
+       that epoch: 1.14x / 1.08x with AVX-512, 1.13x / 1.10x with AVX2, minima / medians of
+       12 interleaved rounds, AMD EPYC Zen 4.) */
     #if defined(__GNUC__) && !defined(__clang__)
     #pragma GCC push_options
     #pragma GCC optimize("fp-contract=fast")
@@ -356,8 +359,8 @@ cdef void _mm(const floating* A, Py_ssize_t lda, Py_ssize_t n, Py_ssize_t K,
               const floating* P, Py_ssize_t N, floating* C, Py_ssize_t ldc,
               bint acc) noexcept nogil:
     """``C[:n, :N] += A[:n, :K] @ B`` (``acc``) or ``=``, ``P`` = ``B (K, N)`` packed by
-    :func:`_pack` (row-major): tiles of 4 rows by one panel, each block of rows sweeping all
-    the panels.  (Panels outer for a ``P`` larger than the L2 cache, so that it is read
+    :func:`_pack` (row-major): tiles of ``FNR_TR`` rows (8, 6 or 4 by variant) by one
+    panel, each block of rows sweeping all the panels.  (Panels outer for a ``P`` larger than the L2 cache, so that it is read
     once, made the H=512 LSTM's epoch slower: 0.88x of the minima, 8 interleaved rounds.)"""
     cdef Py_ssize_t b, j, rows, NB = 16 if floating is float else 8
     b = 0

@@ -14,8 +14,8 @@ How a layer runs
   model's one-hot input it is a row gather :math:`W_{x_t} + b`, done at
   each step for that step's rows.
 * Each step adds :math:`h_{t-1}U` for the rows still running (``_mm``,
-  register tiles of 4 rows by one vector pair) and applies the gate
-  nonlinearities and the cell update in one vectorised pass over each row.
+  register tiles of 8, 6 or 4 rows by 64 bytes: AVX-512, AVX2, baseline) and applies
+  the gate nonlinearities and the cell update in one vectorised pass over each row.
 * BPTT runs backwards over the saved gates, writing :math:`\delta z` over
   them; :math:`\delta h_{t-1} = \delta z_t U^T` is one product per step
   (against :math:`U^T`, transposed once per batch).  The bias's gradient
@@ -61,7 +61,7 @@ cdef double _LOG_CLIP = 1e-15   # fastnet.reference.losses.LOG_CLIP
 #: threads for the row blocks of the recurrence (set at import from FASTNET_NUM_THREADS or
 #: the CPUs this process may use, at most OpenMP's; 1 without OpenMP)
 cdef int _num_threads = max(1, min(_default_threads(), fastnet_omp_max_threads()))
-#: rows per block at least (the step product's register tile is 4 rows)
+#: rows per block at least (the step product's register tiles: 4 to 8 rows by variant)
 cdef Py_ssize_t _MIN_BLOCK_ROWS = 8
 
 
