@@ -355,44 +355,40 @@ cdef void _pack(const floating* B, Py_ssize_t ldb, bint trans, Py_ssize_t K, Py_
         jb += NB
 
 
-cdef void _mm(const floating* A, Py_ssize_t lda, Py_ssize_t n, Py_ssize_t K,
-              const floating* P, Py_ssize_t N, floating* C, Py_ssize_t ldc,
-              bint acc) noexcept nogil:
+cdef void _mm_strided(const floating* A, Py_ssize_t rs, Py_ssize_t ks, Py_ssize_t n,
+                      Py_ssize_t K, const floating* P, Py_ssize_t N, floating* C,
+                      Py_ssize_t ldc, bint acc) noexcept nogil:
+    """``C[:n, :N] (+)= A @ B`` with ``A``'s element ``(r, k)`` at ``A[r rs + k ks]``:
+    the loop of :func:`_mm` and :func:`_mm_tn` over the register tiles."""
+    cdef Py_ssize_t b, j, rows, NB = 16 if floating is float else 8
+    b = 0
+    while b < n:
+        rows = n - b if n - b < FNR_TR else FNR_TR
+        j = 0
+        while j < N:
+            if floating is float:
+                fnr_tile_f32(A + b * rs, rs, ks, rows, K, P + j * K, C + b * ldc + j, ldc,
+                             NB if j + NB <= N else N - j, acc)
+            else:
+                fnr_tile_f64(A + b * rs, rs, ks, rows, K, P + j * K, C + b * ldc + j, ldc,
+                             NB if j + NB <= N else N - j, acc)
+            j += NB
+        b += rows
+
+
+cdef inline void _mm(const floating* A, Py_ssize_t lda, Py_ssize_t n, Py_ssize_t K,
+                     const floating* P, Py_ssize_t N, floating* C, Py_ssize_t ldc,
+                     bint acc) noexcept nogil:
     """``C[:n, :N] += A[:n, :K] @ B`` (``acc``) or ``=``, ``P`` = ``B (K, N)`` packed by
     :func:`_pack` (row-major): tiles of ``FNR_TR`` rows (8, 6 or 4 by variant) by one
-    panel, each block of rows sweeping all the panels.  (Panels outer for a ``P`` larger than the L2 cache, so that it is read
-    once, made the H=512 LSTM's epoch slower: 0.88x of the minima, 8 interleaved rounds.)"""
-    cdef Py_ssize_t b, j, rows, NB = 16 if floating is float else 8
-    b = 0
-    while b < n:
-        rows = n - b if n - b < FNR_TR else FNR_TR
-        j = 0
-        while j < N:
-            if floating is float:
-                fnr_tile_f32(A + b * lda, lda, 1, rows, K, P + j * K, C + b * ldc + j, ldc,
-                             NB if j + NB <= N else N - j, acc)
-            else:
-                fnr_tile_f64(A + b * lda, lda, 1, rows, K, P + j * K, C + b * ldc + j, ldc,
-                             NB if j + NB <= N else N - j, acc)
-            j += NB
-        b += rows
+    panel, each block of rows sweeping all the panels.  (Panels outer for a ``P`` larger
+    than the L2 cache, so that it is read once, made the H=512 LSTM's epoch slower: 0.88x
+    of the minima, 8 interleaved rounds.)"""
+    _mm_strided(A, lda, 1, n, K, P, N, C, ldc, acc)
 
 
-cdef void _mm_tn(const floating* AT, Py_ssize_t ldat, Py_ssize_t n, Py_ssize_t K,
-                 const floating* P, Py_ssize_t N, floating* C, Py_ssize_t ldc,
-                 bint acc) noexcept nogil:
+cdef inline void _mm_tn(const floating* AT, Py_ssize_t ldat, Py_ssize_t n, Py_ssize_t K,
+                        const floating* P, Py_ssize_t N, floating* C, Py_ssize_t ldc,
+                        bint acc) noexcept nogil:
     """:func:`_mm` with ``A`` given transposed: ``C[:n, :N] (+)= AT[:K, :n]^T @ B``."""
-    cdef Py_ssize_t b, j, rows, NB = 16 if floating is float else 8
-    b = 0
-    while b < n:
-        rows = n - b if n - b < FNR_TR else FNR_TR
-        j = 0
-        while j < N:
-            if floating is float:
-                fnr_tile_f32(AT + b, 1, ldat, rows, K, P + j * K, C + b * ldc + j, ldc,
-                             NB if j + NB <= N else N - j, acc)
-            else:
-                fnr_tile_f64(AT + b, 1, ldat, rows, K, P + j * K, C + b * ldc + j, ldc,
-                             NB if j + NB <= N else N - j, acc)
-            j += NB
-        b += rows
+    _mm_strided(AT, 1, ldat, n, K, P, N, C, ldc, acc)
