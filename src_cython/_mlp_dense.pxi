@@ -116,39 +116,126 @@ cdef double output_delta(int kind, int lk, const floating* A, floating* D, Py_ss
 
 
 # ------------------------------------------------------------------ one block of rows
+# A block's GEMMs can be cut into S parts on S threads (a small batch, see dense_train):
+# the forward product by columns of Z_l (W_l's columns), the backward one by rows of W_l
+# (G_l's rows and the columns of D_{l-1}), so each thread reads its part of W_l and writes its
+# part of G_l, and no gradient buffers are added up.  The parts are fixed by S and the
+# shapes (never by how they run), each part's epilogue fused to it.
+
+cdef inline Py_ssize_t part_at(Py_ssize_t n, int s, int S) noexcept nogil:
+    """Where part ``s`` of ``S`` of ``0 .. n`` starts (``s = S``: ``n``), on a multiple of 16
+    (a cache line of float32) when ``n`` allows it."""
+    cdef Py_ssize_t q
+    if s >= S:
+        return n
+    q = (n * s) // S
+    q = (q + 8) // 16 * 16
+    return q if q < n else n
+
+
+cdef inline int parts_for(int S, Py_ssize_t b, Py_ssize_t n_in, Py_ssize_t n_out,
+                          Py_ssize_t n_cut) noexcept nogil:
+    """The parts a layer's GEMM (``b x n_in`` by ``n_in x n_out``) is cut into, along
+    ``n_cut`` of its dimensions: ``S``, unless each part would get under
+    ``_split_min_gemm`` multiply-adds or 16 columns."""
+    if S <= 1 or n_cut < 32 or <double>b * n_in * n_out < S * _split_min_gemm:
+        return 1
+    return S
+
+
+cdef void forward_part(const floating* P, const int64_t[::1] sizes, const int64_t[::1] offs,
+                       const int64_t[::1] kinds, Py_ssize_t l, const floating* Ain,
+                       Py_ssize_t ldin, Py_ssize_t b, floating* Z, int s,
+                       int parts) noexcept nogil:
+    """Columns ``c0 .. c1`` (part ``s`` of ``parts``) of layer ``l``:
+    ``Z[:, c0:c1] = f(A W_l[1:, c0:c1] + W_l[0, c0:c1])`` (softmax: the activation is left to
+    the caller)."""
+    cdef Py_ssize_t n_in = sizes[l], n_out = sizes[l + 1], i
+    cdef Py_ssize_t c0 = part_at(n_out, s, parts), c1 = part_at(n_out, s + 1, parts)
+    cdef int kind = <int>kinds[l]
+    if c1 <= c0:
+        return
+    gemm_rm(c'N', c'N', <int>b, <int>(c1 - c0), <int>n_in, 1, Ain, <int>ldin,
+            P + offs[l] + n_out + c0, <int>n_out, 0, Z + c0, <int>n_out)
+    if kind == ACT_SOFTMAX:
+        return
+    if parts == 1:
+        bias_act(kind, Z, P + offs[l], b, n_out)
+    else:
+        for i in range(b):
+            bias_act(kind, Z + i * n_out + c0, P + offs[l] + c0, 1, c1 - c0)
+
+
+cdef void backward_part(const floating* P, floating* gb, const int64_t[::1] sizes,
+                        const int64_t[::1] offs, const int64_t[::1] kinds, Py_ssize_t l,
+                        const floating* Ain, Py_ssize_t ldin, Py_ssize_t b, const floating* D,
+                        floating* Dlow, const floating* Alow, floating beta, int s,
+                        int parts) noexcept nogil:
+    """Rows ``r0 .. r1`` (part ``s`` of ``parts``) of ``W_l[1:]``: their gradient
+    ``G_l[1 + r0 : 1 + r1] (+)= A[:, r0:r1]^T D`` and, below the first layer (``Dlow`` not
+    NULL), the error terms ``D_{l-1}[:, r0:r1] = (D W_l[1 + r0 : 1 + r1]^T) * f'(A)``."""
+    cdef Py_ssize_t n_in = sizes[l], n_out = sizes[l + 1], i
+    cdef Py_ssize_t r0 = part_at(n_in, s, parts), r1 = part_at(n_in, s + 1, parts)
+    if r1 <= r0:
+        return
+    gemm_rm(c'T', c'N', <int>(r1 - r0), <int>n_out, <int>b, 1, Ain + r0, <int>ldin, D,
+            <int>n_out, beta, gb + n_out + r0 * n_out, <int>n_out)
+    if Dlow == NULL:
+        return
+    gemm_rm(c'N', c'T', <int>b, <int>(r1 - r0), <int>n_out, 1, D, <int>n_out,
+            P + offs[l] + n_out + r0 * n_out, <int>n_out, 0, Dlow + r0, <int>n_in)
+    if parts == 1:
+        mul_df(<int>kinds[l - 1], Dlow, Alow, b * n_in)
+    else:
+        for i in range(b):
+            mul_df(<int>kinds[l - 1], Dlow + i * n_in + r0, Alow + i * n_in + r0, r1 - r0)
+
+
 cdef void dense_forward(const floating* P, const int64_t[::1] sizes, const int64_t[::1] offs,
                         const int64_t[::1] kinds, const floating* X0, Py_ssize_t ldx,
                         Py_ssize_t b, floating* ws, const int64_t[::1] act,
-                        floating* last) noexcept nogil:
+                        floating* last, int S, bint par) noexcept nogil:
     """Activations of the ``b`` rows ``X0`` (row stride ``ldx``): layer ``l``'s output to
-    ``ws + act[l]`` (``b x n_{l+1}``), the last layer's to ``last`` when not NULL."""
+    ``ws + act[l]`` (``b x n_{l+1}``), the last layer's to ``last`` when not NULL; each GEMM
+    in up to ``S`` parts (on threads with ``par``)."""
     cdef Py_ssize_t l, L = sizes.shape[0] - 1, n_in, n_out, ldin
     cdef const floating* Ain
     cdef floating* Z
+    cdef int s, parts
     for l in range(L):
         n_in = sizes[l]
         n_out = sizes[l + 1]
         Ain = X0 if l == 0 else ws + act[l - 1]
         ldin = ldx if l == 0 else n_in
         Z = last if (l == L - 1 and last != NULL) else ws + act[l]
-        gemm_rm(c'N', c'N', <int>b, <int>n_out, <int>n_in, 1, Ain, <int>ldin,
-                P + offs[l] + n_out, <int>n_out, 0, Z, <int>n_out)
-        bias_act(<int>kinds[l], Z, P + offs[l], b, n_out)
+        parts = parts_for(S, b, n_in, n_out, n_out)
+        if parts > 1 and par:
+            for s in prange(parts, num_threads=parts, schedule="static", chunksize=1):
+                forward_part(P, sizes, offs, kinds, l, Ain, ldin, b, Z, s, parts)
+        else:
+            for s in range(parts):
+                forward_part(P, sizes, offs, kinds, l, Ain, ldin, b, Z, s, parts)
+        if kinds[l] == ACT_SOFTMAX:
+            bias_act(ACT_SOFTMAX, Z, P + offs[l], b, n_out)
 
 
 cdef void dense_backward(const floating* P, floating* G, const int64_t[::1] sizes,
                          const int64_t[::1] offs, const int64_t[::1] kinds,
                          const floating* X0, Py_ssize_t ldx, Py_ssize_t b, floating* ws,
                          const int64_t[::1] act, const int64_t[::1] dlt,
-                         bint accumulate) noexcept nogil:
+                         bint accumulate, int S, bint par) noexcept nogil:
     """Gradients of the block (its output error terms at ``ws + dlt[L-1]``) into ``G``
     (overwritten, or added to with ``accumulate``); the error terms of the layers below
-    on the way (each before its layer's gradient is used: the weights are not changed)."""
+    on the way (each before its layer's gradient is used: the weights are not changed);
+    each layer's GEMMs in up to ``S`` parts (on threads with ``par``)."""
     cdef Py_ssize_t l, i, k, L = sizes.shape[0] - 1, n_in, n_out, ldin
     cdef const floating* Ain
     cdef floating* D
     cdef floating* gb
+    cdef floating* Dlow
+    cdef const floating* Alow
     cdef floating beta = 1 if accumulate else 0
+    cdef int s, parts
     for l in range(L - 1, -1, -1):
         n_in = sizes[l]
         n_out = sizes[l + 1]
@@ -156,18 +243,23 @@ cdef void dense_backward(const floating* P, floating* G, const int64_t[::1] size
         Ain = X0 if l == 0 else ws + act[l - 1]
         ldin = ldx if l == 0 else n_in
         gb = G + offs[l]
+        Dlow = ws + dlt[l - 1] if l > 0 else NULL
+        Alow = ws + act[l - 1] if l > 0 else NULL
         if not accumulate:
             for k in range(n_out):
                 gb[k] = 0
         for i in range(b):                       # the sum over samples, in order
             for k in range(n_out):
                 gb[k] = gb[k] + D[i * n_out + k]
-        gemm_rm(c'T', c'N', <int>n_in, <int>n_out, <int>b, 1, Ain, <int>ldin, D, <int>n_out,
-                beta, gb + n_out, <int>n_out)
-        if l > 0:
-            gemm_rm(c'N', c'T', <int>b, <int>n_in, <int>n_out, 1, D, <int>n_out,
-                    P + offs[l] + n_out, <int>n_out, 0, ws + dlt[l - 1], <int>n_in)
-            mul_df(<int>kinds[l - 1], ws + dlt[l - 1], ws + act[l - 1], b * n_in)
+        parts = parts_for(S, b, n_in, n_out, n_in)
+        if parts > 1 and par:
+            for s in prange(parts, num_threads=parts, schedule="static", chunksize=1):
+                backward_part(P, gb, sizes, offs, kinds, l, Ain, ldin, b, D, Dlow, Alow, beta,
+                              s, parts)
+        else:
+            for s in range(parts):
+                backward_part(P, gb, sizes, offs, kinds, l, Ain, ldin, b, D, Dlow, Alow, beta,
+                              s, parts)
 
 
 cdef Py_ssize_t rows_in_place(const int64_t* rows, Py_ssize_t b, unsigned char* seen) noexcept nogil:
@@ -217,9 +309,10 @@ cdef double dense_block(const floating* P, floating* G, const int64_t[::1] sizes
                         const floating[:, ::1] X, const floating[:, ::1] Y,
                         const int64_t* rows, Py_ssize_t lo, Py_ssize_t b, floating* ws,
                         const int64_t[::1] act, const int64_t[::1] dlt, Py_ssize_t xb,
-                        unsigned char* seen, bint accumulate) noexcept nogil:
+                        unsigned char* seen, bint accumulate, int S, bint par) noexcept nogil:
     """Loss and gradient (into ``G``, or added to it) of the ``b`` samples ``rows`` (NULL:
-    rows ``lo .. lo+b-1``); ``b`` is at most the work buffer's rows."""
+    rows ``lo .. lo+b-1``); ``b`` is at most the work buffer's rows; the GEMMs in up to ``S``
+    parts (on threads with ``par``)."""
     cdef Py_ssize_t L = sizes.shape[0] - 1, n0 = X.shape[1]
     cdef const floating* X0
     cdef const int64_t* idx = NULL
@@ -234,10 +327,10 @@ cdef double dense_block(const floating* P, floating* G, const int64_t[::1] sizes
         X0 = ws + xb
     else:
         X0 = &X[lo, 0]
-    dense_forward(P, sizes, offs, kinds, X0, n0, b, ws, act, NULL)
+    dense_forward(P, sizes, offs, kinds, X0, n0, b, ws, act, NULL, S, par)
     total = output_delta(<int>kinds[L - 1], lk, ws + act[L - 1], ws + dlt[L - 1], b,
                          sizes[L], &Y[0, 0], idx, lo)
-    dense_backward(P, G, sizes, offs, kinds, X0, n0, b, ws, act, dlt, accumulate)
+    dense_backward(P, G, sizes, offs, kinds, X0, n0, b, ws, act, dlt, accumulate, S, par)
     return total
 
 
@@ -246,16 +339,17 @@ cdef double dense_rows(const floating* P, floating* G, const int64_t[::1] sizes,
                        const floating[:, ::1] X, const floating[:, ::1] Y,
                        const int64_t* rows, Py_ssize_t lo, Py_ssize_t b, Py_ssize_t BR,
                        floating* ws, const int64_t[::1] act, const int64_t[::1] dlt,
-                       Py_ssize_t xb, unsigned char* seen) noexcept nogil:
+                       Py_ssize_t xb, unsigned char* seen, int S=1, bint par=False) noexcept nogil:
     """Loss, and gradient into ``G`` (overwritten), of ``b`` samples (``rows``, or rows
-    ``lo ..`` when NULL), in blocks of ``BR`` rows."""
+    ``lo ..`` when NULL), in blocks of ``BR`` rows (their GEMMs in up to ``S`` parts, on
+    threads with ``par``)."""
     cdef Py_ssize_t blo = 0, nb
     cdef double total = 0
     while blo < b:
         nb = min(BR, b - blo)
         total += dense_block(P, G, sizes, offs, kinds, lk, X, Y,
                              rows + blo if rows != NULL else NULL, lo + blo, nb, ws, act, dlt,
-                             xb, seen, blo > 0)
+                             xb, seen, blo > 0, S, par)
         blo += nb
     return total
 
@@ -305,27 +399,35 @@ cdef double dense_train(floating[::1] P, floating[::1] S, floating[:, ::1] Gb,
                         const int64_t[::1] act, const int64_t[::1] dlt, Py_ssize_t xb,
                         unsigned char[:, ::1] seen, double[::1] tloss,
                         const int64_t[:, ::1] segs, int tmax, double work,
-                        int Tstep) noexcept nogil:
-    """One epoch of mini-batch training on the dense path; returns the summed loss."""
+                        int Tstep, int Cmax) noexcept nogil:
+    """One epoch of mini-batch training on the dense path; returns the summed loss.
+
+    A batch is cut into chunks of rows (:func:`dense_chunks_for`, at most ``Cmax``: the
+    gradient buffers), or, when small, its GEMMs into parts (:func:`dense_parts_for`)."""
     cdef Py_ssize_t m = order.shape[0], start = 0, b, step = step0
     cdef double total = 0, t0
     cdef floating lr_t = lr
-    cdef int C, T
+    cdef int C, T, Sp
     cdef bint par, big
     while start < m:
         b = min(bs, m - start)
-        C = dense_chunks_for(b, work, tmax)
-        T = min(C, tmax)
+        Sp = dense_parts_for(b, work, tmax)
+        C = 1 if Sp > 1 else min(dense_chunks_for(b, work, tmax), Cmax)
+        T = Sp if Sp > 1 else min(C, tmax)
         big = dense_always_threads(b * work)  # then not measured
-        par = C > 1 and small_batch_threads_begin(b * work)
+        par = T > 1 and small_batch_threads_begin(b * work)
         t0 = fastnet_wtime()
-        total += dense_chunks(&P[0], Gb, sizes, offs, kinds, lk, X, Y, &order[start], 0, b, BR,
-                              ws, act, dlt, xb, seen, tloss, C, T, par)
+        if Sp > 1:
+            total += dense_rows(&P[0], &Gb[0, 0], sizes, offs, kinds, lk, X, Y, &order[start], 0,
+                                b, BR, &ws[0, 0], act, dlt, xb, &seen[0, 0], Sp, par)
+        else:
+            total += dense_chunks(&P[0], Gb, sizes, offs, kinds, lk, X, Y, &order[start], 0, b,
+                                  BR, ws, act, dlt, xb, seen, tloss, C, T, par)
         if opt == OPT_ADAM:
             lr_t = <floating>adam_lr(lr_d, mu_d, rho_d, <double>step)
         step_chunks(P, S, Gb, C, segs, <floating>b, opt, lr, mu, rho, eps, lr_t, pen, lam,
                     Tstep if par else 1, False)
-        if C > 1 and not big:
+        if T > 1 and not big:
             small_batch_threads_end(fastnet_wtime() - t0, b * work)
         step += 1
         start += b
@@ -373,7 +475,7 @@ cdef void dense_forward_all(const floating* P, const int64_t[::1] sizes,
         while lo < m:
             nb = min(BR, m - lo)
             dense_forward(P, sizes, offs, kinds, &X[lo, 0], X.shape[1], nb, &ws[0, 0], act,
-                          &out[lo, 0])
+                          &out[lo, 0], 1, False)
             lo = lo + nb
         return
     for c in prange(C, num_threads=T, schedule="dynamic", chunksize=1):
@@ -383,7 +485,7 @@ cdef void dense_forward_all(const floating* P, const int64_t[::1] sizes,
         while lo < hi:
             nb = min(BR, hi - lo)
             dense_forward(P, sizes, offs, kinds, &X[lo, 0], X.shape[1], nb, &ws[tid, 0], act,
-                          &out[lo, 0])
+                          &out[lo, 0], 1, False)
             lo = lo + nb
 
 
@@ -449,12 +551,14 @@ def _plan(lay, Py_ssize_t rows, double work, bint gather):
     """Chunks, threads and the work buffers of a dense call on batches of ``rows`` samples."""
     cdef int tmax = _max_threads()
     key = (lay, rows, work, gather, tmax, _dense_min_work, _dense_min_rows, _DENSE_ROWS,
-           _DENSE_ENTRIES)
+           _DENSE_ENTRIES, _split_max_rows, _split_min_work, _split_min_gemm)
     plan = _plans.get(key)
     if plan is not None:
         return plan
     cdef int C = dense_chunks_for(rows, work, tmax)
     cdef int T = min(C, tmax)
+    if gather and dense_parts_for(rows, work, tmax) > 1:   # dense_train: one block, cut in parts
+        C = T = 1
     BR, act, dlt, xb, size = _dense_plan(lay, -(-rows // C), gather)
     if len(_plans) >= 64:
         _plans.clear()
@@ -577,12 +681,13 @@ cdef double _dense_train_typed(floating[::1] P, floating[::1] S, floating[:, ::1
                                double mu_d, double rho_d, Py_ssize_t t0, floating[:, ::1] ws,
                                const int64_t[::1] act, const int64_t[::1] dlt, Py_ssize_t xb,
                                unsigned char[:, ::1] seen, double[::1] tloss,
-                               const int64_t[:, ::1] segs, int tmax, double work, int Tstep):
+                               const int64_t[:, ::1] segs, int tmax, double work, int Tstep,
+                               int Cmax):
     cdef double total
     with nogil:
         total = dense_train(P, S, Gb, sizes, offs, kinds, lk, X, Y, order, bs, BR, opt, lr, mu,
                             rho, eps, pen, lam, lr_d, mu_d, rho_d, t0, ws, act, dlt, xb, seen,
-                            tloss, segs, tmax, work, Tstep)
+                            tloss, segs, tmax, work, Tstep, Cmax)
     return total
 
 
@@ -603,11 +708,12 @@ def _dense_train(lay, int loss_kind, params, X, Y, order, Py_ssize_t bs, int opt
                                                     lay.kinds, loss_kind, X, Y, order, bs, BR,
                                                     opt, lr, mu, rho, eps, pen, lam, lr, mu, rho,
                                                     t, ws, act, dlt, xb, seen, tloss,
-                                                    lay.segs(), tmax, float(lay.n_params), Tstep)
+                                                    lay.segs(), tmax, float(lay.n_params), Tstep,
+                                                    C)
         return _dense_train_typed[cython.double](params, state, Gb, lay.sizes, lay.offs,
                                                  lay.kinds, loss_kind, X, Y, order, bs, BR, opt,
                                                  lr, mu, rho, eps, pen, lam, lr, mu, rho, t, ws,
                                                  act, dlt, xb, seen, tloss, lay.segs(), tmax,
-                                                 float(lay.n_params), Tstep)
+                                                 float(lay.n_params), Tstep, C)
     finally:
         _blas_exit(one)

@@ -22,6 +22,15 @@ cdef double _dense_min_work = 2e6
 #: to 1.4x one; the threads-or-not measurement picked the faster mode each time (171 and 236
 #: ms), so 16 rows are allowed
 cdef Py_ssize_t _dense_min_rows = 16
+#: Small dense batches (at most _split_max_rows rows, at least _split_min_work multiply-adds)
+#: run as one block whose GEMMs are cut in parts, one per thread (see _mlp_dense.pxi), instead
+#: of chunks of rows: each thread then reads and writes its part of each weight matrix only,
+#: and no gradient buffers are added up (measured: see BENCHMARKS.md)
+cdef Py_ssize_t _split_max_rows = 64
+cdef double _split_min_work = 1e6
+#: ... each part of a layer's GEMM with at least this many multiply-adds (else the layer
+#: runs whole, on one thread)
+cdef double _split_min_gemm = 1.5e5
 # The measurement of threads against one thread for small batches (both paths), across
 # calls (a full-batch epoch is one batch per call): 0 idle, 1 the next batch runs on one
 # thread, 2 the next one on the threads; then the faster way (per multiply-add) is kept for
@@ -43,14 +52,16 @@ def _dense_probe_result():
 
 
 def _set_threading(num_threads=None, min_work=None, min_elems=None, big_work=None,
-                   small_batches=None, dense_min_work=None, dense_min_rows=None):
+                   small_batches=None, dense_min_work=None, dense_min_rows=None,
+                   split_max_rows=None, split_min_work=None, split_min_gemm=None):
     """Set the thread policy (tests and benchmarks); returns the previous settings as a
     dict, which ``_set_threading(**old)`` restores.
 
     ``num_threads``: 0 means OpenMP's default.  ``min_work``: the work (multiply-adds) a
     thread must get for a batch of the sparse path to be cut into chunks
     (``dense_min_work``: of the dense path, whose chunks also need ``dense_min_rows``
-    rows each); ``min_elems``: the same for the
+    rows each; ``split_max_rows``, ``split_min_work``, ``split_min_gemm``: the small
+    dense batches whose GEMMs are cut in parts instead); ``min_elems``: the same for the
     elementwise optimiser pass.  ``big_work``: batches of the sparse path with more work
     always run their chunks on threads; smaller ones (every batch of the dense path) do
     when measured faster, or as ``small_batches`` says (True: threads, False: one thread;
@@ -59,11 +70,18 @@ def _set_threading(num_threads=None, min_work=None, min_elems=None, big_work=Non
     """
     global _num_threads, _min_work, _min_elems, _big_work, _adapt_parallel, _adapt_time
     global _dense_min_work, _dense_probe, _dense_probe_n
-    global _dense_min_rows
+    global _dense_min_rows, _split_max_rows, _split_min_work, _split_min_gemm
     old = dict(num_threads=_num_threads, min_work=_min_work, min_elems=_min_elems,
                big_work=_big_work, small_batches=None if _adapt_time < 1e300
                else bool(_adapt_parallel), dense_min_work=_dense_min_work,
-               dense_min_rows=_dense_min_rows)
+               dense_min_rows=_dense_min_rows, split_max_rows=_split_max_rows,
+               split_min_work=_split_min_work, split_min_gemm=_split_min_gemm)
+    if split_max_rows is not None:
+        _split_max_rows = int(split_max_rows)
+    if split_min_work is not None:
+        _split_min_work = float(split_min_work)
+    if split_min_gemm is not None:
+        _split_min_gemm = float(split_min_gemm)
     if dense_min_work is not None:
         _dense_min_work = float(dense_min_work)
     if dense_min_rows is not None:
@@ -155,6 +173,20 @@ cdef int dense_chunks_for(Py_ssize_t b, double work, int tmax) noexcept nogil:
     while T > 1 and b < T * _dense_min_rows:
         T -= 1
     return T
+
+
+cdef int dense_parts_for(Py_ssize_t b, double work, int tmax) noexcept nogil:
+    """The parts each GEMM of a small dense batch (``b`` samples of ``work`` multiply-adds)
+    is cut into, one per thread; 1: the batch is cut into chunks of rows instead
+    (:func:`dense_chunks_for`)."""
+    if tmax <= 1 or b > _split_max_rows or b * work < _split_min_work:
+        return 1
+    return tmax
+
+
+def _dense_parts(Py_ssize_t b, double work):
+    """:func:`dense_parts_for` with this module's thread count (tests)."""
+    return dense_parts_for(b, work, _max_threads())
 
 
 cdef inline bint dense_always_threads(double work) noexcept nogil:

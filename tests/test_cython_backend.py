@@ -660,10 +660,78 @@ def test_activations_of_nan_and_infinities_are_numpys(dtype):
 def dense_threaded(mlp):
     """The dense path with its chunks on 2 threads even for tiny batches."""
     old = mlp._set_threading(num_threads=2, dense_min_work=0, dense_min_rows=1, min_elems=0,
-                             small_batches=True)
+                             small_batches=True, split_max_rows=0)
     with _paths.use_path("dense"):
         yield mlp
     mlp._set_threading(**old)
+
+
+@pytest.fixture(params=[(2, True), (3, True), (2, False)], ids=["2t", "3t", "2t-serial"])
+def dense_parts(request, mlp):
+    """The dense path with every training batch's GEMMs cut in parts (2 or 3), on the threads
+    or run one after the other."""
+    threads, small_batches = request.param
+    old = mlp._set_threading(num_threads=threads, split_max_rows=1 << 30, split_min_work=0,
+                             split_min_gemm=0, min_elems=0, small_batches=small_batches)
+    with _paths.use_path("dense"):
+        yield mlp
+    mlp._set_threading(**old)
+
+
+@cython_built
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("net", [
+    ([70, 48, 33, 5], [3, 2, 1], 0),     # tanh, relu, sigmoid + cross-entropy
+    ([50, 40, 6], [1, 4], 2),            # sigmoid, softmax + log-loss
+    ([64, 17, 40, 3], [2, 3, 0], 1),     # a narrow layer left whole, linear + quadratic
+], ids=["deep", "softmax", "narrow"])
+@pytest.mark.parametrize("batch_size", [7, 32, 100])
+@pytest.mark.parametrize("in_order", [False, True], ids=["shuffled", "in-order"])
+def test_dense_parts_train_epoch_matches_reference(dense_parts, dtype, net, batch_size,
+                                                   in_order):
+    """A batch's GEMMs cut by columns (forward) and by rows of the weights (backward) give
+    the reference's numbers, gathered or used in place, on threads or not."""
+    sizes, kinds, loss = net
+    rng = np.random.default_rng(batch_size + len(sizes))
+    params, sizes, kinds = make_net(rng, sizes, kinds, dtype, scale=0.3)
+    X, Y = make_data(rng, 230, int(sizes[0]), int(sizes[-1]), dtype)
+    if loss == 2:
+        Y = np.eye(int(sizes[-1]), dtype=dtype)[rng.integers(0, int(sizes[-1]), 230)]
+    order = np.arange(230) if in_order else rng.permutation(230)
+    order = order.astype(np.int64)
+    got_p, want_p = params.copy(), params.copy()
+    got_s, want_s = np.zeros(2 * params.size, dtype), np.zeros(2 * params.size, dtype)
+    args = (loss, X, Y, order, batch_size, 1, 0.05, 0.9, 0.9, 1e-8, 1, 0.01)
+    got = dense_parts.train_epoch(got_p, sizes, kinds, *args, got_s, 0)
+    want = REF.train_epoch(want_p, sizes, kinds, *args, want_s, 0)
+    assert_close(got, want, rtol=1e-10 if dtype == np.float64 else 1e-4)
+    rtol = 1e-8 if dtype == np.float64 else 2e-4
+    assert_close(got_p, want_p, rtol=rtol)
+    assert_close(got_s, want_s, rtol=rtol)
+
+
+@cython_built
+def test_dense_parts_give_the_same_bits_on_threads_or_not(mlp):
+    """The parts of a batch's GEMMs run on the threads or one after the other (measured at
+    run time): exactly the same numbers either way."""
+    rng = np.random.default_rng(21)
+    params, sizes, kinds = make_net(rng, [60, 48, 7], [2, 1], np.float32, scale=0.3)
+    X, Y = make_data(rng, 200, 60, 7, np.float32)
+    order = rng.permutation(200).astype(np.int64)
+    results = []
+    for small_batches in (True, False):
+        old = mlp._set_threading(num_threads=2, split_min_work=0, split_min_gemm=0,
+                                 small_batches=small_batches)
+        try:
+            p, s = params.copy(), np.zeros(2 * params.size, params.dtype)
+            with _paths.use_path("dense"):
+                J = mlp.train_epoch(p, sizes, kinds, 0, X, Y, order, 32, 0, 0.1, 0.9, 0.9,
+                                    1e-8, 0, 0.0, s, 0)
+            results.append((J, p))
+        finally:
+            mlp._set_threading(**old)
+    assert results[0][0] == results[1][0]
+    np.testing.assert_array_equal(results[0][1], results[1][1])
 
 
 @cython_built
@@ -732,6 +800,29 @@ def test_dense_chunks_on_one_thread_give_the_same_bits(mlp, dtype):
 
 
 @cython_built
+def test_small_dense_batches_are_cut_in_parts(mlp):
+    """Training batches of up to ``split_max_rows`` rows (64 by default) with enough work
+    run as one block whose GEMMs are cut in one part per thread; bigger ones, or a thread
+    count of one, are cut into chunks of rows."""
+    from fastnet._cython import _checks as chk
+    rng = np.random.default_rng(2)
+    params, sizes, kinds = make_net(rng, [784, 128, 10], [2, 1], np.float32)
+    lay = chk.Layout("train_epoch", params, sizes, kinds)
+    work = float(lay.n_params)
+    old = mlp._set_threading(num_threads=2)
+    try:
+        assert [mlp._dense_parts(b, work) for b in (4, 32, 64, 65, 128)] == [1, 2, 2, 1, 1]
+        assert [mlp._plan(lay, b, work, True)[0] for b in (32, 64, 128)] == [1, 1, 2]
+        mlp._set_threading(split_max_rows=0)
+        assert mlp._dense_parts(32, work) == 1
+        mlp._set_threading(split_max_rows=64, num_threads=1)
+        assert mlp._dense_parts(32, work) == 1
+        mlp._set_threading(num_threads=3)
+        assert mlp._dense_parts(32, work) == 3
+    finally:
+        mlp._set_threading(**old)
+
+
 def test_dense_chunks_have_enough_rows(mlp):
     """A dense batch is cut into one chunk per thread only when each gets at least
     ``dense_min_rows`` rows (16 by default): on two threads a batch of 31 stays one chunk, one
@@ -742,9 +833,9 @@ def test_dense_chunks_have_enough_rows(mlp):
     lay = chk.Layout("train_epoch", params, sizes, kinds)
     old = mlp._set_threading(num_threads=2)
     try:
-        assert [mlp._plan(lay, b, float(lay.n_params), True)[0] for b in (31, 32)] == [1, 2]
+        assert [mlp._plan(lay, b, float(lay.n_params), False)[0] for b in (31, 32)] == [1, 2]
         mlp._set_threading(dense_min_rows=64)
-        assert [mlp._plan(lay, b, float(lay.n_params), True)[0] for b in (32, 127, 128)] == \
+        assert [mlp._plan(lay, b, float(lay.n_params), False)[0] for b in (32, 127, 128)] == \
             [1, 1, 2]
     finally:
         mlp._set_threading(**old)
