@@ -801,7 +801,7 @@ def test_dense_chunks_on_one_thread_give_the_same_bits(mlp, dtype):
 
 @cython_built
 def test_small_dense_batches_are_cut_in_parts(mlp):
-    """Training batches of up to ``split_max_rows`` rows (64 by default) with enough work
+    """Training batches of up to ``split_max_rows`` rows (48 by default) with enough work
     run as one block whose GEMMs are cut in one part per thread; bigger ones, or a thread
     count of one, are cut into chunks of rows."""
     from fastnet._cython import _checks as chk
@@ -811,11 +811,11 @@ def test_small_dense_batches_are_cut_in_parts(mlp):
     work = float(lay.n_params)
     old = mlp._set_threading(num_threads=2)
     try:
-        assert [mlp._dense_parts(b, work) for b in (4, 32, 64, 65, 128)] == [1, 2, 2, 1, 1]
-        assert [mlp._plan(lay, b, work, True)[0] for b in (32, 64, 128)] == [1, 1, 2]
+        assert [mlp._dense_parts(b, work) for b in (4, 32, 48, 49, 128)] == [1, 2, 2, 1, 1]
+        assert [mlp._plan(lay, b, work, True)[0] for b in (32, 48, 128)] == [1, 1, 2]
         mlp._set_threading(split_max_rows=0)
         assert mlp._dense_parts(32, work) == 1
-        mlp._set_threading(split_max_rows=64, num_threads=1)
+        mlp._set_threading(split_max_rows=48, num_threads=1)
         assert mlp._dense_parts(32, work) == 1
         mlp._set_threading(num_threads=3)
         assert mlp._dense_parts(32, work) == 3

@@ -23,12 +23,12 @@ numba = pytest.importorskip("numba")
 if "numba" not in fastnet.available_backends():  # pragma: no cover
     pytest.skip("the numba backend is not available", allow_module_level=True)
 
-from fastnet._numba import (network as N, _blas, _cache, _dense, _elementwise, _linear,  # noqa
-                            _online, _optim, _rows, _sparse, _vmath, _compile_notice)
+from fastnet._numba import (network as N, _blas, _cache, _dense, _elementwise, _gemm,  # noqa
+                            _linear, _online, _optim, _rows, _sparse, _vmath, _compile_notice)
 
 REF = kernels_of("reference")
 NB = kernels_of("numba")
-MODULES = [N, _dense, _elementwise, _linear, _online, _optim, _rows, _sparse, _vmath]
+MODULES = [N, _dense, _elementwise, _gemm, _linear, _online, _optim, _rows, _sparse, _vmath]
 
 
 def _net(rng, sizes, kinds, dtype, scale=0.3):
@@ -77,11 +77,11 @@ def _dispatchers():
                 yield mod.__name__ + "." + name, obj
 
 
-#: the one kernel that runs on Numba's threads (prange): dense batches of a few milliseconds,
+#: the kernels that run on Numba's threads (prange): dense batches of a few milliseconds,
 #: too small to hand to fastnet's threads from Python one by one (measured at batch 128 on
 #: MNIST, 2 cores: 1.15x to 1.25x faster than one thread; Python-dispatched threads were
-#: 1.3x to 1.6x slower than one)
-PARALLEL = {"fastnet._numba._dense.train_epoch_blocks"}
+#: 1.3x to 1.6x slower than one), and batches of up to 48 rows, their products in parts
+PARALLEL = {"fastnet._numba._dense.train_epoch_blocks", "fastnet._numba._dense.train_epoch_parts"}
 
 
 def test_every_kernel_is_cached_and_serial():
@@ -253,6 +253,101 @@ def test_dense_batches_use_the_blocks_kernel_above_its_threshold(monkeypatch):
         monkeypatch.setattr(N, "BLOCKS_MIN_ROWS", 10)
         NB.train_epoch(params, sizes, kinds, 0, X, Y, order, 20, 0, 0.1, 0.9, 0.9, 1e-8, 0, 0.0,
                        state, 0)
+    assert calls == ([2] if N._parallel_ok() else [])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("ta,tb", [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_gemm_on_parts_of_matrices_matches_numpy(dtype, ta, tb):
+    """``gemm_rm`` on a block of a bigger matrix (offsets, leading dimensions), every
+    transposition, ``beta`` 0 and 1; the entries outside the block are left alone."""
+    rng = np.random.default_rng(ta + 2 * tb)
+    m, n, k = 13, 21, 17
+    A = rng.standard_normal((k, 40) if ta else (m, 40)).astype(dtype)
+    B = rng.standard_normal((n, 50) if tb else (k, 50)).astype(dtype)
+    a0, b0, c0 = 3, 5, 7
+    opA = (A[:, a0:a0 + m].T if ta else A[:, a0:a0 + k])
+    opB = (B[:, b0:b0 + k].T if tb else B[:, b0:b0 + n])
+    fn = _gemm.gemm_address(dtype)
+    codes = (_gemm.NOTRANS, _gemm.TRANS)
+    for beta in (0.0, 1.0):
+        C = rng.standard_normal((m, 30)).astype(dtype)
+        want = C.copy()
+        want[:, c0:c0 + n] = 0.5 * opA @ opB + beta * C[:, c0:c0 + n]
+        _call_gemm(fn, codes[ta], codes[tb], m, n, k, 0.5, A, a0, 40, B, b0, 50, beta, C, c0,
+                   30)
+        assert_close(C, want, rtol=1e-12 if dtype == np.float64 else 1e-5)
+
+
+@numba.njit
+def _call_gemm(*args):
+    _gemm.gemm_rm(*args)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("net", [
+    ([70, 48, 33, 5], [3, 2, 1], 0),     # tanh, relu, sigmoid + cross-entropy
+    ([50, 40, 6], [1, 4], 2),            # sigmoid, softmax + log-loss
+    ([64, 17, 40, 3], [2, 3, 0], 1),     # a narrow layer left whole, linear + quadratic
+], ids=["deep", "softmax", "narrow"])
+@pytest.mark.parametrize("batch_size", [7, 32, 100])
+@pytest.mark.parametrize("parts", [1, 2, 3])
+@pytest.mark.parametrize("in_order", [False, True], ids=["shuffled", "in-order"])
+def test_dense_epoch_parts_match_reference(dtype, net, batch_size, parts, in_order):
+    """The dense epoch whose batches' products are cut in ``parts`` parts on Numba's threads:
+    the reference's epoch, and the same numbers on every call."""
+    sizes, kinds, loss = net
+    rng = np.random.default_rng(batch_size + parts)
+    params, sizes, kinds = _net(rng, sizes, kinds, dtype)
+    X, Y = _data(rng, 230, int(sizes[0]), int(sizes[-1]), dtype, zeros=0.0)
+    if loss == 2:
+        Y = np.eye(int(sizes[-1]), dtype=dtype)[rng.integers(0, int(sizes[-1]), 230)]
+    order = (np.arange(230) if in_order else rng.permutation(230)).astype(np.int64)
+    fn = _gemm.gemm_address(dtype)
+    runs = []
+    for opt, pen in ((1, 1), (3, 2)):
+        args = (loss, X, Y, order, batch_size, opt, 0.05, 0.9, 0.9, 1e-8, pen, 0.01)
+        for run in ("parts", "parts", "reference"):
+            p, s = params.copy(), np.full(2 * params.size, 0.01, dtype)
+            if run == "parts":
+                J = _dense.train_epoch_parts(p, sizes, kinds, *args, s, 2, parts, fn, 0.0)
+            else:
+                J = REF.train_epoch(p, sizes, kinds, *args, s, 2)
+            runs.append((J, p, s))
+        a, b, r = runs[-3:]
+        assert a[0] == b[0] and np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2])
+        rtol = None if dtype == np.float64 else 1e-4
+        assert_close(a[0], r[0], rtol=1e-10 if dtype == np.float64 else 1e-5)
+        assert_close(a[1], r[1], rtol=rtol)
+        assert_close(a[2], r[2], rtol=rtol)
+
+
+def test_small_dense_batches_use_the_parts_kernel(monkeypatch):
+    """``train_epoch`` hands dense batches of up to PARTS_MAX_ROWS rows and at least
+    PARTS_MIN_WORK multiply-adds to the parts kernel (one part per thread) when Numba's
+    threading layer allows; bigger batches and one thread do not."""
+    calls = []
+    real = _dense.train_epoch_parts
+    monkeypatch.setattr(_dense, "train_epoch_parts",
+                        lambda *a: calls.append(a[-3]) or real(*a))
+    rng = np.random.default_rng(5)
+    params, sizes, kinds = _net(rng, [30, 12, 4], [1, 1], np.float32)
+    X, Y = _data(rng, 100, 30, 4, np.float32, zeros=0.0)
+    order = np.arange(100, dtype=np.int64)
+    state = np.zeros(2 * params.size, np.float32)
+
+    def epoch(batch_size):
+        NB.train_epoch(params, sizes, kinds, 0, X, Y, order, batch_size, 0, 0.1, 0.9, 0.9, 1e-8,
+                       0, 0.0, state, 0)
+    with fastnet.use_path("dense"):
+        monkeypatch.setenv("FASTNET_NUM_THREADS", "2")
+        epoch(20)
+        assert calls == []               # 20 x 424 multiply-adds: under PARTS_MIN_WORK
+        monkeypatch.setattr(N, "PARTS_MIN_WORK", 0)
+        epoch(20)
+        epoch(49)                        # over PARTS_MAX_ROWS
+        monkeypatch.setenv("FASTNET_NUM_THREADS", "1")
+        epoch(20)
     assert calls == ([2] if N._parallel_ok() else [])
 
 

@@ -41,10 +41,11 @@ of an epoch, so the dense path multiplies the layers as they are.
 import numpy as np
 from numba import njit, prange
 
-from fastnet._numba._common import JIT, copy_into, fill, offsets
-from fastnet._numba._elementwise import (bias_act_rows, loss_delta_rows, mul_dact,
-                                         col_sums_into)
-from fastnet._numba._optim import step_network
+from fastnet._numba._common import JIT, L1, L2, ADAM, SOFTMAX, copy_into, fill, offsets
+from fastnet._numba._elementwise import (bias_act_row, bias_act_rows, loss_delta_rows,
+                                         mul_dact, col_sums_into)
+from fastnet._numba._gemm import gemm_rm, NOTRANS, TRANS
+from fastnet._numba._optim import adam_lr, step_network, step_range
 
 #: Rows per chunk of the work buffers: batches above this are done in chunks.
 CHUNK = 2048
@@ -318,4 +319,163 @@ def train_epoch_blocks(params, sizes, kinds, loss_kind, X, Y, order, batch_size,
         sum_rows_into(Gs)
         step_network(params, Gs[0], state, sizes, offs, n, optimizer, lr, mu, rho, eps, penalty,
                      lam, t + step, False)
+    return total
+
+
+# ------------------------------------------------------------ small batches cut in parts
+#: rows of a part at least: a layer's products are cut in parts only along a dimension of at
+#: least 2 * PART_MIN (else the layer runs whole, on one thread)
+PART_MIN = 16
+
+
+@njit(**JIT)
+def part_at(n, s, parts):
+    """Where part ``s`` of ``parts`` of ``0 .. n`` starts, on a multiple of 16 entries when
+    ``n`` allows (the same cut as the Cython backend's)."""
+    if s >= parts:
+        return n
+    q = (n * s) // parts
+    q = (q + 8) // 16 * 16
+    return min(q, n)
+
+
+@njit(**JIT)
+def _forward_part(fn, params, sizes, offs, kinds, l, A, a0, lda, b, Z, z0, s, parts):
+    """Columns ``c0 .. c1`` (part ``s``) of layer ``l``'s activations
+    ``Z[z0:] (b x n) = f(A[a0:] W_l[1:, c0:c1] + W_l[0, c0:c1])`` (softmax left to the
+    caller)."""
+    nin, n = sizes[l], sizes[l + 1]
+    c0, c1 = part_at(n, s, parts), part_at(n, s + 1, parts)
+    if c1 <= c0:
+        return
+    o = offs[l]
+    gemm_rm(fn, NOTRANS, NOTRANS, b, c1 - c0, nin, 1.0, A, a0, lda, params, o + n + c0, n, 0.0,
+            Z, z0 + c0, n)
+    if kinds[l] != SOFTMAX:
+        for r in range(b):
+            bias_act_row(kinds[l], Z[z0 + r * n + c0:z0 + r * n + c1], params[o + c0:o + c1])
+
+
+@njit(**JIT)
+def _backward_part(fn, params, sizes, offs, kinds, l, A, a0, lda, b, D, G, Dlow, Alow, s,
+                   parts):
+    """Rows ``r0 .. r1`` (part ``s``) of ``W_l[1:]``: their gradient
+    ``G_l[1 + r0 : 1 + r1] = A[:, r0:r1]^T D`` and, for ``l > 0``, the error terms below
+    ``Dlow[:, r0:r1] = (D W_l[1 + r0 : 1 + r1]^T) * f'(Alow[:, r0:r1])``."""
+    nin, n = sizes[l], sizes[l + 1]
+    r0, r1 = part_at(nin, s, parts), part_at(nin, s + 1, parts)
+    if r1 <= r0:
+        return
+    o = offs[l]
+    gemm_rm(fn, TRANS, NOTRANS, r1 - r0, n, b, 1.0, A, a0 + r0, lda, D, 0, n, 0.0, G,
+            o + n + r0 * n, n)
+    if l > 0:
+        gemm_rm(fn, NOTRANS, TRANS, b, r1 - r0, n, 1.0, D, 0, n, params, o + n + r0 * n, n, 0.0,
+                Dlow, r0, nin)
+        for r in range(b):
+            mul_dact(kinds[l - 1], Dlow[r * nin + r0:r * nin + r1],
+                     Alow[r * nin + r0:r * nin + r1])
+
+
+@njit(**JIT)
+def _layer_parts(parts, b, nin, n, cut, min_gemm):
+    """The parts a layer's product (``b x nin`` by ``nin x n``) is cut into along ``cut``."""
+    if parts <= 1 or cut < 2 * PART_MIN or b * nin * n < parts * min_gemm:
+        return 1
+    return parts
+
+
+@njit(parallel=True, **JIT)
+def train_epoch_parts(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer, lr,
+                      mu, rho, eps, penalty, lam, state, t, parts, fn, min_gemm):
+    r""":func:`train_epoch` for small batches: each batch one block whose products are cut in
+    ``parts`` parts on Numba's threads (``prange``), the forward ones by columns of
+    :math:`Z_l`, the backward ones by rows of :math:`W_l` (each part its rows of
+    :math:`G_l` and its columns of :math:`D_{l-1}`), so that each thread reads and writes its
+    part of the weights and no gradient buffers are added up; then the step, its weight rows
+    in parts too.  ``fn``: :func:`fastnet._numba._gemm.gemm_address`; a layer whose product
+    has under ``min_gemm`` multiply-adds a part runs whole.  The numbers depend on ``parts``
+    only, never on which thread ran which part.
+    """
+    offs = offsets(sizes)
+    L = kinds.shape[0]
+    m = order.shape[0]
+    B = min(batch_size, m)
+    acts, aoff, d0, d1 = workspace(sizes, B, params)
+    Xg = np.empty((B, X.shape[1]), X.dtype)
+    Yg = np.empty((B, Y.shape[1]), Y.dtype)
+    mark = np.zeros(X.shape[0], np.bool_)
+    Xflat = X.reshape(X.size)        # the operands of gemm_rm: flat, with offsets
+    Xgflat = Xg.reshape(Xg.size)
+    G = np.empty_like(params)
+    P = params.shape[0]
+    s1 = state[:P]
+    s2 = state[P:]
+    T = params.dtype.type
+    zero = T(0)
+    l2 = T(lam) if penalty == L2 else zero
+    l1 = T(lam) if penalty == L1 else zero
+    lrT, muT, rhoT, epsT = T(lr), T(mu), T(rho), T(eps)
+    n0 = X.shape[1]
+    total = 0.0
+    for step in range(-(-m // B)):
+        start = step * B
+        b = min(B, m - start)
+        idx = order[start:start + b]
+        run = _run_start(idx, mark)
+        if run >= 0:
+            X0, x0, Yb = Xflat, run * n0, Y[run:run + b]
+        else:
+            _gather(X, idx, Xg[:b])
+            _gather(Y, idx, Yg[:b])
+            X0, x0, Yb = Xgflat, 0, Yg[:b]
+        # forward
+        for l in range(L):
+            nin, n = sizes[l], sizes[l + 1]
+            Z = acts[aoff[l]:]
+            k = _layer_parts(parts, b, nin, n, n, min_gemm)
+            Ain, a0, lda = (X0, x0, n0) if l == 0 else (acts, aoff[l - 1], nin)
+            if k > 1:   # (a prange of one part would still be handed to the threads)
+                for s in prange(k):
+                    _forward_part(fn, params, sizes, offs, kinds, l, Ain, a0, lda, b, Z, 0, s, k)
+            else:
+                _forward_part(fn, params, sizes, offs, kinds, l, Ain, a0, lda, b, Z, 0, 0, 1)
+            if kinds[l] == SOFTMAX:
+                bias_act_rows(SOFTMAX, _view(Z, b, n), params[offs[l]:offs[l] + n])
+        # backward
+        nL = sizes[L]
+        D, spare = d0, d1
+        total += loss_delta_rows(kinds[L - 1], loss_kind, _view(acts[aoff[L - 1]:], b, nL), Yb,
+                                 _view(D, b, nL))
+        for l in range(L - 1, -1, -1):
+            nin, n = sizes[l], sizes[l + 1]
+            o = offs[l]
+            col_sums_into(_view(D, b, n), G[o:o + n])
+            k = _layer_parts(parts, b, nin, n, nin, min_gemm)
+            Ain, a0, lda = (X0, x0, n0) if l == 0 else (acts, aoff[l - 1], nin)
+            Alow = acts[aoff[l - 1]:] if l > 0 else acts
+            if k > 1:
+                for s in prange(k):
+                    _backward_part(fn, params, sizes, offs, kinds, l, Ain, a0, lda, b, D, G,
+                                   spare, Alow, s, k)
+            else:
+                _backward_part(fn, params, sizes, offs, kinds, l, Ain, a0, lda, b, D, G, spare,
+                               Alow, 0, 1)
+            D, spare = spare, D
+        # the step: bias rows whole, weight rows in parts
+        scale = T(1) / T(b)
+        lr_t = T(adam_lr(lr, mu, rho, t + step)) if optimizer == ADAM else lrT
+        for l in range(L):
+            o, wo, hi = offs[l], offs[l] + sizes[l + 1], offs[l + 1]
+            step_range(optimizer, params, G, s1, s2, o, wo, scale, zero, zero, lrT, muT, rhoT,
+                       epsT, lr_t, False)
+            k = _layer_parts(parts, b, sizes[l], sizes[l + 1], sizes[l], min_gemm)
+            if k > 1:
+                for s in prange(k):
+                    step_range(optimizer, params, G, s1, s2, wo + part_at(hi - wo, s, k),
+                               wo + part_at(hi - wo, s + 1, k), scale, l2, l1, lrT, muT, rhoT,
+                               epsT, lr_t, False)
+            else:
+                step_range(optimizer, params, G, s1, s2, wo, hi, scale, l2, l1, lrT, muT, rhoT,
+                           epsT, lr_t, False)
     return total
