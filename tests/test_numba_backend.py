@@ -81,7 +81,8 @@ def _dispatchers():
 #: too small to hand to fastnet's threads from Python one by one (measured at batch 128 on
 #: MNIST, 2 cores: 1.15x to 1.25x faster than one thread; Python-dispatched threads were
 #: 1.3x to 1.6x slower than one), and batches of up to 48 rows, their products in parts
-PARALLEL = {"fastnet._numba._dense.train_epoch_blocks", "fastnet._numba._dense.train_epoch_parts"}
+PARALLEL = {"fastnet._numba._dense.train_epoch_blocks", "fastnet._numba._dense.train_epoch_parts",
+            "fastnet._numba._linear.linear_gd_blocks"}
 
 
 def test_every_kernel_is_cached_and_serial():
@@ -366,6 +367,38 @@ def test_threaded_linear_gd_matches_serial_and_reference(threaded, logistic):
     assert runs[0][0] == runs[1][0]
     assert_close(runs[0][1], runs[1][1])
     assert_close(runs[0][2], runs[1][2])
+
+
+@pytest.mark.parametrize("logistic", [False, True])
+@pytest.mark.parametrize("nb", [1, 3, 16])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_linear_gd_blocks_match_reference(logistic, nb, dtype):
+    """Gradient descent with each pass over X in ``nb`` blocks on Numba's threads: the
+    reference's iterations, costs and theta, its stop at ``tol``, the same numbers on every
+    call; a cost that is not finite stops it at once, without a step."""
+    rng = np.random.default_rng(nb)
+    X = rng.standard_normal((301, 9)).astype(dtype)
+    y = X @ rng.standard_normal(9).astype(dtype) + dtype(0.3)
+    if logistic:
+        y = (y > 0.3).astype(dtype)
+    runs = []
+    for run in ("blocks", "blocks", "reference"):
+        theta, hist = np.zeros(10, dtype), np.zeros(80)
+        if run == "blocks":
+            n = _linear.linear_gd_blocks(X, y, theta, 0.1, 1e-4, 80, logistic, hist, nb)
+        else:
+            n = REF.linear_gd(X, y, theta, 0.1, 1e-4, 80, logistic, hist)
+        runs.append((n, theta, hist[:n]))
+    (a, b, r) = runs
+    assert a[0] == b[0] == r[0] and np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2])
+    assert logistic or a[0] < 80            # linear regression stops at tol here
+    tol = 1e-10 if dtype == np.float64 else 1e-5
+    assert_close(a[1], r[1], rtol=tol)
+    assert_close(a[2], r[2], rtol=tol)
+    y[5] = np.inf
+    theta, hist = np.zeros(10, dtype), np.zeros(80)
+    assert _linear.linear_gd_blocks(X, y, theta, 0.1, 1e-6, 80, logistic, hist, nb) == 1
+    assert not np.isfinite(hist[0]) and not theta.any()
 
 
 def test_one_and_two_threads_agree(monkeypatch):

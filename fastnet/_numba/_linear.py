@@ -14,7 +14,7 @@ iteration's pass on blocks of rows on threads and :func:`gd_step` on their
 summed gradient.
 """
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from fastnet._numba import _vmath
 from fastnet._numba._common import JIT, JIT_FAST, LOG_CLIP
@@ -173,3 +173,33 @@ def perceptron_train(X, y, w, epochs, lr, errors):
         if n_err == 0:
             return e + 1
     return epochs
+
+
+@njit(parallel=True, **JIT)
+def linear_gd_blocks(X, y, theta, lr, tol, max_iter, logistic, history, nb):
+    """:func:`linear_gd` with each iteration's pass over X cut into ``nb`` blocks of rows on
+    Numba's threads (``prange``; the caller sets ``numba.set_parallel_chunksize(1)`` so that
+    they are handed out one block at a time and a thread slowed by another process does fewer;
+    set inside, the kernel could not be cached), each summing into its own row of a buffer,
+    added in block order before the step.  The numbers depend on ``nb`` only.  One compiled
+    call for all the iterations: no Python between them."""
+    m, n = X.shape
+    G = np.zeros((nb, n), theta.dtype)
+    g = np.zeros(n, theta.dtype)
+    rs = np.zeros(nb, theta.dtype)
+    Js = np.zeros(nb)
+    it = 0
+    while it < max_iter:
+        for b in prange(nb):
+            rs[b], Js[b] = gd_pass(X, y, theta, G[b], logistic, (m * b) // nb,
+                                   (m * (b + 1)) // nb)
+        sum_rows(G, g)
+        rsum = theta.dtype.type(0)
+        J = 0.0
+        for b in range(nb):
+            rsum += rs[b]
+            J += Js[b]
+        it += 1
+        if gd_step(theta, g, rsum, J, m, lr, tol, logistic, history, it - 1):
+            break
+    return it

@@ -418,6 +418,17 @@ def train_epochs(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optim
 
 
 # ================================================================ linear models
+#: Gradient descent on threads: each iteration's pass over X in up to this many blocks of at
+#: least GD_BLOCK_ROWS rows, handed out to the threads as they come free (as the Cython
+#: backend).  Measured on MNIST 8,000 x 784 float32, 100 iterations, Zen 4 (2 cores),
+#: alternating with the numpy reference in one process: 16 blocks 2.13x (linear) and 1.51x
+#: (logistic) the reference, against 1.15x and 1.16x with a block per thread dispatched from
+#: Python each iteration, and 1.04x and 1.09x with a block per thread in one compiled call;
+#: 16 blocks in Numba's default (static) schedule, 1.01x and 1.04x.
+GD_MAX_BLOCKS = 16
+GD_BLOCK_ROWS = 256
+
+
 def linear_gd(X, y, theta, lr, tol, max_iter, logistic, history):
     """Batch gradient descent, linear or logistic (:func:`fastnet.reference.kernels.linear_gd`)."""
     K = "linear_gd"
@@ -429,6 +440,17 @@ def linear_gd(X, y, theta, lr, tol, max_iter, logistic, history):
     nt = _threads_for(m, X.shape[1])
     if nt == 1:
         return int(_linear.linear_gd(X, y, theta, lr, tol, max_iter, logistic, history))
+    if _parallel_ok():
+        # every iteration in one compiled call, its pass over X in up to GD_MAX_BLOCKS blocks
+        # handed out to Numba's threads as they come free
+        import numba
+        nb = min(GD_MAX_BLOCKS, max(nt, m // GD_BLOCK_ROWS))
+        old = numba.set_parallel_chunksize(1)
+        try:
+            return int(_linear.linear_gd_blocks(X, y, theta, lr, tol, max_iter, logistic,
+                                                history, nb))
+        finally:
+            numba.set_parallel_chunksize(old)
     # Each iteration's pass over X on blocks of rows (one per thread, each summing into its
     # own row of G), then one step from their sum: X is read once per iteration by both
     # cores.  (The iterations are dispatched from Python: ~1 ms of work each here.)
