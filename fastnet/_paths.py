@@ -44,13 +44,16 @@ DENSITY_SAMPLE_ROWS = 256
 #:   too, the panels win even the deep net's 0.31; the limits below 0.2 are an estimate,
 #:   for sparser inputs than MNIST's);
 #: * numba: batch 1 0.55, 0.38, 0.45 (its dense matrix-vector loop is the slower one);
-#:   batch 32 0.99, 0.78, 0.77; batch 128 1.29, 0.97, 1.08.
+#:   batch 32 0.99, 0.78, 0.77; batch 128 1.29, 0.97, 1.08.  Batch 32 again once the dense
+#:   path cut small batches' products in parts on both cores (Zen 4, AVX-512, 2026-12-02):
+#:   1.45, 0.92, 1.30, so its limit there went from 0.35 to 0.15 (cython's dense path got
+#:   the same change and measured 1.11, 0.65, 0.74: its limit stays).
 #:
 #: The full batch's GEMMs, split over both cores, are as fast as the panels at 0.2 in
 #: float32; batches of :data:`LARGE_BATCH` and more go to BLAS (see below).
 SPARSE_MAX_DENSITY = {
     "cython": {1: 0.15, 32: 0.35, 128: 0.10, "large": None, "full": None},
-    "numba": {1: 0.35, 32: 0.35, 128: 0.15, "large": None, "full": None},
+    "numba": {1: 0.35, 32: 0.15, 128: 0.15, "large": None, "full": None},
 }
 #: ... for float64 data: dgemm runs at half sgemm's speed, so the panels win the full batch
 #: too (the course's ``backprop`` on raw MNIST: 1.1x to 1.25x).
