@@ -20,7 +20,9 @@ cdef double _dense_min_work = 2e6
 #: against one chunk of 32 rows: 158 ms against 212 ms an epoch in one run, 229 against 225
 #: in another, and run on one thread (when the measurement below says so) two chunks cost up
 #: to 1.4x one; the threads-or-not measurement picked the faster mode each time (171 and 236
-#: ms), so 16 rows are allowed
+#: ms), so 16 rows are allowed.  (Training batches of up to _split_max_rows rows, batch 32
+#: among them, now cut their GEMMs in parts instead: this applies to bigger ones and to
+#: backprop_batch / forward_network.)
 cdef Py_ssize_t _dense_min_rows = 16
 #: Small dense batches (at most _split_max_rows rows, at least _split_min_work multiply-adds)
 #: run as one block whose GEMMs are cut in parts, one per thread (see _mlp_dense.pxi), instead
