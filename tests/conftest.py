@@ -167,3 +167,29 @@ def assert_close(actual, desired, err_msg="", rtol=None, atol_scale=1.0, dtype=N
     scale = float(np.max(np.abs(desired))) if desired.size else 0.0
     np.testing.assert_allclose(actual, desired, rtol=r, atol=r * max(scale, 1e-30) * atol_scale,
                                err_msg=err_msg)
+
+
+# ------------------------------------------- the dense path's small batches cut in parts
+#: the networks of both compiled backends' tests of the parts path, as (sizes, kinds, loss)
+PARTS_NETS = pytest.mark.parametrize("net", [
+    ([70, 48, 33, 5], [3, 2, 1], 0),     # tanh, relu, sigmoid + cross-entropy
+    ([50, 40, 6], [1, 4], 2),            # sigmoid, softmax + log-loss
+    ([64, 17, 40, 3], [2, 3, 0], 1),     # a narrow layer left whole, linear + quadratic
+], ids=["deep", "softmax", "narrow"])
+
+
+def parts_problem(net, dtype, seed, in_order, m=230, zeros=0.0):
+    """``(params, sizes, kinds, loss, X, Y, order)`` of a :data:`PARTS_NETS` case: weights
+    N(0, 0.3^2), inputs in [0, 1) (a fraction ``zeros`` of them 0), one-hot targets, the rows
+    in order or shuffled."""
+    from fastnet._params import n_params
+    sizes, kinds, loss = net
+    rng = np.random.default_rng(seed)
+    sizes = np.asarray(sizes, dtype=np.int64)
+    params = (rng.standard_normal(n_params(sizes)) * 0.3).astype(dtype)
+    X = rng.random((m, int(sizes[0])))
+    X[rng.random(X.shape) < zeros] = 0.0
+    Y = np.eye(int(sizes[-1]))[rng.integers(0, int(sizes[-1]), m)]
+    order = np.arange(m) if in_order else rng.permutation(m)
+    return (params, sizes, np.asarray(kinds, dtype=np.int64), loss, X.astype(dtype),
+            Y.astype(dtype), order.astype(np.int64))

@@ -27,7 +27,7 @@ import pytest
 import fastnet
 from fastnet import _backend, _paths
 from fastnet._params import n_params
-from conftest import REPO, assert_close, kernels_of
+from conftest import PARTS_NETS, REPO, assert_close, kernels_of, parts_problem
 
 cython_built = pytest.mark.skipif(
     "cython" not in fastnet.available_backends(),
@@ -680,25 +680,15 @@ def dense_parts(request, mlp):
 
 @cython_built
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("net", [
-    ([70, 48, 33, 5], [3, 2, 1], 0),     # tanh, relu, sigmoid + cross-entropy
-    ([50, 40, 6], [1, 4], 2),            # sigmoid, softmax + log-loss
-    ([64, 17, 40, 3], [2, 3, 0], 1),     # a narrow layer left whole, linear + quadratic
-], ids=["deep", "softmax", "narrow"])
+@PARTS_NETS
 @pytest.mark.parametrize("batch_size", [7, 32, 100])
 @pytest.mark.parametrize("in_order", [False, True], ids=["shuffled", "in-order"])
 def test_dense_parts_train_epoch_matches_reference(dense_parts, dtype, net, batch_size,
                                                    in_order):
     """A batch's GEMMs cut by columns (forward) and by rows of the weights (backward) give
     the reference's numbers, gathered or used in place, on threads or not."""
-    sizes, kinds, loss = net
-    rng = np.random.default_rng(batch_size + len(sizes))
-    params, sizes, kinds = make_net(rng, sizes, kinds, dtype, scale=0.3)
-    X, Y = make_data(rng, 230, int(sizes[0]), int(sizes[-1]), dtype)
-    if loss == 2:
-        Y = np.eye(int(sizes[-1]), dtype=dtype)[rng.integers(0, int(sizes[-1]), 230)]
-    order = np.arange(230) if in_order else rng.permutation(230)
-    order = order.astype(np.int64)
+    params, sizes, kinds, loss, X, Y, order = parts_problem(net, dtype, batch_size, in_order,
+                                                           zeros=0.6)
     got_p, want_p = params.copy(), params.copy()
     got_s, want_s = np.zeros(2 * params.size, dtype), np.zeros(2 * params.size, dtype)
     args = (loss, X, Y, order, batch_size, 1, 0.05, 0.9, 0.9, 1e-8, 1, 0.01)

@@ -17,7 +17,7 @@ import pytest
 
 import fastnet
 from fastnet._params import n_params
-from conftest import REPO, assert_close, kernels_of
+from conftest import PARTS_NETS, REPO, assert_close, kernels_of, parts_problem
 
 numba = pytest.importorskip("numba")
 if "numba" not in fastnet.available_backends():  # pragma: no cover
@@ -286,24 +286,15 @@ def _call_gemm(*args):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-@pytest.mark.parametrize("net", [
-    ([70, 48, 33, 5], [3, 2, 1], 0),     # tanh, relu, sigmoid + cross-entropy
-    ([50, 40, 6], [1, 4], 2),            # sigmoid, softmax + log-loss
-    ([64, 17, 40, 3], [2, 3, 0], 1),     # a narrow layer left whole, linear + quadratic
-], ids=["deep", "softmax", "narrow"])
+@PARTS_NETS
 @pytest.mark.parametrize("batch_size", [7, 32, 100])
 @pytest.mark.parametrize("parts", [1, 2, 3])
 @pytest.mark.parametrize("in_order", [False, True], ids=["shuffled", "in-order"])
 def test_dense_epoch_parts_match_reference(dtype, net, batch_size, parts, in_order):
     """The dense epoch whose batches' products are cut in ``parts`` parts on Numba's threads:
     the reference's epoch, and the same numbers on every call."""
-    sizes, kinds, loss = net
-    rng = np.random.default_rng(batch_size + parts)
-    params, sizes, kinds = _net(rng, sizes, kinds, dtype)
-    X, Y = _data(rng, 230, int(sizes[0]), int(sizes[-1]), dtype, zeros=0.0)
-    if loss == 2:
-        Y = np.eye(int(sizes[-1]), dtype=dtype)[rng.integers(0, int(sizes[-1]), 230)]
-    order = (np.arange(230) if in_order else rng.permutation(230)).astype(np.int64)
+    params, sizes, kinds, loss, X, Y, order = parts_problem(net, dtype, batch_size + parts,
+                                                           in_order)
     fn = _gemm.gemm_address(dtype)
     runs = []
     for opt, pen in ((1, 1), (3, 2)):
