@@ -391,6 +391,20 @@ def test_chunks_on_one_thread_give_the_same_bits(sparse, dtype):
     np.testing.assert_array_equal(results[0][2], results[1][2])
 
 
+@pytest.mark.parametrize("t_serial, t_parallel, threads", [
+    (1.0, 0.5, True),     # the threads twice as fast
+    (1.0, 0.95, True),    # within the noise: the threads stay (they used to need 10 %)
+    (1.0, 1.05, True),    # one thread barely faster: not enough to give up the threads
+    (1.0, 1.2, False),    # one thread clearly faster (the other core taken)
+    (1.0, 3.0, False),
+])
+def test_measurement_keeps_threads_unless_one_thread_is_clearly_faster(mlp, t_serial,
+                                                                       t_parallel, threads):
+    """The threads-or-not measurement of small batches picks one thread only when it
+    measured at least 10 % faster per multiply-add."""
+    assert mlp._probe_choice(t_serial, t_parallel) is threads
+
+
 # ------------------------------------------------------------------ the two paths
 PATHS = ["dense", "sparse"]
 OUTPUT_CASES = {"sigmoid-ce": (1, 0), "softmax-logloss": (4, 2), "linear-quad": (0, 1),
