@@ -169,8 +169,6 @@ def assert_close(actual, desired, err_msg="", rtol=None, atol_scale=1.0, dtype=N
                                err_msg=err_msg)
 
 
-# ------------------------------------------- the dense path's small batches cut in parts
-#: the networks of both compiled backends' tests of the parts path, as (sizes, kinds, loss)
 def assert_close_adam_f32(actual, desired, lr, steps, rtol=1e-4, max_outliers=1 / 500):
     """Weights after float32 epochs of Adam: :func:`assert_close` but for a few.
 
@@ -191,6 +189,8 @@ def assert_close_adam_f32(actual, desired, lr, steps, rtol=1e-4, max_outliers=1 
     return off
 
 
+# ------------------------------------------- the dense path's small batches cut in parts
+#: the networks of both compiled backends' tests of the parts path, as (sizes, kinds, loss)
 PARTS_NETS = pytest.mark.parametrize("net", [
     ([70, 48, 33, 5], [3, 2, 1], 0),     # tanh, relu, sigmoid + cross-entropy
     ([50, 40, 6], [1, 4], 2),            # sigmoid, softmax + log-loss
