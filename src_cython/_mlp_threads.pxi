@@ -47,6 +47,8 @@ cdef int _DENSE_PROBE_BATCHES = 8
 cdef int _dense_probe_n = -1
 cdef double _dense_probe_rates[8]      # _DENSE_PROBE_BATCHES
 cdef double _dense_t_parallel = 0
+#: the multiply-adds of the batches being measured: both ways must time the same work
+cdef double _dense_probe_work = 0
 
 
 def _dense_probe_result():
@@ -250,6 +252,16 @@ cdef inline bint probe_picks_threads(double t_serial, double t_parallel) noexcep
     return not (t_serial < 0.9 * t_parallel)
 
 
+def _probe_batch(double work, double seconds):
+    """Feed the threads-or-not measurement one batch of ``work`` multiply-adds that took
+    ``seconds`` (tests): returns ``(threads, state)``, whether the batch was to run on the
+    threads and the measurement's state after it (0 idle, 1 timing one thread, 2 timing the
+    threads)."""
+    threads = small_batch_threads_begin(work)
+    small_batch_threads_end(seconds, work)
+    return bool(threads), int(_dense_probe)
+
+
 def _probe_choice(double t_serial, double t_parallel):
     """:func:`probe_picks_threads` (tests): whether measured times per multiply-add of
     ``t_serial`` on one thread and ``t_parallel`` on the threads choose the threads."""
@@ -266,8 +278,21 @@ cdef void small_batch_threads_end(double seconds, double work) noexcept nogil:
     medians, not the totals: on this shared machine one batch descheduled for a time slice
     outweighs the other seven of a total, and then picked one thread for the next 2 s.)"""
     global _dense_probe, _dense_t_serial, _adapt_parallel, _adapt_time
-    global _dense_probe_n, _dense_t_parallel
+    global _dense_probe_n, _dense_t_parallel, _dense_probe_work
     if _dense_probe == 0:
+        return
+    if _dense_probe == 1 and _dense_probe_n < 0:
+        _dense_probe_work = work
+    elif fabs(work - _dense_probe_work) > 0.01 * _dense_probe_work:
+        # Another workload (another network or batch size, or an epoch's short last batch):
+        # the time per multiply-add of a small GEMM is not that of a big one, so the two ways
+        # must be timed on the same work.  Start again on this one.  (Found on Zen 2: one
+        # thread timed on 784-256-128-10 at batch 128, the end of one call, then the threads
+        # on 784-50-10 at batch 32, the next call: one thread was picked for 2 s, 1.4x
+        # slower epochs.)
+        _dense_probe = 1
+        _dense_probe_n = 0      # this batch was the warm-up of the new measurement
+        _dense_probe_work = work
         return
     if _dense_probe_n < 0:  # the first batch of each way warms up (threads wake, caches)
         _dense_probe_n += 1

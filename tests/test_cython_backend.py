@@ -405,6 +405,46 @@ def test_measurement_keeps_threads_unless_one_thread_is_clearly_faster(mlp, t_se
     assert mlp._probe_choice(t_serial, t_parallel) is threads
 
 
+@pytest.fixture
+def fresh_probe(mlp):
+    """The threads-or-not measurement restarted: the next small batch begins it."""
+    old = mlp._set_threading(small_batches=True)
+    mlp._set_threading(small_batches=None)
+    yield mlp
+    mlp._set_threading(**old)
+
+
+@pytest.mark.parametrize("parallel_seconds, threads", [(0.5, True), (2.0, False)])
+def test_measurement_times_both_ways_then_decides(fresh_probe, parallel_seconds, threads):
+    """One warm-up batch and eight timed ones on one thread, then the same on the threads;
+    then the choice, from the two medians."""
+    mlp = fresh_probe
+    work = 1e6
+    ran = [mlp._probe_batch(work, 1.0) for _ in range(9)]
+    assert [r[0] for r in ran] == [False] * 9 and ran[-1][1] == 2
+    ran = [mlp._probe_batch(work, parallel_seconds) for _ in range(9)]
+    assert [r[0] for r in ran] == [True] * 9 and ran[-1][1] == 0
+    assert mlp._dense_probe_result()[2] is threads
+    assert mlp._dense_probe_result()[:2] == (1.0 / work, parallel_seconds / work)
+
+
+def test_measurement_starts_again_when_the_work_changes(fresh_probe):
+    """One thread timed on one workload is never compared with the threads timed on
+    another: when the batches' work changes, the measurement starts again on the new one."""
+    mlp = fresh_probe
+    for _ in range(9):
+        mlp._probe_batch(2e6, 1.0)                # one thread timed on batches of 2e6
+    assert mlp._probe_batch(1e6, 0.1) == (True, 1)  # another workload: timing one thread again
+    ran = [mlp._probe_batch(1e6, 0.3) for _ in range(8)]
+    assert [r[0] for r in ran] == [False] * 8 and ran[-1][1] == 2
+    ran = [mlp._probe_batch(1e6, 0.1) for _ in range(9)]
+    assert [r[0] for r in ran] == [True] * 9 and ran[-1][1] == 0
+    # one thread 0.3 s and the threads 0.1 s a batch of 1e6: no trace of the 2e6 batches
+    t_serial, t_parallel, threads = mlp._dense_probe_result()
+    assert threads and t_serial == pytest.approx(0.3 / 1e6) and t_parallel == pytest.approx(
+        0.1 / 1e6)
+
+
 # ------------------------------------------------------------------ the two paths
 PATHS = ["dense", "sparse"]
 OUTPUT_CASES = {"sigmoid-ce": (1, 0), "softmax-logloss": (4, 2), "linear-quad": (0, 1),
