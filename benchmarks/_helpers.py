@@ -5,6 +5,7 @@ by name (``tests/conftest.py`` has that name too).
 """
 import importlib
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,14 @@ def run(benchmark, fn, *, setup=None, rounds=5, warmup=1, **extra_info):
         return (), {}
 
     return benchmark.pedantic(fn, setup=_setup, rounds=rounds, iterations=1, warmup_rounds=0)
+
+
+def settled_epoch(fn, setup=None):
+    """Seconds of ``fn()`` run right after an untimed run (each preceded by ``setup()``): the
+    timed run finds the state the first one settled (a measured thread mode, the caches)."""
+    for timed in (False, True):
+        if setup:
+            setup()
+        t = time.perf_counter()
+        fn()
+    return time.perf_counter() - t

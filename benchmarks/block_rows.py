@@ -10,13 +10,12 @@ prints the median of ten epochs per value.  Run one at a time
 """
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_matrix as bm  # noqa: E402
-from _helpers import load_mnist_split  # noqa: E402
+from _helpers import load_mnist_split, settled_epoch  # noqa: E402
 from fastnet._cython import _variants  # noqa: E402
 
 
@@ -41,13 +40,7 @@ def main(rows="4096,1024,512,256,128", inp="standardised", rounds=10):
                 for r in (values if rep % 2 == 0 else values[::-1]):
                     mlp._DENSE_ROWS = r
                     mlp._plans.clear()
-                    for timed in (False, True):
-                        if f_setup:
-                            f_setup()
-                        t = time.perf_counter()
-                        f_fn()
-                        if timed:
-                            times[r].append(time.perf_counter() - t)
+                    times[r].append(settled_epoch(f_fn, f_setup))
         finally:
             mlp._DENSE_ROWS = default
             mlp._plans.clear()

@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_matrix as bm  # noqa: E402
-from _helpers import load_mnist_split  # noqa: E402
+from _helpers import load_mnist_split, settled_epoch  # noqa: E402
 from fastnet._cython import _variants  # noqa: E402
 
 
@@ -41,13 +41,7 @@ def main(batch=128, rounds=8):
                 for _ in range(rounds):
                     for name, small_batches in modes.items():
                         mlp._set_threading(small_batches=small_batches)
-                        for timed in (False, True):
-                            if f_setup:
-                                f_setup()
-                            t = time.perf_counter()
-                            f_fn()
-                            if timed:
-                                times[name].append(time.perf_counter() - t)
+                        times[name].append(settled_epoch(f_fn, f_setup))
                     if j_setup:
                         j_setup()
                     t = time.perf_counter()
