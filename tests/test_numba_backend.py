@@ -154,6 +154,31 @@ def threaded(monkeypatch):
     monkeypatch.setenv("FASTNET_NUM_THREADS", "2")
 
 
+@pytest.mark.parametrize("batch_size", [1500, 1100])
+def test_threaded_dense_epoch_in_chunks_matches_reference(threaded, batch_size):
+    """Large dense batches on the threads: one block per thread, each done in chunks of
+    ``_dense.CHUNK`` rows whose gradients are summed (the full batch of 1,500: 750 rows a
+    thread, two chunks each); the reference's epoch, and the same numbers on every call."""
+    from fastnet._numba import _dense
+    assert 1500 // 2 > _dense.CHUNK
+    rng = np.random.default_rng(4)
+    params, sizes, kinds = _net(rng, [30, 9, 4], [3, 1], np.float64)
+    X, Y = _data(rng, 1500, 30, 4, np.float64)
+    order = rng.permutation(1500).astype(np.int64)
+    runs = []
+    with fastnet.use_path("dense"):
+        for K in (NB, NB, REF):
+            p, s = params.copy(), np.zeros(2 * params.size)
+            J = K.train_epoch(p, sizes, kinds, 0, X, Y, order, batch_size, 1, 0.1, 0.9, 0.9,
+                              1e-8, 1, 0.01, s, 0)
+            runs.append((J, p, s))
+    (J1, p1, s1), (J2, p2, s2), (Jr, pr, sr) = runs
+    assert J1 == J2 and np.array_equal(p1, p2) and np.array_equal(s1, s2)
+    assert_close(J1, Jr)
+    assert_close(p1, pr)
+    assert_close(s1, sr)
+
+
 @pytest.mark.parametrize("path", ["dense", "sparse"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 def test_threaded_kernels_deterministic_and_match_reference(threaded, dtype, path):
