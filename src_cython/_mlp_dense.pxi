@@ -170,25 +170,30 @@ cdef void backward_part(const floating* P, floating* gb, const int64_t[::1] size
                         const int64_t[::1] offs, const int64_t[::1] kinds, Py_ssize_t l,
                         const floating* Ain, Py_ssize_t ldin, Py_ssize_t b, const floating* D,
                         floating* Dlow, const floating* Alow, floating beta, int s,
-                        int parts) noexcept nogil:
-    """Rows ``r0 .. r1`` (part ``s`` of ``parts``) of ``W_l[1:]``: their gradient
-    ``G_l[1 + r0 : 1 + r1] (+)= A[:, r0:r1]^T D`` and, below the first layer (``Dlow`` not
-    NULL), the error terms ``D_{l-1}[:, r0:r1] = (D W_l[1 + r0 : 1 + r1]^T) * f'(A)``."""
+                        int parts, floating* Wupd, floating alpha) noexcept nogil:
+    """Rows ``r0 .. r1`` (part ``s`` of ``parts``) of ``W_l[1:]``: below the first layer
+    (``Dlow`` not NULL), the error terms ``D_{l-1}[:, r0:r1] = (D W_l[1 + r0 : 1 + r1]^T) *
+    f'(A)``; then their gradient ``G_l[1 + r0 : 1 + r1] (+)= A[:, r0:r1]^T D``, or, with
+    ``Wupd`` (the weights, fused SGD step), ``W_l[1 + r0 : 1 + r1] = beta W + alpha A^T D``
+    (after the error terms below have read the old weights)."""
     cdef Py_ssize_t n_in = sizes[l], n_out = sizes[l + 1], i
     cdef Py_ssize_t r0 = part_at(n_in, s, parts), r1 = part_at(n_in, s + 1, parts)
     if r1 <= r0:
         return
-    gemm_rm(c'T', c'N', <int>(r1 - r0), <int>n_out, <int>b, 1, Ain + r0, <int>ldin, D,
-            <int>n_out, beta, gb + n_out + r0 * n_out, <int>n_out)
-    if Dlow == NULL:
-        return
-    gemm_rm(c'N', c'T', <int>b, <int>(r1 - r0), <int>n_out, 1, D, <int>n_out,
-            P + offs[l] + n_out + r0 * n_out, <int>n_out, 0, Dlow + r0, <int>n_in)
-    if parts == 1:
-        mul_df(<int>kinds[l - 1], Dlow, Alow, b * n_in)
+    if Dlow != NULL:
+        gemm_rm(c'N', c'T', <int>b, <int>(r1 - r0), <int>n_out, 1, D, <int>n_out,
+                P + offs[l] + n_out + r0 * n_out, <int>n_out, 0, Dlow + r0, <int>n_in)
+        if parts == 1:
+            mul_df(<int>kinds[l - 1], Dlow, Alow, b * n_in)
+        else:
+            for i in range(b):
+                mul_df(<int>kinds[l - 1], Dlow + i * n_in + r0, Alow + i * n_in + r0, r1 - r0)
+    if Wupd != NULL:
+        gemm_rm(c'T', c'N', <int>(r1 - r0), <int>n_out, <int>b, alpha, Ain + r0, <int>ldin, D,
+                <int>n_out, beta, Wupd + offs[l] + n_out + r0 * n_out, <int>n_out)
     else:
-        for i in range(b):
-            mul_df(<int>kinds[l - 1], Dlow + i * n_in + r0, Alow + i * n_in + r0, r1 - r0)
+        gemm_rm(c'T', c'N', <int>(r1 - r0), <int>n_out, <int>b, 1, Ain + r0, <int>ldin, D,
+                <int>n_out, beta, gb + n_out + r0 * n_out, <int>n_out)
 
 
 cdef void dense_forward(const floating* P, const int64_t[::1] sizes, const int64_t[::1] offs,
@@ -223,11 +228,18 @@ cdef void dense_backward(const floating* P, floating* G, const int64_t[::1] size
                          const int64_t[::1] offs, const int64_t[::1] kinds,
                          const floating* X0, Py_ssize_t ldx, Py_ssize_t b, floating* ws,
                          const int64_t[::1] act, const int64_t[::1] dlt,
-                         bint accumulate, int S, bint par) noexcept nogil:
+                         bint accumulate, int S, bint par, floating* Wupd, floating lr,
+                         floating bsz, floating decay) noexcept nogil:
     """Gradients of the block (its output error terms at ``ws + dlt[L-1]``) into ``G``
     (overwritten, or added to with ``accumulate``); the error terms of the layers below
-    on the way (each before its layer's gradient is used: the weights are not changed);
-    each layer's GEMMs in up to ``S`` parts (on threads with ``par``)."""
+    on the way (each before its layer's gradient is used); each layer's GEMMs in up to ``S``
+    parts (on threads with ``par``).
+
+    With ``Wupd`` (the weights ``P`` themselves; the batch one block, not ``accumulate``):
+    the plain SGD step fused into the weight-gradient GEMMs, ``W = decay W - (lr / bsz)
+    A^T D`` (``decay = 1 - lr lam`` for L2), each layer's weights changed after the error
+    terms below them were computed; the biases ``w - lr (g / bsz)`` as :func:`step1` rounds
+    them.  ``G`` then holds only the bias sums."""
     cdef Py_ssize_t l, i, k, L = sizes.shape[0] - 1, n_in, n_out, ldin
     cdef const floating* Ain
     cdef floating* D
@@ -235,7 +247,11 @@ cdef void dense_backward(const floating* P, floating* G, const int64_t[::1] size
     cdef floating* Dlow
     cdef const floating* Alow
     cdef floating beta = 1 if accumulate else 0
+    cdef floating alpha = 0
     cdef int s, parts
+    if Wupd != NULL:
+        beta = decay
+        alpha = -lr / bsz
     for l in range(L - 1, -1, -1):
         n_in = sizes[l]
         n_out = sizes[l + 1]
@@ -251,15 +267,19 @@ cdef void dense_backward(const floating* P, floating* G, const int64_t[::1] size
         for i in range(b):                       # the sum over samples, in order
             for k in range(n_out):
                 gb[k] = gb[k] + D[i * n_out + k]
+        if Wupd != NULL:                         # the biases: not read below this layer
+            for k in range(n_out):
+                Wupd[offs[l] + k] = step1(OPT_SGD, Wupd[offs[l] + k], gb[k] / bsz, NULL, NULL,
+                                          lr, 0, 0, 0, lr)
         parts = parts_for(S, b, n_in, n_out, n_in)
         if parts > 1 and par:
             for s in prange(parts, num_threads=parts, schedule="static", chunksize=1):
                 backward_part(P, gb, sizes, offs, kinds, l, Ain, ldin, b, D, Dlow, Alow, beta,
-                              s, parts)
+                              s, parts, Wupd, alpha)
         else:
             for s in range(parts):
                 backward_part(P, gb, sizes, offs, kinds, l, Ain, ldin, b, D, Dlow, Alow, beta,
-                              s, parts)
+                              s, parts, Wupd, alpha)
 
 
 cdef Py_ssize_t rows_in_place(const int64_t* rows, Py_ssize_t b, unsigned char* seen) noexcept nogil:
@@ -309,10 +329,12 @@ cdef double dense_block(const floating* P, floating* G, const int64_t[::1] sizes
                         const floating[:, ::1] X, const floating[:, ::1] Y,
                         const int64_t* rows, Py_ssize_t lo, Py_ssize_t b, floating* ws,
                         const int64_t[::1] act, const int64_t[::1] dlt, Py_ssize_t xb,
-                        unsigned char* seen, bint accumulate, int S, bint par) noexcept nogil:
+                        unsigned char* seen, bint accumulate, int S, bint par, floating* Wupd,
+                        floating lr, floating bsz, floating decay) noexcept nogil:
     """Loss and gradient (into ``G``, or added to it) of the ``b`` samples ``rows`` (NULL:
     rows ``lo .. lo+b-1``); ``b`` is at most the work buffer's rows; the GEMMs in up to ``S``
-    parts (on threads with ``par``)."""
+    parts (on threads with ``par``); with ``Wupd``, the SGD step fused in
+    (:func:`dense_backward`)."""
     cdef Py_ssize_t L = sizes.shape[0] - 1, n0 = X.shape[1]
     cdef const floating* X0
     cdef const int64_t* idx = NULL
@@ -330,7 +352,8 @@ cdef double dense_block(const floating* P, floating* G, const int64_t[::1] sizes
     dense_forward(P, sizes, offs, kinds, X0, n0, b, ws, act, NULL, S, par)
     total = output_delta(<int>kinds[L - 1], lk, ws + act[L - 1], ws + dlt[L - 1], b,
                          sizes[L], &Y[0, 0], idx, lo)
-    dense_backward(P, G, sizes, offs, kinds, X0, n0, b, ws, act, dlt, accumulate, S, par)
+    dense_backward(P, G, sizes, offs, kinds, X0, n0, b, ws, act, dlt, accumulate, S, par, Wupd,
+                   lr, bsz, decay)
     return total
 
 
@@ -339,17 +362,21 @@ cdef double dense_rows(const floating* P, floating* G, const int64_t[::1] sizes,
                        const floating[:, ::1] X, const floating[:, ::1] Y,
                        const int64_t* rows, Py_ssize_t lo, Py_ssize_t b, Py_ssize_t BR,
                        floating* ws, const int64_t[::1] act, const int64_t[::1] dlt,
-                       Py_ssize_t xb, unsigned char* seen, int S=1, bint par=False) noexcept nogil:
+                       Py_ssize_t xb, unsigned char* seen, int S=1, bint par=False,
+                       floating* Wupd=NULL, floating lr=0, floating bsz=1,
+                       floating decay=1) noexcept nogil:
     """Loss, and gradient into ``G`` (overwritten), of ``b`` samples (``rows``, or rows
     ``lo ..`` when NULL), in blocks of ``BR`` rows (their GEMMs in up to ``S`` parts, on
-    threads with ``par``)."""
+    threads with ``par``).  With ``Wupd`` (``b`` at most ``BR``: one block), the plain SGD
+    step is fused into the weight gradients instead (:func:`dense_backward`)."""
     cdef Py_ssize_t blo = 0, nb
     cdef double total = 0
     while blo < b:
         nb = min(BR, b - blo)
         total += dense_block(P, G, sizes, offs, kinds, lk, X, Y,
                              rows + blo if rows != NULL else NULL, lo + blo, nb, ws, act, dlt,
-                             xb, seen, blo > 0, S, par)
+                             xb, seen, blo > 0, S, par, Wupd if nb == b else NULL, lr, bsz,
+                             decay)
         blo += nb
     return total
 
@@ -408,16 +435,29 @@ cdef double dense_train(floating[::1] P, floating[::1] S, floating[:, ::1] Gb,
     cdef double total = 0, t0
     cdef floating lr_t = lr
     cdef int C, T, Sp
-    cdef bint par, big
+    cdef bint par, big, fuse
+    # plain SGD (no penalty or L2) on a batch that is one block: the step fused into the
+    # weight-gradient GEMMs (dense_backward), no separate pass over the parameters and no
+    # gradient buffer for the weights.  Measured on Intel Xeon (AVX-512, 2 cores),
+    # standardised MNIST, batch 32, in alternating processes against the separate step: on
+    # one thread 784-256-128-10 1.24x, 784-128-10 1.23x, 784-50-10 1.10x faster epochs; on
+    # the two threads within the noise (the step was already cut between them)
+    cdef bint sgd = opt == OPT_SGD and pen != PEN_L1
+    cdef floating decay = 1 - lr * lam if pen == PEN_L2 else 1
     while start < m:
         b = min(bs, m - start)
         Sp = dense_parts_for(b, work, tmax)
         C = 1 if Sp > 1 else min(dense_chunks_for(b, work, tmax), Cmax)
         T = Sp if Sp > 1 else min(C, tmax)
+        fuse = sgd and C == 1 and b <= BR
         big = dense_always_threads(b * work)  # then not measured
         par = T > 1 and small_batch_threads_begin(b * work)
         t0 = fastnet_wtime()
-        if Sp > 1:
+        if fuse:
+            total += dense_rows(&P[0], &Gb[0, 0], sizes, offs, kinds, lk, X, Y, &order[start], 0,
+                                b, BR, &ws[0, 0], act, dlt, xb, &seen[0, 0], Sp, par, &P[0], lr,
+                                <floating>b, decay)
+        elif Sp > 1:
             total += dense_rows(&P[0], &Gb[0, 0], sizes, offs, kinds, lk, X, Y, &order[start], 0,
                                 b, BR, &ws[0, 0], act, dlt, xb, &seen[0, 0], Sp, par)
         else:
@@ -425,8 +465,9 @@ cdef double dense_train(floating[::1] P, floating[::1] S, floating[:, ::1] Gb,
                                   BR, ws, act, dlt, xb, seen, tloss, C, T, par)
         if opt == OPT_ADAM:
             lr_t = <floating>adam_lr(lr_d, mu_d, rho_d, <double>step)
-        step_chunks(P, S, Gb, C, segs, <floating>b, opt, lr, mu, rho, eps, lr_t, pen, lam,
-                    Tstep if par else 1, False)
+        if not fuse:
+            step_chunks(P, S, Gb, C, segs, <floating>b, opt, lr, mu, rho, eps, lr_t, pen, lam,
+                        Tstep if par else 1, False)
         if T > 1 and not big:
             small_batch_threads_end(fastnet_wtime() - t0, b * work)
         step += 1

@@ -75,7 +75,6 @@ def mnist(data_dir):
 @pytest.fixture(scope="session")
 def seed_data(data_dir):
     """The course's trained 784-50-10 weights and its 1,000-image test subset (X scaled by 1/255)."""
-    d = data_dir / "seed"
     T1 = np.load(need(data_dir, "seed", "Theta1.npy"))
     T2 = np.load(need(data_dir, "seed", "Theta2.npy"))
     X = np.load(need(data_dir, "seed", "X_test.npy")).astype(np.float64) / 255.0
@@ -191,8 +190,9 @@ def assert_close_adam_f32(actual, desired, lr, steps, rtol=1e-4, max_outliers=1 
 
 # ------------------------------------------- the dense path's small batches cut in parts
 #: the networks of both compiled backends' tests of the parts path, as (sizes, kinds, loss)
+PARTS_NETS_DEEP = ([70, 48, 33, 5], [3, 2, 1], 0)     # tanh, relu, sigmoid + cross-entropy
 PARTS_NETS = pytest.mark.parametrize("net", [
-    ([70, 48, 33, 5], [3, 2, 1], 0),     # tanh, relu, sigmoid + cross-entropy
+    PARTS_NETS_DEEP,
     ([50, 40, 6], [1, 4], 2),            # sigmoid, softmax + log-loss
     ([64, 17, 40, 3], [2, 3, 0], 1),     # a narrow layer left whole, linear + quadratic
 ], ids=["deep", "softmax", "narrow"])

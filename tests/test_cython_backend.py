@@ -27,7 +27,8 @@ import pytest
 import fastnet
 from fastnet import _backend, _paths
 from fastnet._params import n_params
-from conftest import PARTS_NETS, REPO, assert_close, kernels_of, parts_problem
+from conftest import (PARTS_NETS, PARTS_NETS_DEEP, REPO, assert_close, kernels_of,
+                      parts_problem)
 
 cython_built = pytest.mark.skipif(
     "cython" not in fastnet.available_backends(),
@@ -737,21 +738,55 @@ def dense_parts(request, mlp):
 @PARTS_NETS
 @pytest.mark.parametrize("batch_size", [7, 32, 100])
 @pytest.mark.parametrize("in_order", [False, True], ids=["shuffled", "in-order"])
+@pytest.mark.parametrize("opt_pen", [(1, 1), (0, 0), (0, 1), (0, 2)],
+                         ids=["momentum-L2", "sgd", "sgd-L2", "sgd-L1"])
 def test_dense_parts_train_epoch_matches_reference(dense_parts, dtype, net, batch_size,
-                                                   in_order):
+                                                   in_order, opt_pen):
     """A batch's GEMMs cut by columns (forward) and by rows of the weights (backward) give
-    the reference's numbers, gathered or used in place, on threads or not."""
+    the reference's numbers, gathered or used in place, on threads or not; plain SGD without
+    L1 has its step fused into the weight-gradient GEMMs (``dense_backward``)."""
     params, sizes, kinds, loss, X, Y, order = parts_problem(net, dtype, batch_size, in_order,
                                                            zeros=0.6)
     got_p, want_p = params.copy(), params.copy()
     got_s, want_s = np.zeros(2 * params.size, dtype), np.zeros(2 * params.size, dtype)
-    args = (loss, X, Y, order, batch_size, 1, 0.05, 0.9, 0.9, 1e-8, 1, 0.01)
+    opt, pen = opt_pen
+    args = (loss, X, Y, order, batch_size, opt, 0.05, 0.9, 0.9, 1e-8, pen, 0.01)
     got = dense_parts.train_epoch(got_p, sizes, kinds, *args, got_s, 0)
     want = REF.train_epoch(want_p, sizes, kinds, *args, want_s, 0)
     assert_close(got, want, rtol=1e-10 if dtype == np.float64 else 1e-4)
     rtol = 1e-8 if dtype == np.float64 else 2e-4
     assert_close(got_p, want_p, rtol=rtol)
     assert_close(got_s, want_s, rtol=rtol)
+
+
+@cython_built
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("penalty", [0, 1], ids=["none", "L2"])
+@pytest.mark.parametrize("mode", ["parts", "one-thread"])
+def test_fused_sgd_step_is_the_separate_step(mlp, dtype, penalty, mode):
+    """Plain SGD's step fused into the weight-gradient GEMMs (W = (1 - lr lam) W - (lr/b)
+    A^T D, the biases stepped as they are summed) gives, to rounding, what the separate pass
+    gives: momentum with mu = 0 (v = -lr g, w + v: the same numbers as that pass's SGD)."""
+    params, sizes, kinds, loss, X, Y, order = parts_problem(PARTS_NETS_DEEP, dtype, 5, False)
+    out = []
+    for opt in (0, 1):
+        if mode == "parts":
+            old = mlp._set_threading(num_threads=2, split_max_rows=1 << 30, split_min_work=0,
+                                     split_min_gemm=0, small_batches=True)
+        else:
+            old = mlp._set_threading(num_threads=1)
+        try:
+            p, s = params.copy(), np.zeros(2 * params.size, dtype)
+            with _paths.use_path("dense"):
+                J = mlp.train_epoch(p, sizes, kinds, loss, X, Y, order, 32, opt, 0.05, 0.0,
+                                    0.9, 1e-8, penalty, 0.01, s, 0)
+            out.append((J, p))
+        finally:
+            mlp._set_threading(**old)
+    (J0, p0), (J1, p1) = out
+    assert not np.array_equal(p0, params)
+    assert_close(J0, J1, rtol=1e-12 if dtype == np.float64 else 1e-5)
+    assert_close(p0, p1, rtol=1e-10 if dtype == np.float64 else 1e-5)
 
 
 @cython_built

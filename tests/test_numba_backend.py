@@ -17,8 +17,8 @@ import pytest
 
 import fastnet
 from fastnet._params import n_params
-from conftest import (PARTS_NETS, REPO, assert_close, assert_close_adam_f32, kernels_of,
-                      parts_problem)
+from conftest import (PARTS_NETS, PARTS_NETS_DEEP, REPO, assert_close, assert_close_adam_f32,
+                      kernels_of, parts_problem)
 
 numba = pytest.importorskip("numba")
 if "numba" not in fastnet.available_backends():  # pragma: no cover
@@ -323,7 +323,8 @@ def test_dense_epoch_parts_match_reference(dtype, net, batch_size, parts, in_ord
                                                            in_order)
     fn = _gemm.gemm_address(dtype)
     runs = []
-    for opt, pen in ((1, 1), (3, 2)):
+    # plain SGD without L1 (opt 0, penalty none or L2) fuses its step into the products
+    for opt, pen in ((1, 1), (3, 2), (0, 0), (0, 1), (0, 2)):
         args = (loss, X, Y, order, batch_size, opt, 0.05, 0.9, 0.9, 1e-8, pen, 0.01)
         for run in ("parts", "parts", "reference"):
             p, s = params.copy(), np.full(2 * params.size, 0.01, dtype)
@@ -345,6 +346,26 @@ def test_dense_epoch_parts_match_reference(dtype, net, batch_size, parts, in_ord
         else:
             assert_close(a[1], r[1], rtol=rtol)
             assert_close(a[2], r[2], rtol=rtol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("penalty", [0, 1], ids=["none", "L2"])
+@pytest.mark.parametrize("parts", [1, 2])
+def test_fused_sgd_step_of_the_parts_kernel_is_the_separate_step(dtype, penalty, parts):
+    """Plain SGD's step fused into the parts kernel's weight-gradient products gives, to
+    rounding, what the separate step gives: momentum with mu = 0 (the same numbers as SGD)."""
+    params, sizes, kinds, loss, X, Y, order = parts_problem(PARTS_NETS_DEEP, dtype, 5, False)
+    fn = _gemm.gemm_address(dtype)
+    out = []
+    for opt in (0, 1):
+        p, s = params.copy(), np.zeros(2 * params.size, dtype)
+        J = _dense.train_epoch_parts(p, sizes, kinds, loss, X, Y, order, 32, opt, 0.05, 0.0,
+                                     0.9, 1e-8, penalty, 0.01, s, 0, parts, fn, 0.0)
+        out.append((J, p))
+    (J0, p0), (J1, p1) = out
+    assert not np.array_equal(p0, params)
+    assert_close(J0, J1, rtol=1e-12 if dtype == np.float64 else 1e-5)
+    assert_close(p0, p1, rtol=1e-10 if dtype == np.float64 else 1e-5)
 
 
 def test_small_dense_batches_use_the_parts_kernel(monkeypatch):

@@ -41,7 +41,7 @@ of an epoch, so the dense path multiplies the layers as they are.
 import numpy as np
 from numba import njit, prange
 
-from fastnet._numba._common import JIT, L1, L2, ADAM, SOFTMAX, copy_into, fill, offsets
+from fastnet._numba._common import JIT, L1, L2, ADAM, SGD, SOFTMAX, copy_into, fill, offsets
 from fastnet._numba._elementwise import (bias_act_row, bias_act_rows, loss_delta_rows,
                                          mul_dact, col_sums_into)
 from fastnet._numba._gemm import gemm_rm, NOTRANS, TRANS
@@ -361,23 +361,29 @@ def _forward_part(fn, params, sizes, offs, kinds, l, A, a0, lda, b, Z, z0, s, pa
 
 @njit(**JIT)
 def _backward_part(fn, params, sizes, offs, kinds, l, A, a0, lda, b, D, G, Dlow, Alow, s,
-                   parts):
-    """Rows ``r0 .. r1`` (part ``s``) of ``W_l[1:]``: their gradient
-    ``G_l[1 + r0 : 1 + r1] = A[:, r0:r1]^T D`` and, for ``l > 0``, the error terms below
-    ``Dlow[:, r0:r1] = (D W_l[1 + r0 : 1 + r1]^T) * f'(Alow[:, r0:r1])``."""
+                   parts, fused, alpha, beta):
+    """Rows ``r0 .. r1`` (part ``s``) of ``W_l[1:]``: for ``l > 0``, the error terms below
+    ``Dlow[:, r0:r1] = (D W_l[1 + r0 : 1 + r1]^T) * f'(Alow[:, r0:r1])``; then their
+    gradient ``G_l[1 + r0 : 1 + r1] = A[:, r0:r1]^T D``, or with ``fused`` the plain SGD
+    step in its place, ``W_l[1 + r0 : 1 + r1] = beta W + alpha A[:, r0:r1]^T D`` (after the
+    error terms below have read the old weights)."""
     nin, n = sizes[l], sizes[l + 1]
     r0, r1 = part_at(nin, s, parts), part_at(nin, s + 1, parts)
     if r1 <= r0:
         return
     o = offs[l]
-    gemm_rm(fn, TRANS, NOTRANS, r1 - r0, n, b, 1.0, A, a0 + r0, lda, D, 0, n, 0.0, G,
-            o + n + r0 * n, n)
     if l > 0:
         gemm_rm(fn, NOTRANS, TRANS, b, r1 - r0, n, 1.0, D, 0, n, params, o + n + r0 * n, n, 0.0,
                 Dlow, r0, nin)
         for r in range(b):
             mul_dact(kinds[l - 1], Dlow[r * nin + r0:r * nin + r1],
                      Alow[r * nin + r0:r * nin + r1])
+    if fused:
+        gemm_rm(fn, TRANS, NOTRANS, r1 - r0, n, b, alpha, A, a0 + r0, lda, D, 0, n, beta, params,
+                o + n + r0 * n, n)
+    else:
+        gemm_rm(fn, TRANS, NOTRANS, r1 - r0, n, b, 1.0, A, a0 + r0, lda, D, 0, n, 0.0, G,
+                o + n + r0 * n, n)
 
 
 @njit(**JIT)
@@ -396,7 +402,8 @@ def train_epoch_parts(params, sizes, kinds, loss_kind, X, Y, order, batch_size, 
     :math:`Z_l`, the backward ones by rows of :math:`W_l` (each part its rows of
     :math:`G_l` and its columns of :math:`D_{l-1}`), so that each thread reads and writes its
     part of the weights and no gradient buffers are added up; then the step, its weight rows
-    in parts too.  ``fn``: :func:`fastnet._numba._gemm.gemm_address`; a layer whose product
+    in parts too -- or, for plain SGD without L1, the step fused into the weight-gradient
+    products (:func:`_backward_part`).  ``fn``: :func:`fastnet._numba._gemm.gemm_address`; a layer whose product
     has under ``min_gemm`` multiply-adds a part runs whole.  The numbers depend on ``parts``
     only, never on which thread ran which part.
     """
@@ -419,6 +426,10 @@ def train_epoch_parts(params, sizes, kinds, loss_kind, X, Y, order, batch_size, 
     l2 = T(lam) if penalty == L2 else zero
     l1 = T(lam) if penalty == L1 else zero
     lrT, muT, rhoT, epsT = T(lr), T(mu), T(rho), T(eps)
+    # plain SGD without L1: the step fused into the weight-gradient products (_backward_part),
+    # W = decay W - (lr / b) A^T D with decay = 1 - lr lam for L2; no pass over the parameters
+    fused = optimizer == SGD and penalty != L1
+    decay = T(1) - lrT * l2
     n0 = X.shape[1]
     total = 0.0
     for step in range(-(-m // B)):
@@ -450,35 +461,40 @@ def train_epoch_parts(params, sizes, kinds, loss_kind, X, Y, order, batch_size, 
         D, spare = d0, d1
         total += loss_delta_rows(kinds[L - 1], loss_kind, _view(acts[aoff[L - 1]:], b, nL), Yb,
                                  _view(D, b, nL))
+        scale = T(1) / T(b)
+        lr_t = T(adam_lr(lr, mu, rho, t + step)) if optimizer == ADAM else lrT
+        alpha = -lrT * scale if fused else T(1)
         for l in range(L - 1, -1, -1):
             nin, n = sizes[l], sizes[l + 1]
             o = offs[l]
             col_sums_into(_view(D, b, n), G[o:o + n])
+            if fused:    # the biases, not read below this layer
+                step_range(optimizer, params, G, s1, s2, o, o + n, scale, zero, zero, lrT, muT,
+                           rhoT, epsT, lr_t, False)
             k = _layer_parts(parts, b, nin, n, nin, min_gemm)
             Ain, a0, lda = (X0, x0, n0) if l == 0 else (acts, aoff[l - 1], nin)
             Alow = acts[aoff[l - 1]:] if l > 0 else acts
             if k > 1:
                 for s in prange(k):
                     _backward_part(fn, params, sizes, offs, kinds, l, Ain, a0, lda, b, D, G,
-                                   spare, Alow, s, k)
+                                   spare, Alow, s, k, fused, alpha, decay)
             else:
                 _backward_part(fn, params, sizes, offs, kinds, l, Ain, a0, lda, b, D, G, spare,
-                               Alow, 0, 1)
+                               Alow, 0, 1, fused, alpha, decay)
             D, spare = spare, D
-        # the step: bias rows whole, weight rows in parts
-        scale = T(1) / T(b)
-        lr_t = T(adam_lr(lr, mu, rho, t + step)) if optimizer == ADAM else lrT
-        for l in range(L):
-            o, wo, hi = offs[l], offs[l] + sizes[l + 1], offs[l + 1]
-            step_range(optimizer, params, G, s1, s2, o, wo, scale, zero, zero, lrT, muT, rhoT,
-                       epsT, lr_t, False)
-            k = _layer_parts(parts, b, sizes[l], sizes[l + 1], sizes[l], min_gemm)
-            if k > 1:
-                for s in prange(k):
-                    step_range(optimizer, params, G, s1, s2, wo + part_at(hi - wo, s, k),
-                               wo + part_at(hi - wo, s + 1, k), scale, l2, l1, lrT, muT, rhoT,
-                               epsT, lr_t, False)
-            else:
-                step_range(optimizer, params, G, s1, s2, wo, hi, scale, l2, l1, lrT, muT, rhoT,
+        if not fused:
+            # the step: bias rows whole, weight rows in parts
+            for l in range(L):
+                o, wo, hi = offs[l], offs[l] + sizes[l + 1], offs[l + 1]
+                step_range(optimizer, params, G, s1, s2, o, wo, scale, zero, zero, lrT, muT, rhoT,
                            epsT, lr_t, False)
+                k = _layer_parts(parts, b, sizes[l], sizes[l + 1], sizes[l], min_gemm)
+                if k > 1:
+                    for s in prange(k):
+                        step_range(optimizer, params, G, s1, s2, wo + part_at(hi - wo, s, k),
+                                   wo + part_at(hi - wo, s + 1, k), scale, l2, l1, lrT, muT, rhoT,
+                                   epsT, lr_t, False)
+                else:
+                    step_range(optimizer, params, G, s1, s2, wo, hi, scale, l2, l1, lrT, muT, rhoT,
+                               epsT, lr_t, False)
     return total
