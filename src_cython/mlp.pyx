@@ -32,6 +32,7 @@ cimport cython
 from cython.parallel cimport prange, threadid
 from libc.math cimport sqrt, pow, fabs
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.string cimport memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 from _common cimport (floating, f_sqrt, f_fma, prefetch_row, sigmoid, f_tanh, exp_nonpos,

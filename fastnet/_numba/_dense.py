@@ -343,20 +343,38 @@ def part_at(n, s, parts):
 
 
 @njit(**JIT)
-def _forward_part(fn, params, sizes, offs, kinds, l, A, a0, lda, b, Z, z0, s, parts):
-    """Columns ``c0 .. c1`` (part ``s``) of layer ``l``'s activations
-    ``Z[z0:] (b x n) = f(A[a0:] W_l[1:, c0:c1] + W_l[0, c0:c1])`` (softmax left to the
-    caller)."""
+def _forward_part(fn, params, sizes, offs, kinds, l, A, a0, lda, b, Z, Zp, s, parts):
+    """Part ``s`` of layer ``l``'s forward product.  Whole (``parts == 1``):
+    ``Z (b x n) = f(A[a0:] W_l[1:] + W_l[0])`` (softmax left to the caller).  Cut: rows
+    ``r0 .. r1`` of ``W_l[1:]`` (those the part's backward products read and change),
+    ``Zp[s] = A[:, r0:r1] W_l[1 + r0 : 1 + r1]``, partial sums that
+    :func:`_sum_bias_act` adds up."""
     nin, n = sizes[l], sizes[l + 1]
-    c0, c1 = part_at(n, s, parts), part_at(n, s + 1, parts)
-    if c1 <= c0:
-        return
     o = offs[l]
-    gemm_rm(fn, NOTRANS, NOTRANS, b, c1 - c0, nin, 1.0, A, a0, lda, params, o + n + c0, n, 0.0,
-            Z, z0 + c0, n)
-    if kinds[l] != SOFTMAX:
-        for r in range(b):
-            bias_act_row(kinds[l], Z[z0 + r * n + c0:z0 + r * n + c1], params[o + c0:o + c1])
+    if parts == 1:
+        gemm_rm(fn, NOTRANS, NOTRANS, b, n, nin, 1.0, A, a0, lda, params, o + n, n, 0.0, Z, 0, n)
+        if kinds[l] != SOFTMAX:
+            bias_act_rows(kinds[l], _view(Z, b, n), params[o:o + n])
+        return
+    r0, r1 = part_at(nin, s, parts), part_at(nin, s + 1, parts)
+    z0 = s * b * n
+    if r1 <= r0:                # an empty part (16-row cuts): adds nothing
+        Zp[z0:z0 + b * n] = 0
+        return
+    gemm_rm(fn, NOTRANS, NOTRANS, b, n, r1 - r0, 1.0, A, a0 + r0, lda, params, o + n + r0 * n, n,
+            0.0, Zp, z0, n)
+
+
+@njit(**JIT)
+def _sum_bias_act(kind, Z, Zp, parts, bias, b, n):
+    """``Z = f(Zp[0] + Zp[1] + ... + bias)``, the parts added in order."""
+    m = b * n
+    for i in range(m):
+        Z[i] = Zp[i]
+    for s in range(1, parts):
+        for i in range(m):
+            Z[i] += Zp[s * m + i]
+    bias_act_rows(kind, _view(Z, b, n), bias)
 
 
 @njit(**JIT)
@@ -398,20 +416,23 @@ def _layer_parts(parts, b, nin, n, cut, min_gemm):
 def train_epoch_parts(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimizer, lr,
                       mu, rho, eps, penalty, lam, state, t, parts, fn, min_gemm):
     r""":func:`train_epoch` for small batches: each batch one block whose products are cut in
-    ``parts`` parts on Numba's threads (``prange``), the forward ones by columns of
-    :math:`Z_l`, the backward ones by rows of :math:`W_l` (each part its rows of
-    :math:`G_l` and its columns of :math:`D_{l-1}`), so that each thread reads and writes its
-    part of the weights and no gradient buffers are added up; then the step, its weight rows
-    in parts too -- or, for plain SGD without L1, the step fused into the weight-gradient
-    products (:func:`_backward_part`).  ``fn``: :func:`fastnet._numba._gemm.gemm_address`; a layer whose product
-    has under ``min_gemm`` multiply-adds a part runs whole.  The numbers depend on ``parts``
-    only, never on which thread ran which part.
+    ``parts`` parts on Numba's threads (``prange``), all of them by rows of :math:`W_l`: the
+    forward ones into partial sums of :math:`Z_l` added up in part order
+    (:func:`_sum_bias_act`), the backward ones each its rows of :math:`G_l` and its columns
+    of :math:`D_{l-1}`.  So part ``s`` (always thread ``s``) reads and changes the same rows
+    of each weight matrix in every product and in the step, which stay in its core's
+    cache, and no gradient buffers are added up.  Then the step, its weight rows in parts
+    too -- or, for plain SGD without L1, the step fused into the weight-gradient products
+    (:func:`_backward_part`).  ``fn``: :func:`fastnet._numba._gemm.gemm_address`; a layer
+    whose product has under ``min_gemm`` multiply-adds a part runs whole.  The numbers depend
+    on ``parts`` only, never on which thread ran which part.
     """
     offs = offsets(sizes)
     L = kinds.shape[0]
     m = order.shape[0]
     B = min(batch_size, m)
     acts, aoff, d0, d1 = workspace(sizes, B, params)
+    Zp = np.empty(max(parts, 1) * d0.shape[0], params.dtype)   # the forward partial sums
     Xg = np.empty((B, X.shape[1]), X.dtype)
     Yg = np.empty((B, Y.shape[1]), Y.dtype)
     mark = np.zeros(X.shape[0], np.bool_)
@@ -447,15 +468,17 @@ def train_epoch_parts(params, sizes, kinds, loss_kind, X, Y, order, batch_size, 
         for l in range(L):
             nin, n = sizes[l], sizes[l + 1]
             Z = acts[aoff[l]:]
-            k = _layer_parts(parts, b, nin, n, n, min_gemm)
+            k = _layer_parts(parts, b, nin, n, nin, min_gemm)
             Ain, a0, lda = (X0, x0, n0) if l == 0 else (acts, aoff[l - 1], nin)
             if k > 1:   # (a prange of one part would still be handed to the threads)
                 for s in prange(k):
-                    _forward_part(fn, params, sizes, offs, kinds, l, Ain, a0, lda, b, Z, 0, s, k)
+                    _forward_part(fn, params, sizes, offs, kinds, l, Ain, a0, lda, b, Z, Zp, s,
+                                  k)
+                _sum_bias_act(kinds[l], Z, Zp, k, params[offs[l]:offs[l] + n], b, n)
             else:
-                _forward_part(fn, params, sizes, offs, kinds, l, Ain, a0, lda, b, Z, 0, 0, 1)
-            if kinds[l] == SOFTMAX:
-                bias_act_rows(SOFTMAX, _view(Z, b, n), params[offs[l]:offs[l] + n])
+                _forward_part(fn, params, sizes, offs, kinds, l, Ain, a0, lda, b, Z, Zp, 0, 1)
+                if kinds[l] == SOFTMAX:
+                    bias_act_rows(SOFTMAX, _view(Z, b, n), params[offs[l]:offs[l] + n])
         # backward
         nL = sizes[L]
         D, spare = d0, d1
@@ -488,12 +511,13 @@ def train_epoch_parts(params, sizes, kinds, loss_kind, X, Y, order, batch_size, 
                 o, wo, hi = offs[l], offs[l] + sizes[l + 1], offs[l + 1]
                 step_range(optimizer, params, G, s1, s2, o, wo, scale, zero, zero, lrT, muT, rhoT,
                            epsT, lr_t, False)
-                k = _layer_parts(parts, b, sizes[l], sizes[l + 1], sizes[l], min_gemm)
-                if k > 1:
+                nin, n = sizes[l], sizes[l + 1]
+                k = _layer_parts(parts, b, nin, n, nin, min_gemm)
+                if k > 1:       # the rows of the backward part on the same thread
                     for s in prange(k):
-                        step_range(optimizer, params, G, s1, s2, wo + part_at(hi - wo, s, k),
-                                   wo + part_at(hi - wo, s + 1, k), scale, l2, l1, lrT, muT, rhoT,
-                                   epsT, lr_t, False)
+                        step_range(optimizer, params, G, s1, s2, wo + part_at(nin, s, k) * n,
+                                   wo + part_at(nin, s + 1, k) * n, scale, l2, l1, lrT, muT,
+                                   rhoT, epsT, lr_t, False)
                 else:
                     step_range(optimizer, params, G, s1, s2, wo, hi, scale, l2, l1, lrT, muT, rhoT,
                                epsT, lr_t, False)
