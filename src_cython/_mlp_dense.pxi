@@ -654,7 +654,7 @@ def _dense_plan(lay, Py_ssize_t rows, bint gather, widths=None, int parts=1):
     if gather:
         pos += (BR * int(lay.sizes[0]) + 15) // 16 * 16
         if parts > 1:
-            pos += parts * min(BR, _split_max_rows) * max(widths)
+            pos += parts * min(BR, max(_split_max_rows, _split_max_rows_wide)) * max(widths)
     return BR, act, dlt, xb, pos + 16
 
 
@@ -667,7 +667,8 @@ def _plan(lay, Py_ssize_t rows, double work, bint gather):
     """Chunks, threads and the work buffers of a dense call on batches of ``rows`` samples."""
     cdef int tmax = _max_threads()
     key = (lay, rows, work, gather, tmax, _dense_min_work, _dense_min_rows, _DENSE_ROWS,
-           _DENSE_ENTRIES, _split_max_rows, _split_min_work, _split_min_gemm)
+           _DENSE_ENTRIES, _split_max_rows, _split_max_rows_wide, _split_wide_work,
+           _split_min_work, _split_min_gemm)
     plan = _plans.get(key)
     if plan is not None:
         return plan

@@ -30,7 +30,16 @@ cdef Py_ssize_t _dense_min_rows = 16
 #: and no gradient buffers are added up.  Measured on Zen 4 (2 cores), standardised MNIST, the
 #: benchmark matrix's three nets, in-process against chunks of rows (or one thread): batch 32
 #: 1.17x to 1.34x faster epochs, 48 1.09x to 1.16x, 64 0.93x to 1.14x, 128 0.80x to 0.99x
-cdef Py_ssize_t _split_max_rows = 48
+#: (then with the forward products cut by columns; see below for the limits now)
+cdef Py_ssize_t _split_max_rows = 64
+#: ... and batches of up to _split_max_rows_wide rows when each sample is at least
+#: _split_wide_work multiply-adds.  Measured again once every product and the step went by
+#: rows of W_l (_mlp_dense.pxi), Intel Xeon (AVX-512, 2 cores), MNIST raw and standardised,
+#: in-process, chunks of rows / parts: batch 64 1.18 to 1.50 (all three nets); batch 128
+#: 784-50-10 0.92, 784-128-10 1.02 to 1.04, 784-256-128-10 1.15 (numba's kernels: 1.40 to
+#: 1.68 at 64; 0.90, 1.17, 1.29 at 128)
+cdef Py_ssize_t _split_max_rows_wide = 128
+cdef double _split_wide_work = 1e5
 cdef double _split_min_work = 1e6
 #: ... each part of a layer's GEMM with at least this many multiply-adds (else the layer
 #: runs whole, on one thread)
@@ -59,15 +68,17 @@ def _dense_probe_result():
 
 def _set_threading(num_threads=None, min_work=None, min_elems=None, big_work=None,
                    small_batches=None, dense_min_work=None, dense_min_rows=None,
-                   split_max_rows=None, split_min_work=None, split_min_gemm=None):
+                   split_max_rows=None, split_min_work=None, split_min_gemm=None,
+                   split_max_rows_wide=None):
     """Set the thread policy (tests and benchmarks); returns the previous settings as a
     dict, which ``_set_threading(**old)`` restores.
 
     ``num_threads``: 0 means OpenMP's default.  ``min_work``: the work (multiply-adds) a
     thread must get for a batch of the sparse path to be cut into chunks
     (``dense_min_work``: of the dense path, whose chunks also need ``dense_min_rows``
-    rows each; ``split_max_rows``, ``split_min_work``, ``split_min_gemm``: the small
-    dense batches whose GEMMs are cut in parts instead); ``min_elems``: the same for the
+    rows each; ``split_max_rows``, ``split_max_rows_wide``, ``split_min_work``,
+    ``split_min_gemm``: the small dense batches whose GEMMs are cut in parts instead);
+    ``min_elems``: the same for the
     elementwise optimiser pass.  ``big_work``: batches of the sparse path with more work
     always run their chunks on threads; smaller ones (every batch of the dense path) do
     when measured faster, or as ``small_batches`` says (True: threads, False: one thread;
@@ -77,13 +88,17 @@ def _set_threading(num_threads=None, min_work=None, min_elems=None, big_work=Non
     global _num_threads, _min_work, _min_elems, _big_work, _adapt_parallel, _adapt_time
     global _dense_min_work, _dense_probe, _dense_probe_n
     global _dense_min_rows, _split_max_rows, _split_min_work, _split_min_gemm
+    global _split_max_rows_wide
     old = dict(num_threads=_num_threads, min_work=_min_work, min_elems=_min_elems,
                big_work=_big_work, small_batches=None if _adapt_time < 1e300
                else bool(_adapt_parallel), dense_min_work=_dense_min_work,
                dense_min_rows=_dense_min_rows, split_max_rows=_split_max_rows,
-               split_min_work=_split_min_work, split_min_gemm=_split_min_gemm)
+               split_min_work=_split_min_work, split_min_gemm=_split_min_gemm,
+               split_max_rows_wide=_split_max_rows_wide)
     if split_max_rows is not None:
         _split_max_rows = int(split_max_rows)
+    if split_max_rows_wide is not None:
+        _split_max_rows_wide = int(split_max_rows_wide)
     if split_min_work is not None:
         _split_min_work = float(split_min_work)
     if split_min_gemm is not None:
@@ -185,9 +200,11 @@ cdef int dense_parts_for(Py_ssize_t b, double work, int tmax) noexcept nogil:
     """The parts each GEMM of a small dense batch (``b`` samples of ``work`` multiply-adds)
     is cut into, one per thread; 1: the batch is cut into chunks of rows instead
     (:func:`dense_chunks_for`)."""
-    if tmax <= 1 or b > _split_max_rows or b * work < _split_min_work:
+    if tmax <= 1 or b * work < _split_min_work:
         return 1
-    return tmax
+    if b <= _split_max_rows or (b <= _split_max_rows_wide and work >= _split_wide_work):
+        return tmax
+    return 1
 
 
 def _dense_parts(Py_ssize_t b, double work):

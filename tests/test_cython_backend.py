@@ -715,7 +715,7 @@ def test_activations_of_nan_and_infinities_are_numpys(dtype):
 def dense_threaded(mlp):
     """The dense path with its chunks on 2 threads even for tiny batches."""
     old = mlp._set_threading(num_threads=2, dense_min_work=0, dense_min_rows=1, min_elems=0,
-                             small_batches=True, split_max_rows=0)
+                             small_batches=True, split_max_rows=0, split_max_rows_wide=0)
     with _paths.use_path("dense"):
         yield mlp
     mlp._set_threading(**old)
@@ -880,21 +880,25 @@ def test_dense_chunks_on_one_thread_give_the_same_bits(mlp, dtype):
 
 @cython_built
 def test_small_dense_batches_are_cut_in_parts(mlp):
-    """Training batches of up to ``split_max_rows`` rows (48 by default) with enough work
-    run as one block whose GEMMs are cut in one part per thread; bigger ones, or a thread
-    count of one, are cut into chunks of rows."""
+    """Training batches of up to ``split_max_rows`` rows (64 by default), or up to
+    ``split_max_rows_wide`` (128) for nets of at least 1e5 multiply-adds a sample, with
+    enough work run as one block whose GEMMs are cut in one part per thread; bigger ones, or
+    a thread count of one, are cut into chunks of rows."""
     from fastnet._cython import _checks as chk
     rng = np.random.default_rng(2)
     params, sizes, kinds = make_net(rng, [784, 128, 10], [2, 1], np.float32)
     lay = chk.Layout("train_epoch", params, sizes, kinds)
-    work = float(lay.n_params)
+    work = float(lay.n_params)                       # 101,770: a wide net
+    narrow = float(n_params(np.array([784, 50, 10])))   # 39,760
     old = mlp._set_threading(num_threads=2)
     try:
-        assert [mlp._dense_parts(b, work) for b in (4, 32, 48, 49, 128)] == [1, 2, 2, 1, 1]
-        assert [mlp._plan(lay, b, work, True)[0] for b in (32, 48, 128)] == [1, 1, 2]
-        mlp._set_threading(split_max_rows=0)
+        assert [mlp._dense_parts(b, work) for b in (4, 32, 64, 65, 128, 129)] == \
+            [1, 2, 2, 2, 2, 1]
+        assert [mlp._dense_parts(b, narrow) for b in (32, 64, 65, 128)] == [2, 2, 1, 1]
+        assert [mlp._plan(lay, b, work, True)[0] for b in (32, 128, 129, 200)] == [1, 1, 2, 2]
+        mlp._set_threading(split_max_rows=0, split_max_rows_wide=0)
         assert mlp._dense_parts(32, work) == 1
-        mlp._set_threading(split_max_rows=48, num_threads=1)
+        mlp._set_threading(split_max_rows=64, split_max_rows_wide=128, num_threads=1)
         assert mlp._dense_parts(32, work) == 1
         mlp._set_threading(num_threads=3)
         assert mlp._dense_parts(32, work) == 3

@@ -369,9 +369,10 @@ def test_fused_sgd_step_of_the_parts_kernel_is_the_separate_step(dtype, penalty,
 
 
 def test_small_dense_batches_use_the_parts_kernel(monkeypatch):
-    """``train_epoch`` hands dense batches of up to PARTS_MAX_ROWS rows and at least
-    PARTS_MIN_WORK multiply-adds to the parts kernel (one part per thread) when Numba's
-    threading layer allows; bigger batches and one thread do not."""
+    """``train_epoch`` hands dense batches of up to PARTS_MAX_ROWS rows (PARTS_MAX_ROWS_WIDE
+    for nets of PARTS_WIDE_WORK multiply-adds a sample) and at least PARTS_MIN_WORK
+    multiply-adds to the parts kernel (one part per thread) when Numba's threading layer
+    allows; bigger batches and one thread do not."""
     calls = []
     real = _dense.train_epoch_parts
     monkeypatch.setattr(_dense, "train_epoch_parts",
@@ -391,10 +392,14 @@ def test_small_dense_batches_use_the_parts_kernel(monkeypatch):
         assert calls == []               # 20 x 424 multiply-adds: under PARTS_MIN_WORK
         monkeypatch.setattr(N, "PARTS_MIN_WORK", 0)
         epoch(20)
-        epoch(49)                        # over PARTS_MAX_ROWS
+        epoch(65)                        # over PARTS_MAX_ROWS, and not a wide net
+        monkeypatch.setattr(N, "PARTS_WIDE_WORK", 400)   # 424 multiply-adds a sample: wide
+        epoch(65)
+        monkeypatch.setattr(N, "PARTS_MAX_ROWS_WIDE", 80)
+        epoch(81)                        # over PARTS_MAX_ROWS_WIDE (X has 100 rows)
         monkeypatch.setenv("FASTNET_NUM_THREADS", "1")
         epoch(20)
-    assert calls == ([2] if N._parallel_ok() else [])
+    assert calls == ([2, 2] if N._parallel_ok() else [])
 
 
 @pytest.mark.parametrize("logistic", [False, True])

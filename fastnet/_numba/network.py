@@ -81,7 +81,14 @@ BLOCKS_MIN_ROWS = 64
 #: standardised MNIST, the three nets of the benchmark matrix: 1.37x to 1.56x faster epochs
 #: than one thread at batch 32; at 64, 0.98x to 1.48x; at 128, 0.94x to 1.04x against two
 #: blocks of rows (as the Cython backend, which also measured 48: 1.09x to 1.16x)
-PARTS_MAX_ROWS = 48
+PARTS_MAX_ROWS = 64
+#: ... and of up to PARTS_MAX_ROWS_WIDE rows for nets of at least PARTS_WIDE_WORK
+#: multiply-adds a sample.  Measured again once the parts kernel cut every product and the
+#: step by rows of the weights (Intel Xeon, AVX-512, 2 cores, standardised MNIST, in-process,
+#: blocks of rows / parts): batch 64 1.40, 1.49, 1.68; batch 128 0.90 (784-50-10), 1.17
+#: (784-128-10), 1.29 (784-256-128-10)
+PARTS_MAX_ROWS_WIDE = 128
+PARTS_WIDE_WORK = 1e5
 PARTS_MIN_WORK = 1e6
 #: ... a layer's product cut only when each part gets at least this many multiply-adds
 PARTS_MIN_GEMM = 1.5e5
@@ -372,7 +379,9 @@ def train_epoch(params, sizes, kinds, loss_kind, X, Y, order, batch_size, optimi
         work = B * _flops_per_sample(sz)
         if path == "dense" and nt > 1 and work >= THREAD_MIN_FLOPS:
             return float(_dense_epoch_threaded(*args, nt))
-        if path == "dense" and nt > 1 and B <= PARTS_MAX_ROWS and \
+        wide = params.shape[0] >= PARTS_WIDE_WORK
+        if path == "dense" and nt > 1 and (B <= PARTS_MAX_ROWS or (
+                B <= PARTS_MAX_ROWS_WIDE and wide)) and \
                 B * params.shape[0] >= PARTS_MIN_WORK and _parallel_ok():
             return float(_dense.train_epoch_parts(*args, nt, _gemm.gemm_address(params.dtype),
                                                   PARTS_MIN_GEMM))
