@@ -48,11 +48,16 @@ DENSITY_SAMPLE_ROWS = 256
 #:   path cut small batches' products in parts on both cores (Zen 4, AVX-512, 2026-12-02):
 #:   1.45, 0.92, 1.30, so its limit there went from 0.35 to 0.15 (cython's dense path got
 #:   the same change and measured 1.11, 0.65, 0.74: its limit stays).
+#: * both, once the parts of a small batch went by rows of the weights in every product
+#:   (Intel Xeon, AVX-512, 2 cores, 2026-12-03): cython batch 32 1.56, 1.36, 1.64, batch 64
+#:   1.39, 1.47, 1.31, batch 128 1.55, 1.63, 1.12; numba 1.55 to 2.06 at all three.  The
+#:   dense path wins raw MNIST at every mini-batch size: cython's limit at 32 went from 0.35
+#:   to 0.15 (as numba's).
 #:
 #: The full batch's GEMMs, split over both cores, are as fast as the panels at 0.2 in
 #: float32; batches of :data:`LARGE_BATCH` and more go to BLAS (see below).
 SPARSE_MAX_DENSITY = {
-    "cython": {1: 0.15, 32: 0.35, 128: 0.10, "large": None, "full": None},
+    "cython": {1: 0.15, 32: 0.15, 128: 0.10, "large": None, "full": None},
     "numba": {1: 0.35, 32: 0.15, 128: 0.15, "large": None, "full": None},
 }
 #: ... for float64 data: dgemm runs at half sgemm's speed, so the panels win the full batch
