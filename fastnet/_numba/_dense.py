@@ -42,7 +42,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastnet._numba._common import JIT, L1, L2, ADAM, SGD, SOFTMAX, copy_into, fill, offsets
-from fastnet._numba._elementwise import (bias_act_row, bias_act_rows, loss_delta_rows,
+from fastnet._numba._elementwise import (bias_act_rows, loss_delta_rows,
                                          mul_dact, col_sums_into)
 from fastnet._numba._gemm import gemm_rm, NOTRANS, TRANS
 from fastnet._numba._optim import adam_lr, step_network, step_range
