@@ -42,5 +42,6 @@ assert "cython" in fastnet.available_backends(), fastnet.available_backends()
 print("boundscheck: testing", m.__file__)
 EOF
 "$PY" -m pytest -q -p no:cacheprovider -W error::pytest.PytestUnraisableExceptionWarning \
-    tests/test_kernels.py tests/test_cython_backend.py tests/test_word2vec_kernels.py \
+    tests/test_kernels.py tests/test_cython_backend.py tests/test_cython_dense_threads.py \
+    tests/test_word2vec_kernels.py \
     tests/test_rnn_kernels.py "$@"
