@@ -250,15 +250,20 @@ def test_openmp_flag_is_reported(mlp):
 @pytest.mark.parametrize("batch_size", [1, 5, 16, 200])
 @pytest.mark.parametrize("optimizer", [0, 1, 2, 3, 4])
 def test_threaded_train_epoch_matches_reference(threaded, dtype, batch_size, optimizer):
-    rng = np.random.default_rng(batch_size + 10 * optimizer)
+    check_train_epoch(threaded, dtype, batch_size, optimizer, batch_size + 10 * optimizer, 0)
+
+
+def check_train_epoch(K, dtype, batch_size, optimizer, seed, t):
+    """``K.train_epoch`` on a 37-19-6 net (tanh, sigmoid; L2) against the reference's."""
+    rng = np.random.default_rng(seed)
     params, sizes, kinds = make_net(rng, [37, 19, 6], [3, 1], dtype, scale=0.3)
     X, Y = make_data(rng, 150, 37, 6, dtype)
     order = rng.permutation(150).astype(np.int64)
     got_p, want_p = params.copy(), params.copy()
     got_s, want_s = np.zeros(2 * params.size, dtype), np.zeros(2 * params.size, dtype)
     args = (0, X, Y, order, batch_size, optimizer, 0.05, 0.9, 0.9, 1e-8, 1, 0.01)
-    got = threaded.train_epoch(got_p, sizes, kinds, *args, got_s, 0)
-    want = REF.train_epoch(want_p, sizes, kinds, *args, want_s, 0)
+    got = K.train_epoch(got_p, sizes, kinds, *args, got_s, t)
+    want = REF.train_epoch(want_p, sizes, kinds, *args, want_s, t)
     # 150 sequential float32 updates (momentum, RMSprop) accumulate rounding: looser there
     rtol = 1e-8 if dtype == np.float64 else 2e-4
     assert_close(got, want, rtol=1e-10 if dtype == np.float64 else 1e-4)
@@ -269,15 +274,21 @@ def test_threaded_train_epoch_matches_reference(threaded, dtype, batch_size, opt
 @cython_built
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 def test_threaded_forward_and_backprop_match_reference(threaded, dtype):
-    rng = np.random.default_rng(3)
+    check_forward_and_backprop(threaded, dtype, threaded.backprop_samples, 3)
+
+
+def check_forward_and_backprop(K, dtype, backprop, seed):
+    """``K.forward_network`` and ``backprop`` (``K``'s per-sample or batch form) on a
+    41-23-11-4 net against the reference's."""
+    rng = np.random.default_rng(seed)
     params, sizes, kinds = make_net(rng, [41, 23, 11, 4], [2, 3, 4], dtype, scale=0.3)
     X, Y = make_data(rng, 301, 41, 4, dtype)
     out, ref = np.empty((301, 4), dtype), np.empty((301, 4), dtype)
-    threaded.forward_network(params, sizes, kinds, X, out)
+    K.forward_network(params, sizes, kinds, X, out)
     REF.forward_network(params, sizes, kinds, X, ref)
     assert_close(out, ref)
     g, want_g = np.empty_like(params), np.empty_like(params)
-    J = threaded.backprop_samples(params, sizes, kinds, 2, X, Y, g)
+    J = backprop(params, sizes, kinds, 2, X, Y, g)
     want = REF.backprop_batch(params, sizes, kinds, 2, X, Y, want_g)
     assert_close(J, want, rtol=1e-10 if dtype == np.float64 else 1e-5)
     assert_close(g, want_g, rtol=None if dtype == np.float64 else 3e-5)

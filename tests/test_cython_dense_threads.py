@@ -11,7 +11,8 @@ import pytest
 from fastnet import _paths
 from fastnet._params import n_params
 from conftest import PARTS_NETS, PARTS_NETS_DEEP, assert_close, parts_problem
-from test_cython_backend import REF, cython_built, make_data, make_net
+from test_cython_backend import (REF, check_forward_and_backprop, check_train_epoch,
+                                 cython_built, make_data, make_net)
 
 
 @pytest.fixture
@@ -130,36 +131,14 @@ def test_dense_parts_give_the_same_bits_on_threads_or_not(mlp):
 @pytest.mark.parametrize("optimizer", [0, 1, 3])
 def test_dense_threaded_train_epoch_matches_reference(dense_threaded, dtype, batch_size,
                                                       optimizer):
-    rng = np.random.default_rng(batch_size + 7 * optimizer)
-    params, sizes, kinds = make_net(rng, [37, 19, 6], [3, 1], dtype, scale=0.3)
-    X, Y = make_data(rng, 150, 37, 6, dtype)
-    order = rng.permutation(150).astype(np.int64)
-    got_p, want_p = params.copy(), params.copy()
-    got_s, want_s = np.zeros(2 * params.size, dtype), np.zeros(2 * params.size, dtype)
-    args = (0, X, Y, order, batch_size, optimizer, 0.05, 0.9, 0.9, 1e-8, 1, 0.01)
-    got = dense_threaded.train_epoch(got_p, sizes, kinds, *args, got_s, 2)
-    want = REF.train_epoch(want_p, sizes, kinds, *args, want_s, 2)
-    rtol = 1e-8 if dtype == np.float64 else 2e-4
-    assert_close(got, want, rtol=1e-10 if dtype == np.float64 else 1e-4)
-    assert_close(got_p, want_p, rtol=rtol)
-    assert_close(got_s, want_s, rtol=rtol)
+    check_train_epoch(dense_threaded, dtype, batch_size, optimizer, batch_size + 7 * optimizer,
+                      2)
 
 
 @cython_built
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 def test_dense_threaded_forward_and_backprop_match_reference(dense_threaded, dtype):
-    rng = np.random.default_rng(4)
-    params, sizes, kinds = make_net(rng, [41, 23, 11, 4], [2, 3, 4], dtype, scale=0.3)
-    X, Y = make_data(rng, 301, 41, 4, dtype)
-    out, ref = np.empty((301, 4), dtype), np.empty((301, 4), dtype)
-    dense_threaded.forward_network(params, sizes, kinds, X, out)
-    REF.forward_network(params, sizes, kinds, X, ref)
-    assert_close(out, ref)
-    g, want_g = np.empty_like(params), np.empty_like(params)
-    J = dense_threaded.backprop_batch(params, sizes, kinds, 2, X, Y, g)
-    want = REF.backprop_batch(params, sizes, kinds, 2, X, Y, want_g)
-    assert_close(J, want, rtol=1e-10 if dtype == np.float64 else 1e-5)
-    assert_close(g, want_g, rtol=None if dtype == np.float64 else 3e-5)
+    check_forward_and_backprop(dense_threaded, dtype, dense_threaded.backprop_batch, 4)
 
 
 @cython_built
