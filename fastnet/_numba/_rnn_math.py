@@ -127,15 +127,19 @@ def gemm_nt(A, Bt, C, n, acc):
     computed in tiles of 2 rows by 4 columns: a tile loads 6 rows' vectors
     for 8 fused multiply-adds, so it runs at the FMA units' rate rather than
     the loads'; LLVM vectorises each dot product over ``K`` (fastmath
-    reassociation).
+    reassociation).  The columns are the outer loop: four rows of ``Bt`` (the
+    recurrent weights, 4 x K) are read from memory once and stay in L1 while
+    every pair of rows of ``A`` (a thread's few rows, in L1 too) uses them, so
+    ``Bt`` is streamed once per call, not once per pair of rows (at H = 512 it
+    is 4 MB, more than a core's L2).  Each output's sum is the same either way.
     """
     K = A.shape[1]
     N = Bt.shape[0]
     zero = C.dtype.type(0)
-    b = 0
-    while b + 1 < n:
-        j = 0
-        while j + 3 < N:
+    j = 0
+    while j + 3 < N:
+        b = 0
+        while b + 1 < n:
             s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
             for k in range(K):
                 a0 = A[b, k]
@@ -170,24 +174,8 @@ def gemm_nt(A, Bt, C, n, acc):
                 C[b + 1, j + 1] = s11
                 C[b + 1, j + 2] = s12
                 C[b + 1, j + 3] = s13
-            j += 4
-        while j < N:
-            s0 = s1 = zero
-            for k in range(K):
-                u = Bt[j, k]
-                s0 += A[b, k] * u
-                s1 += A[b + 1, k] * u
-            if acc:
-                C[b, j] += s0
-                C[b + 1, j] += s1
-            else:
-                C[b, j] = s0
-                C[b + 1, j] = s1
-            j += 1
-        b += 2
-    if b < n:
-        j = 0
-        while j + 3 < N:
+            b += 2
+        if b < n:
             s0 = s1 = s2 = s3 = zero
             for k in range(K):
                 a = A[b, k]
@@ -205,8 +193,23 @@ def gemm_nt(A, Bt, C, n, acc):
                 C[b, j + 1] = s1
                 C[b, j + 2] = s2
                 C[b, j + 3] = s3
-            j += 4
-        while j < N:
+        j += 4
+    while j < N:
+        b = 0
+        while b + 1 < n:
+            s0 = s1 = zero
+            for k in range(K):
+                u = Bt[j, k]
+                s0 += A[b, k] * u
+                s1 += A[b + 1, k] * u
+            if acc:
+                C[b, j] += s0
+                C[b + 1, j] += s1
+            else:
+                C[b, j] = s0
+                C[b + 1, j] = s1
+            b += 2
+        if b < n:
             s0 = zero
             for k in range(K):
                 s0 += A[b, k] * Bt[j, k]
@@ -214,4 +217,4 @@ def gemm_nt(A, Bt, C, n, acc):
                 C[b, j] += s0
             else:
                 C[b, j] = s0
-            j += 1
+        j += 1
