@@ -365,3 +365,26 @@ def test_cython_in_step_gradients_match_the_passes_after_the_loop(threads):
         finally:
             mod._set_threads(old_t)
             mod._set_fused(old_f, 262144)
+
+
+# ------------------------------------------------ numba's recurrent product (gemm_nt)
+@pytest.mark.skipif("numba" not in COMPILED, reason="numba backend not tested here")
+@HYP
+@given(n=st.integers(0, 9), m_extra=st.integers(0, 2), K=st.integers(1, 70),
+       N=st.integers(1, 23), acc=st.booleans(), f32=st.booleans())
+def test_numba_gemm_nt_is_the_product(n, m_extra, K, N, acc, f32):
+    """``gemm_nt(A, Bt, C, n, acc)``: ``C[:n] (+)= A[:n] @ Bt.T`` for every shape (row pairs
+    and a last odd row, column blocks of 4 and the rest), rows ``n:`` left alone."""
+    from fastnet._numba._rnn_math import gemm_nt
+    dtype = np.float32 if f32 else np.float64
+    rng = np.random.default_rng(n * 1000 + K * 31 + N)
+    m = n + m_extra
+    A = rng.standard_normal((m, K)).astype(dtype)
+    Bt = rng.standard_normal((N, K)).astype(dtype)
+    C = rng.standard_normal((m, N)).astype(dtype)
+    want = C.copy()
+    want[:n] = (want[:n] if acc else 0) + A[:n].astype(np.float64) @ Bt.T.astype(np.float64)
+    gemm_nt(A, Bt, C, n, acc)
+    np.testing.assert_array_equal(C[n:], want[n:])
+    tol = 1e-4 if f32 else 1e-10
+    np.testing.assert_allclose(C[:n], want[:n], rtol=tol, atol=tol * max(1.0, K ** 0.5))
