@@ -505,7 +505,7 @@ cdef double dense_train(floating[::1] P, floating[::1] S, floating[:, ::1] Gb,
     cdef bint sgd = opt == OPT_SGD and pen != PEN_L1
     cdef floating decay = 1 - lr * lam if pen == PEN_L2 else 1
     # the forward partial sums of batches cut in parts: after the gather buffer (_dense_plan)
-    cdef Py_ssize_t zp = xb + (BR * X.shape[1] + 15) // 16 * 16
+    cdef Py_ssize_t zp = partial_sums_at(xb, BR, X.shape[1])
     while start < m:
         b = min(bs, m - start)
         Sp = dense_parts_for(b, work, tmax)
@@ -632,6 +632,13 @@ _DENSE_ENTRIES = 1 << 23
 _DENSE_ROWS = 512
 
 
+cdef inline Py_ssize_t partial_sums_at(Py_ssize_t xb, Py_ssize_t BR, Py_ssize_t n0) noexcept nogil:
+    """Where the forward partial sums start in a work buffer of :func:`_dense_plan` (with
+    ``gather``): after the gather buffer of ``BR`` rows of ``n0`` inputs at ``xb``, on a
+    multiple of 16 entries."""
+    return xb + (BR * n0 + 15) // 16 * 16
+
+
 def _dense_plan(lay, Py_ssize_t rows, bint gather, widths=None, int parts=1):
     """``(BR, act, dlt, xb, size)``: rows per block, the offsets of each layer's
     activations and error terms in a thread's work buffer, that of its gather buffer, and
@@ -652,7 +659,7 @@ def _dense_plan(lay, Py_ssize_t rows, bint gather, widths=None, int parts=1):
         pos += (BR * w + 15) // 16 * 16
     xb = pos
     if gather:
-        pos += (BR * int(lay.sizes[0]) + 15) // 16 * 16
+        pos = partial_sums_at(xb, BR, int(lay.sizes[0]))
         if parts > 1:
             pos += parts * min(BR, max(_split_max_rows, _split_max_rows_wide)) * max(widths)
     return BR, act, dlt, xb, pos + 16
