@@ -15,7 +15,10 @@ OpenMP threads keep spinning after it runs and slow whatever follows in the proc
 Usage (from the repository root; ``--rounds`` per method and cell, ``-k`` a substring of
 the cell's name, e.g. ``standardised-r128``)::
 
-    python benchmarks/matrix_interleaved.py [--rounds 9] [-k SUBSTRING]
+    python benchmarks/matrix_interleaved.py [--rounds 9] [-k SUBSTRING] [--against numba]
+
+``--against numba`` (with ``FASTNET_BACKEND=cython``) checks the two compiled backends
+against each other the same way.
 """
 import argparse
 import os
@@ -32,14 +35,17 @@ from _helpers import load_mnist_split  # noqa: E402
 IDS = {"784-50-10 sigmoid": "s50", "784-128-10 relu": "r128", "784-256-128-10 tanh": "t256"}
 
 
-def _cell(data, inp, net, batch, rounds):
+def _cell(data, inp, net, batch, rounds, other=None):
     sizes, act = bm.NETS[net]
     X, Y = data[inp], data["Y"]
     order = data["order"][:bm.M_ONLINE] if batch == 1 else data["order"]
     own = np.arange(bm.M, dtype=np.int64) if batch == bm.M else order
     backend = fastnet.get_backend()
     f_fn, f_setup, _, path = bm._fastnet(backend, X, Y, own, sizes, act, batch)
-    j_fn, j_setup, _ = bm._jax(X, Y, order, sizes, act, batch)
+    if other is None:
+        j_fn, j_setup, _ = bm._jax(X, Y, order, sizes, act, batch)
+    else:  # the other compiled backend in JAX's place
+        j_fn, j_setup, _, _ = bm._fastnet(other, X, Y, own, sizes, act, batch)
     times = {"fastnet": [], "jax": []}
     methods = [("fastnet", f_fn, f_setup), ("jax", j_fn, j_setup)]
     for _, fn, setup in methods:  # warm-up: compilation, caches
@@ -61,6 +67,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("-k", default="")
+    ap.add_argument("--against", default=None, metavar="BACKEND",
+                    help="time this fastnet backend (e.g. numba) in JAX's place")
     args = ap.parse_args(argv)
     mnist = load_mnist_split()
     if mnist is None:
@@ -70,7 +78,8 @@ def main(argv=None):
           f"FASTNET_SIMD={os.environ.get('FASTNET_SIMD', '')!r}, "
           f"NUMBA_CPU_NAME={os.environ.get('NUMBA_CPU_NAME', 'host')!r}, "
           f"{args.rounds} interleaved rounds each\n")
-    print("| cell | fastnet | JAX | fastnet vs JAX | path |")
+    peer = args.against or "JAX"
+    print(f"| cell | fastnet | {peer} | fastnet vs {peer} | path |")
     print("|---|---|---|---|---|")
     for inp in bm.INPUTS:
         for net in bm.NETS:
@@ -78,7 +87,7 @@ def main(argv=None):
                 name = f"{inp}-{IDS[net]}-b{batch}"
                 if args.k not in name:
                     continue
-                fm, jm, path = _cell(data, inp, net, batch, args.rounds)
+                fm, jm, path = _cell(data, inp, net, batch, args.rounds, args.against)
                 print(f"| {name} | {fm * 1e3:.1f} ms | {jm * 1e3:.1f} ms | {jm / fm:.2f}x | "
                       f"{path} |", flush=True)
 

@@ -258,17 +258,29 @@ def test_compiled_wrappers_refuse_bad_arrays(name):
                        1e-8, 1.0, np.zeros(2 * p.size), 0)
 
 
-# ------------------------------------------------------------------- threads (Cython)
-@pytest.mark.skipif("cython" not in COMPILED, reason="the Cython extension is not built")
+# ------------------------------------------------------------------------- threads
+def _set_threads_of(name, monkeypatch):
+    """A function setting the backend's thread count for its recurrent kernels (Cython: the
+    module's ``_set_threads``; numba: ``FASTNET_NUM_THREADS``, read at each call), and a
+    function restoring it."""
+    if name == "cython":
+        import sys
+        mod = sys.modules[kernels_of("cython").rnn_lm_epoch.__module__]
+        old = mod._set_threads()
+        return mod._set_threads, lambda: mod._set_threads(old)
+    return (lambda n: monkeypatch.setenv("FASTNET_NUM_THREADS", str(n))), (lambda: None)
+
+
+@pytest.mark.parametrize("name", [n for n in ("cython", "numba") if n in COMPILED] or [
+    pytest.param(None, marks=pytest.mark.skip(reason="no compiled backend available"))])
 @pytest.mark.parametrize("cell", [Cell.RNN, Cell.LSTM], ids=["RNN", "LSTM"])
-def test_cython_row_blocks_and_split_gemms_match_the_reference(cell):
+def test_row_blocks_and_split_gemms_match_the_reference(name, cell, monkeypatch):
     """Batches wide enough for the recurrence's row blocks (B >= 16) and products large
     enough to be cut across threads: the same numbers as the reference for 1, 2 and 3
-    threads, the same bits run after run for a thread count, and the recurrence's numbers
-    independent of the thread count (a row does not care which block it is in)."""
-    import sys
-    K = kernels_of("cython")
-    mod = sys.modules[K.rnn_lm_epoch.__module__]
+    threads, the same bits run after run for a thread count, and the layer kernels' blocks
+    of rows as the reference too."""
+    K = kernels_of(name)
+    set_threads, restore = _set_threads_of(name, monkeypatch)
     rng = np.random.default_rng(5)
     V, H, B, N, S = 11, 40, 37, 60, 25
     sizes = np.array([V, H, H, V], np.int64)
@@ -296,10 +308,12 @@ def test_cython_row_blocks_and_split_gemms_match_the_reference(cell):
         return tot, q - q0
 
     want_lm, want_seq = lm(REF), seq(REF)
-    old = mod._set_threads()
+    T, Bf, D = 9, 40, 6
+    params, X, lens, h0, c0 = layer_data(rng, cell, T, Bf, D, H, np.float64)
+    ref = run_forward(REF, cell, Act.TANH, params, X, lens, h0, c0)
     try:
         for threads in (1, 2, 3):
-            mod._set_threads(threads)
+            set_threads(threads)
             got = [lm(K), lm(K)]
             for x, y in zip(got[0], got[1]):
                 np.testing.assert_array_equal(x, y)
@@ -307,20 +321,59 @@ def test_cython_row_blocks_and_split_gemms_match_the_reference(cell):
                 assert_close(x, y, rtol=1e-9, dtype=np.float64)
             for x, y in zip(seq(K), want_seq):
                 assert_close(x, y, rtol=1e-9, dtype=np.float64)
-        # the recurrence alone: bit for bit across thread counts
-        T, Bf, D = 9, 40, 6
-        params, X, lens, h0, c0 = layer_data(rng, cell, T, Bf, D, H, np.float64)
-        outs = []
-        for threads in (1, 2, 3):
-            mod._set_threads(threads)
-            outs.append(run_forward(K, cell, Act.TANH, params, X, lens, h0, c0))
-        ref = run_forward(REF, cell, Act.TANH, params, X, lens, h0, c0)
-        for o in outs:
-            assert_close(o[0], ref[0], dtype=np.float64)
+            out = run_forward(K, cell, Act.TANH, params, X, lens, h0, c0)
+            for x, y in zip(out[:2], ref[:2]):
+                if y.size:
+                    assert_close(x, y, dtype=np.float64)
     finally:
-        mod._set_threads(old)
-    with pytest.raises(ValueError, match="positive"):
-        mod._set_threads(0)
+        restore()
+    if name == "cython":
+        with pytest.raises(ValueError, match="positive"):
+            set_threads(0)
+
+
+def test_numba_blocks_of_rows_cover_the_batch(monkeypatch):
+    """The numba backend's cut of a batch into blocks of rows (multiples of 4, in order,
+    covering every row once) and its block count (one below 16 rows or with one thread)."""
+    pytest.importorskip("numba")
+    from fastnet._numba import rnn as NR
+    from fastnet._numba.network import _parallel_ok
+    for B in (16, 17, 33, 37, 64, 100):
+        for C in (2, 3, 4):
+            cuts = [NR._cut(c, C, B, 4) for c in range(C + 1)]
+            assert cuts[0] == 0 and cuts[-1] == B
+            assert all(a < b for a, b in zip(cuts, cuts[1:]))
+            assert all(c % 4 == 0 for c in cuts[:-1])
+    monkeypatch.setenv("FASTNET_NUM_THREADS", "1")
+    assert NR._parts(64) == 1
+    monkeypatch.setenv("FASTNET_NUM_THREADS", "4")
+    assert NR._parts(15) == 1
+    threads_ok = NR._blas.CONTROL is not None and _parallel_ok()
+    assert NR._parts(64) == (4 if threads_ok else 1)
+    assert NR._parts(24) == (3 if threads_ok else 1)
+
+
+@pytest.mark.parametrize("ta", [False, True], ids=["A", "At"])
+@pytest.mark.parametrize("tb", [False, True], ids=["B", "Bt"])
+@pytest.mark.parametrize("shape", [(300, 70, 64), (70, 300, 64), (5, 3, 0), (40, 40, 2)],
+                         ids=["rows", "cols", "empty-sum", "small"])
+def test_numba_split_gemm_is_the_product(ta, tb, shape):
+    """numba's ``_pmm``, the large products cut across threads: every op of A and B, cut by
+    rows or by columns (the larger of C's sides), an empty sum and a product too small to
+    cut, for 1 and 3 parts, against numpy's product."""
+    pytest.importorskip("numba")
+    from fastnet._numba import rnn as NR
+    M, N, K = shape
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((K, M) if ta else (M, K))
+    B = rng.standard_normal((N, K) if tb else (K, N))
+    want = (A.T if ta else A) @ (B.T if tb else B)
+    fn = NR.gemm_address(np.float64)
+    for parts in (1, 3):
+        C = np.full((M, N), np.nan)
+        NR._pmm(fn, NR.TRANS if ta else NR.NOTRANS, NR.TRANS if tb else NR.NOTRANS, A, B, C,
+                parts)
+        np.testing.assert_allclose(C, want, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.skipif("cython" not in COMPILED, reason="the Cython extension is not built")

@@ -11,8 +11,8 @@ its buffers allocated once.
 How a layer runs
 ----------------
 * The input projection :math:`XW + b` is one BLAS GEMM over the whole
-  sequence and batch (``np.dot``); for the language model's one-hot input it
-  is a row gather :math:`W_{x_t} + b`.
+  sequence and batch (:func:`_pmm`); for the language model's one-hot input
+  it is a row gather :math:`W_{x_t} + b`.
 * Each step adds :math:`h_{t-1}U` for the rows still running
   (:func:`fastnet._numba._rnn_math.gemm_nt`, register-tiled dot products
   against the transposed :math:`U`, transposed once per batch) and applies
@@ -22,17 +22,32 @@ How a layer runs
   them; :math:`\delta h_{t-1} = \delta z_t U^T` is one product per step, and
   the weight gradients are one GEMM each over all the steps after the loop.
 
-Threads: the kernels are serial, apart from the large GEMMs (the input
-projections and the weight gradients), which BLAS threads as it does for
-numpy.  The results are deterministic for a given BLAS thread count.
+Threads: the rows of a batch are independent through the whole recurrence,
+forward and BPTT, so with a batch of at least 2 x :data:`MIN_BLOCK_ROWS` rows
+the steps of each layer run as one block of rows per thread
+(:func:`_forward_parts`, :func:`_backward_parts`, ``prange``; threads from
+``FASTNET_NUM_THREADS``, default the CPUs this process may use), with no
+synchronisation from step to step, as the Cython backend does.  BLAS then runs
+on one thread inside each of them (:func:`fastnet._numba._blas.single_thread`:
+OpenBLAS's own workers spin after each call and would fight the blocks for the
+cores), and the large GEMMs (the input projections, the weight gradients, the
+output layer) are cut into one block of rows or columns per thread
+(:func:`_pmm`).  A row's numbers in the recurrence do not depend on which
+block it is in; the whole epoch gives the same bits for a given thread count.
+With one thread, a small batch, or a BLAS whose threads cannot be set,
+everything runs as one block and BLAS threads the large GEMMs itself.
 """
+import contextlib
+
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from fastnet._codes import Cell, Act, Optimizer
+from fastnet._numba import _blas
 from fastnet._numba._common import LOG_CLIP
+from fastnet._numba._gemm import gemm_address, gemm_rm, NOTRANS, TRANS
 from fastnet._numba._rnn_math import JIT, sigmoid, tanh, exp_nonpos, gemm_nt
-from fastnet import _rnn_checks as chk
+from fastnet import _rnn_checks as chk, _threads
 
 __all__ = ["KERNELS", "rnn_forward", "rnn_backward", "clip_grad_norm", "rnn_seq_epoch",
            "rnn_lm_epoch"]
@@ -189,6 +204,87 @@ def _backward_steps(cell, act, U, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, tm
                     _copy(dh[b], tmp[b])
 
 
+# ------------------------------------------------------------------------ threads
+#: rows of a batch per thread at least: a batch of fewer than twice this runs as one block
+#: (as the Cython backend's ``_MIN_BLOCK_ROWS``)
+MIN_BLOCK_ROWS = 8
+#: a product is cut across the threads only above this many multiply-adds
+MIN_GEMM_WORK = 1e6
+
+
+def _parts(B):
+    """Blocks of rows (one per thread) for a batch of ``B`` rows; see the module's
+    docstring, "Threads"."""
+    nt = _threads.default_threads()
+    if nt <= 1 or B < 2 * MIN_BLOCK_ROWS or _blas.CONTROL is None:
+        return 1
+    from fastnet._numba.network import _parallel_ok
+    return min(nt, B // MIN_BLOCK_ROWS) if _parallel_ok() else 1
+
+
+@njit(**JIT)
+def _cut(c, C, n, align):
+    """Start of block ``c`` of ``C`` over ``range(n)``, a multiple of ``align``."""
+    if c >= C:
+        return n
+    r = ((c * n) // C + align - 1) // align * align
+    return min(r, n)
+
+
+@njit(parallel=True, **JIT)
+def _forward_parts(cell, act, UT, HS, CS, GS, lengths, T, B, nparts):
+    """:func:`_forward_steps` of all ``B`` rows, in ``nparts`` blocks of rows on threads."""
+    if nparts <= 1:
+        _forward_steps(cell, act, UT, HS, CS, GS, lengths, T, 0, B)
+        return
+    for p in prange(nparts):
+        _forward_steps(cell, act, UT, HS, CS, GS, lengths, T, _cut(p, nparts, B, 4),
+                       _cut(p + 1, nparts, B, 4))
+
+
+@njit(parallel=True, **JIT)
+def _backward_parts(cell, act, U, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, B, tmp, nparts):
+    """:func:`_backward_steps` of all ``B`` rows, in ``nparts`` blocks of rows on threads."""
+    if nparts <= 1:
+        _backward_steps(cell, act, U, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, tmp, 0, B)
+        return
+    for p in prange(nparts):
+        _backward_steps(cell, act, U, HS, CS, GS, dY, has_dy, dh, dc, lengths, T, tmp,
+                        _cut(p, nparts, B, 4), _cut(p + 1, nparts, B, 4))
+
+
+@njit(parallel=True, **JIT)
+def _pmm(fn, ta, tb, A, B, C, nparts):
+    """``C = op(A) @ op(B)`` (``A``, ``B``, ``C`` C-contiguous 2-D, ``op(A)`` = ``A.T`` when
+    ``ta`` is :data:`TRANS`; ``fn`` from :func:`gemm_address`): the larger of ``C``'s
+    dimensions cut into ``nparts`` blocks on threads, each one single-threaded BLAS call;
+    one call (threaded by BLAS itself) for one part or a small product."""
+    M, N = C.shape
+    K = A.shape[0] if ta == TRANS else A.shape[1]
+    if M == 0 or N == 0:
+        return
+    if K == 0:  # an empty sum
+        for i in range(M):
+            for j in range(N):
+                C[i, j] = 0
+        return
+    lda, ldb = max(1, A.shape[1]), max(1, B.shape[1])
+    if nparts <= 1 or np.float64(M) * N * K < MIN_GEMM_WORK:
+        gemm_rm(fn, ta, tb, M, N, K, 1.0, A, 0, lda, B, 0, ldb, 0.0, C, 0, N)
+    elif M >= N:
+        for p in prange(nparts):
+            lo = _cut(p, nparts, M, 8)
+            hi = _cut(p + 1, nparts, M, 8)
+            gemm_rm(fn, ta, tb, hi - lo, N, K, 1.0, A, lo if ta == TRANS else lo * lda, lda,
+                    B, 0, ldb, 0.0, C, lo * N, N)
+    else:
+        for p in prange(nparts):
+            lo = _cut(p, nparts, N, 16)
+            hi = _cut(p + 1, nparts, N, 16)
+            gemm_rm(fn, ta, tb, M, hi - lo, K, 1.0, A, 0, lda, B, lo * ldb if tb == TRANS
+                    else lo, ldb, 0.0, C, lo, N)
+
+
 @njit(**JIT)
 def _bias_rows(Z, bias):
     for r in range(Z.shape[0]):
@@ -197,9 +293,9 @@ def _bias_rows(Z, bias):
 
 
 @njit(**JIT)
-def _project_dense(X2, W, bias, Z2):
-    """``Z2 = X2 @ W + bias`` (one GEMM)."""
-    np.dot(X2, W, Z2)
+def _project_dense(X2, W, bias, Z2, fn, nparts):
+    """``Z2 = X2 @ W + bias`` (one GEMM, :func:`_pmm`)."""
+    _pmm(fn, NOTRANS, NOTRANS, X2, W, Z2, nparts)
     _bias_rows(Z2, bias)
 
 
@@ -228,11 +324,11 @@ def _bias_grad(Z2, gb, acc):
 
 
 @njit(**JIT)
-def _recurrent_grads(HS, GS, T, B, H, gb, gU, acc):
+def _recurrent_grads(HS, GS, T, B, H, gb, gU, acc, fn, nparts):
     """Bias and recurrent-weight gradients after BPTT: one GEMM over all the steps."""
     G2 = GS[:T].reshape((T * B, GS.shape[2]))
     _bias_grad(G2, gb, acc)
-    np.dot(HS[:T].reshape((T * B, H)).T, G2, gU)
+    _pmm(fn, TRANS, NOTRANS, HS[:T].reshape((T * B, H)), G2, gU, nparts)
 
 
 @njit(**JIT)
@@ -243,20 +339,20 @@ def _transpose(U, UT):
 
 
 @njit(**JIT)
-def _forward_impl(cell, act, params, X, lengths, HS, CS, GS):
+def _forward_impl(cell, act, params, X, lengths, HS, CS, GS, fn, nparts):
     T, B, D = X.shape
     H = HS.shape[2]
     G = GS.shape[2]
     P = params.reshape((1 + D + H, G))
     UT = np.empty((G, H), params.dtype)
     _transpose(P[1 + D:], UT)
-    _project_dense(X.reshape((T * B, D)), P[1:1 + D], P[0], GS.reshape((T * B, G)))
-    _forward_steps(cell, act, UT, HS, CS, GS, lengths, T, 0, B)
+    _project_dense(X.reshape((T * B, D)), P[1:1 + D], P[0], GS.reshape((T * B, G)), fn, nparts)
+    _forward_parts(cell, act, UT, HS, CS, GS, lengths, T, B, nparts)
 
 
 @njit(**JIT)
 def _backward_impl(cell, act, params, X, lengths, HS, CS, GS, dY, has_dy, dh, dc, grad, dX,
-                   need_dx):
+                   need_dx, fn, nparts):
     T, B, D = X.shape
     H = HS.shape[2]
     G = GS.shape[2]
@@ -264,12 +360,13 @@ def _backward_impl(cell, act, params, X, lengths, HS, CS, GS, dY, has_dy, dh, dc
     Gr = grad.reshape((1 + D + H, G))
     tmp = np.empty((B, H), params.dtype)
     acc = np.empty(G, np.float64)
-    _backward_steps(cell, act, P[1 + D:], HS, CS, GS, dY, has_dy, dh, dc, lengths, T, tmp, 0, B)
-    _recurrent_grads(HS, GS, T, B, H, Gr[0], Gr[1 + D:], acc)
+    _backward_parts(cell, act, P[1 + D:], HS, CS, GS, dY, has_dy, dh, dc, lengths, T, B, tmp,
+                    nparts)
+    _recurrent_grads(HS, GS, T, B, H, Gr[0], Gr[1 + D:], acc, fn, nparts)
     G2 = GS.reshape((T * B, G))
-    np.dot(X.reshape((T * B, D)).T, G2, Gr[1:1 + D])
+    _pmm(fn, TRANS, NOTRANS, X.reshape((T * B, D)), G2, Gr[1:1 + D], nparts)
     if need_dx:
-        np.dot(G2, P[1:1 + D].T, dX.reshape((T * B, D)))
+        _pmm(fn, NOTRANS, TRANS, G2, P[1:1 + D], dX.reshape((T * B, D)), nparts)
 
 
 # ------------------------------------------------------------------- clipping, optimiser
@@ -392,7 +489,7 @@ def _alloc(cell, sizes, T, B, params):
 
 
 @njit(**JIT)
-def _net_forward(cell, act, params, sizes, offs, T, B, lengths, HS, CS, GS, UT):
+def _net_forward(cell, act, params, sizes, offs, T, B, lengths, HS, CS, GS, UT, fn, nparts):
     """Forward through every layer, the first one's projection already in ``GS[0]``."""
     L = sizes.shape[0] - 2
     for l in range(L):
@@ -404,15 +501,15 @@ def _net_forward(cell, act, params, sizes, offs, T, B, lengths, HS, CS, GS, UT):
         if l > 0:
             Hd = sizes[l]
             _project_dense(_layer(HS, l - 1, T + 1, B, Hd)[1:].reshape((T * B, Hd)),
-                           P[1:1 + D], P[0], gs.reshape((T * B, G)))
+                           P[1:1 + D], P[0], gs.reshape((T * B, G)), fn, nparts)
         ut = UT[l][:G * H].reshape((G, H))
-        _forward_steps(cell, act, ut, hs, _layer(CS, l, T + 1, B, H) if cell == _LSTM
-                       else hs, gs, lengths, T, 0, B)
+        _forward_parts(cell, act, ut, hs, _layer(CS, l, T + 1, B, H) if cell == _LSTM
+                       else hs, gs, lengths, T, B, nparts)
 
 
 @njit(**JIT)
 def _net_backward(cell, act, params, grad, sizes, offs, T, B, lengths, HS, CS, GS, DX,
-                  DH, DC, dY_top, has_dy, tmp, acc, tok, X2):
+                  DH, DC, dY_top, has_dy, tmp, acc, tok, X2, fn, nparts):
     """BPTT through every layer, top down; ``DH[L-1]`` holds the top state's gradient.  The
     first layer's input gradient comes from ``tok`` (one-hot) or ``X2`` (dense)."""
     L = sizes.shape[0] - 2
@@ -434,15 +531,17 @@ def _net_backward(cell, act, params, grad, sizes, offs, T, B, lengths, HS, CS, G
         else:
             dy = _layer(DX, l + 1, T, B, H)
             hd = True
-        _backward_steps(cell, act, P[1 + D:], hs, _layer(CS, l, T + 1, B, H) if cell == _LSTM
-                        else hs, gs, dy, hd, dh, dc, lengths, T, tmp[:B * H].reshape((B, H)),
-                        0, B)
-        _recurrent_grads(hs, gs, T, B, H, Gr[0], Gr[1 + D:], acc)
+        _backward_parts(cell, act, P[1 + D:], hs, _layer(CS, l, T + 1, B, H) if cell == _LSTM
+                        else hs, gs, dy, hd, dh, dc, lengths, T, B,
+                        tmp[:B * H].reshape((B, H)), nparts)
+        _recurrent_grads(hs, gs, T, B, H, Gr[0], Gr[1 + D:], acc, fn, nparts)
         G2 = gs.reshape((T * B, G))
         if l > 0:
             Hd = sizes[l]
-            np.dot(_layer(HS, l - 1, T + 1, B, Hd)[1:].reshape((T * B, Hd)).T, G2, Gr[1:1 + D])
-            np.dot(G2, P[1:1 + D].T, _layer(DX, l, T, B, Hd).reshape((T * B, Hd)))
+            _pmm(fn, TRANS, NOTRANS, _layer(HS, l - 1, T + 1, B, Hd)[1:].reshape((T * B, Hd)),
+                 G2, Gr[1:1 + D], nparts)
+            _pmm(fn, NOTRANS, TRANS, G2, P[1:1 + D], _layer(DX, l, T, B, Hd).reshape((T * B, Hd)),
+                 nparts)
         elif tok.shape[0] > 0:  # one-hot input: scatter the rows
             gW = Gr[1:1 + D]
             _zero(gW.reshape(D * G))
@@ -453,7 +552,7 @@ def _net_backward(cell, act, params, grad, sizes, offs, T, B, lengths, HS, CS, G
                     for j in range(G):
                         gW[row, j] += G2[r, j]
         else:
-            np.dot(X2.T, G2, Gr[1:1 + D])
+            _pmm(fn, TRANS, NOTRANS, X2, G2, Gr[1:1 + D], nparts)
 
 
 @njit(**JIT)
@@ -468,7 +567,7 @@ def _transpose_all(cell, params, sizes, offs, UT):
 # ------------------------------------------------------------------------ epoch kernels
 @njit(**JIT)
 def _seq_epoch_impl(cell, act, params, sizes, X, lengths, y, order, batch_size, optimizer, lr,
-                    mu, rho, eps, clip, state, t):
+                    mu, rho, eps, clip, state, t, fn, nparts):
     n, T, D = X.shape
     L = sizes.shape[0] - 2
     K = sizes[L + 1]
@@ -522,8 +621,9 @@ def _seq_epoch_impl(cell, act, params, sizes, X, lengths, y, order, batch_size, 
         G0 = 4 * sizes[1] if cell == _LSTM else sizes[1]
         P0 = params[offs[0]:offs[1]].reshape((1 + D + sizes[1], G0))
         X2 = Xb[:Te].reshape((Te * B, D))
-        _project_dense(X2, P0[1:1 + D], P0[0], _layer(GS, 0, Te, B, G0).reshape((Te * B, G0)))
-        _net_forward(cell, act, params, sizes, offs, Te, B, lb, HS, CS, GS, UT)
+        _project_dense(X2, P0[1:1 + D], P0[0], _layer(GS, 0, Te, B, G0).reshape((Te * B, G0)),
+                       fn, nparts)
+        _net_forward(cell, act, params, sizes, offs, Te, B, lb, HS, CS, GS, UT, fn, nparts)
         # the softmax on each sequence's last state
         hT = _layer(HS, L - 1, Te + 1, B, Htop)[Te]
         Ph = params[offs[L]:offs[L + 1]].reshape((Htop + 1, K))
@@ -535,7 +635,7 @@ def _seq_epoch_impl(cell, act, params, sizes, X, lengths, y, order, batch_size, 
         np.dot(hT.T, Z, Gh[1:])
         np.dot(Z, Ph[1:].T, DH[L - 1][:B * Htop].reshape((B, Htop)))
         _net_backward(cell, act, params, grad, sizes, offs, Te, B, lb, HS, CS, GS, DX,
-                      DH, DC, empty, False, tmp, acc, no_tok, X2)
+                      DH, DC, empty, False, tmp, acc, no_tok, X2, fn, nparts)
         _clip(grad, clip)
         _opt_step(optimizer, params, grad, state, lr, mu, rho, eps, t + k)
         k += 1
@@ -544,7 +644,7 @@ def _seq_epoch_impl(cell, act, params, sizes, X, lengths, y, order, batch_size, 
 
 @njit(**JIT)
 def _lm_epoch_impl(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer, lr, mu, rho,
-                   eps, clip, state, t):
+                   eps, clip, state, t, fn, nparts):
     B, N1 = tokens.shape
     N = N1 - 1
     L = sizes.shape[0] - 2
@@ -582,22 +682,22 @@ def _lm_epoch_impl(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer,
         G0 = 4 * sizes[1] if cell == _LSTM else sizes[1]
         P0 = params[offs[0]:offs[1]].reshape((1 + V + sizes[1], G0))
         _project_tokens(tok, S, B, P0[1:1 + V], P0[0], _layer(GS, 0, S, B, G0).reshape((S * B, G0)))
-        _net_forward(cell, act, params, sizes, offs, S, B, lb, HS, CS, GS, UT)
+        _net_forward(cell, act, params, sizes, offs, S, B, lb, HS, CS, GS, UT, fn, nparts)
         # the softmax at every step
         Ht = _layer(HS, L - 1, S + 1, B, Htop)[1:].reshape((S * B, Htop))
         Ph = params[offs[L]:offs[L + 1]].reshape((Htop + 1, V))
         Gh = grad[offs[L]:offs[L + 1]].reshape((Htop + 1, V))
         Zs = Z[:S * B]
-        np.dot(Ht, Ph[1:], Zs)
+        _pmm(fn, NOTRANS, NOTRANS, Ht, Ph[1:], Zs, nparts)
         _bias_rows(Zs, Ph[0])
         for tt in range(S):
             for r in range(B):
                 ys[tt * B + r] = tokens[r, start + tt + 1]
         total += _softmax_loss(Zs, live, ys, dt.type(1) / dt.type(S * B))
         _bias_grad(Zs, Gh[0], acc)
-        np.dot(Ht.T, Zs, Gh[1:])
+        _pmm(fn, TRANS, NOTRANS, Ht, Zs, Gh[1:], nparts)
         dYs = dY[:S]
-        np.dot(Zs, Ph[1:].T, dYs.reshape((S * B, Htop)))
+        _pmm(fn, NOTRANS, TRANS, Zs, Ph[1:], dYs.reshape((S * B, Htop)), nparts)
         so = 0
         for l in range(L):  # the state after the chunk, carried to the next one
             H = sizes[l + 1]
@@ -607,7 +707,7 @@ def _lm_epoch_impl(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer,
             so += B * H
         _zero(DH[L - 1][:B * Htop])
         _net_backward(cell, act, params, grad, sizes, offs, S, B, lb, HS, CS, GS, DX,
-                      DH, DC, dYs, True, tmp, acc, tok, no_x)
+                      DH, DC, dYs, True, tmp, acc, tok, no_x, fn, nparts)
         _clip(grad, clip)
         _opt_step(optimizer, params, grad, state, lr, mu, rho, eps, t + k)
         k += 1
@@ -615,11 +715,16 @@ def _lm_epoch_impl(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer,
 
 
 # ------------------------------------------------------------------- checked wrappers
+_nothing = contextlib.nullcontext
+
 def rnn_forward(cell, act, params, X, lengths, HS, CS, GS):
     """See :func:`fastnet.reference.rnn.rnn_forward`."""
     cell, act, T, B, D, H, G = chk.layer_call("rnn_forward", cell, act, params, X, lengths, HS,
                                               CS, GS)
-    _forward_impl(cell, act, params, X, lengths, HS, CS if cell == _LSTM else HS, GS)
+    nparts = _parts(B)
+    with _blas.single_thread() if nparts > 1 else _nothing():
+        _forward_impl(cell, act, params, X, lengths, HS, CS if cell == _LSTM else HS, GS,
+                      gemm_address(params.dtype), nparts)
 
 
 def rnn_backward(cell, act, params, X, lengths, HS, CS, GS, dY, dh, dc, grad, dX):
@@ -627,9 +732,11 @@ def rnn_backward(cell, act, params, X, lengths, HS, CS, GS, dY, dh, dc, grad, dX
     cell, act, T, B, D, H, G, has_dy, need_dx = chk.backward_call(
         "rnn_backward", cell, act, params, X, lengths, HS, CS, GS, dY, dh, dc, grad, dX)
     lstm = cell == _LSTM
-    _backward_impl(cell, act, params, X, lengths, HS, CS if lstm else HS, GS,
-                   dY if has_dy else HS[1:], has_dy, dh, dc if lstm else dh, grad,
-                   dX if need_dx else X, need_dx)
+    nparts = _parts(B)
+    with _blas.single_thread() if nparts > 1 else _nothing():
+        _backward_impl(cell, act, params, X, lengths, HS, CS if lstm else HS, GS,
+                       dY if has_dy else HS[1:], has_dy, dh, dc if lstm else dh, grad,
+                       dX if need_dx else X, need_dx, gemm_address(params.dtype), nparts)
 
 
 def clip_grad_norm(grad, max_norm):
@@ -644,8 +751,11 @@ def rnn_seq_epoch(cell, act, params, sizes, X, lengths, y, order, batch_size, op
     cell, act, batch_size, optimizer, lr, mu, rho, eps, clip, t = chk.seq_epoch_call(
         "rnn_seq_epoch", cell, act, params, sizes, X, lengths, y, order, batch_size, optimizer,
         lr, mu, rho, eps, clip, state, t)
-    return float(_seq_epoch_impl(cell, act, params, sizes, X, lengths, y, order, batch_size,
-                                 optimizer, lr, mu, rho, eps, clip, state, t))
+    nparts = _parts(min(batch_size, order.shape[0]))
+    with _blas.single_thread() if nparts > 1 else _nothing():
+        return float(_seq_epoch_impl(cell, act, params, sizes, X, lengths, y, order,
+                                     batch_size, optimizer, lr, mu, rho, eps, clip, state, t,
+                                     gemm_address(params.dtype), nparts))
 
 
 def rnn_lm_epoch(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer, lr, mu, rho, eps,
@@ -654,9 +764,11 @@ def rnn_lm_epoch(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer, l
     cell, act, seq_len, optimizer, lr, mu, rho, eps, clip, t = chk.lm_epoch_call(
         "rnn_lm_epoch", cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer, lr, mu,
         rho, eps, clip, state, t)
-    return float(_lm_epoch_impl(cell, act, params, sizes, tokens, seq_len, hs,
-                                cs if cell == _LSTM else hs, optimizer, lr, mu, rho, eps, clip,
-                                state, t))
+    nparts = _parts(tokens.shape[0])
+    with _blas.single_thread() if nparts > 1 else _nothing():
+        return float(_lm_epoch_impl(cell, act, params, sizes, tokens, seq_len, hs,
+                                    cs if cell == _LSTM else hs, optimizer, lr, mu, rho, eps,
+                                    clip, state, t, gemm_address(params.dtype), nparts))
 
 
 KERNELS = {"rnn_forward": rnn_forward, "rnn_backward": rnn_backward,
