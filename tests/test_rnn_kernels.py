@@ -337,7 +337,7 @@ def test_numba_blocks_of_rows_cover_the_batch(monkeypatch):
     covering every row once) and its block count (one below 16 rows or with one thread)."""
     pytest.importorskip("numba")
     from fastnet._numba import rnn as NR
-    from fastnet._numba.network import _parallel_ok
+    from fastnet._numba._threading import parallel_ok
     for B in (16, 17, 33, 37, 64, 100):
         for C in (2, 3, 4):
             cuts = [NR._cut(c, C, B, 4) for c in range(C + 1)]
@@ -348,7 +348,7 @@ def test_numba_blocks_of_rows_cover_the_batch(monkeypatch):
     assert NR._parts(64) == 1
     monkeypatch.setenv("FASTNET_NUM_THREADS", "4")
     assert NR._parts(15) == 1
-    threads_ok = NR._blas.CONTROL is not None and _parallel_ok()
+    threads_ok = NR._blas.CONTROL is not None and parallel_ok()
     assert NR._parts(64) == (4 if threads_ok else 1)
     assert NR._parts(24) == (3 if threads_ok else 1)
 

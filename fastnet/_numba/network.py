@@ -50,6 +50,7 @@ from fastnet._numba import _compile_notice  # noqa: F401  (says so on stderr whe
 from fastnet._numba import (_blas, _dense, _elementwise, _gemm, _linear, _online, _optim,
                             _sparse)
 from fastnet._numba._common import offsets
+from fastnet._numba._threading import parallel_ok
 from fastnet._params import aligned_zeros, pad_into, padded_layout, unpad_into
 from fastnet.reference.epochs import epoch_loop
 
@@ -94,29 +95,8 @@ PARTS_MIN_WORK = 1e6
 PARTS_MIN_GEMM = 1.5e5
 
 
-def _parallel_ok():
-    """Whether Numba's threading layer is safe to launch from any thread (TBB or OpenMP; its
-    ``workqueue`` fallback aborts the process on concurrent launches)."""
-    global _PARALLEL_OK
-    if _PARALLEL_OK is None:
-        import importlib
-        import numba
-        wanted = str(numba.config.THREADING_LAYER).lower()
-        pools = {"tbb": ["tbbpool"], "omp": ["omppool"]}.get(wanted, ["tbbpool", "omppool"])
-        if wanted == "workqueue":
-            pools = []
-        _PARALLEL_OK = False
-        for pool in pools:
-            try:
-                importlib.import_module("numba.np.ufunc." + pool)
-            except Exception:  # noqa: BLE001 - a missing TBB or OpenMP runtime
-                continue
-            _PARALLEL_OK = True
-            break
-    return _PARALLEL_OK
-
-
-_PARALLEL_OK = None
+#: whether Numba's threading layer is TBB or OpenMP (see :mod:`fastnet._numba._threading`)
+_parallel_ok = parallel_ok
 
 
 def _flops_per_sample(sizes):

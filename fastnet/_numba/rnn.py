@@ -47,6 +47,7 @@ from fastnet._numba import _blas
 from fastnet._numba._common import LOG_CLIP
 from fastnet._numba._gemm import gemm_address, gemm_rm, NOTRANS, TRANS
 from fastnet._numba._rnn_math import JIT, sigmoid, tanh, exp_nonpos, gemm_nt
+from fastnet._numba._threading import parallel_ok
 from fastnet import _rnn_checks as chk, _threads
 
 __all__ = ["KERNELS", "rnn_forward", "rnn_backward", "clip_grad_norm", "rnn_seq_epoch",
@@ -218,8 +219,7 @@ def _parts(B):
     nt = _threads.default_threads()
     if nt <= 1 or B < 2 * MIN_BLOCK_ROWS or _blas.CONTROL is None:
         return 1
-    from fastnet._numba.network import _parallel_ok
-    return min(nt, B // MIN_BLOCK_ROWS) if _parallel_ok() else 1
+    return min(nt, B // MIN_BLOCK_ROWS) if parallel_ok() else 1
 
 
 @njit(**JIT)
