@@ -271,14 +271,15 @@ def _pmm(fn, ta, tb, A, B, C, nparts):
     lda, ldb = max(1, A.shape[1]), max(1, B.shape[1])
     if nparts <= 1 or np.float64(M) * N * K < MIN_GEMM_WORK:
         gemm_rm(fn, ta, tb, M, N, K, 1.0, A, 0, lda, B, 0, ldb, 0.0, C, 0, N)
-    elif M >= N:
-        for p in prange(nparts):
+        return
+    by_rows = M >= N
+    for p in prange(nparts):   # one prange, not one per cut: each costs compile time
+        if by_rows:
             lo = _cut(p, nparts, M, 8)
             hi = _cut(p + 1, nparts, M, 8)
             gemm_rm(fn, ta, tb, hi - lo, N, K, 1.0, A, lo if ta == TRANS else lo * lda, lda,
                     B, 0, ldb, 0.0, C, lo * N, N)
-    else:
-        for p in prange(nparts):
+        else:
             lo = _cut(p, nparts, N, 16)
             hi = _cut(p + 1, nparts, N, 16)
             gemm_rm(fn, ta, tb, M, hi - lo, K, 1.0, A, 0, lda, B, lo * ldb if tb == TRANS
