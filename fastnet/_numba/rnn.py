@@ -216,10 +216,13 @@ MIN_GEMM_WORK = 1e6
 def _parts(B):
     """Blocks of rows (one per thread) for a batch of ``B`` rows; see the module's
     docstring, "Threads"."""
+    # parallel_ok() first, always: the epoch kernels hold parallel functions, and compiling
+    # or loading them starts Numba's threads, which must happen through it (its docstring)
+    ok = parallel_ok()
     nt = _threads.default_threads()
-    if nt <= 1 or B < 2 * MIN_BLOCK_ROWS or _blas.CONTROL is None:
+    if not ok or nt <= 1 or B < 2 * MIN_BLOCK_ROWS or _blas.CONTROL is None:
         return 1
-    return min(nt, B // MIN_BLOCK_ROWS) if parallel_ok() else 1
+    return min(nt, B // MIN_BLOCK_ROWS)
 
 
 @njit(**JIT)
