@@ -32,8 +32,10 @@ on one thread inside each of them (:func:`fastnet._numba._blas.single_thread`:
 OpenBLAS's own workers spin after each call and would fight the blocks for the
 cores), and the large GEMMs (the input projections, the weight gradients, the
 output layer) are cut into one block of rows or columns per thread
-(:func:`_pmm`).  A row's numbers in the recurrence do not depend on which
-block it is in; the whole epoch gives the same bits for a given thread count.
+(:func:`_pmm`).  A block's numbers never depend on which thread ran it, so the
+whole epoch gives the same bits, run after run, for a given thread count.  (Across
+thread counts they agree to rounding: the cuts of the large GEMMs move, and with
+unsorted lengths a row may leave or join a two-row tile of the recurrent product.)
 With one thread, a small batch, or a BLAS whose threads cannot be set,
 everything runs as one block and BLAS threads the large GEMMs itself.
 """
@@ -276,7 +278,7 @@ def _pmm(fn, ta, tb, A, B, C, nparts):
         gemm_rm(fn, ta, tb, M, N, K, 1.0, A, 0, lda, B, 0, ldb, 0.0, C, 0, N)
         return
     by_rows = M >= N
-    for p in prange(nparts):   # one prange, not one per cut: each costs compile time
+    for p in prange(nparts):
         if by_rows:
             lo = _cut(p, nparts, M, 8)
             hi = _cut(p + 1, nparts, M, 8)
