@@ -54,3 +54,41 @@ def test_numba_openmp_layer_leaves_nesting_as_it_was(batch):
     if layer != "omp" or before == "-1":
         pytest.skip(f"Numba's threading layer here is {layer!r}, not GNU OpenMP")
     assert after == before, f"max-active-levels {before} before, {after} after"
+
+
+def test_recurrent_kernels_on_threads_from_several_python_threads():
+    """Four Python threads each running a numba LSTM epoch cut in blocks of rows (``prange``
+    launched from each of them at once): every one gives the bits of a run alone."""
+    import threading
+
+    import numpy as np
+
+    from fastnet import _backend
+    from fastnet._codes import Act, Cell, Optimizer
+    from fastnet.estimators._rnn import init_network
+    K = _backend.backend_kernels("numba")
+    V, H, B = 7, 24, 32
+    sizes = np.array([V, H, V], np.int64)
+    p0 = init_network(Cell.LSTM, sizes, np.random.default_rng(0), np.float64)
+    toks = np.random.default_rng(1).integers(0, V, (B, 61)).astype(np.int64)
+
+    def run():
+        p, st = p0.copy(), np.zeros(2 * p0.size)
+        tot = K.rnn_lm_epoch(int(Cell.LSTM), int(Act.TANH), p, sizes, toks, 20, np.zeros(B * H),
+                             np.zeros(B * H), int(Optimizer.ADAM), 1e-3, 0.9, 0.999, 1e-8, 5.0,
+                             st, 0)
+        return tot, p
+
+    want = run()
+    got = [None] * 4
+
+    def job(i):
+        got[i] = run()
+    threads = [threading.Thread(target=job, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for tot, p in got:
+        assert tot == want[0]
+        np.testing.assert_array_equal(p, want[1])
