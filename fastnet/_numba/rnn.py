@@ -229,7 +229,8 @@ def _parts(B):
 
 @njit(**JIT)
 def _cut(c, C, n, align):
-    """Start of block ``c`` of ``C`` over ``range(n)``, a multiple of ``align``."""
+    """Start of block ``c`` of ``C`` over ``range(n)``, a multiple of ``align`` (the Cython
+    backend's ``_cut``, ``src_cython/_rnn_blocks.pxi``)."""
     if c >= C:
         return n
     r = ((c * n) // C + align - 1) // align * align
@@ -721,16 +722,23 @@ def _lm_epoch_impl(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer,
 
 
 # ------------------------------------------------------------------- checked wrappers
-_nothing = contextlib.nullcontext
+@contextlib.contextmanager
+def _blocks(B, dtype):
+    """``(fn, nparts)`` for a kernel call on a batch of ``B`` rows: the BLAS function's
+    address and the blocks of rows (:func:`_parts`), with BLAS on one thread inside when
+    there are several (see the module's docstring, "Threads")."""
+    nparts = _parts(B)
+    with _blas.single_thread() if nparts > 1 else contextlib.nullcontext():
+        yield gemm_address(dtype), nparts
+
 
 def rnn_forward(cell, act, params, X, lengths, HS, CS, GS):
     """See :func:`fastnet.reference.rnn.rnn_forward`."""
     cell, act, T, B, D, H, G = chk.layer_call("rnn_forward", cell, act, params, X, lengths, HS,
                                               CS, GS)
-    nparts = _parts(B)
-    with _blas.single_thread() if nparts > 1 else _nothing():
-        _forward_impl(cell, act, params, X, lengths, HS, CS if cell == _LSTM else HS, GS,
-                      gemm_address(params.dtype), nparts)
+    with _blocks(B, params.dtype) as (fn, nparts):
+        _forward_impl(cell, act, params, X, lengths, HS, CS if cell == _LSTM else HS, GS, fn,
+                      nparts)
 
 
 def rnn_backward(cell, act, params, X, lengths, HS, CS, GS, dY, dh, dc, grad, dX):
@@ -738,11 +746,10 @@ def rnn_backward(cell, act, params, X, lengths, HS, CS, GS, dY, dh, dc, grad, dX
     cell, act, T, B, D, H, G, has_dy, need_dx = chk.backward_call(
         "rnn_backward", cell, act, params, X, lengths, HS, CS, GS, dY, dh, dc, grad, dX)
     lstm = cell == _LSTM
-    nparts = _parts(B)
-    with _blas.single_thread() if nparts > 1 else _nothing():
+    with _blocks(B, params.dtype) as (fn, nparts):
         _backward_impl(cell, act, params, X, lengths, HS, CS if lstm else HS, GS,
                        dY if has_dy else HS[1:], has_dy, dh, dc if lstm else dh, grad,
-                       dX if need_dx else X, need_dx, gemm_address(params.dtype), nparts)
+                       dX if need_dx else X, need_dx, fn, nparts)
 
 
 def clip_grad_norm(grad, max_norm):
@@ -757,11 +764,10 @@ def rnn_seq_epoch(cell, act, params, sizes, X, lengths, y, order, batch_size, op
     cell, act, batch_size, optimizer, lr, mu, rho, eps, clip, t = chk.seq_epoch_call(
         "rnn_seq_epoch", cell, act, params, sizes, X, lengths, y, order, batch_size, optimizer,
         lr, mu, rho, eps, clip, state, t)
-    nparts = _parts(min(batch_size, order.shape[0]))
-    with _blas.single_thread() if nparts > 1 else _nothing():
+    with _blocks(min(batch_size, order.shape[0]), params.dtype) as (fn, nparts):
         return float(_seq_epoch_impl(cell, act, params, sizes, X, lengths, y, order,
                                      batch_size, optimizer, lr, mu, rho, eps, clip, state, t,
-                                     gemm_address(params.dtype), nparts))
+                                     fn, nparts))
 
 
 def rnn_lm_epoch(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer, lr, mu, rho, eps,
@@ -770,11 +776,10 @@ def rnn_lm_epoch(cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer, l
     cell, act, seq_len, optimizer, lr, mu, rho, eps, clip, t = chk.lm_epoch_call(
         "rnn_lm_epoch", cell, act, params, sizes, tokens, seq_len, hs, cs, optimizer, lr, mu,
         rho, eps, clip, state, t)
-    nparts = _parts(tokens.shape[0])
-    with _blas.single_thread() if nparts > 1 else _nothing():
+    with _blocks(tokens.shape[0], params.dtype) as (fn, nparts):
         return float(_lm_epoch_impl(cell, act, params, sizes, tokens, seq_len, hs,
                                     cs if cell == _LSTM else hs, optimizer, lr, mu, rho, eps,
-                                    clip, state, t, gemm_address(params.dtype), nparts))
+                                    clip, state, t, fn, nparts))
 
 
 KERNELS = {"rnn_forward": rnn_forward, "rnn_backward": rnn_backward,
