@@ -142,7 +142,9 @@ def test_warm_start_continues_from_the_fitted_weights():
     est = fastnet.MLPClassifier(warm_start=True, **kw).fit(Xtr, ytr)
     first = est.coefs_[0].copy()
     est.fit(Xtr, ytr)
-    assert est.n_iter_ == 4 and not np.array_equal(first, est.coefs_[0])
+    # n_iter_ counts this call's epochs (scikit-learn's rule since 1.3), t_ all the samples
+    assert est.n_iter_ == 2 and est.t_ == 4 * len(ytr) and len(est.loss_curve_) == 4
+    assert not np.array_equal(first, est.coefs_[0])
     four = fastnet.MLPClassifier(**dict(kw, max_iter=4)).fit(Xtr, ytr)
     assert_close(est.params_, four.params_)
 
@@ -212,3 +214,47 @@ def test_adam_on_every_backend_is_the_reference(backend):
     with fastnet.use_backend("reference"):
         ref = fastnet.MLPClassifier(**kw).fit(Xtr, ytr)
     assert_close(est.params_, ref.params_)
+
+
+SAME_TRAJECTORY = [dict(), dict(solver="sgd"), dict(solver="sgd", nesterovs_momentum=False),
+                   dict(alpha=0.5, batch_size=50), dict(activation="tanh"),
+                   dict(activation="logistic", solver="sgd", learning_rate="invscaling",
+                        learning_rate_init=0.1)]
+
+
+@pytest.mark.parametrize("kw", SAME_TRAJECTORY, ids=lambda kw: ",".join(map(str, kw.values()))
+                         or "defaults")
+@pytest.mark.parametrize("task", ["softmax", "logistic", "regression"])
+def test_from_scikit_learns_weights_it_trains_to_scikit_learns_weights(backend, kw, task):
+    """Given scikit-learn's weights and order, a warm-started fit takes scikit-learn's steps.
+
+    Both estimators fit one epoch; ours is given scikit-learn's weights; both then fit 4
+    epochs more with ``warm_start`` (a fresh optimiser, as scikit-learn's) and no shuffle.
+    The weights agree to rounding: the forward pass, the loss's gradient, the per-batch L2
+    term, Adam's and Nesterov's steps, the schedules and the output layers are the same
+    algorithm.  The recorded cost differs only in the penalty, which fastnet takes at the
+    start of the epoch and scikit-learn before each batch.  400 rows: whole batches (a
+    smaller last batch is penalised by alpha/batch_size here, alpha/its rows there).
+    """
+    if kw.get("solver", "adam") == "adam" and optimizer_missing("adam"):
+        pytest.skip(f"optimizer 'adam' not on backend {backend!r}")
+    from sklearn.datasets import load_digits
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:400] / 16.0, y[:400]
+    target = {"softmax": y, "logistic": y % 2, "regression": X[:, 20] + X[:, 30]}[task]
+    ours_cls, theirs_cls = (fastnet.MLPRegressor, sk_nn.MLPRegressor) if task == "regression" \
+        else (fastnet.MLPClassifier, sk_nn.MLPClassifier)
+    base = dict(hidden_layer_sizes=(7, 5), warm_start=True, shuffle=False, max_iter=1, tol=0,
+                n_iter_no_change=100, random_state=0, **kw)
+    theirs = theirs_cls(**base).fit(X, target)
+    ours = ours_cls(dtype="float64", **base).fit(X, target)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        a[...] = b
+    assert_close(ours.coefs_[0], theirs.coefs_[0])
+    theirs.set_params(max_iter=4).fit(X, target)
+    ours.set_params(max_iter=4).fit(X, target)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12 * np.abs(b).max())
+    assert ours.n_iter_ == theirs.n_iter_ == 4 and ours.t_ == theirs.t_ == 5 * 400
+    rtol = 1e-2 if kw.get("alpha", 0) > 0.1 else 1e-6
+    np.testing.assert_allclose(ours.loss_curve_[1:], theirs.loss_curve_[1:], rtol=rtol)

@@ -47,7 +47,7 @@ _ATTRS_DOC = r"""
     coef_, intercept_ :
         As scikit-learn's.
     n_iter_, loss_, loss_curve_, n_features_in_, history_, lr_ :
-        Epochs run, the last cost, the cost of each epoch, the number of
+        Epochs of the last ``fit`` call, the last cost, the cost of each epoch, the number of
         features, fastnet's record of the run, the learning rate used.
     params_, thetas_, model_ :
         The weights: flat, as the course's ``Theta``, as the course's model list.

@@ -49,7 +49,8 @@ _PARAMS_DOC = r"""
         True/1: a progress bar (epoch, loss, accuracy, samples/s) once
         training has lasted two seconds; 2: from the start.
     warm_start : bool, default=False
-        ``fit`` continues from the fitted weights.
+        ``fit`` starts from the fitted weights, with a fresh optimiser (as
+        scikit-learn's; ``partial_fit`` carries the optimiser's state on).
     momentum : float in [0, 1), default=0.9
     nesterovs_momentum : bool, default=True
     early_stopping : bool, default=False
@@ -102,8 +103,12 @@ _PARAMS_DOC = r"""
     Attributes
     ----------
     loss_, loss_curve_, best_loss_, n_iter_, t_ :
-        The last cost, the cost of each epoch, the lowest one (None with early
-        stopping), epochs run, samples seen.
+        The last cost, the cost of each epoch (every call's), the lowest one
+        (None with early stopping), the epochs of the last ``fit`` or
+        ``partial_fit`` call (scikit-learn's rule since 1.3), the samples seen
+        in all calls.  The cost of an epoch is the mean loss of its batches plus
+        the L2 term of the weights at the epoch's start (scikit-learn: before
+        each batch).
     coefs_, intercepts_ : lists of ndarray
         Per-layer weights ``(n_in, n_out)`` and biases (views of ``params_``).
     validation_scores_, best_validation_score_ :

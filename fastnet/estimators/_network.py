@@ -252,7 +252,9 @@ class _Network(_Estimator):
                                  "or the activations of a fitted network; call fit with "
                                  "warm_start=False to start over")
             run.params = self.params_.copy()
-            fresh = self._opt_state.shape != (2 * run.params.shape[0],) or \
+            # scikit-learn's: a warm-started fit starts a fresh optimiser (Adam's moments,
+            # the momentum) from the fitted weights; partial_fit carries the optimiser on
+            fresh = not run.partial or self._opt_state.shape != (2 * run.params.shape[0],) or \
                 getattr(self, "_opt_name", None) != c["optimizer"]
             run.state = np.zeros(2 * run.params.shape[0], dtype=run.params.dtype) if fresh \
                 else self._opt_state.copy()
@@ -382,7 +384,7 @@ class _Network(_Estimator):
         self._opt_name = c["optimizer"]
         self._guard = trainer.guard
         self._rng = run.rng
-        self.n_iter_ = self.n_iter_ + run.n if not run.first else run.n
+        self.n_iter_ = run.n  # this call's epochs, as scikit-learn's (1.3 on); t_ counts them all
         self.t_ += run.n * run.X_tr.shape[0]
         hist["epochs"] = len(hist["J"])
         hist["converged"] = bool(run.converged)
