@@ -172,9 +172,14 @@ class TrainingArgs:
         return labels_from_outputs(Y)
 
     def order(self, m):
-        """The sample order of one epoch (draws from ``rng`` only when shuffling)."""
+        """The sample order of one epoch (draws from ``rng`` only when shuffling): the last
+        epoch's order shuffled in place, from ``0..m-1`` (as the compiled loops)."""
         if self.shuffle:
-            return self.rng.permutation(m).astype(np.int64)
+            perm = getattr(self, "_perm", None)
+            if perm is None or perm.shape[0] != m:
+                perm = self._perm = np.arange(m, dtype=np.int64)
+            self.rng.shuffle(perm)
+            return perm.copy()
         return np.arange(m, dtype=np.int64)
 
 

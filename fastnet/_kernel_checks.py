@@ -357,20 +357,19 @@ def history_array(kernel, name, arr, n, dtype):
 
 
 def epochs_buffers(kernel, params, order, m, rng, backup, run, costs, times):
-    """The arguments ``train_epochs`` adds to ``train_epoch``'s: the order buffer (int64,
-    ``(m,)``, writable when ``rng`` draws into it, else a valid order), ``rng`` (None or a
-    ``numpy.random.Generator``), ``backup`` (``3 P`` of params' dtype), ``run`` (float64,
+    """The arguments ``train_epochs`` adds to ``train_epoch``'s: the order (int64, ``(m,)``,
+    a valid order, writable when ``rng`` shuffles it), ``rng`` (None, a
+    ``numpy.random.Generator`` or ``RandomState``), ``backup`` (``3 P`` of params' dtype), ``run`` (float64,
     ``Run.WIDTH``), ``costs`` (float64, ``(E,)``) and ``times`` (float64, ``(E, 3)``).
     Returns ``E``, the most epochs to run."""
     from fastnet._codes import Run, Stop
     int_array(kernel, "order", order)
     shape(kernel, "order", order, (m,))
-    if rng is None:
-        order_array(kernel, order, m)
-    else:
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"{kernel}: rng must be None or a numpy.random.Generator, got "
-                            f"{type(rng).__name__}")
+    order_array(kernel, order, m)
+    if rng is not None:
+        if not isinstance(rng, (np.random.Generator, np.random.RandomState)):
+            raise TypeError(f"{kernel}: rng must be None, a numpy.random.Generator or a "
+                            f"RandomState, got {type(rng).__name__}")
         writable(kernel, "order", order)
     writable(kernel, "backup", float_array(kernel, "backup", backup, ndim=1, dtype=params.dtype))
     shape(kernel, "backup", backup, (3 * params.shape[0],))

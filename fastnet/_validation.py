@@ -448,6 +448,26 @@ def check_bool(x, name: str, *, owner=None):
     raise TypeError(f"{name} must be True or False, got {x!r}")
 
 
+def check_random_state(seed, name: str = "random_state", *, owner=None):
+    """scikit-learn's ``check_random_state``, and a numpy Generator as it is.
+
+    None is numpy's global ``RandomState`` (the one ``np.random.seed`` seeds), an int
+    ``RandomState(seed)``, a ``RandomState`` or ``Generator`` itself: the draws of
+    scikit-learn's estimators, for the estimators that mirror them.
+    """
+    if isinstance(seed, (np.random.Generator, np.random.RandomState)):
+        return seed
+    if seed is None or seed is np.random:
+        return np.random.mtrand._rand
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and 0 <= seed < 2**32:
+        return np.random.RandomState(int(seed))
+    if owner is not None:
+        raise parameter_error(owner, name, "an int in the range [0, 4294967295], a numpy "
+                              "Generator or RandomState, or None", seed)
+    raise ValueError(f"{name} must be None, a seed in [0, 2**32), a RandomState or a "
+                     f"Generator, got {seed!r}")
+
+
 def check_rng(rng, name: str = "rng", *, owner=None) -> np.random.Generator:
     """A ``numpy.random.Generator`` from a seed, a Generator, a RandomState or None."""
     if isinstance(rng, np.random.Generator):

@@ -39,9 +39,10 @@ class EpochTrainer(EpochRunner):
     :meth:`epoch` / :meth:`run` are C-contiguous arrays of ``params``' dtype
     with ``Y`` of shape ``(m, sizes[-1])``.
 
-    One epoch draws the sample order (a permutation from ``rng`` when
-    ``shuffle`` and the batches are smaller than the data, else the natural
-    order), measures the penalty at the start of the epoch, and calls the
+    One epoch draws the sample order (when ``shuffle`` and the batches are
+    smaller than the data: ``rng.shuffle`` of the last epoch's order, from
+    ``0..m-1`` at the start of each :meth:`run` or :meth:`epoch` call, as
+    scikit-learn shuffles its ``sample_idx``; else the natural order), measures the penalty at the start of the epoch, and calls the
     active backend's ``train_epoch`` kernel once.  Its cost is the mean data
     loss over the epoch plus that penalty, as in
     :func:`fastnet.reference.train`.  The loop around the epochs, with its
@@ -64,7 +65,9 @@ class EpochTrainer(EpochRunner):
     penalty : {None, 'l1', 'l2'}
     lam : float
     shuffle : bool
-    rng : numpy.random.Generator
+    rng : numpy.random.Generator or RandomState
+        A ``RandomState`` that drew scikit-learn's initial weights gives
+        scikit-learn's orders.
     state : ndarray (2 P,), optional
         The optimiser's state (velocity, running mean square, Adam's moments),
         kept across calls (``partial_fit``); zeros when not given.
@@ -102,10 +105,21 @@ class EpochTrainer(EpochRunner):
         self.guard = guard
         self.X = self.Y = None
         self._arange = np.empty(0, dtype=np.int64)
+        self._perm = None
+
+    def _running_order(self, m):
+        """The order the epochs shuffle in place: ``0..m-1`` at the start of each
+        :meth:`run` or :meth:`epoch` call, then each epoch's shuffle of the last (scikit-learn's
+        sequence, its ``sample_idx``)."""
+        if self._perm is None or self._perm.shape[0] != m:
+            self._perm = np.arange(m, dtype=np.int64)
+        return self._perm
 
     def _order(self, m, batch_size):
         if self.shuffle and batch_size < m:
-            return self.rng.permutation(m).astype(np.int64, copy=False)
+            order = self._running_order(m)
+            self.rng.shuffle(order)
+            return order
         if self._arange.shape[0] != m:
             self._arange = np.arange(m, dtype=np.int64)
         return self._arange
@@ -176,7 +190,7 @@ class EpochTrainer(EpochRunner):
         m = X.shape[0]
         bs = m if self.batch_size is None else min(int(self.batch_size), m)
         shuffled = self.shuffle and bs < m
-        order = np.empty(m, np.int64) if shuffled else self._order(m, bs)
+        order = self._running_order(m) if shuffled else self._order(m, bs)
         if self._fused_backup is None or self._fused_backup.shape[0] != 3 * self.params.shape[0] \
                 or self._fused_backup.dtype != self.params.dtype:
             self._fused_backup = np.empty(3 * self.params.shape[0], self.params.dtype)
@@ -226,8 +240,9 @@ class EpochTrainer(EpochRunner):
 
     # ---- public
     def set_data(self, X, Y):
-        """Train on ``(X, Y)`` from now on."""
+        """Train on ``(X, Y)`` from now on; the shuffled order starts again at ``0..m-1``."""
         self.X, self.Y = X, Y
+        self._perm = None
 
     def epoch(self, X, Y, epoch=1):
         """Run one epoch on ``(X, Y)``; return its cost.

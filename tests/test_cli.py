@@ -111,11 +111,13 @@ def _adam_backend():
 
 
 def test_readme_iris_command_gives_a_good_model(data_dir, capsys):
-    """The README's `fastnet train iris.csv --label-column species --scale standardize`."""
+    """The README's `fastnet train iris.csv --label-column species --scale standardize
+    --epochs 1000` (full batches of 120: the default 200 epochs are 200 steps, too few)."""
     from conftest import need
     iris = need(data_dir, "seed", "iris.csv")
     code, out, err = run(["train", str(iris), "--label-column", "species", "--scale",
-                          "standardize", "--quiet", "--backend", _adam_backend()], capsys)
+                          "standardize", "--epochs", "1000", "--quiet", "--backend",
+                          _adam_backend()], capsys)
     assert code == 0, err
     test_acc = float(out.split("test accuracy ")[1].split(" %")[0])
     assert test_acc >= 90.0, out

@@ -258,3 +258,40 @@ def test_from_scikit_learns_weights_it_trains_to_scikit_learns_weights(backend, 
     assert ours.n_iter_ == theirs.n_iter_ == 4 and ours.t_ == theirs.t_ == 5 * 400
     rtol = 1e-2 if kw.get("alpha", 0) > 0.1 else 1e-6
     np.testing.assert_allclose(ours.loss_curve_[1:], theirs.loss_curve_[1:], rtol=rtol)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(activation="logistic"), dict(solver="sgd"),
+                                dict(hidden_layer_sizes=(30, 20), activation="tanh",
+                                     batch_size=50)],
+                         ids=["defaults", "logistic", "sgd", "tanh-30-20-b50"])
+def test_the_same_random_state_gives_scikit_learns_fit(backend, kw):
+    """An int random_state draws scikit-learn's initial weights and its shuffled orders: in
+    float64 the fit is scikit-learn's, to rounding, on every backend; np.random.seed does the
+    same for random_state=None."""
+    if kw.get("solver", "adam") == "adam" and optimizer_missing("adam"):
+        pytest.skip(f"optimizer 'adam' not on backend {backend!r}")
+    from sklearn.datasets import load_digits
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:400] / 16.0, y[:400]
+    for seed in (0, 7):
+        theirs = sk_nn.MLPClassifier(random_state=seed, max_iter=6, **kw).fit(X, y)
+        ours = fastnet.MLPClassifier(random_state=seed, max_iter=6, dtype="float64",
+                                     **kw).fit(X, y)
+        for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    np.random.seed(3)
+    theirs = sk_nn.MLPClassifier(max_iter=2, **kw).fit(X, y)
+    np.random.seed(3)
+    ours = fastnet.MLPClassifier(max_iter=2, dtype="float64", **kw).fit(X, y)
+    np.testing.assert_allclose(ours.coefs_[0], theirs.coefs_[0], rtol=1e-9, atol=1e-12)
+
+
+def test_a_generator_random_state_draws_fastnets_way():
+    """A numpy Generator is fastnet's extension: reproducible, and not scikit-learn's draws."""
+    Xtr, ytr, _, _ = digits(200)
+    kw = dict(hidden_layer_sizes=(6,), max_iter=3, batch_size=50)
+    a = fastnet.MLPClassifier(random_state=np.random.default_rng(0), **kw).fit(Xtr, ytr)
+    b = fastnet.MLPClassifier(random_state=np.random.default_rng(0), **kw).fit(Xtr, ytr)
+    c = fastnet.MLPClassifier(random_state=0, **kw).fit(Xtr, ytr)
+    np.testing.assert_array_equal(a.params_, b.params_)
+    assert not np.allclose(a.params_, c.params_)

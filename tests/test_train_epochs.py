@@ -46,7 +46,7 @@ def _call(K, params, sizes, kinds, X, Y, *, epochs=4, batch_size=16, optimizer=3
           penalty=1, lam=0.01, seed=5, shuffle=True, run=None, t=2, loss=0):
     m = X.shape[0]
     state = np.zeros(2 * params.size, params.dtype)
-    order = np.empty(m, np.int64) if shuffle else np.arange(m, dtype=np.int64)
+    order = np.arange(m, dtype=np.int64)  # shuffled in place each epoch when shuffle
     rng = np.random.default_rng(seed) if shuffle else None
     backup = np.empty(3 * params.size, params.dtype)
     run = _run_array() if run is None else run
@@ -82,8 +82,9 @@ def test_matches_reference(name, dtype, optimizer, batch_size, penalty, zeros):
 
 
 def test_reference_is_the_python_loop_of_train_epoch():
-    """Epoch by epoch, the reference's train_epochs is the Python loop: permutation, penalty
-    at the start, train_epoch, J = total / m + penalty, steps advanced by the batches."""
+    """Epoch by epoch, the reference's train_epochs is the Python loop: the last order
+    shuffled, penalty at the start, train_epoch, J = total / m + penalty, steps advanced by
+    the batches."""
     rng = np.random.default_rng(0)
     params, sizes, kinds = make_net(rng, [12, 6, 3], [3, 1], np.float64)
     X, Y = make_data(rng, 40, 12, 3, np.float64)
@@ -91,8 +92,9 @@ def test_reference_is_the_python_loop_of_train_epoch():
     p, s = params.copy(), np.zeros(2 * params.size)
     draw = np.random.default_rng(5)
     t = 2
+    order = np.arange(40)
     for e in range(3):
-        order = draw.permutation(40)
+        draw.shuffle(order)
         pen = REF.penalty_value(1, 0.01, p, sizes)
         total = REF.train_epoch(p, sizes, kinds, 0, X, Y, order, 16, 3, 0.01, 0.9, 0.999,
                                 1e-8, 1, 0.01, s, t)
@@ -168,6 +170,41 @@ def test_divergence_restores_the_epoch_start(name, case):
     assert case == "runaway" or not np.isfinite(run[Run.W_MAX]) or run[Run.W_MAX] > 1e3
 
 
+@backends
+@pytest.mark.parametrize("make_rng", [np.random.default_rng, np.random.RandomState],
+                         ids=["Generator", "RandomState"])
+def test_each_epoch_shuffles_the_last_epochs_order_in_place(name, make_rng):
+    """scikit-learn's sequence of orders (its ``sample_idx = shuffle(sample_idx)``): from the
+    order given, each epoch's order is the last one shuffled by ``rng.shuffle``; with a
+    RandomState the draws are scikit-learn's, on every backend."""
+    params, sizes, kinds, X, Y = _small(3)
+    m = X.shape[0]
+    rng = make_rng(11)
+    order = np.arange(m, dtype=np.int64)
+    state = np.zeros(2 * params.size)
+    backup = np.empty(3 * params.size)
+    costs, times = np.zeros(3), np.zeros((3, 3))
+    got = params.copy()
+    n = kernels_of(name).train_epochs(got, sizes, kinds, 0, X, Y, order, 8, 3, 0.01, 0.9,
+                                      0.999, 1e-8, 0, 0.0, state, 0, rng, backup,
+                                      _run_array(), costs, times)
+    assert n == 3
+    want_rng, want = make_rng(11), np.arange(m, dtype=np.int64)
+    for _ in range(3):
+        want_rng.shuffle(want)
+    np.testing.assert_array_equal(order, want)
+    assert not np.array_equal(order, np.arange(m))
+    # ...and the weights are those of the three orders, one epoch each, on the reference
+    ref = params.copy()
+    ref_state = np.zeros(2 * params.size)
+    replay, perm = make_rng(11), np.arange(m, dtype=np.int64)
+    for e in range(3):
+        replay.shuffle(perm)
+        REF.train_epoch(ref, sizes, kinds, 0, X, Y, perm.copy(), 8, 3, 0.01, 0.9, 0.999, 1e-8,
+                        0, 0.0, ref_state, e * -(-m // 8))
+    assert_close(got, ref)
+
+
 @compiled
 def test_bad_arguments_name_what_is_wrong(name):
     K = kernels_of(name)
@@ -176,7 +213,7 @@ def test_bad_arguments_name_what_is_wrong(name):
 
     def call(order=None, rng=np.random.default_rng(0), backup=None, run=None, costs=None,
              times=None):
-        order = np.empty(30, np.int64) if order is None else order
+        order = np.arange(30, dtype=np.int64) if order is None else order
         backup = np.empty(3 * params.size) if backup is None else backup
         run = _run_array() if run is None else run
         costs = np.zeros(3) if costs is None else costs
@@ -186,11 +223,13 @@ def test_bad_arguments_name_what_is_wrong(name):
                               times)
 
     with pytest.raises(TypeError, match="rng"):
-        call(rng=np.random.RandomState(0))
+        call(rng=np.random.SeedSequence(0))
     with pytest.raises(ValueError, match="order"):
         call(order=np.empty(29, np.int64))
     with pytest.raises(ValueError, match="order"):  # no rng: the order must be valid as given
         call(order=np.full(30, 30, np.int64), rng=None)
+    with pytest.raises(ValueError, match="order"):  # and with one: it shuffles what it is given
+        call(order=np.full(30, -1, np.int64))
     with pytest.raises(ValueError, match="backup"):
         call(backup=np.empty(2 * params.size))
     with pytest.raises(TypeError, match="backup"):

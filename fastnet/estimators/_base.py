@@ -20,7 +20,8 @@ import warnings
 import numpy as np
 
 from fastnet._validation import (InvalidParameterError, check_bool, check_choice, check_int,
-                                 check_rng, check_scalar, parameter_error)
+                                 check_rng, check_random_state, check_scalar,
+                                 parameter_error)
 
 __all__ = ["InvalidParameterError"]  # the rest is private to fastnet.estimators
 
@@ -108,7 +109,10 @@ def _p_bool(est, name):
 
 
 def _p_random_state(est):
-    return check_rng(est.random_state, "random_state", owner=type(est).__name__)
+    """The estimator's random source: scikit-learn's (``check_random_state``) for the
+    estimators that replay scikit-learn's draws (``_sklearn_draws``), else a Generator."""
+    check = check_random_state if getattr(est, "_sklearn_draws", False) else check_rng
+    return check(est.random_state, "random_state", owner=type(est).__name__)
 
 
 # ----------------------------------------------------------------------------- data checks

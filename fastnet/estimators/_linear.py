@@ -35,8 +35,11 @@ _COMMON_DOC = r"""
         Samples per update; the momentum :math:`\mu`; RMSprop's decay; the
         :math:`\epsilon` of RMSprop and Adam.
     n_iter_no_change : int >= 1, default=1
-    early_stopping, validation_fraction, shuffle, random_state, warm_start :
+    early_stopping, validation_fraction, shuffle, warm_start :
         As :class:`fastnet.MLPClassifier`'s.
+    random_state : int, numpy Generator or RandomState, or None
+        Seeds the shuffles and the validation split (fastnet's draws: the
+        weights start at zero, so there is no scikit-learn start to replay).
     verbose : bool or int, default=0
         A progress bar once training has lasted two seconds.
 """

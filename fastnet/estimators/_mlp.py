@@ -43,7 +43,14 @@ _PARAMS_DOC = r"""
         Most epochs.
     shuffle : bool, default=True
     random_state : int, numpy Generator or RandomState, or None, default=None
-        Seeds the initial weights, the validation split and the shuffles.
+        Seeds the initial weights, the validation split and the shuffles.  An
+        int, a RandomState or None (numpy's global RandomState, which
+        ``np.random.seed`` seeds) draw as scikit-learn's MLPs draw: the same
+        initial weights and the same order in every epoch, so that a float64
+        fit is scikit-learn's fit to rounding (``dtype='float64'``; in
+        float32 the same start and orders, float32's rounding).  The split of
+        ``early_stopping`` is fastnet's own.  A numpy Generator draws in
+        fastnet's way.
     tol : float >= 0, default=1e-4
     verbose : bool or int, default=False
         True/1: a progress bar (epoch, loss, accuracy, samples/s) once
@@ -129,6 +136,10 @@ _PARAMS_DOC = r"""
 
 class _MLP:
     """The constructor shared by the two MLPs (scikit-learn's parameters, then fastnet's)."""
+
+    # scikit-learn's draws from an int, None or a RandomState: its initial weights, and its
+    # epochs' orders (each epoch shuffles the last one in place)
+    _sklearn_draws = True
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant",

@@ -114,6 +114,7 @@ class _Network(_Estimator):
     _init_zero = False       # linear models start from zeros, as the course does
     _lr_auto = False         # linear models accept lr='auto'
     _max_iter_default = 200  # the default of max_iter (so that max_epochs may replace it)
+    _sklearn_draws = False   # the MLPs: scikit-learn's random draws (check_random_state)
     _stop_rule = "plateau"   # scikit-learn's rule; the linear models keep the course's |dJ| < tol
 
     # ---- hyper-parameters
@@ -174,11 +175,28 @@ class _Network(_Estimator):
         params = np.zeros(n_params(sizes), dtype=dtype)
         if self._init_zero:
             return params
+        if isinstance(rng, np.random.RandomState):
+            return self._sklearn_init(params, sizes, acts, rng)
         for W, act in zip(layer_views(params, sizes), acts):
             fan_in, fan_out = W.shape[0] - 1, W.shape[1]
             # Glorot's uniform initialisation (scikit-learn's, with its factor 2 for sigmoids)
             bound = np.sqrt((2.0 if act == "sigmoid" else 6.0) / (fan_in + fan_out))
             W[...] = (rng.random(W.shape) * 2 - 1) * bound
+        return params
+
+    def _sklearn_init(self, params, sizes, acts, rng):
+        r"""scikit-learn's draws: for each layer, ``uniform(-b, b)`` of the weights ``(n_in,
+        n_out)`` and then of the biases, in float64, with :math:`b = \sqrt{6/(n_{in} +
+        n_{out})}`, or :math:`\sqrt{2/\ldots}` in every layer when the hidden activation
+        is 'logistic' (one activation name; a list of them: before each sigmoid layer)."""
+        name = getattr(self, "activation", None)
+        for W, act in zip(layer_views(params, sizes), acts):
+            fan_in, fan_out = W.shape[0] - 1, W.shape[1]
+            sigmoid = name in ("logistic", "sigmoid") if isinstance(name, str) else \
+                act == "sigmoid"
+            bound = np.sqrt((2.0 if sigmoid else 6.0) / (fan_in + fan_out))
+            W[1:] = rng.uniform(-bound, bound, (fan_in, fan_out))
+            W[0] = rng.uniform(-bound, bound, fan_out)
         return params
 
     # ---- public API
@@ -234,7 +252,9 @@ class _Network(_Estimator):
         run.Y, run.labels, run.output = self._targets(y, run.X, reset=run.first, classes=classes,
                                                       output=output, dtype=run.dtype)
         run.loss = self._loss_name(run.output) if run.first else self.loss_function_
-        run.rng = run.c["rng"] if run.first else self._rng
+        # scikit-learn's estimators draw from check_random_state(random_state) afresh on each
+        # call (an int seed starts its stream again); the others carry their Generator on
+        run.rng = run.c["rng"] if run.first or self._sklearn_draws else self._rng
 
     def _start_network(self, run):
         """Layer sizes, activations and the starting weights and optimiser state."""

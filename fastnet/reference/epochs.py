@@ -6,8 +6,9 @@ r"""Many epochs in one call: the ``train_epochs`` kernel, for reading.
 compiled backend can run a whole fit without returning to Python.  Epoch
 :math:`e` (from 0):
 
-1. **order**: ``order[:] = rng.permutation(m)`` (when ``rng`` is given; else
-   ``order`` is used as it is), the same draws as the Python loop's;
+1. **order**: ``rng.shuffle(order)``, in place, the last epoch's order shuffled (when
+   ``rng`` is given; else ``order`` is used as it is), the same draws as the Python
+   loop's; from ``0..m-1`` with a ``RandomState`` these are scikit-learn's orders;
 2. **penalty** at the start of the epoch, :math:`R(w)` (0 without one);
 3. **backup**: ``backup[:P] = params``, ``backup[P:] = state``;
 4. **training**: ``total = train_epoch(..., t)``, then :math:`J_e = \text{total}/m + R(w)`,
@@ -71,7 +72,7 @@ def epoch_loop(train_epoch, penalty_value, params, sizes, kinds, loss_kind, X, Y
     for e in range(costs.shape[0]):
         t0 = clock()
         if rng is not None:
-            order[:] = rng.permutation(m)
+            rng.shuffle(order)
         pen = penalty_value(penalty_kind, lam, params, sizes) if penalty_kind and lam else 0.0
         t1 = clock()
         backup[:P] = params
@@ -133,10 +134,10 @@ penalty_kind, lam, state, t
         As :func:`~fastnet.reference.kernels.train_epoch` (``t``: the step count before the
         first epoch).
     order : int64 array (m,)
-        The epochs' sample order: drawn into it each epoch when ``rng`` is given, else used
-        as it is.
-    rng : numpy.random.Generator or None
-        Draws each epoch's order (``rng.permutation(m)``, the Python loop's draws).
+        The epochs' sample order, indices of rows of ``X``: shuffled in place each epoch
+        when ``rng`` is given (and left as the last epoch's), else used as it is.
+    rng : numpy.random.Generator, numpy.random.RandomState or None
+        Shuffles the order each epoch (``rng.shuffle(order)``, the Python loop's draws).
     backup : array (3 P,) of params' dtype
         Work space: the state at the start of the epoch (``params`` then ``state``).
     run : float64 array (Run.WIDTH,)
