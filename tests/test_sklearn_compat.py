@@ -295,3 +295,42 @@ def test_a_generator_random_state_draws_fastnets_way():
     c = fastnet.MLPClassifier(random_state=0, **kw).fit(Xtr, ytr)
     np.testing.assert_array_equal(a.params_, b.params_)
     assert not np.allclose(a.params_, c.params_)
+
+
+@pytest.mark.parametrize("task", ["softmax", "logistic", "regression"])
+def test_early_stopping_holds_out_scikit_learns_rows(backend, task):
+    """With an int random_state, early_stopping's validation part is scikit-learn's (a plain
+    shuffle, stratified only for a single output), so the scores, the stopping epoch and
+    the best weights kept are scikit-learn's, in float64.  445 rows: 400 to train."""
+    if optimizer_missing("adam"):
+        pytest.skip(f"optimizer 'adam' not on backend {backend!r}")
+    from sklearn.datasets import load_digits
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:445] / 16.0, y[:445]
+    target = {"softmax": y, "logistic": y % 2, "regression": X[:, 20] + X[:, 30]}[task]
+    ours_cls, theirs_cls = (fastnet.MLPRegressor, sk_nn.MLPRegressor) if task == "regression" \
+        else (fastnet.MLPClassifier, sk_nn.MLPClassifier)
+    kw = dict(hidden_layer_sizes=(20,), early_stopping=True, n_iter_no_change=3, max_iter=80,
+              learning_rate_init=0.01, random_state=4)
+    theirs = theirs_cls(**kw).fit(X, target)
+    ours = ours_cls(dtype="float64", **kw).fit(X, target)
+    assert ours.n_iter_ == theirs.n_iter_
+    assert task == "regression" or ours.n_iter_ < 80  # the classifiers stop early
+    np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_,
+                               rtol=1e-9, atol=1e-12)
+    assert ours.best_validation_score_ == pytest.approx(theirs.best_validation_score_,
+                                                         rel=1e-9)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-11)
+
+
+def test_early_stopping_split_refuses_what_it_cannot_split():
+    X = np.random.default_rng(0).random((30, 3))
+    lonely = np.zeros(30, int)
+    lonely[0] = 1
+    with pytest.raises(ValueError, match="early_stopping.*two samples of each class.*has 1"):
+        fastnet.MLPClassifier(early_stopping=True, random_state=0).fit(X, lonely)
+    with pytest.raises(ValueError, match="validation_fraction=0.99 of 30 samples leaves no "
+                                         "training sample"):
+        fastnet.MLPRegressor(early_stopping=True, validation_fraction=0.99,
+                             random_state=0).fit(X, X[:, 0])

@@ -46,11 +46,11 @@ _PARAMS_DOC = r"""
         Seeds the initial weights, the validation split and the shuffles.  An
         int, a RandomState or None (numpy's global RandomState, which
         ``np.random.seed`` seeds) draw as scikit-learn's MLPs draw: the same
-        initial weights and the same order in every epoch, so that a float64
-        fit is scikit-learn's fit to rounding (``dtype='float64'``; in
-        float32 the same start and orders, float32's rounding).  The split of
-        ``early_stopping`` is fastnet's own.  A numpy Generator draws in
-        fastnet's way.
+        initial weights, the same validation part with ``early_stopping``
+        and the same order in every epoch, so that a float64 fit is
+        scikit-learn's fit to rounding (``dtype='float64'``; in float32 the
+        same start and orders, float32's rounding).  A numpy Generator draws
+        in fastnet's way.
     tol : float >= 0, default=1e-4
     verbose : bool or int, default=False
         True/1: a progress bar (epoch, loss, accuracy, samples/s) once

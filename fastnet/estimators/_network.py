@@ -21,6 +21,7 @@ from fastnet._backend import ACTIVATION_CODES
 from fastnet._params import layer_views, n_params, unpack
 from fastnet._progress import Progress
 from fastnet._validation import check_rng
+from fastnet.estimators._sklearn_split import split as sklearn_split
 from fastnet._history import record_epochs
 from fastnet.training import (AccuracyTracker, EarlyStopping, EpochTrainer, History, InvScaling,
                               LossPlateau)
@@ -288,8 +289,15 @@ class _Network(_Estimator):
         run.X_tr, run.Y_tr, run.lab_tr = run.X, run.Y, run.labels
         run.X_val = run.Y_val = run.lab_val = None
         if run.c["early_stopping"] and not run.partial:
-            tr, val = self._split(run.X.shape[0], run.labels, run.c["validation_fraction"],
-                                  run.rng)
+            if isinstance(run.rng, np.random.RandomState):  # scikit-learn's draws
+                # scikit-learn stratifies only a network with one output (two classes)
+                strata = run.labels if run.labels is not None and run.Y.shape[1] == 1 \
+                    else None
+                tr, val = sklearn_split(run.X.shape[0], strata, run.c["validation_fraction"],
+                                        run.rng)
+            else:
+                tr, val = self._split(run.X.shape[0], run.labels,
+                                      run.c["validation_fraction"], run.rng)
             run.X_tr, run.Y_tr = np.ascontiguousarray(run.X[tr]), np.ascontiguousarray(run.Y[tr])
             run.X_val = np.ascontiguousarray(run.X[val])
             run.Y_val = np.ascontiguousarray(run.Y[val])
