@@ -359,8 +359,9 @@ def history_array(kernel, name, arr, n, dtype):
 def epochs_buffers(kernel, params, order, m, rng, backup, run, costs, times):
     """The arguments ``train_epochs`` adds to ``train_epoch``'s: the order (int64, ``(m,)``,
     a valid order, writable when ``rng`` shuffles it), ``rng`` (None, a
-    ``numpy.random.Generator`` or ``RandomState``), ``backup`` (``3 P`` of params' dtype), ``run`` (float64,
-    ``Run.WIDTH``), ``costs`` (float64, ``(E,)``) and ``times`` (float64, ``(E, 3)``).
+    ``numpy.random.Generator`` or ``RandomState``), ``backup`` (``3 P`` of params' dtype),
+    ``run`` (float64, ``Run.WIDTH``), ``costs`` (float64, ``(E,)``) and ``times`` (float64,
+    ``(E, 3)``).
     Returns ``E``, the most epochs to run."""
     from fastnet._codes import Run, Stop
     int_array(kernel, "order", order)

@@ -42,8 +42,9 @@ class EpochTrainer(EpochRunner):
     One epoch draws the sample order (when ``shuffle`` and the batches are
     smaller than the data: ``rng.shuffle`` of the last epoch's order, from
     ``0..m-1`` at the start of each :meth:`run` or :meth:`epoch` call, as
-    scikit-learn shuffles its ``sample_idx``; else the natural order), measures the penalty at the start of the epoch, and calls the
-    active backend's ``train_epoch`` kernel once.  Its cost is the mean data
+    scikit-learn shuffles its ``sample_idx``; else the natural order),
+    measures the penalty at the start of the epoch, and calls the active
+    backend's ``train_epoch`` kernel once.  Its cost is the mean data
     loss over the epoch plus that penalty, as in
     :func:`fastnet.reference.train`.  The loop around the epochs, with its
     backup and the divergence rule, is :class:`fastnet._history.EpochRunner`'s

@@ -49,8 +49,9 @@ _PARAMS_DOC = r"""
         initial weights, the same validation part with ``early_stopping``
         and the same order in every epoch, so that a float64 fit is
         scikit-learn's fit to rounding (``dtype='float64'``; in float32 the
-        same start and orders, float32's rounding).  A numpy Generator draws
-        in fastnet's way.
+        same start and orders, float32's rounding).  As in scikit-learn, an
+        int starts its stream again on each ``fit`` and ``partial_fit`` call.
+        A numpy Generator draws in fastnet's way, one stream across calls.
     tol : float >= 0, default=1e-4
     verbose : bool or int, default=False
         True/1: a progress bar (epoch, loss, accuracy, samples/s) once

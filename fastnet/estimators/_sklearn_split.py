@@ -59,8 +59,8 @@ def split(m, codes, fraction, rs):
     Raises
     ------
     ValueError
-        When a class has a single sample, or either part has fewer samples than classes
-        (scikit-learn's conditions), naming ``validation_fraction``.
+        When a class has a single sample, or a part would have fewer samples than classes
+        (scikit-learn's conditions), or no sample is left to train on.
     """
     n_val = math.ceil(fraction * m)
     n_train = m - n_val
